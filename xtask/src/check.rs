@@ -1,0 +1,119 @@
+//! `cargo xtask check`: everything that can be proven offline, without AWS credentials.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use tools::terraform::Terraform;
+
+use crate::cli::CheckArgs;
+use crate::project::Project;
+use crate::stages::Stages;
+
+impl CheckArgs {
+    pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        let mut stages = Stages::default();
+        add_stages(project, &mut stages);
+        stages.finish("check")
+    }
+}
+
+/// The check stages, in order; `cargo xtask test` runs them after the Rust tests.
+pub fn add_stages(project: &Project, stages: &mut Stages) {
+    let mut tools = None;
+    stages.run("python tools", || {
+        tools = Some(project.python_tools()?);
+        Ok(())
+    });
+    stages.run("rendered files up to date", || crate::render::check_rendered(project));
+
+    let mut terraform = None;
+    stages.run("terraform setup", || {
+        let found = project.terraform()?;
+        eprintln!("    {}", found.describe());
+        terraform = Some(found);
+        Ok(())
+    });
+    if let Some(terraform) = &terraform {
+        stages.run("terraform fmt", || fmt(project, terraform));
+        stages.run("terraform validate", || validate(project, terraform));
+        stages.run("terraform test", || test(project, terraform));
+    }
+    if let Some(tools) = &tools {
+        stages.run("checkov", || {
+            tools::Cmd::new(tools.bin("checkov"), "scan infra/ with checkov (skips need an inline reason)")
+                .args(["--directory", "infra", "--framework", "terraform", "--compact", "--quiet", "--skip-download"])
+                .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
+                .dir(&project.root)
+                .run()
+        });
+    }
+}
+
+/// Folders `terraform fmt -check` covers: the infrastructure and the harness fixtures.
+fn fmt_dirs(project: &Project) -> Vec<PathBuf> {
+    ["infra", "crates/tools/tests/terraform"].iter().map(|d| project.root.join(d)).filter(|d| d.is_dir()).collect()
+}
+
+fn fmt(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
+    for dir in fmt_dirs(project) {
+        terraform
+            .cmd(format!("check the formatting of {}", project.rel(&dir).display()))
+            .args(["fmt", "-check", "-recursive", "-diff", "-no-color"])
+            .arg(&dir)
+            .run()
+            .map_err(|err| err.context("run `terraform fmt -recursive` to fix the formatting"))?;
+    }
+    Ok(())
+}
+
+/// The root module and every module below `infra/modules/`.
+pub fn terraform_dirs(project: &Project) -> anyhow::Result<Vec<PathBuf>> {
+    let infra = project.root.join("infra");
+    let mut dirs = Vec::new();
+    if has_tf_files(&infra) {
+        dirs.push(infra.clone());
+    }
+    let modules = infra.join("modules");
+    if modules.is_dir() {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&modules)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| has_tf_files(p))
+            .collect();
+        found.sort();
+        dirs.extend(found);
+    }
+    Ok(dirs)
+}
+
+fn has_tf_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x == "tf")))
+        .unwrap_or(false)
+}
+
+fn validate(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
+    let mut failures = Vec::new();
+    for dir in terraform_dirs(project)? {
+        if let Err(err) = terraform.validate(&dir) {
+            failures.push(format!("{}: {err:#}", project.rel(&dir).display()));
+        }
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    Ok(())
+}
+
+fn test(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
+    let mut failures = Vec::new();
+    for dir in terraform_dirs(project)?.into_iter().filter(|d| d.join("tests").is_dir()) {
+        match terraform.test(&dir) {
+            Ok(summary) => eprintln!("    {}: {summary}", project.rel(&dir).display()),
+            Err(err) => failures.push(format!("{}: {err:#}", project.rel(&dir).display())),
+        }
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The repository this xtask belongs to, and the tools it runs with.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use tools::python::PythonTools;
+use tools::terraform::{EngineChoice, ProviderChoice, Terraform};
+
+pub struct Project {
+    pub root: PathBuf,
+}
+
+impl Project {
+    /// The repository the xtask was built from; refuses to act on anything else.
+    pub fn find() -> anyhow::Result<Project> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf();
+        if !root.join("xtask/Cargo.toml").is_file() {
+            bail!(usage(format!("the repository this xtask was built from ({}) is gone; run `cargo xtask` inside a checkout", root.display())));
+        }
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        let inside = cwd.canonicalize().ok().zip(root.canonicalize().ok()).is_some_and(|(cwd, root)| cwd.starts_with(root));
+        if !inside {
+            bail!(usage(format!("run `cargo xtask` inside the repository ({}), not in {}", root.display(), cwd.display())));
+        }
+        Ok(Project { root })
+    }
+
+    /// The pinned Python tools, installed on first use.
+    pub fn python_tools(&self) -> anyhow::Result<PythonTools> {
+        PythonTools::ensure(&self.root)
+    }
+
+    /// Terraform and its provider, set up for offline use where the registry is unreachable.
+    pub fn terraform(&self) -> anyhow::Result<Terraform> {
+        let choice = ProviderChoice::from_env().map_err(usage)?;
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        tools::terraform::discover(&self.root, || self.python_tools(), EngineChoice::from_env(), choice, || {
+            tools::terraform::build_offline_provider(&self.root, &cargo)
+        })
+    }
+
+    /// Relative path for messages.
+    pub fn rel<'a>(&self, path: &'a Path) -> &'a Path {
+        path.strip_prefix(&self.root).unwrap_or(path)
+    }
+}
+
+/// An error that is the user's input or configuration, not a failed check: exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+pub fn usage(message: impl fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.to_string()))
+}
+
+pub trait ExitCodeOf {
+    fn exit_code(&self) -> u8;
+}
+
+impl ExitCodeOf for anyhow::Error {
+    fn exit_code(&self) -> u8 {
+        if self.chain().any(|cause| cause.is::<UsageError>()) {
+            2
+        } else {
+            1
+        }
+    }
+}
