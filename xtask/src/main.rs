@@ -1,12 +1,29 @@
 //! `cargo xtask`: parses, finds the repository, dispatches. Behaviour is in one module per command.
 
+mod build_grafana;
 mod check;
+mod cost;
+mod cleanup;
+mod deploy;
+mod doctor;
+mod init;
+mod migrate;
+mod phase;
+mod ecs;
+mod live;
+mod logs;
 mod cli;
 mod project;
 mod render;
+mod requirements;
+mod report;
 mod schema;
+#[cfg(test)]
+mod proptests;
 mod stages;
 mod test;
+mod tunnel;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -33,6 +50,16 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         Command::Test(args) => args.run(&project),
         Command::Render(args) => args.run(&project),
         Command::Schema(args) => args.run(&project),
+        Command::Doctor(args) => args.run(&project),
+        Command::Init(args) => args.run(&project),
+        Command::Deploy(args) => args.run(&project),
+        Command::MigrateSidecars(args) => args.run(&project),
+        Command::CleanupAdot(args) => args.run(&project),
+        Command::BuildGrafana(args) => args.run(&project),
+        Command::Requirements(args) => args.run(&project),
+        Command::Cost(args) => args.run(&project),
+        Command::Verify(args) => args.run(&project),
+        Command::Logs(args) => args.run(&project),
         Command::Tools => project.python_tools().map(|tools| {
             println!("Python tools ready in {}", tools.venv().display());
         }),

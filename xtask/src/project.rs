@@ -12,8 +12,16 @@ pub struct Project {
 }
 
 impl Project {
-    /// The repository the xtask was built from; refuses to act on anything else.
+    /// The repository the xtask was built from; refuses to act on anything else. `XTASK_ROOT`
+    /// points it at another checkout of the same layout (the tests use scratch copies).
     pub fn find() -> anyhow::Result<Project> {
+        if let Some(root) = std::env::var_os("XTASK_ROOT").filter(|r| !r.is_empty()) {
+            let root = PathBuf::from(root);
+            if !root.join("envs").is_dir() || !root.join("infra").is_dir() {
+                bail!(usage(format!("XTASK_ROOT={} is not a checkout of this project (no envs/ and infra/)", root.display())));
+            }
+            return Ok(Project { root });
+        }
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf();
         if !root.join("xtask/Cargo.toml").is_file() {
             bail!(usage(format!("the repository this xtask was built from ({}) is gone; run `cargo xtask` inside a checkout", root.display())));

@@ -27,6 +27,7 @@ pub fn tfvars(env: &Environment) -> String {
         out.string(name, image);
     }
     out.blank();
+    out.raw("loki_enabled", &s.loki.enabled.to_string());
     out.number("loki_cpu", s.loki.cpu);
     out.number("loki_memory", s.loki.memory);
     out.number("loki_count", s.loki.count);
@@ -36,6 +37,17 @@ pub fn tfvars(env: &Environment) -> String {
         s.services.iter().map(|(name, service)| (name, quote(service.collector.as_str()))).collect();
     out.map("service_collectors", &collectors);
     out.raw("benchmark_worker_enabled", &s.services.benchmark_worker.enabled.to_string());
+    out.raw("adot_enabled", &s.adot.enabled.to_string());
+    out.raw("cloudwatch_parallel_run", &s.migration.cloudwatch_parallel_run.to_string());
+    out.blank();
+    let t = &s.temporal;
+    out.string("temporal_db_host", &t.db_host);
+    out.number("temporal_db_port", u32::from(t.db_port));
+    out.string("temporal_db_name", &t.db_name);
+    out.string("temporal_visibility_db_name", &t.visibility_db_name);
+    out.string("temporal_db_user", &t.db_user);
+    out.string("temporal_db_password_secret_arn", &t.db_password_secret_arn);
+    out.raw("temporal_db_tls_enabled", &t.db_tls_enabled.to_string());
     out.finish()
 }
 

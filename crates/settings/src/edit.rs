@@ -11,25 +11,37 @@ use crate::{check_service_name, parse, Collector};
 /// Records `collector` for `service` in the env file at `path`.
 pub fn set_collector(path: &Path, service: &str, collector: Collector) -> anyhow::Result<()> {
     let service = check_service_name(service)?;
-    edit(path, |doc| {
-        let table = doc
-            .get_mut("services")
-            .and_then(|services| services.get_mut(service))
+    set(path, &["services", service, "collector"], collector.as_str().into())
+}
+
+/// Sets the value at `keys` (e.g. `["loki", "enabled"]`) in the env file at `path`. Comments and
+/// layout survive; the file is rewritten only when the result is still valid settings.
+pub fn set(path: &Path, keys: &[&str], new_value: toml_edit::Value) -> anyhow::Result<()> {
+    edit(path, |doc| set_in_document(doc, keys, new_value))
+}
+
+/// Sets the value at `keys` in a document, creating the key in its existing table if needed and
+/// keeping the old value's decoration (comments, spacing).
+pub fn set_in_document(doc: &mut toml_edit::DocumentMut, keys: &[&str], new_value: toml_edit::Value) -> anyhow::Result<()> {
+    let (last, tables) = keys.split_last().expect("a key path is never empty");
+    let mut table: &mut dyn toml_edit::TableLike = doc.as_table_mut();
+    for key in tables {
+        table = table
+            .get_mut(key)
             .and_then(|item| item.as_table_like_mut())
-            .ok_or_else(|| format_err!("no [services.{service}] table"))?;
-        match table.get_mut("collector").and_then(|item| item.as_value_mut()) {
-            // Replace only the value so the key's own decoration (comments, spacing) survives.
-            Some(value) => {
-                let decor = value.decor().clone();
-                *value = toml_edit::Value::from(collector.as_str());
-                *value.decor_mut() = decor;
-            }
-            None => {
-                table.insert("collector", toml_edit::value(collector.as_str()));
-            }
+            .ok_or_else(|| format_err!("no [{}] table", tables.join(".")))?;
+    }
+    match table.get_mut(last).and_then(|item| item.as_value_mut()) {
+        Some(value) => {
+            let decor = value.decor().clone();
+            *value = new_value;
+            *value.decor_mut() = decor;
         }
-        Ok(())
-    })
+        None => {
+            table.insert(last, toml_edit::Item::Value(new_value));
+        }
+    }
+    Ok(())
 }
 
 /// Applies `change` to the document and writes it back only when the result still parses as

@@ -8,7 +8,8 @@ use anyhow::{bail, format_err, Context};
 use serde::{Deserialize, Serialize};
 
 mod edit;
-pub use edit::{set_collector, write_atomically};
+pub use edit::{set, set_collector, set_in_document, write_atomically};
+pub use toml_edit::{DocumentMut as TomlDocument, Value as TomlValue};
 
 /// One environment: its name (the file stem) and its typed settings.
 #[derive(Debug, Clone)]
@@ -28,6 +29,13 @@ pub struct Settings {
     /// Container images, each pinned to a version (`<repo>:<tag>` or `<repo>@sha256:…`).
     pub versions: BTreeMap<String, String>,
     pub loki: Loki,
+    #[serde(default)]
+    pub alloy: Alloy,
+    #[serde(default)]
+    pub adot: Adot,
+    #[serde(default)]
+    pub migration: Migration,
+    pub temporal: Temporal,
     pub services: Services,
 }
 
@@ -69,10 +77,80 @@ pub struct Platform {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Loki {
+    /// Whether Loki is deployed: `cargo xtask deploy loki` records `true` once checkpoint 2 passes.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
     pub cpu: u32,
     pub memory: u32,
     pub count: u32,
     pub retention_days: u32,
+}
+
+/// The Alloy sidecars' rendered config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alloy {
+    /// Keep the task id as a stream label instead of structured metadata (amendment 3.8: opt-in).
+    #[serde(default)]
+    pub task_id_label: bool,
+}
+
+/// How the move from CloudWatch runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Migration {
+    /// Keep the `awslogs` driver while Alloy also ships to Loki (req 8.1).
+    pub cloudwatch_parallel_run: bool,
+}
+
+impl Default for Migration {
+    fn default() -> Migration {
+        Migration { cloudwatch_parallel_run: true }
+    }
+}
+
+/// Temporal's existing persistence store (PostgreSQL-compatible).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Temporal {
+    pub db_host: String,
+    #[serde(default = "default_db_port")]
+    pub db_port: u16,
+    #[serde(default = "default_db_name")]
+    pub db_name: String,
+    #[serde(default = "default_visibility_db_name")]
+    pub visibility_db_name: String,
+    #[serde(default = "default_db_name")]
+    pub db_user: String,
+    /// Secrets Manager secret (or SSM parameter) ARN holding the password: never the password.
+    pub db_password_secret_arn: String,
+    #[serde(default = "enabled_by_default")]
+    pub db_tls_enabled: bool,
+}
+
+fn default_db_port() -> u16 {
+    5432
+}
+
+fn default_db_name() -> String {
+    "temporal".into()
+}
+
+fn default_visibility_db_name() -> String {
+    "temporal_visibility".into()
+}
+
+/// The ADOT sidecars' shared resources; `cargo xtask cleanup-adot` records `enabled = false`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adot {
+    pub enabled: bool,
+}
+
+impl Default for Adot {
+    fn default() -> Adot {
+        Adot { enabled: true }
+    }
 }
 
 /// The Temporal services, each with the collector its task carries.
@@ -201,11 +279,33 @@ impl Settings {
                 problems.push(format!("versions.{key} = {image:?}: {why}"));
             }
         }
-        if !(1..=3650).contains(&self.loki.retention_days) {
-            problems.push(format!("loki.retention_days = {}: expected 1 to 3650", self.loki.retention_days));
+        if !CLOUDWATCH_RETENTION_DAYS.contains(&self.loki.retention_days) {
+            problems.push(format!(
+                "loki.retention_days = {}: expected one of {CLOUDWATCH_RETENTION_DAYS:?} (it is also the CloudWatch log groups' retention, req 5.5)",
+                self.loki.retention_days
+            ));
         }
-        if self.loki.count == 0 {
-            problems.push("loki.count = 0: expected 1 or more".to_string());
+        if !self.adot.enabled {
+            let on_adot: Vec<&str> =
+                self.services.iter().filter(|(_, s)| s.collector == Collector::Adot).map(|(name, _)| name).collect();
+            if !on_adot.is_empty() {
+                problems.push(format!(
+                    "adot.enabled = false while {} still use the adot collector; migrate them first (`cargo xtask migrate-sidecars`)",
+                    on_adot.join(", ")
+                ));
+            }
+        }
+        if !(self.loki.count == 1 || (3..=9).contains(&self.loki.count)) {
+            problems.push(format!(
+                "loki.count = {}: expected 1 (single replica) or 3 to 9 (memberlist ring with replication factor 3)",
+                self.loki.count
+            ));
+        }
+        let arn = &self.temporal.db_password_secret_arn;
+        if !(arn.starts_with("arn:aws:secretsmanager:") || arn.starts_with("arn:aws:ssm:")) {
+            problems.push(format!(
+                "temporal.db_password_secret_arn = {arn:?}: expected a Secrets Manager or SSM parameter ARN (never the password itself)"
+            ));
         }
         if self.platform.private_subnet_ids.is_empty() {
             problems.push("platform.private_subnet_ids is empty: Loki needs at least one private subnet".into());
@@ -217,6 +317,10 @@ impl Settings {
         }
     }
 }
+
+/// Retention values CloudWatch Logs accepts, within the 1-3650 days Loki's retention may take.
+pub const CLOUDWATCH_RETENTION_DAYS: [u32; 21] =
+    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288];
 
 /// An image reference must name a version: a tag other than `latest`, or a digest.
 pub fn check_pinned_image(image: &str) -> Result<(), String> {

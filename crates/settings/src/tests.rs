@@ -53,7 +53,9 @@ fn unpinned_images_are_rejected() {
 fn retention_out_of_range_is_rejected() {
     let text = EXAMPLE.replacen("retention_days = 7", "retention_days = 0", 1);
     let err = format!("{:#}", parse(&text).unwrap_err());
-    assert!(err.contains("loki.retention_days = 0: expected 1 to 3650"), "{err}");
+    assert!(err.contains("loki.retention_days = 0: expected one of [1, 3, 5, 7"), "{err}");
+    let text = EXAMPLE.replacen("retention_days = 7", "retention_days = 10", 1);
+    assert!(parse(&text).is_err(), "10 is not a CloudWatch retention value");
 }
 
 #[test]
@@ -79,4 +81,37 @@ fn set_collector_refuses_unknown_service_and_leaves_file_untouched() {
     std::fs::write(&path, EXAMPLE).unwrap();
     assert!(set_collector(&path, "scheduler", Collector::Alloy).is_err());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), EXAMPLE);
+}
+
+#[test]
+fn set_adds_a_missing_key_and_refuses_an_invalid_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dev.toml");
+    std::fs::write(&path, EXAMPLE.replace("enabled = false\ncpu", "cpu")).unwrap();
+    set(&path, &["loki", "enabled"], true.into()).unwrap();
+    assert!(parse(&std::fs::read_to_string(&path).unwrap()).unwrap().loki.enabled);
+
+    // ADOT can't be switched off while services still use it: nothing is written.
+    let before = std::fs::read_to_string(&path).unwrap();
+    let err = format!("{:#}", set(&path, &["adot", "enabled"], false.into()).unwrap_err());
+    assert!(err.contains("still use the adot collector"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+}
+
+#[test]
+fn two_loki_replicas_are_rejected() {
+    let text = EXAMPLE.replacen("count = 1", "count = 2", 1);
+    let err = format!("{:#}", parse(&text).unwrap_err());
+    assert!(err.contains("loki.count = 2: expected 1 (single replica) or 3 to 9"), "{err}");
+}
+
+#[test]
+fn a_plain_password_is_not_a_secret_arn() {
+    let text = EXAMPLE.replacen(
+        "db_password_secret_arn = \"arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/db-password\"",
+        "db_password_secret_arn = \"hunter2\"",
+        1,
+    );
+    let err = format!("{:#}", parse(&text).unwrap_err());
+    assert!(err.contains("never the password itself"), "{err}");
 }

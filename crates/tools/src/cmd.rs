@@ -15,6 +15,7 @@ pub struct Cmd {
     purpose: String,
     stdin: Option<Vec<u8>>,
     quiet: bool,
+    stdout_to_stderr: bool,
 }
 
 /// Captured result of a command that was allowed to fail.
@@ -41,6 +42,7 @@ impl Cmd {
             purpose: purpose.into(),
             stdin: None,
             quiet: false,
+            stdout_to_stderr: false,
         }
     }
 
@@ -78,6 +80,13 @@ impl Cmd {
         self
     }
 
+    /// For [`Cmd::run`]: send the child's stdout to our stderr, keeping our stdout for results
+    /// (e.g. `docker push` progress next to a command that prints the pushed image).
+    pub fn stdout_to_stderr(mut self) -> Cmd {
+        self.stdout_to_stderr = true;
+        self
+    }
+
     /// Don't log before running (for probes whose output is the point, e.g. `--version`).
     pub fn quiet(mut self) -> Cmd {
         self.quiet = true;
@@ -103,7 +112,8 @@ impl Cmd {
 
     fn expression(&self) -> duct::Expression {
         let args: Vec<&OsString> = self.args.iter().map(|(arg, _)| arg).collect();
-        let mut expr = duct::cmd(&self.program, args).unchecked();
+        // As an OsStr, a bare name is looked up on PATH (duct makes a relative Path `./name`).
+        let mut expr = duct::cmd(self.program.as_os_str(), args).unchecked();
         for (key, value) in &self.envs {
             expr = expr.env(key, value);
         }
@@ -113,7 +123,24 @@ impl Cmd {
         if let Some(bytes) = &self.stdin {
             expr = expr.stdin_bytes(bytes.clone());
         }
+        if self.stdout_to_stderr {
+            expr = expr.stdout_to_stderr();
+        }
         expr
+    }
+
+    /// The command as a `std::process::Command`, for a long-running child the caller manages
+    /// itself (e.g. an SSM tunnel); logged now like every run. Standard streams and stdin bytes
+    /// are the caller's to set up.
+    pub fn std_command(&self) -> std::process::Command {
+        self.log();
+        let mut command = std::process::Command::new(&self.program);
+        command.args(self.args.iter().map(|(arg, _)| arg));
+        command.envs(self.envs.iter().map(|(key, value)| (key, value)));
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        command
     }
 
     fn log(&self) {

@@ -1,6 +1,7 @@
 //! External tools: one runner that logs each command with its purpose and names it on failure,
 //! tool discovery, and the project-local Python tools and Terraform.
 
+pub mod aws;
 mod cmd;
 pub mod python;
 pub mod terraform;

@@ -83,18 +83,30 @@ pub struct Terraform {
     pub provider: Provider,
     cli_config: PathBuf,
     schema: PathBuf,
+    data_dir: Option<PathBuf>,
 }
 
 impl Terraform {
+    /// Keeps this Terraform's working data (backend config, providers) in `dir`, so environments
+    /// sharing one root module never share a backend.
+    pub fn with_data_dir(mut self, dir: PathBuf) -> Terraform {
+        self.data_dir = Some(dir);
+        self
+    }
+
     /// A terraform command with this project's CLI config (never the user's global one, so a
     /// dev override can't leak in or out) and no prompts.
     pub fn cmd(&self, purpose: impl Into<String>) -> Cmd {
-        Cmd::new(&self.program, purpose)
+        let cmd = Cmd::new(&self.program, purpose)
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
             .env("CHECKPOINT_DISABLE", "1")
             .env("TF_IN_AUTOMATION", "1")
             .env("TF_INPUT", "0")
-            .env("OFFLINE_PROVIDER_SCHEMA", &self.schema)
+            .env("OFFLINE_PROVIDER_SCHEMA", &self.schema);
+        match &self.data_dir {
+            Some(dir) => cmd.env("TF_DATA_DIR", dir),
+            None => cmd,
+        }
     }
 
     /// Gets a root or module ready for validate/test: providers and modules via `init` with the
@@ -163,6 +175,7 @@ pub fn discover(
         provider: Provider::Registry,
         cli_config: registry_config,
         schema: root.join(SCHEMA_PATH),
+        data_dir: None,
     };
     if terraform.engine == Engine::Binary && !at_least(&terraform.version, MIN_VERSION) {
         bail!(

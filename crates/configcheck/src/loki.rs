@@ -1,0 +1,616 @@
+//! Checks a rendered Loki config without running Loki.
+//!
+//! Loki parses its config strictly: an unknown or removed key stops it at start-up. This module
+//! walks every key against the list derived from Loki's configuration reference for the pinned
+//! version (`data/loki-3.7.6-keys.txt`, see [`derive_key_list`]) and checks the choices this
+//! project relies on (TSDB v13 on S3, compactor retention, WAL flush, ring vs replicas, no static
+//! credentials). `-verify-config` with the pinned image stays the authoritative check where Docker
+//! is available.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+mod derive;
+pub use derive::derive_key_list;
+
+/// The Loki release the key list was derived from.
+pub const LOKI_VERSION: &str = "3.7.6";
+
+const KEY_LIST: &str = include_str!("../data/loki-3.7.6-keys.txt");
+
+/// One problem in a config: where (a key path such as `schema_config.configs[0].index.period`,
+/// empty for the whole file) and what is wrong, with the fix where there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn finding(path: &str, message: impl Into<String>) -> Finding {
+    Finding {
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+/// What the environment (and so the Terraform variables) says the config must agree with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// `loki.retention_days` / `loki_retention_days`.
+    pub retention_days: u32,
+    /// `loki.count` / `loki_count`.
+    pub replicas: u32,
+    /// `loki.memory` / `loki_memory`, MiB of the task.
+    pub memory_mib: u32,
+}
+
+/// Checks one Loki config file: YAML syntax (duplicate keys included), every key against Loki
+/// 3.7.6's key list, and the project's required settings. Empty when the config is fine.
+pub fn check_loki_config(yaml: &str) -> Vec<Finding> {
+    match parse(yaml) {
+        Ok(doc) => {
+            let mut findings = check_keys(&doc);
+            findings.extend(check_settings(&doc));
+            findings
+        }
+        Err(f) => vec![f],
+    }
+}
+
+/// [`check_loki_config`] plus agreement with the environment's settings: retention, ring mode for
+/// the replica count, and WAL replay memory within the task's memory.
+pub fn check_loki_config_for(yaml: &str, expected: &Expected) -> Vec<Finding> {
+    let mut findings = check_loki_config(yaml);
+    if let Ok(doc) = parse(yaml) {
+        findings.extend(check_agreement(&doc, expected));
+    }
+    findings
+}
+
+fn parse(yaml: &str) -> Result<Yaml, Finding> {
+    let mut docs =
+        YamlLoader::load_from_str(yaml).map_err(|e| finding("", format!("not valid YAML: {e}")))?;
+    match docs.len() {
+        1 => Ok(docs.remove(0)),
+        0 => Err(finding(
+            "",
+            "empty file: Loki needs at least schema_config and storage",
+        )),
+        n => Err(finding(
+            "",
+            format!("{n} YAML documents; Loki reads exactly one"),
+        )),
+    }
+}
+
+// --- Keys -----------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Block,
+    List,
+    Map,
+    Value(&'static str),
+}
+
+struct KeyList {
+    kinds: HashMap<&'static str, Kind>,
+}
+
+fn key_list() -> &'static KeyList {
+    static KEYS: OnceLock<KeyList> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let kinds = KEY_LIST
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(path, kind)| {
+                let kind = match kind {
+                    "block" => Kind::Block,
+                    "list" => Kind::List,
+                    "map" => Kind::Map,
+                    other => Kind::Value(other),
+                };
+                (path, kind)
+            })
+            .collect();
+        KeyList { kinds }
+    })
+}
+
+/// Keys that 2.x configs still carry and 3.x rejects, with what replaced them (Loki's upgrade guide).
+const REMOVED_KEYS: &[(&str, &str)] = &[
+    (
+        "ingester.max_transfer_retries",
+        "removed in 3.0: the WAL replaces hand-over on shutdown",
+    ),
+    ("limits_config.enforce_metric_name", "removed in 3.0"),
+    (
+        "chunk_store_config.max_look_back_period",
+        "removed in 3.0: use limits_config.max_query_lookback",
+    ),
+    (
+        "storage_config.tsdb_shipper.shared_store",
+        "removed in 3.0: the object store comes from schema_config",
+    ),
+    (
+        "storage_config.boltdb_shipper.shared_store",
+        "removed in 3.0: the object store comes from schema_config",
+    ),
+    (
+        "compactor.shared_store",
+        "removed in 3.0: use compactor.delete_request_store for delete requests",
+    ),
+    (
+        "querier.query_timeout",
+        "moved in 3.0 to limits_config.query_timeout",
+    ),
+    (
+        "query_range.split_queries_by_interval",
+        "moved in 3.0 to limits_config.split_queries_by_interval",
+    ),
+    (
+        "compactor.deletion_mode",
+        "moved in 3.0 to limits_config.deletion_mode",
+    ),
+];
+
+fn check_keys(doc: &Yaml) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match doc {
+        Yaml::Hash(_) => walk(key_list(), doc, "", "", &mut out),
+        _ => out.push(finding(
+            "",
+            "the top level must be a mapping of config blocks",
+        )),
+    }
+    out
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// `schema` is the path in the key list (`configs[]`, `named.*`), `shown` the path in this file.
+fn walk(keys: &KeyList, node: &Yaml, schema: &str, shown: &str, out: &mut Vec<Finding>) {
+    let Yaml::Hash(map) = node else { return };
+    for (key, value) in map {
+        let Some(name) = key.as_str() else {
+            out.push(finding(shown, format!("key {key:?} is not a string")));
+            continue;
+        };
+        let schema_path = join(schema, name);
+        let shown_path = join(shown, name);
+        match keys.kinds.get(schema_path.as_str()) {
+            None => out.push(unknown_key(keys, schema, &schema_path, &shown_path, name)),
+            Some(Kind::Block) => match value {
+                Yaml::Hash(_) => walk(keys, value, &schema_path, &shown_path, out),
+                Yaml::Null => {}
+                _ => out.push(finding(&shown_path, "must be a mapping (a config block)")),
+            },
+            Some(Kind::List) => match value {
+                Yaml::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let item_path = format!("{shown_path}[{i}]");
+                        match item {
+                            Yaml::Hash(_) => {
+                                walk(keys, item, &format!("{schema_path}[]"), &item_path, out)
+                            }
+                            _ => out.push(finding(&item_path, "must be a mapping")),
+                        }
+                    }
+                }
+                Yaml::Null => {}
+                _ => out.push(finding(&shown_path, "must be a list")),
+            },
+            Some(Kind::Map) => match value {
+                Yaml::Hash(entries) => {
+                    for (k, v) in entries {
+                        let label = k
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("{k:?}"));
+                        walk(
+                            keys,
+                            v,
+                            &format!("{schema_path}.*"),
+                            &join(&shown_path, &label),
+                            out,
+                        );
+                    }
+                }
+                Yaml::Null => {}
+                _ => out.push(finding(&shown_path, "must be a mapping of names to blocks")),
+            },
+            Some(Kind::Value(ty)) => {
+                if let Some(problem) = value_shape(ty, value) {
+                    out.push(finding(
+                        &shown_path,
+                        format!("{problem} (Loki expects <{ty}>)"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Only the shape (scalar, list, mapping) of values whose type the reference spells out; YAML 1.1
+/// scalars such as `yes` are Loki's business, and opaque types (`relabel_config...`) are skipped.
+fn value_shape(ty: &str, value: &Yaml) -> Option<&'static str> {
+    const SCALARS: &[&str] = &[
+        "string", "int", "duration", "boolean", "float", "url", "time", "daytime",
+    ];
+    let is_container = matches!(value, Yaml::Array(_) | Yaml::Hash(_));
+    if SCALARS.contains(&ty) {
+        return match value {
+            Yaml::Array(_) => Some("is a list"),
+            Yaml::Hash(_) => Some("is a mapping"),
+            _ => None,
+        };
+    }
+    if ty.starts_with("list of ") && !matches!(value, Yaml::Array(_) | Yaml::Null) {
+        return Some(if is_container {
+            "is a mapping"
+        } else {
+            "is a single value"
+        });
+    }
+    if ty.starts_with("map of ") && !matches!(value, Yaml::Hash(_) | Yaml::Null) {
+        return Some(if is_container {
+            "is a list"
+        } else {
+            "is a single value"
+        });
+    }
+    None
+}
+
+fn unknown_key(
+    keys: &KeyList,
+    parent: &str,
+    schema_path: &str,
+    shown: &str,
+    name: &str,
+) -> Finding {
+    if let Some((_, why)) = REMOVED_KEYS.iter().find(|(k, _)| *k == schema_path) {
+        return finding(shown, format!("not a Loki {LOKI_VERSION} key: {why}"));
+    }
+    let prefix = if parent.is_empty() {
+        String::new()
+    } else {
+        format!("{parent}.")
+    };
+    let siblings = keys
+        .kinds
+        .keys()
+        .filter_map(|k| k.strip_prefix(prefix.as_str()))
+        .filter(|rest| !rest.contains('.') && !rest.contains('['));
+    let best = siblings
+        .map(|s| (edit_distance(s, name), s))
+        .filter(|(d, _)| *d <= 3)
+        .min();
+    let hint = match best {
+        Some((_, s)) => format!("; did you mean `{s}`?"),
+        None => String::new(),
+    };
+    finding(
+        shown,
+        format!("unknown key: Loki {LOKI_VERSION} rejects the whole config{hint}"),
+    )
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+// --- Settings this project relies on -------------------------------------------------------------
+
+fn get<'a>(doc: &'a Yaml, path: &str) -> Option<&'a Yaml> {
+    path.split('.').try_fold(doc, |node, key| match &node[key] {
+        Yaml::BadValue => None,
+        v => Some(v),
+    })
+}
+
+fn get_str<'a>(doc: &'a Yaml, path: &str) -> Option<&'a str> {
+    get(doc, path).and_then(Yaml::as_str)
+}
+
+fn is_s3(store: Option<&str>) -> bool {
+    matches!(store, Some("s3" | "aws"))
+}
+
+fn check_settings(doc: &Yaml) -> Vec<Finding> {
+    let mut out = Vec::new();
+
+    // Chunks under fake/ is what the S3 lifecycle rule (req 2.3) is scoped to.
+    if get(doc, "auth_enabled").and_then(Yaml::as_bool) != Some(false) {
+        out.push(finding("auth_enabled", "must be false: single tenant, chunks under fake/ (the S3 lifecycle rule expires only that prefix)"));
+    }
+
+    // Req 2.1, 2.2, 10.4: TSDB v13 on S3 with a 24h index (retention needs 24h).
+    match get(doc, "schema_config.configs").and_then(Yaml::as_vec) {
+        Some(periods) if !periods.is_empty() => {
+            for (i, p) in periods.iter().enumerate() {
+                let at = |k: &str| format!("schema_config.configs[{i}].{k}");
+                if p["store"].as_str() != Some("tsdb") {
+                    out.push(finding(
+                        &at("store"),
+                        "must be tsdb (req 2.2; no BoltDB or DynamoDB)",
+                    ));
+                }
+                if !is_s3(p["object_store"].as_str()) {
+                    out.push(finding(&at("object_store"), "must be s3 (req 2.1)"));
+                }
+                if p["index"]["period"].as_str() != Some("24h") {
+                    out.push(finding(
+                        &at("index.period"),
+                        "must be 24h: compactor retention only works with a 24h index",
+                    ));
+                }
+            }
+            if let Some(last) = periods.last() {
+                if last["schema"].as_str() != Some("v13") {
+                    let i = periods.len() - 1;
+                    out.push(finding(
+                        &format!("schema_config.configs[{i}].schema"),
+                        "the current period must use schema v13 (structured metadata needs it)",
+                    ));
+                }
+            }
+        }
+        _ => out.push(finding(
+            "schema_config.configs",
+            "missing: Loki needs at least one period (tsdb, s3, v13, 24h)",
+        )),
+    }
+
+    match get(doc, "common.storage.s3") {
+        Some(Yaml::Hash(s3)) => {
+            if get_str(doc, "common.storage.s3.bucketnames").is_none_or(str::is_empty) {
+                out.push(finding(
+                    "common.storage.s3.bucketnames",
+                    "missing: the bucket Loki writes to (${LOKI_S3_BUCKET})",
+                ));
+            }
+            // Req 6.6: the task role's credentials, never keys in the config.
+            for key in ["access_key_id", "secret_access_key", "session_token"] {
+                if s3.contains_key(&Yaml::String(key.to_string())) {
+                    out.push(finding(
+                        &format!("common.storage.s3.{key}"),
+                        "static credentials are not allowed: Loki uses the ECS task role (req 6.6)",
+                    ));
+                }
+            }
+        }
+        _ => out.push(finding(
+            "common.storage.s3",
+            "missing: chunks and index go to S3 (req 2.1)",
+        )),
+    }
+
+    // Req 5.3: the compactor enforces retention.
+    if get(doc, "compactor.retention_enabled").and_then(Yaml::as_bool) != Some(true) {
+        out.push(finding(
+            "compactor.retention_enabled",
+            "must be true, or logs are kept forever (req 5.3)",
+        ));
+    }
+    if !is_s3(get_str(doc, "compactor.delete_request_store")) {
+        out.push(finding(
+            "compactor.delete_request_store",
+            "must be s3: Loki 3 requires it when retention is on (req 5.3)",
+        ));
+    }
+    match get_str(doc, "limits_config.retention_period").map(|s| (s, parse_duration_secs(s))) {
+        Some((_, Some(secs))) if secs >= 24 * 3600 => {}
+        Some((_, Some(_))) => out.push(finding(
+            "limits_config.retention_period",
+            "must be at least 24h (Loki's minimum; 0 keeps logs forever)",
+        )),
+        Some((s, None)) => out.push(finding(
+            "limits_config.retention_period",
+            format!("`{s}` is not a duration such as 168h"),
+        )),
+        None => out.push(finding(
+            "limits_config.retention_period",
+            "missing: the retention the compactor enforces (req 5.1)",
+        )),
+    }
+
+    // The task's disk goes with the task: flush chunks on SIGTERM.
+    if get(doc, "ingester.wal.flush_on_shutdown").and_then(Yaml::as_bool) != Some(true) {
+        out.push(finding(
+            "ingester.wal.flush_on_shutdown",
+            "must be true: the WAL's disk does not outlive the ECS task",
+        ));
+    }
+    if get(doc, "analytics.reporting_enabled").and_then(Yaml::as_bool) != Some(false) {
+        out.push(finding(
+            "analytics.reporting_enabled",
+            "must be false: no usage reports to stats.grafana.org (no internet egress)",
+        ));
+    }
+    if let Some(port) = get(doc, "server.http_listen_port").and_then(Yaml::as_i64) {
+        if port != 3100 {
+            out.push(finding("server.http_listen_port", format!("is {port}; Service Connect, the health check and the security group use 3100 (req 1.3)")));
+        }
+    }
+
+    // Req 7.3: a memberlist ring needs peers; an in-memory ring cannot replicate.
+    let store = get_str(doc, "common.ring.kvstore.store");
+    let rf = get(doc, "common.replication_factor")
+        .and_then(Yaml::as_i64)
+        .unwrap_or(3);
+    match store {
+        Some("inmemory") if rf != 1 => {
+            out.push(finding(
+                "common.replication_factor",
+                format!("is {rf} with an inmemory ring, which holds one replica; use 1"),
+            ));
+        }
+        Some("memberlist")
+            if get(doc, "memberlist.join_members")
+                .and_then(Yaml::as_vec)
+                .is_none_or(|m| m.is_empty()) =>
+        {
+            out.push(finding(
+                "memberlist.join_members",
+                "missing: a memberlist ring needs its peers (dns+<name>:7946)",
+            ));
+        }
+        Some("inmemory" | "memberlist") => {}
+        Some(other) => out.push(finding(
+            "common.ring.kvstore.store",
+            format!("`{other}`: this project runs inmemory (1 replica) or memberlist (HA)"),
+        )),
+        None => out.push(finding(
+            "common.ring.kvstore.store",
+            "missing: set inmemory (1 replica) or memberlist (HA) explicitly (req 7)",
+        )),
+    }
+
+    out
+}
+
+fn check_agreement(doc: &Yaml, expected: &Expected) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let want = u64::from(expected.retention_days) * 24 * 3600;
+    let got = get_str(doc, "limits_config.retention_period").and_then(parse_duration_secs);
+    if got != Some(want) {
+        out.push(finding(
+            "limits_config.retention_period",
+            format!(
+                "must be {}h to match loki.retention_days = {} (req 5.5); run `cargo xtask render`",
+                expected.retention_days * 24,
+                expected.retention_days
+            ),
+        ));
+    }
+
+    let (store, rf) = if expected.replicas > 1 {
+        ("memberlist", 3)
+    } else {
+        ("inmemory", 1)
+    };
+    if get_str(doc, "common.ring.kvstore.store") != Some(store) {
+        out.push(finding(
+            "common.ring.kvstore.store",
+            format!(
+                "must be {store} for loki.count = {} (req 7.3)",
+                expected.replicas
+            ),
+        ));
+    }
+    if get(doc, "common.replication_factor").and_then(Yaml::as_i64) != Some(rf) {
+        out.push(finding(
+            "common.replication_factor",
+            format!("must be {rf} for loki.count = {}", expected.replicas),
+        ));
+    }
+
+    let memory = u64::from(expected.memory_mib) << 20;
+    match get(doc, "ingester.wal.replay_memory_ceiling") {
+        None => out.push(finding(
+            "ingester.wal.replay_memory_ceiling",
+            format!(
+                "missing: the 4GB default exceeds the task's {} MiB and can OOM-loop on replay",
+                expected.memory_mib
+            ),
+        )),
+        Some(v) => match byte_size(v) {
+            Some(bytes) if bytes <= memory * 9 / 10 => {}
+            Some(_) => out.push(finding(
+                "ingester.wal.replay_memory_ceiling",
+                format!(
+                    "exceeds 90 % of the task's {} MiB; about 75 % is recommended",
+                    expected.memory_mib
+                ),
+            )),
+            None => out.push(finding(
+                "ingester.wal.replay_memory_ceiling",
+                "is not a size such as 768MB",
+            )),
+        },
+    }
+    out
+}
+
+/// Prometheus-style durations as Loki reads them: `168h`, `7d`, `1w`, `2h30m`, `90s`, `0`.
+fn parse_duration_secs(s: &str) -> Option<u64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total = 0u64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let secs = match &rest[..unit_len] {
+            "y" => 365 * 86400,
+            "w" => 7 * 86400,
+            "d" => 86400,
+            "h" => 3600,
+            "m" => 60,
+            "s" => 1,
+            "ms" => 0,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(secs)?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// flagext.ByteSize: a plain number of bytes, or a number with KB/MB/GB/TB (powers of 1024).
+fn byte_size(v: &Yaml) -> Option<u64> {
+    if let Some(n) = v.as_i64() {
+        return u64::try_from(n).ok();
+    }
+    let s = v.as_str()?.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split].parse().ok()?;
+    let shift = match s[split..].trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "KB" | "K" | "KIB" => 10,
+        "MB" | "M" | "MIB" => 20,
+        "GB" | "G" | "GIB" => 30,
+        "TB" | "T" | "TIB" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
+#[cfg(test)]
+mod tests;

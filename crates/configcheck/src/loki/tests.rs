@@ -1,0 +1,314 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+/// A config with everything this project requires, single replica.
+const GOOD: &str = r#"
+auth_enabled: false
+server:
+  http_listen_port: 3100
+analytics:
+  reporting_enabled: false
+common:
+  path_prefix: /loki
+  replication_factor: 1
+  ring:
+    kvstore:
+      store: inmemory
+  storage:
+    s3:
+      bucketnames: ${LOKI_S3_BUCKET}
+      region: ${AWS_REGION}
+schema_config:
+  configs:
+    - from: "2026-01-01"
+      store: tsdb
+      object_store: s3
+      schema: v13
+      index:
+        prefix: index_
+        period: 24h
+ingester:
+  wal:
+    flush_on_shutdown: true
+    replay_memory_ceiling: 768MB
+compactor:
+  retention_enabled: true
+  delete_request_store: s3
+limits_config:
+  retention_period: 168h
+"#;
+
+const DEV: Expected = Expected {
+    retention_days: 7,
+    replicas: 1,
+    memory_mib: 1024,
+};
+
+fn paths(findings: &[Finding]) -> Vec<&str> {
+    findings.iter().map(|f| f.path.as_str()).collect()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn a_complete_config_has_no_findings() {
+    assert_eq!(check_loki_config_for(GOOD, &DEV), vec![]);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_full_path_and_a_suggestion() {
+    let yaml = GOOD.replace(
+        "flush_on_shutdown: true",
+        "flush_on_shutdown: true\n    flush_on_shutdwn: true",
+    );
+    let findings = check_loki_config(&yaml);
+    assert_eq!(
+        paths(&findings),
+        ["ingester.wal.flush_on_shutdwn"],
+        "{findings:?}"
+    );
+    assert!(
+        findings[0]
+            .message
+            .contains("did you mean `flush_on_shutdown`"),
+        "{}",
+        findings[0]
+    );
+}
+
+#[test]
+fn unknown_keys_are_found_inside_lists_and_named_maps() {
+    let yaml = GOOD.replace("        period: 24h", "        period: 24h\n        perod: 24h")
+        + "storage_config:\n  named_stores:\n    aws:\n      archive:\n        bucketnames: b\n        bucket_name: b\n";
+    let findings = check_loki_config(&yaml);
+    assert_eq!(
+        paths(&findings),
+        [
+            "schema_config.configs[0].index.perod",
+            "storage_config.named_stores.aws.archive.bucket_name"
+        ],
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn keys_removed_in_loki_3_say_what_replaced_them() {
+    let yaml = GOOD.replace("ingester:\n", "ingester:\n  max_transfer_retries: 0\n")
+        + "chunk_store_config:\n  max_look_back_period: 0s\n";
+    let findings = check_loki_config(&yaml);
+    assert_eq!(
+        paths(&findings),
+        [
+            "ingester.max_transfer_retries",
+            "chunk_store_config.max_look_back_period"
+        ]
+    );
+    assert!(
+        findings[1].message.contains("max_query_lookback"),
+        "{}",
+        findings[1]
+    );
+}
+
+#[test]
+fn a_block_given_a_scalar_or_a_scalar_given_a_list_is_reported() {
+    let yaml = GOOD
+        .replace(
+            "analytics:\n  reporting_enabled: false",
+            "analytics: false\nmemberlist:\n  join_members: dns+peers:7946",
+        )
+        .replace("auth_enabled: false", "auth_enabled: [false]");
+    let findings = check_loki_config(&yaml);
+    let got = paths(&findings);
+    for want in ["auth_enabled", "analytics", "memberlist.join_members"] {
+        assert!(got.contains(&want), "{want} not in {got:?}");
+    }
+}
+
+#[test]
+fn duplicate_keys_and_broken_yaml_are_reported() {
+    let dup = GOOD.replace(
+        "auth_enabled: false",
+        "auth_enabled: false\nauth_enabled: true",
+    );
+    let findings = check_loki_config(&dup);
+    assert!(
+        findings[0].message.contains("duplicated key"),
+        "{findings:?}"
+    );
+    assert!(check_loki_config("server: [\n")[0]
+        .message
+        .contains("not valid YAML"));
+    assert!(check_loki_config("")[0].message.contains("empty"));
+}
+
+#[test]
+fn required_settings_are_enforced() {
+    let yaml = GOOD
+        .replace("store: tsdb", "store: boltdb-shipper")
+        .replace("schema: v13", "schema: v12")
+        .replace("period: 24h", "period: 168h")
+        .replace("retention_enabled: true", "retention_enabled: false")
+        .replace(
+            "delete_request_store: s3",
+            "working_directory: /loki/compactor",
+        )
+        .replace("flush_on_shutdown: true", "flush_on_shutdown: false")
+        .replace("reporting_enabled: false", "reporting_enabled: true")
+        .replace("retention_period: 168h", "retention_period: 12h")
+        .replace(
+            "region: ${AWS_REGION}",
+            "region: ${AWS_REGION}\n      secret_access_key: x",
+        );
+    let findings = check_loki_config(&yaml);
+    let got = paths(&findings);
+    assert_eq!(
+        got,
+        [
+            "schema_config.configs[0].store",
+            "schema_config.configs[0].index.period",
+            "schema_config.configs[0].schema",
+            "common.storage.s3.secret_access_key",
+            "compactor.retention_enabled",
+            "compactor.delete_request_store",
+            "limits_config.retention_period",
+            "ingester.wal.flush_on_shutdown",
+            "analytics.reporting_enabled",
+        ]
+    );
+}
+
+#[test]
+fn an_inmemory_ring_cannot_replicate_and_memberlist_needs_peers() {
+    let rf3 = GOOD.replace("replication_factor: 1", "replication_factor: 3");
+    assert_eq!(
+        paths(&check_loki_config(&rf3)),
+        ["common.replication_factor"]
+    );
+
+    let no_peers = rf3.replace("store: inmemory", "store: memberlist");
+    assert_eq!(
+        paths(&check_loki_config(&no_peers)),
+        ["memberlist.join_members"]
+    );
+
+    let ha = no_peers.clone() + "memberlist:\n  join_members: [\"${LOKI_MEMBERLIST_JOIN}\"]\n";
+    assert_eq!(check_loki_config(&ha), vec![]);
+}
+
+#[test]
+fn the_config_must_agree_with_the_environment() {
+    let three = Expected { replicas: 3, ..DEV };
+    assert_eq!(
+        paths(&check_loki_config_for(GOOD, &three)),
+        ["common.ring.kvstore.store", "common.replication_factor"]
+    );
+
+    let fourteen = Expected {
+        retention_days: 14,
+        ..DEV
+    };
+    let findings = check_loki_config_for(GOOD, &fourteen);
+    assert_eq!(paths(&findings), ["limits_config.retention_period"]);
+    assert!(findings[0].message.contains("336h"), "{}", findings[0]);
+
+    let small = Expected {
+        memory_mib: 512,
+        ..DEV
+    };
+    assert_eq!(
+        paths(&check_loki_config_for(GOOD, &small)),
+        ["ingester.wal.replay_memory_ceiling"]
+    );
+}
+
+#[test]
+fn durations_and_sizes_parse_as_loki_reads_them() {
+    assert_eq!(parse_duration_secs("168h"), Some(604_800));
+    assert_eq!(parse_duration_secs("7d"), Some(604_800));
+    assert_eq!(parse_duration_secs("1w"), Some(604_800));
+    assert_eq!(parse_duration_secs("2h30m"), Some(9_000));
+    assert_eq!(parse_duration_secs("0"), Some(0));
+    assert_eq!(parse_duration_secs("7 days"), None);
+    assert_eq!(byte_size(&Yaml::String("768MB".into())), Some(768 << 20));
+    assert_eq!(byte_size(&Yaml::String("4GB".into())), Some(4 << 30));
+    assert_eq!(byte_size(&Yaml::Integer(1024)), Some(1024));
+    assert_eq!(byte_size(&Yaml::String("lots".into())), None);
+}
+
+#[test]
+fn the_key_list_is_the_pinned_release_and_covers_what_the_template_uses() {
+    assert!(KEY_LIST.contains(&format!("grafana/loki tag v{LOKI_VERSION}")));
+    let keys = key_list();
+    assert!(keys.kinds.len() > 3000, "only {} keys", keys.kinds.len());
+    assert_eq!(keys.kinds.get("schema_config.configs"), Some(&Kind::List));
+    assert_eq!(keys.kinds.get("common.storage.s3"), Some(&Kind::Block));
+    assert_eq!(
+        keys.kinds.get("storage_config.named_stores.aws"),
+        Some(&Kind::Map)
+    );
+    assert_eq!(
+        keys.kinds
+            .get("compactor.deletion_marker_object_store_prefix"),
+        Some(&Kind::Value("string"))
+    );
+}
+
+/// Every rendered Loki config in the repository (and the HA fixture the Terraform tests read)
+/// passes, and agrees with its environment file where one exists.
+#[test]
+fn the_rendered_configs_in_the_repository_pass() {
+    let root = repo_root();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("rendered"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.path().join("loki-config.yaml"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no rendered/*/loki-config.yaml: run `cargo xtask render`"
+    );
+
+    for file in &files {
+        let yaml =
+            std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let env_name = file
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let env_file = root.join("envs").join(format!("{env_name}.toml"));
+        let expected = expected_from_env(&env_file);
+        let findings = match expected {
+            Some(expected) => check_loki_config_for(&yaml, &expected),
+            None => check_loki_config(&yaml),
+        };
+        assert!(
+            findings.is_empty(),
+            "{}:\n{}",
+            file.display(),
+            findings
+                .iter()
+                .map(|f| format!("  {f}\n"))
+                .collect::<String>()
+        );
+    }
+}
+
+/// The `[loki]` numbers of the environment file the config was rendered from.
+fn expected_from_env(path: &Path) -> Option<Expected> {
+    let name = path.file_stem()?.to_str()?;
+    let env = settings::Environment::from_file(name, path).ok()?;
+    Some(Expected {
+        retention_days: env.settings.loki.retention_days,
+        replicas: env.settings.loki.count,
+        memory_mib: env.settings.loki.memory,
+    })
+}

@@ -1,0 +1,473 @@
+//! A stand-in for everything `cargo xtask verify`/`logs` talk to besides moto, answering in the
+//! documented API shapes: Loki (v3.7 HTTP API), Grafana (`/api/health`, datasources, `/api/ds/query`),
+//! AMP (Prometheus instant queries; SigV4 headers required), and the one SSM API moto lacks,
+//! `StartSession` (point `AWS_ENDPOINT_URL_SSM` at it). Plus a `session-manager-plugin` stand-in
+//! that really forwards its local port, to this server, never to the task's private address.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use crate::http::{Answer, HttpServer, Request};
+
+/// One stored log entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub labels: BTreeMap<String, String>,
+    pub ts_ns: u128,
+    pub line: String,
+}
+
+/// What the fake knows; tests change it through [`FakeStack::state`].
+#[derive(Debug, Clone)]
+pub struct StackState {
+    pub loki_ready: bool,
+    pub entries: Vec<Entry>,
+    /// `(job, cluster, value)` of the `up` series in AMP.
+    pub up: Vec<(String, String, f64)>,
+    pub grafana_user: String,
+    pub grafana_password: String,
+    /// Type of the datasource with uid `loki`; None answers 404.
+    pub loki_datasource_type: Option<String>,
+    /// Every request, in order: `METHOD path` (SSM: `SSM <operation>`).
+    pub requests: Vec<String>,
+    /// Query strings AMP received, each with whether it carried a SigV4 `authorization`.
+    pub amp_queries: Vec<(String, bool)>,
+}
+
+impl Default for StackState {
+    fn default() -> StackState {
+        StackState {
+            loki_ready: true,
+            entries: Vec::new(),
+            up: Vec::new(),
+            grafana_user: "admin".into(),
+            grafana_password: "grafana-test-password".into(),
+            loki_datasource_type: Some("loki".into()),
+            requests: Vec::new(),
+            amp_queries: Vec::new(),
+        }
+    }
+}
+
+pub struct FakeStack {
+    server: HttpServer,
+    state: Arc<Mutex<StackState>>,
+}
+
+pub fn now_ns() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+impl FakeStack {
+    pub fn start(state: StackState) -> anyhow::Result<FakeStack> {
+        let state = Arc::new(Mutex::new(state));
+        let shared = Arc::clone(&state);
+        let server = HttpServer::start(Arc::new(move |req: &Request| {
+            let mut state = shared.lock().expect("stand-in state lock");
+            route(&mut state, req)
+        }))?;
+        Ok(FakeStack { server, state })
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, StackState> {
+        self.state.lock().expect("stand-in state lock")
+    }
+
+    /// Adds `count` recent lines of a service as its Alloy sidecar would label them.
+    pub fn add_service_lines(&self, service: &str, cluster: &str, container: &str, lines: &[&str]) {
+        let now = now_ns();
+        let mut state = self.state();
+        for (i, line) in lines.iter().enumerate() {
+            let labels = [("service_name", service), ("cluster", cluster), ("container", container)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            // Oldest first, a millisecond apart, all within the last second.
+            let ts_ns = now - 1_000_000_000 + (i as u128) * 1_000_000;
+            state.entries.push(Entry { labels, ts_ns, line: line.to_string() });
+        }
+    }
+}
+
+fn route(state: &mut StackState, req: &Request) -> Answer {
+    if let Some(target) = req.header("x-amz-target") {
+        let operation = target.rsplit('.').next().unwrap_or(target).to_string();
+        state.requests.push(format!("SSM {operation}"));
+        return ssm(&operation, req);
+    }
+    state.requests.push(format!("{} {}", req.method, req.path));
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/ready") if state.loki_ready => Answer::text(200, "ready\n"),
+        ("GET", "/ready") => Answer::text(503, "Ingester not ready: waiting for 15s after being ready\n"),
+        ("GET", "/loki/api/v1/query_range") => query_range(state, req),
+        ("GET", "/loki/api/v1/labels") => labels(state, req),
+        ("POST", "/loki/api/v1/push") => push(state, req),
+        ("POST", "/flush") => Answer::text(204, ""),
+        ("GET", "/metrics") => Answer::text(
+            200,
+            &format!("# TYPE loki_distributor_lines_received_total counter\nloki_distributor_lines_received_total{{tenant=\"fake\"}} {}\n", state.entries.len()),
+        ),
+        ("GET", "/api/health") => Answer::json(200, &json!({"commit": "abc", "database": "ok", "version": "13.2.3"})),
+        ("GET", path) if path.starts_with("/api/datasources/uid/") => datasource(state, req, &path["/api/datasources/uid/".len()..]),
+        ("POST", "/api/ds/query") => ds_query(state, req),
+        ("GET", path) if path.starts_with("/workspaces/") && path.ends_with("/api/v1/query") => amp_query(state, req),
+        _ => Answer::text(404, "404 page not found\n"),
+    }
+}
+
+fn ssm(operation: &str, req: &Request) -> Answer {
+    let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
+    let answer = match operation {
+        "StartSession" => json!({
+            "SessionId": format!("xtask-test-{}", body["Target"].as_str().unwrap_or("unknown")),
+            "TokenValue": "stand-in-token",
+            "StreamUrl": "wss://ssmmessages.invalid/v1/data-channel/xtask-test",
+        }),
+        "TerminateSession" => json!({"SessionId": body["SessionId"]}),
+        _ => return Answer::json(400, &json!({"__type": "InvalidAction", "message": format!("the stand-in has no {operation}")})),
+    };
+    Answer { status: 200, content_type: "application/x-amz-json-1.1".into(), body: answer.to_string() }
+}
+
+/// A LogQL log query as far as the fake understands it: `{k="v", k=~".+"}` then `|= "s"` and
+/// `|~ "(?i)word"` filters.
+struct LogQuery {
+    matchers: Vec<(String, bool, String)>,
+    contains: Vec<(String, bool)>,
+}
+
+fn parse_logql(query: &str) -> Option<LogQuery> {
+    let open = query.find('{')?;
+    let close = query[open..].find('}')? + open;
+    let mut matchers = Vec::new();
+    for part in query[open + 1..close].split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, regex, value) = if let Some((n, v)) = part.split_once("=~") {
+            (n, true, v)
+        } else {
+            let (n, v) = part.split_once('=')?;
+            (n, false, v)
+        };
+        matchers.push((name.trim().to_string(), regex, unquote(value.trim())));
+    }
+    let mut contains = Vec::new();
+    let mut rest = query[close + 1..].trim();
+    while !rest.is_empty() {
+        let (op, after) = rest.split_at(2.min(rest.len()));
+        let after = after.trim_start();
+        let end = closing_quote(after)?;
+        let literal = unquote(&after[..=end]);
+        match op {
+            "|=" => contains.push((literal, false)),
+            "|~" => contains.push((literal.trim_start_matches("(?i)").replace('\\', ""), true)),
+            _ => return None,
+        }
+        rest = after[end + 1..].trim();
+    }
+    Some(LogQuery { matchers, contains })
+}
+
+fn closing_quote(text: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in text.char_indices().skip(1) {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+fn unquote(text: &str) -> String {
+    let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl LogQuery {
+    fn matches(&self, entry: &Entry) -> bool {
+        let labels_ok = self.matchers.iter().all(|(name, regex, value)| {
+            let actual = entry.labels.get(name).map(String::as_str).unwrap_or("");
+            // The only regex the callers use is "match anything non-empty".
+            if *regex {
+                !actual.is_empty()
+            } else {
+                actual == value
+            }
+        });
+        labels_ok
+            && self.contains.iter().all(|(needle, fold)| {
+                if *fold {
+                    entry.line.to_lowercase().contains(&needle.to_lowercase())
+                } else {
+                    entry.line.contains(needle.as_str())
+                }
+            })
+    }
+}
+
+fn select<'a>(state: &'a StackState, query: &str, req: &Request) -> Result<Vec<&'a Entry>, Answer> {
+    let parsed = parse_logql(query).ok_or_else(|| Answer::text(400, &format!("parse error : syntax error in {query}")))?;
+    let start: u128 = req.query.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let end: u128 = req.query.get("end").and_then(|s| s.parse().ok()).unwrap_or(u128::MAX);
+    Ok(state.entries.iter().filter(|e| e.ts_ns >= start && e.ts_ns <= end && parsed.matches(e)).collect())
+}
+
+fn query_range(state: &StackState, req: &Request) -> Answer {
+    let query = req.query.get("query").cloned().unwrap_or_default();
+    let mut found = match select(state, &query, req) {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let limit: usize = req.query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+    // direction=backward: the newest `limit`, newest first.
+    found.sort_by(|a, b| b.ts_ns.cmp(&a.ts_ns));
+    found.truncate(limit);
+    let mut streams: BTreeMap<Vec<(String, String)>, Vec<Value>> = BTreeMap::new();
+    for entry in found {
+        let key = entry.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        streams.entry(key).or_default().push(json!([entry.ts_ns.to_string(), entry.line]));
+    }
+    let result: Vec<Value> = streams
+        .into_iter()
+        .map(|(labels, values)| json!({"stream": labels.into_iter().collect::<BTreeMap<_, _>>(), "values": values}))
+        .collect();
+    Answer::json(200, &json!({"status": "success", "data": {"resultType": "streams", "result": result, "stats": {}}}))
+}
+
+fn labels(state: &StackState, req: &Request) -> Answer {
+    let query = req.query.get("query").cloned().unwrap_or_else(|| "{}".into());
+    match select(state, &query, req) {
+        Ok(found) => {
+            let mut names: Vec<&String> = found.iter().flat_map(|e| e.labels.keys()).collect();
+            names.sort();
+            names.dedup();
+            Answer::json(200, &json!({"status": "success", "data": names}))
+        }
+        Err(answer) => answer,
+    }
+}
+
+fn push(state: &mut StackState, req: &Request) -> Answer {
+    let Ok(body) = serde_json::from_str::<Value>(&req.body) else { return Answer::text(400, "not JSON") };
+    for stream in body["streams"].as_array().into_iter().flatten() {
+        let labels: BTreeMap<String, String> = stream["stream"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+            .unwrap_or_default();
+        for value in stream["values"].as_array().into_iter().flatten() {
+            let ts_ns = value[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+            state.entries.push(Entry { labels: labels.clone(), ts_ns, line: value[1].as_str().unwrap_or("").to_string() });
+        }
+    }
+    Answer::text(204, "")
+}
+
+fn authorised(state: &StackState, req: &Request) -> bool {
+    let expected = format!("{}:{}", state.grafana_user, state.grafana_password);
+    req.header("authorization").and_then(|h| h.strip_prefix("Basic ")).map(base64_decode).as_deref() == Some(expected.as_str())
+}
+
+fn datasource(state: &StackState, req: &Request, uid: &str) -> Answer {
+    if !authorised(state, req) {
+        return Answer::json(401, &json!({"message": "Unauthorized"}));
+    }
+    match (&state.loki_datasource_type, uid) {
+        (Some(kind), "loki") => Answer::json(200, &json!({"id": 1, "uid": "loki", "name": "Loki", "type": kind, "url": "http://loki:3100", "access": "proxy"})),
+        _ => Answer::json(404, &json!({"message": "Data source not found"})),
+    }
+}
+
+fn ds_query(state: &StackState, req: &Request) -> Answer {
+    if !authorised(state, req) {
+        return Answer::json(401, &json!({"message": "Unauthorized"}));
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&req.body) else { return Answer::text(400, "not JSON") };
+    let query = &body["queries"][0];
+    let expr = query["expr"].as_str().unwrap_or("");
+    let found = match select(state, expr, req) {
+        Ok(found) => found,
+        Err(_) => return Answer::json(200, &json!({"results": {"A": {"status": 400, "error": format!("parse error: {expr}")}}})),
+    };
+    let lines: Vec<&str> = found.iter().map(|e| e.line.as_str()).collect();
+    let times: Vec<u128> = found.iter().map(|e| e.ts_ns / 1_000_000).collect();
+    let labels: Vec<&BTreeMap<String, String>> = found.iter().map(|e| &e.labels).collect();
+    let frame = json!({
+        "schema": {"fields": [{"name": "labels", "type": "other"}, {"name": "Time", "type": "time"}, {"name": "Line", "type": "string"}]},
+        "data": {"values": [labels, times, lines]},
+    });
+    Answer::json(200, &json!({"results": {"A": {"status": 200, "frames": [frame]}}}))
+}
+
+fn amp_query(state: &mut StackState, req: &Request) -> Answer {
+    let query = req.query.get("query").cloned().unwrap_or_default();
+    let signed = req.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 Credential=")) && req.header("x-amz-date").is_some();
+    state.amp_queries.push((query.clone(), signed));
+    if !signed {
+        return Answer::json(403, &json!({"message": "Missing Authentication Token"}));
+    }
+    let label = |name: &str| {
+        let start = query.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = query[start..].find('"')? + start;
+        Some(query[start..end].to_string())
+    };
+    let (job, cluster) = (label("job"), label("cluster"));
+    let series: Vec<&(String, String, f64)> = state
+        .up
+        .iter()
+        .filter(|(j, c, _)| job.as_ref().is_none_or(|want| want == j) && cluster.as_ref().is_none_or(|want| want == c))
+        .collect();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let result: Vec<Value> = if query.starts_with("count by (job)") {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (j, _, _) in &series {
+            *counts.entry(j.as_str()).or_default() += 1;
+        }
+        counts.into_iter().map(|(j, n)| json!({"metric": {"job": j}, "value": [now, n.to_string()]})).collect()
+    } else {
+        series
+            .iter()
+            .map(|(j, c, v)| json!({"metric": {"__name__": "up", "job": j, "cluster": c, "instance": "localhost:9090"}, "value": [now, v.to_string()]}))
+            .collect()
+    };
+    Answer::json(200, &json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
+}
+
+fn base64_decode(text: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.trim().bytes().take_while(|c| *c != b'=') {
+        let Some(v) = TABLE.iter().position(|t| *t == c) else { break };
+        bits = (bits << 6) | v as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes a `session-manager-plugin` stand-in into `dir`, run by `python` (the venv's). The aws
+/// CLI calls it as `session-manager-plugin <response> <region> StartSession <profile> <params
+/// JSON> <endpoint>`; it listens on the requested `localPortNumber` and forwards each connection
+/// to the loopback address `STANDIN_FORWARD` maps the requested `portNumber` to
+/// (`3100=127.0.0.1:5000,3000=…`). Each call (argv and pid) is appended to `STANDIN_PLUGIN_LOG`.
+pub fn install_session_manager_plugin(dir: &Path, python: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("session-manager-plugin");
+    let script = format!("#!{}\n{}", python.display(), PLUGIN_SCRIPT);
+    std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}
+
+const PLUGIN_SCRIPT: &str = r#"# session-manager-plugin stand-in, written by the standins crate for a test.
+import json, os, signal, socket, sys, threading
+
+if sys.argv[1:2] == ["--version"]:
+    print("1.2.764.0")
+    sys.exit(0)
+
+with open(os.environ["STANDIN_PLUGIN_LOG"], "a") as log:
+    log.write(json.dumps({"tool": "session-manager-plugin", "argv": sys.argv[1:], "pid": os.getpid()}) + "\n")
+
+# SIGINT is how a session is ended politely; SIGTERM the impolite way. Either: exit now.
+signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+
+params = json.loads(sys.argv[5])["Parameters"]
+remote_port, local_port = params["portNumber"][0], int(params["localPortNumber"][0])
+forward = dict(item.split("=", 1) for item in os.environ["STANDIN_FORWARD"].split(",") if item)
+host, port = forward[remote_port].rsplit(":", 1)
+assert host.startswith("127."), "the stand-in forwards to loopback only"
+
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", local_port))
+server.listen(16)
+print("Port %d opened for sessionId stand-in." % local_port, flush=True)
+print("Waiting for connections...", flush=True)
+
+def pump(src, dst):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+def handle(client):
+    try:
+        upstream = socket.create_connection((host, int(port)), timeout=10)
+    except OSError:
+        client.close()
+        return
+    back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+    back.start()
+    pump(client, upstream)
+    back.join()
+    client.close()
+    upstream.close()
+
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn understands_the_logql_the_probes_send() {
+        let q = parse_logql(r#"{service_name="worker", cluster=~".+"} |~ "(?i)error" |= "x\"y""#).unwrap();
+        assert_eq!(q.matchers.len(), 2);
+        assert_eq!(q.contains, [("error".to_string(), true), ("x\"y".to_string(), false)]);
+        let entry = |line: &str| Entry {
+            labels: [("service_name".to_string(), "worker".to_string()), ("cluster".to_string(), "c".to_string())].into(),
+            ts_ns: 1,
+            line: line.into(),
+        };
+        assert!(q.matches(&entry("ERROR x\"y")));
+        assert!(!q.matches(&entry("info x\"y")));
+        assert!(parse_logql("up").is_none());
+    }
+
+    #[test]
+    fn decodes_basic_auth() {
+        assert_eq!(base64_decode("YWRtaW46czNjcmV0"), "admin:s3cret");
+    }
+}

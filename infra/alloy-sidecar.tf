@@ -1,0 +1,196 @@
+# Grafana Alloy collector sidecar (req 3.1-3.12): one per task, tails the task's own containers
+# through the Docker API and ships them to Loki, scrapes the main container's metrics into AMP.
+# Also the collector choice per service (req 8.2) and the Loki task's metrics sidecar (req 9.2).
+
+locals {
+  alloy_container_name = "alloy"
+  alloy_storage_path   = "/var/lib/alloy/data"
+  # Loopback only: the health check runs inside the container, nothing else needs the UI.
+  alloy_listen_addr = "127.0.0.1:12345"
+
+  # Configs rendered per service by `cargo xtask render` (templates/alloy-sidecar.alloy.tera);
+  # the Loki task's sidecar uses the same template with service = "loki".
+  alloy_config_services = concat(local.temporal_services, local.loki_enabled ? ["loki"] : [])
+  alloy_config_paths    = { for s in local.alloy_config_services : s => "${var.rendered_config_dir}/alloy-${s}.alloy" }
+  # try(): a missing file is reported by the precondition on the parameter, naming the fix.
+  alloy_configs = { for s, path in local.alloy_config_paths : s => try(file(path), "") }
+
+  # The config arrives as an environment variable resolved from SSM by the ECS agent (req 3.12;
+  # no helper image). An empty value means the parameter did not reach the task: exit non-zero
+  # at once, which also keeps the ECS restart policy from looping on it.
+  alloy_start_script = join("\n", [
+    "set -eu",
+    "if [ -z \"$${ALLOY_CONFIG:-}\" ]; then echo 'alloy sidecar: ALLOY_CONFIG is empty, the SSM parameter did not reach the task' >&2; exit 78; fi",
+    "printf '%s\\n' \"$ALLOY_CONFIG\" > /tmp/config.alloy",
+    "exec /bin/alloy run --server.http.listen-addr=${local.alloy_listen_addr} --storage.path=${local.alloy_storage_path} --disable-reporting /tmp/config.alloy",
+  ])
+
+  # The image has bash but no curl: speak HTTP/1.0 over /dev/tcp to /-/ready (200 once the config
+  # is loaded).
+  alloy_health_check = {
+    command = [
+      "CMD", "/bin/bash", "-c",
+      "exec 3<>/dev/tcp/127.0.0.1/12345 && printf 'GET /-/ready HTTP/1.0\\r\\n\\r\\n' >&3 && read -r _ status _ <&3 && [ \"$status\" = 200 ]",
+    ]
+    interval    = 30
+    timeout     = 5
+    retries     = 3
+    startPeriod = 30
+  }
+
+  # Environment the task definition sets on the Alloy container. The ECS agent adds
+  # ECS_CONTAINER_METADATA_URI_V4, the only variable the rendered configs read with sys.env.
+  alloy_environment = {
+    # Keep the Go heap below the container's hard limit instead of being OOM-killed.
+    GOMEMLIMIT = "${floor(var.alloy_memory * 0.8)}MiB"
+  }
+
+  alloy_container_common = {
+    name      = local.alloy_container_name
+    image     = var.alloy_image
+    essential = false # req 3.11: the Temporal container keeps running if the sidecar dies
+    cpu       = var.alloy_cpu
+    memory    = var.alloy_memory
+    # Soft reservation for placement; the hard limit above caps a runaway sidecar.
+    memoryReservation = floor(var.alloy_memory / 2)
+    entryPoint        = ["/bin/sh", "-c"]
+    command           = [local.alloy_start_script]
+    environment       = [for k in sort(keys(local.alloy_environment)) : { name = k, value = local.alloy_environment[k] }]
+    healthCheck       = local.alloy_health_check
+    # req 3.11: ECS restarts the sidecar in place (agent >= 1.86.0). A crash within the first 60 s
+    # (bad config) is not retried: that failure is meant to be seen, not looped.
+    restartPolicy = {
+      enabled              = true
+      ignoredExitCodes     = []
+      restartAttemptPeriod = 60
+    }
+  }
+
+  # Task-scoped Docker volume: Alloy's positions (and the remote_write WAL) survive a sidecar
+  # restart within the task (req 3.10), and vanish with the task.
+  alloy_data_volume = { name = "alloy-data", task_scoped = true }
+  alloy_data_mount  = { sourceVolume = "alloy-data", containerPath = local.alloy_storage_path, readOnly = false }
+
+  # readOnly stops file writes only; the Docker API behind the socket is still fully usable
+  # (see docs/alloy.md). Only the services' sidecars get it; Loki's sidecar ships no logs.
+  docker_socket_volume = { name = "docker-socket", host_path = "/var/run/docker.sock" }
+  docker_socket_mount  = { sourceVolume = "docker-socket", containerPath = "/var/run/docker.sock", readOnly = true }
+
+  # ARNs built from the parameter names: known at plan time (the provider only learns `arn` on
+  # apply), and referencing the resources keeps them created before any task that reads them.
+  alloy_parameter_arns = {
+    for s, p in aws_ssm_parameter.alloy : s => "arn:${data.aws_partition.temporal.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter${p.name}"
+  }
+
+  alloy_sidecars = {
+    for s in local.temporal_services : s => {
+      container = merge(local.alloy_container_common, {
+        secrets     = [{ name = "ALLOY_CONFIG", valueFrom = local.alloy_parameter_arns[s] }]
+        mountPoints = [local.docker_socket_mount, local.alloy_data_mount]
+        # A config change registers a new task definition revision, so ECS rolls it out.
+        dockerLabels = { "alloy.config.sha256" = sha256(local.alloy_configs[s]) }
+      })
+      volumes        = [local.docker_socket_volume, local.alloy_data_volume]
+      parameter_arns = [local.alloy_parameter_arns[s]]
+      ships_logs     = true
+    }
+  }
+
+  # The Loki task's sidecar (req 9.2): scrapes Loki's /metrics into AMP, ships no logs (Loki's own
+  # logs stay in CloudWatch), so no Docker socket. loki.tf adds `container` (plus its own
+  # logConfiguration) to the task, `volumes` to the task definition, and `parameter_arn` to the
+  # execution role's ssm:GetParameters; the task role needs local.alloy_remote_write_statement.
+  loki_alloy_sidecar = local.loki_enabled ? {
+    container = merge(local.alloy_container_common, {
+      secrets      = [{ name = "ALLOY_CONFIG", valueFrom = local.alloy_parameter_arns["loki"] }]
+      mountPoints  = [local.alloy_data_mount]
+      dockerLabels = { "alloy.config.sha256" = sha256(local.alloy_configs["loki"]) }
+    })
+    volumes       = [local.alloy_data_volume]
+    parameter_arn = local.alloy_parameter_arns["loki"]
+  } : null
+
+  alloy_remote_write_statement = {
+    Sid      = "AmpRemoteWrite"
+    Effect   = "Allow"
+    Action   = ["aps:RemoteWrite"]
+    Resource = [local.amp_workspace_arn]
+  }
+
+  # Collector kinds and the sidecar each builds per service. The ADOT entry goes with the cleanup.
+  collector_sidecars = {
+    alloy = local.alloy_sidecars
+    # >>> adot: `cargo xtask cleanup-adot --prune-code` deletes through the closing marker
+    adot = local.adot_sidecars
+    # <<< adot
+  }
+  collector_kinds = sort(keys(local.collector_sidecars))
+
+  # A service the map leaves out keeps the collector the fleet runs today (alloy once ADOT is gone).
+  default_collector  = contains(local.collector_kinds, "adot") ? "adot" : "alloy"
+  service_collectors = merge({ for s in local.temporal_services : s => local.default_collector }, var.service_collectors)
+
+  # The sidecar of each service; an unknown collector is reported by terraform_data.collector_choice.
+  service_sidecars = {
+    for s in local.temporal_services :
+    s => lookup(local.collector_sidecars, local.service_collectors[s], local.alloy_sidecars)[s]
+  }
+}
+
+# Fails the plan with the setting's name and the allowed values (the variable's own validation
+# cannot see which collectors this code still has).
+resource "terraform_data" "collector_choice" {
+  input = local.service_collectors
+
+  lifecycle {
+    precondition {
+      condition     = alltrue([for c in values(local.service_collectors) : contains(local.collector_kinds, c)])
+      error_message = "service_collectors: every value must be one of ${join(", ", local.collector_kinds)}; got ${jsonencode(local.service_collectors)}."
+    }
+
+    # >>> adot: the shared ADOT config goes only once no service needs it
+    precondition {
+      condition     = var.adot_enabled || !contains(values(local.service_collectors), "adot")
+      error_message = "adot_enabled = false needs every service on alloy; still on adot: ${join(", ", [for s, c in local.service_collectors : s if c == "adot"])}."
+    }
+    # <<< adot
+
+    # Without Loki, Alloy would ship logs nowhere: keep CloudWatch until Loki exists.
+    precondition {
+      condition     = local.loki_enabled || var.cloudwatch_parallel_run || !contains(values(local.service_collectors), "alloy")
+      error_message = "cloudwatch_parallel_run must stay true while loki_enabled is false and a service uses the alloy collector."
+    }
+  }
+}
+
+# One parameter per service (req 3.12). Intelligent-Tiering: Standard (free, 4 KB) unless a config
+# outgrows it.
+resource "aws_ssm_parameter" "alloy" {
+  #checkov:skip=CKV2_AWS_34:Collector config, no secrets (String on purpose, readable in the console).
+  for_each = local.alloy_config_paths
+
+  name        = "/${var.project_name}/alloy/${each.key}"
+  description = "Grafana Alloy sidecar config of ${each.key}, rendered by cargo xtask render"
+  type        = "String"
+  tier        = "Intelligent-Tiering"
+  value       = local.alloy_configs[each.key]
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(each.value) && trimspace(local.alloy_configs[each.key]) != ""
+      error_message = "${each.value} is missing or empty; run `cargo xtask render` for this environment."
+    }
+  }
+}
+
+# The services' Alloy pushes to Loki over Service Connect from the Temporal tasks' group (req 3.5, 6.3).
+resource "aws_vpc_security_group_ingress_rule" "loki_from_temporal" {
+  count = local.loki_enabled ? 1 : 0
+
+  security_group_id            = local.loki_security_group_id
+  description                  = "Loki HTTP from the Temporal tasks' Alloy sidecars"
+  ip_protocol                  = "tcp"
+  from_port                    = local.loki_http_port
+  to_port                      = local.loki_http_port
+  referenced_security_group_id = aws_security_group.temporal.id
+}

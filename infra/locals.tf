@@ -1,0 +1,52 @@
+locals {
+  loki_enabled = var.loki_enabled
+
+  # HA (req 7): more than one replica means a memberlist ring; the rendered config must agree.
+  loki_ha = var.loki_count > 1
+
+  loki_name = "${var.project_name}-loki"
+
+  # Ports Loki listens on. 7946 (memberlist gossip) and 9095 (gRPC between replicas) only matter in HA.
+  loki_http_port       = 3100
+  loki_grpc_port       = 9095
+  loki_memberlist_port = 7946
+
+  # The rendered config (cargo xtask render), checked against the variables at plan time.
+  # try(): a missing or broken file is reported by the variable validation and the preconditions.
+  loki_config_path = "${var.rendered_config_dir}/loki-config.yaml"
+  loki_config_yaml = try(file(local.loki_config_path), "")
+  loki_config      = try(yamldecode(local.loki_config_yaml), {})
+
+  # Chunks live under the tenant prefix; with auth_enabled: false the tenant is `fake` (req 2.3).
+  loki_chunk_prefix = "fake/"
+
+  # Valid ECS task sizes (the Fargate table, which ECS on EC2 also accepts): cpu => memory range in MiB.
+  ecs_task_sizes = {
+    "256"   = { min = 512, max = 2048, step = 512 }
+    "512"   = { min = 1024, max = 4096, step = 1024 }
+    "1024"  = { min = 2048, max = 8192, step = 1024 }
+    "2048"  = { min = 4096, max = 16384, step = 1024 }
+    "4096"  = { min = 8192, max = 30720, step = 1024 }
+    "8192"  = { min = 16384, max = 61440, step = 4096 }
+    "16384" = { min = 32768, max = 122880, step = 8192 }
+  }
+  loki_task_size = lookup(local.ecs_task_sizes, tostring(var.loki_cpu), { min = 0, max = -1, step = 1 })
+  loki_task_size_valid = (
+    var.loki_memory >= local.loki_task_size.min &&
+    var.loki_memory <= local.loki_task_size.max &&
+    (var.loki_memory - local.loki_task_size.min) % local.loki_task_size.step == 0
+  )
+
+  # aws, aws-cn or aws-us-gov, taken from an ARN we already have instead of a data source.
+  partition = split(":", var.service_connect_namespace_arn)[1]
+
+  # Names and ARNs known at plan time, so policies and the task definition are readable in a plan.
+  loki_bucket_name           = "${local.loki_name}-${var.aws_account_id}-${var.aws_region}"
+  loki_bucket_arn            = "arn:${local.partition}:s3:::${local.loki_bucket_name}"
+  loki_config_parameter_name = "/${var.project_name}/loki/config.yaml"
+  loki_config_parameter_arn  = "arn:${local.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter${local.loki_config_parameter_name}"
+
+  # Seams for other files (Grafana, Temporal services): null when Loki is disabled.
+  loki_security_group_id = one(aws_security_group.loki[*].id)
+  loki_endpoint          = local.loki_enabled ? "http://loki:${local.loki_http_port}" : null
+}

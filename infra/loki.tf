@@ -1,0 +1,309 @@
+# Loki as one ECS service on the cluster's EC2 ARM64 capacity (req 1, 7, 9.1).
+#
+# Config delivery: ECS injects the SSM parameter into a short-lived init container (a pinned busybox)
+# as an environment variable; it writes the file to a task volume that Loki mounts read-only and hands
+# /loki to Loki's UID 10001. No AWS CLI image and no credentials in the helper.
+
+locals {
+  loki_data_dir   = "/loki"
+  loki_config_dir = "/etc/loki"
+
+  # Peer discovery for HA: per-task A records in a private Cloud Map DNS namespace (Service Connect
+  # names resolve to the proxy and cannot list tasks).
+  loki_peers_namespace = "${local.loki_name}.internal"
+  loki_peers_dns_name  = "peers.${local.loki_peers_namespace}"
+
+  loki_log_configuration = {
+    logDriver = "awslogs"
+    options = {
+      awslogs-group         = one(aws_cloudwatch_log_group.loki[*].name)
+      awslogs-region        = var.aws_region
+      awslogs-stream-prefix = "loki"
+    }
+  }
+
+  # Containers keyed by name; each is one object of the ECS container definition JSON.
+  loki_containers = {
+    loki-init = {
+      name      = "loki-init"
+      image     = var.loki_init_image
+      essential = false
+      user      = "0"
+      command = [
+        "sh", "-c",
+        "printf '%s\\n' \"$LOKI_CONFIG\" > ${local.loki_config_dir}/config.yaml && chown -R 10001:10001 ${local.loki_data_dir}",
+      ]
+      secrets = [{ name = "LOKI_CONFIG", valueFrom = local.loki_config_parameter_arn }]
+      # A config change changes the task definition, so ECS rolls the service.
+      environment            = [{ name = "LOKI_CONFIG_SHA256", value = sha256(local.loki_config_yaml) }]
+      readonlyRootFilesystem = true
+      mountPoints = [
+        { sourceVolume = "loki-config", containerPath = local.loki_config_dir, readOnly = false },
+        { sourceVolume = "loki-data", containerPath = local.loki_data_dir, readOnly = false },
+      ]
+      logConfiguration = local.loki_log_configuration
+    }
+
+    loki = {
+      name      = "loki"
+      image     = var.loki_image
+      essential = true
+      user      = "10001:10001"
+      command   = ["-config.file=${local.loki_config_dir}/config.yaml", "-config.expand-env=true"]
+      portMappings = [
+        # Named for Service Connect (req 1.3, 1.4); /metrics is on the same port (req 9.1).
+        { name = "loki", containerPort = local.loki_http_port, protocol = "tcp", appProtocol = "http" },
+      ]
+      environment = concat(
+        [
+          { name = "LOKI_S3_BUCKET", value = local.loki_bucket_name },
+          { name = "AWS_REGION", value = var.aws_region },
+        ],
+        local.loki_ha ? [{ name = "LOKI_MEMBERLIST_JOIN", value = "dns+${local.loki_peers_dns_name}:${local.loki_memberlist_port}" }] : [],
+      )
+      dependsOn = [{ containerName = "loki-init", condition = "SUCCESS" }]
+      # The image is distroless (no shell, no curl): `loki -health` GETs /ready (req 1.5).
+      healthCheck = {
+        command     = ["CMD", "/usr/bin/loki", "-health"]
+        interval    = 30
+        timeout     = 10
+        retries     = 3
+        startPeriod = 300
+      }
+      # Time to flush chunks and the TSDB head on SIGTERM (the EC2 default is 30 s).
+      stopTimeout = 120
+      # ECS Exec's agent must write into the container, so the root filesystem stays writable.
+      readonlyRootFilesystem = false
+      mountPoints = [
+        { sourceVolume = "loki-config", containerPath = local.loki_config_dir, readOnly = true },
+        { sourceVolume = "loki-data", containerPath = local.loki_data_dir, readOnly = false },
+      ]
+      ulimits = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
+      # ECS Exec needs an init process to reap its agent's children.
+      linuxParameters  = { initProcessEnabled = true }
+      logConfiguration = local.loki_log_configuration
+    }
+  }
+
+  # Loki's metrics sidecar from alloy-sidecar.tf (req 9.2), when it provides one.
+  loki_sidecar_containers = local.loki_alloy_sidecar == null ? [] : [
+    merge(local.loki_alloy_sidecar.container, {
+      logConfiguration = merge(local.loki_log_configuration, {
+        options = merge(local.loki_log_configuration.options, { awslogs-stream-prefix = "alloy" })
+      })
+    }),
+  ]
+  loki_sidecar_volumes = local.loki_alloy_sidecar == null ? [] : local.loki_alloy_sidecar.volumes
+
+  # Never two single-replica Lokis on one ring: stop the old task before starting the new one.
+  # In HA, replace one replica at a time so replication factor 3 keeps a quorum.
+  loki_deployment_minimum_healthy_percent = local.loki_ha ? floor((var.loki_count - 1) * 100 / var.loki_count) : 0
+}
+
+# Loki's own logs go to CloudWatch: it cannot ship its own logs while it is down.
+resource "aws_cloudwatch_log_group" "loki" {
+  #checkov:skip=CKV_AWS_158:AWS-managed encryption is enough for Loki's operational logs; no KMS key to run (req 10).
+  #checkov:skip=CKV_AWS_338:Loki's own operational logs are short-lived by design (loki_log_retention_days).
+  count = local.loki_enabled ? 1 : 0
+
+  name              = "/ecs/${local.loki_name}"
+  retention_in_days = var.loki_log_retention_days
+}
+
+# The rendered config, checked against the variables here so the two cannot drift.
+resource "aws_ssm_parameter" "loki_config" {
+  #checkov:skip=CKV2_AWS_34:The config holds no secret (bucket from the environment, credentials from the task role, req 6.6); plain String keeps config changes readable in plans.
+  count = local.loki_enabled ? 1 : 0
+
+  name        = local.loki_config_parameter_name
+  description = "Loki config rendered by cargo xtask render from envs/${var.environment}.toml"
+  type        = "String"
+  # Standard (free, 4 KB) unless the config outgrows it, then Advanced (8 KB).
+  tier  = "Intelligent-Tiering"
+  value = local.loki_config_yaml
+
+  lifecycle {
+    precondition {
+      condition     = length(local.loki_config_yaml) > 0 && can(local.loki_config.schema_config)
+      error_message = "${local.loki_config_path} is missing or not a Loki config; run `cargo xtask render`."
+    }
+    precondition {
+      condition     = length(local.loki_config_yaml) <= 8192
+      error_message = "The rendered Loki config is ${length(local.loki_config_yaml)} bytes; SSM parameters hold at most 8192."
+    }
+    precondition {
+      condition     = try(local.loki_config.limits_config.retention_period, null) == "${var.loki_retention_days * 24}h"
+      error_message = "loki_retention_days = ${var.loki_retention_days} needs limits_config.retention_period: ${var.loki_retention_days * 24}h in ${local.loki_config_path}, which has ${try(local.loki_config.limits_config.retention_period, "none")}; set loki.retention_days in the env file and run `cargo xtask render`."
+    }
+    precondition {
+      condition     = try(local.loki_config.compactor.retention_enabled, false) == true && try(local.loki_config.compactor.delete_request_store, "") == "s3"
+      error_message = "The rendered Loki config must enforce retention in the compactor: compactor.retention_enabled: true and delete_request_store: s3 (req 5.3)."
+    }
+    precondition {
+      condition = (
+        try(local.loki_config.common.ring.kvstore.store, "") == (local.loki_ha ? "memberlist" : "inmemory") &&
+        try(local.loki_config.common.replication_factor, 0) == (local.loki_ha ? 3 : 1)
+      )
+      error_message = "loki_count = ${var.loki_count} needs ${local.loki_ha ? "a memberlist ring with replication_factor 3" : "an inmemory ring with replication_factor 1"} in ${local.loki_config_path}, which has ${try(local.loki_config.common.ring.kvstore.store, "no")} ring; set loki.count in the env file and run `cargo xtask render` (req 7.3)."
+    }
+  }
+}
+
+resource "aws_ecs_task_definition" "loki" {
+  #checkov:skip=CKV_AWS_336:The issue requires ECS Exec into Loki, and ECS Exec does not support a read-only root filesystem; the init container is read-only.
+  count = local.loki_enabled ? 1 : 0
+
+  family                   = local.loki_name
+  requires_compatibilities = ["EC2"]
+  # awsvpc gives the task its own ENI and security group (not the instances' group, req 6).
+  network_mode       = "awsvpc"
+  cpu                = tostring(var.loki_cpu)
+  memory             = tostring(var.loki_memory)
+  task_role_arn      = aws_iam_role.loki_task[0].arn
+  execution_role_arn = aws_iam_role.loki_execution[0].arn
+
+  runtime_platform {
+    cpu_architecture        = "ARM64"
+    operating_system_family = "LINUX"
+  }
+
+  # Task-scoped volumes (no host path): WAL, TSDB head and compactor state die with the task, which
+  # is why the WAL flushes on shutdown and retention markers live in S3.
+  volume {
+    name = "loki-data"
+  }
+  volume {
+    name = "loki-config"
+  }
+  dynamic "volume" {
+    for_each = local.loki_sidecar_volumes
+
+    content {
+      name = volume.value.name
+
+      dynamic "docker_volume_configuration" {
+        for_each = try(volume.value.task_scoped, false) ? [1] : []
+
+        content {
+          scope = "task"
+        }
+      }
+    }
+  }
+
+  container_definitions = jsonencode(concat(values(local.loki_containers), local.loki_sidecar_containers))
+
+  # The init container reads the parameter by ARN (known at plan time); it must exist first.
+  depends_on = [aws_ssm_parameter.loki_config]
+
+  lifecycle {
+    precondition {
+      condition     = local.loki_task_size_valid
+      error_message = "loki_memory = ${var.loki_memory} is not valid with loki_cpu = ${var.loki_cpu}: it must be ${local.loki_task_size.min}-${local.loki_task_size.max} MiB in steps of ${local.loki_task_size.step}."
+    }
+  }
+}
+
+# HA only: every Loki task registers an A record so memberlist can find its peers (req 7.3).
+resource "aws_service_discovery_private_dns_namespace" "loki_peers" {
+  count = local.loki_enabled && local.loki_ha ? 1 : 0
+
+  name        = local.loki_peers_namespace
+  description = "Per-task DNS records for Loki's memberlist ring"
+  vpc         = var.vpc_id
+}
+
+resource "aws_service_discovery_service" "loki_peers" {
+  count = local.loki_enabled && local.loki_ha ? 1 : 0
+
+  name          = "peers"
+  description   = "Loki replicas (A records, one per task)"
+  force_destroy = true
+
+  dns_config {
+    namespace_id   = aws_service_discovery_private_dns_namespace.loki_peers[0].id
+    routing_policy = "MULTIVALUE"
+
+    dns_records {
+      type = "A"
+      ttl  = 10
+    }
+  }
+}
+
+resource "aws_ecs_service" "loki" {
+  count = local.loki_enabled ? 1 : 0
+
+  name            = local.loki_name
+  cluster         = var.ecs_cluster_name
+  task_definition = aws_ecs_task_definition.loki[0].arn
+  desired_count   = var.loki_count
+
+  capacity_provider_strategy {
+    capacity_provider = var.capacity_provider_name
+    weight            = 1
+  }
+
+  deployment_minimum_healthy_percent = local.loki_deployment_minimum_healthy_percent
+  deployment_maximum_percent         = 100
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [aws_security_group.loki[0].id]
+    assign_public_ip = false
+  }
+
+  ordered_placement_strategy {
+    type  = "spread"
+    field = "attribute:ecs.availability-zone"
+  }
+
+  ordered_placement_strategy {
+    type  = "spread"
+    field = "instanceId"
+  }
+
+  service_connect_configuration {
+    enabled   = true
+    namespace = var.service_connect_namespace_arn
+
+    service {
+      port_name      = "loki"
+      discovery_name = "loki"
+
+      client_alias {
+        dns_name = "loki"
+        port     = local.loki_http_port
+      }
+    }
+
+    log_configuration {
+      log_driver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.loki[0].name
+        awslogs-region        = var.aws_region
+        awslogs-stream-prefix = "service-connect"
+      }
+    }
+  }
+
+  dynamic "service_registries" {
+    for_each = local.loki_ha ? [aws_service_discovery_service.loki_peers[0].arn] : []
+
+    content {
+      registry_arn = service_registries.value
+    }
+  }
+
+  enable_execute_command  = true
+  enable_ecs_managed_tags = true
+  propagate_tags          = "SERVICE"
+
+  # The bucket and the task role's S3 policy must exist before Loki first writes.
+  depends_on = [aws_s3_bucket.loki, aws_iam_role_policy.loki_task_s3, aws_iam_role_policy.loki_execution_config]
+}

@@ -1,0 +1,109 @@
+output "loki_endpoint" {
+  description = "Loki's URL inside the Service Connect namespace, for collectors (loki.write) and Grafana's datasource; null when Loki is disabled."
+  value       = local.loki_endpoint
+}
+
+output "loki_service_connect_name" {
+  description = "The Service Connect client alias Loki answers on."
+  value       = local.loki_enabled ? "loki" : null
+}
+
+output "loki_bucket_name" {
+  description = "Name of the S3 bucket holding Loki's chunks (fake/) and TSDB index (index/)."
+  value       = one(aws_s3_bucket.loki[*].bucket)
+}
+
+output "loki_bucket_arn" {
+  description = "ARN of Loki's S3 bucket."
+  value       = local.loki_enabled ? local.loki_bucket_arn : null
+}
+
+output "loki_security_group_id" {
+  description = "Loki's security group; add an aws_vpc_security_group_ingress_rule on port 3100 from a client's group to let it in."
+  value       = local.loki_security_group_id
+}
+
+output "loki_service_name" {
+  description = "Name of Loki's ECS service (for ECS Exec and deployment checks)."
+  value       = one(aws_ecs_service.loki[*].name)
+}
+
+output "loki_task_role_arn" {
+  description = "ARN of Loki's task role (S3 access to its bucket only)."
+  value       = one(aws_iam_role.loki_task[*].arn)
+}
+
+output "loki_log_group_name" {
+  description = "CloudWatch log group with Loki's own logs."
+  value       = one(aws_cloudwatch_log_group.loki[*].name)
+}
+
+output "loki_config_parameter_name" {
+  description = "SSM parameter holding the rendered Loki config."
+  value       = one(aws_ssm_parameter.loki_config[*].name)
+}
+
+output "loki_retention_days" {
+  description = "Retention in days enforced by Loki; the services' CloudWatch log groups use the same value (req 5.5)."
+  value       = var.loki_retention_days
+}
+
+# --- Temporal services and collectors (temporal-*.tf, alloy-sidecar.tf) ----------------------------
+
+output "temporal_services" {
+  description = "Per service: ECS service name (null when disabled), task definition family, CloudWatch log group and collector."
+  value = {
+    for s, m in {
+      history            = module.temporal_history
+      matching           = module.temporal_matching
+      frontend           = module.temporal_frontend
+      worker             = module.temporal_worker
+      "benchmark-worker" = module.benchmark_worker
+      } : s => {
+      service_name           = m.service_name
+      task_definition_family = m.task_definition_family
+      log_group_name         = m.log_group_name
+      collector              = local.service_collectors[s]
+    }
+  }
+}
+
+output "alloy_config_parameters" {
+  description = "SSM parameter holding each Alloy sidecar config, by service (loki: Loki's metrics sidecar)."
+  value       = { for s, p in aws_ssm_parameter.alloy : s => p.name }
+}
+
+output "temporal_security_group_id" {
+  description = "Security group of the Temporal tasks; add ingress from it elsewhere (e.g. the Temporal UI) as needed."
+  value       = aws_security_group.temporal.id
+}
+
+output "grafana_ecr_repository_url" {
+  description = "ECR repository `cargo xtask build-grafana` pushes the Grafana image to."
+  value       = aws_ecr_repository.grafana.repository_url
+}
+
+output "grafana_admin_secret_arn" {
+  description = "Secrets Manager secret with Grafana's admin login (JSON keys username, password); its value is set by the operator, never by Terraform."
+  value       = aws_secretsmanager_secret.grafana_admin.arn
+}
+
+output "grafana_service_name" {
+  description = "Name of Grafana's ECS service (ECS Exec port forwarding to port 3000); null until grafana_image is set."
+  value       = one(aws_ecs_service.grafana[*].name)
+}
+
+output "grafana_security_group_id" {
+  description = "Grafana's security group (egress to Loki 3100 and HTTPS only)."
+  value       = aws_security_group.grafana.id
+}
+
+output "grafana_task_role_arn" {
+  description = "ARN of Grafana's task role (AMP queries on this workspace only)."
+  value       = aws_iam_role.grafana_task.arn
+}
+
+output "grafana_log_group_name" {
+  description = "CloudWatch log group with Grafana's own logs."
+  value       = aws_cloudwatch_log_group.grafana.name
+}

@@ -1,0 +1,97 @@
+# Loki's own security group (req 6.1-6.5). Rules are separate resources, one per rule, so other
+# files (grafana.tf, the Temporal services) add their ingress on local.loki_security_group_id.
+
+locals {
+  # Replica-to-replica traffic, HA only: memberlist gossip (TCP and UDP) and gRPC.
+  loki_peer_ports = local.loki_enabled && local.loki_ha ? {
+    memberlist-tcp = { ip_protocol = "tcp", port = local.loki_memberlist_port }
+    memberlist-udp = { ip_protocol = "udp", port = local.loki_memberlist_port }
+    grpc           = { ip_protocol = "tcp", port = local.loki_grpc_port }
+  } : {}
+}
+
+resource "aws_security_group" "loki" {
+  count = local.loki_enabled ? 1 : 0
+
+  name_prefix = "${local.loki_name}-"
+  description = "Loki: HTTP 3100 from log collectors and Grafana; egress to S3 and the VPC only"
+  vpc_id      = var.vpc_id
+
+  tags = {
+    Name = local.loki_name
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# Collectors running with the instances' network (host/bridge mode) and the instances themselves (req 6.3).
+resource "aws_vpc_security_group_ingress_rule" "loki_from_instances" {
+  count = local.loki_enabled ? 1 : 0
+
+  security_group_id            = aws_security_group.loki[0].id
+  description                  = "Loki HTTP from the ECS instances"
+  ip_protocol                  = "tcp"
+  from_port                    = local.loki_http_port
+  to_port                      = local.loki_http_port
+  referenced_security_group_id = var.instance_security_group_id
+}
+
+# Collectors in awsvpc tasks with their own groups (req 6.3); Grafana adds its rule in grafana.tf (req 6.4).
+resource "aws_vpc_security_group_ingress_rule" "loki_from_clients" {
+  for_each = local.loki_enabled ? toset(var.loki_client_security_group_ids) : toset([])
+
+  security_group_id            = aws_security_group.loki[0].id
+  description                  = "Loki HTTP from a log collector group"
+  ip_protocol                  = "tcp"
+  from_port                    = local.loki_http_port
+  to_port                      = local.loki_http_port
+  referenced_security_group_id = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "loki_from_peers" {
+  for_each = local.loki_peer_ports
+
+  security_group_id            = aws_security_group.loki[0].id
+  description                  = "Loki ${each.key} between replicas"
+  ip_protocol                  = each.value.ip_protocol
+  from_port                    = each.value.port
+  to_port                      = each.value.port
+  referenced_security_group_id = aws_security_group.loki[0].id
+}
+
+resource "aws_vpc_security_group_egress_rule" "loki_to_peers" {
+  for_each = local.loki_peer_ports
+
+  security_group_id            = aws_security_group.loki[0].id
+  description                  = "Loki ${each.key} between replicas"
+  ip_protocol                  = each.value.ip_protocol
+  from_port                    = each.value.port
+  to_port                      = each.value.port
+  referenced_security_group_id = aws_security_group.loki[0].id
+}
+
+# S3 only through the gateway endpoint (req 2.7, 6.5): no route to the internet is needed.
+resource "aws_vpc_security_group_egress_rule" "loki_to_s3" {
+  count = local.loki_enabled ? 1 : 0
+
+  security_group_id = aws_security_group.loki[0].id
+  description       = "HTTPS to S3 through the gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = var.s3_prefix_list_id
+}
+
+# VPC interface endpoints (STS and friends) when the platform has them; never 0.0.0.0/0.
+resource "aws_vpc_security_group_egress_rule" "loki_to_vpc" {
+  count = local.loki_enabled ? 1 : 0
+
+  security_group_id = aws_security_group.loki[0].id
+  description       = "HTTPS to VPC interface endpoints"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = var.vpc_cidr
+}

@@ -1,0 +1,380 @@
+# Alloy sidecar (req 3.1-3.12, 8.1, 8.2, 9.2): container definitions decoded from the plan.
+
+variables {
+  aws_region                      = "eu-west-1"
+  aws_account_id                  = "123456789012"
+  project_name                    = "temporal-dev"
+  environment                     = "example"
+  rendered_config_dir             = "../rendered/example"
+  vpc_id                          = "vpc-0123456789abcdef0"
+  vpc_cidr                        = "10.0.0.0/16"
+  private_subnet_ids              = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+  ecs_cluster_name                = "temporal-dev"
+  capacity_provider_name          = "temporal-dev-arm64"
+  instance_security_group_id      = "sg-0123456789abcdef0"
+  service_connect_namespace_arn   = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
+  s3_prefix_list_id               = "pl-6da54004"
+  amp_workspace_id                = "ws-01234567-89ab-cdef-0123-456789abcdef"
+  loki_image                      = "grafana/loki:3.7.6"
+  alloy_image                     = "grafana/alloy:v1.21.2"
+  temporal_image                  = "temporalio/server:1.28.1"
+  temporal_db_host                = "temporal-db.example.internal"
+  temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"
+  benchmark_worker_enabled        = true
+
+  service_collectors = {
+    history            = "alloy"
+    matching           = "alloy"
+    frontend           = "alloy"
+    worker             = "alloy"
+    "benchmark-worker" = "alloy"
+  }
+}
+
+mock_provider "aws" {
+  override_during = plan
+
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+}
+
+run "req_3_1_alloy_sidecar_in_each_task" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      [for c in jsondecode(m.container_definitions) : c.name] == [m.task_definition_family == "temporal-dev-benchmark-worker" ? "benchmark-worker" : trimprefix(m.task_definition_family, "temporal-dev-"), "alloy"]
+    ])
+    error_message = "Every task must hold exactly its main container and the alloy sidecar (no init or helper container)."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.container_definitions)[1].image == "grafana/alloy:v1.21.2"
+    ])
+    error_message = "The sidecar must run the pinned alloy_image."
+  }
+}
+
+run "req_3_2_no_adot_left_when_alloy" {
+  command = plan
+
+  assert {
+    condition = alltrue(flatten([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] : [
+        for c in jsondecode(m.container_definitions) : c.name != "adot-collector" && !strcontains(c.image, "aws-otel-collector")
+      ]
+    ]))
+    error_message = "No ADOT collector may remain in a task whose collector is alloy."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      !strcontains(m.execution_role_policy, "/adot/")
+    ])
+    error_message = "The execution role must not read the ADOT config when the task runs Alloy."
+  }
+}
+
+run "req_3_3_sys_env_is_set_by_the_task" {
+  command = plan
+
+  # crates/configcheck checks the rendered configs against exactly these names plus the ECS agent's.
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      sort(concat([for e in jsondecode(m.container_definitions)[1].environment : e.name], [for e in jsondecode(m.container_definitions)[1].secrets : e.name])) == tolist(["ALLOY_CONFIG", "GOMEMLIMIT"])
+    ])
+    error_message = "The alloy container's environment must be exactly ALLOY_CONFIG (secret) and GOMEMLIMIT; update crates/configcheck's list when it changes."
+  }
+}
+
+run "req_3_4_docker_socket_read_only" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      contains(jsondecode(m.container_definitions)[1].mountPoints, { sourceVolume = "docker-socket", containerPath = "/var/run/docker.sock", readOnly = true })
+      && m.volumes["docker-socket"].host_path == "/var/run/docker.sock"
+    ])
+    error_message = "The sidecar must mount the host's /var/run/docker.sock read-only."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      length([for mp in try(jsondecode(m.container_definitions)[0].mountPoints, []) : mp if mp.sourceVolume == "docker-socket"]) == 0
+    ])
+    error_message = "Only the sidecar may see the Docker socket, never the Temporal container."
+  }
+}
+
+run "req_3_5_req_3_6_pipeline_in_rendered_config" {
+  command = plan
+
+  assert {
+    condition     = strcontains(aws_ssm_parameter.alloy["history"].value, "url                 = \"http://loki:3100/loki/api/v1/push\"")
+    error_message = "Logs must be pushed with loki.write to http://loki:3100/loki/api/v1/push."
+  }
+  assert {
+    condition     = strcontains(aws_ssm_parameter.alloy["history"].value, "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-01234567-89ab-cdef-0123-456789abcdef/api/v1/remote_write") && strcontains(aws_ssm_parameter.alloy["history"].value, "sigv4 {")
+    error_message = "Metrics must be remote-written to the AMP workspace with SigV4."
+  }
+  assert {
+    condition     = strcontains(aws_ssm_parameter.alloy["history"].value, "com.amazonaws.ecs.task-arn=")
+    error_message = "Docker discovery must be limited to the sidecar's own task (req 3.3)."
+  }
+}
+
+run "req_3_6_amp_remote_write_scoped_to_workspace" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.task_role_amp_policy).Statement == [{
+        Sid      = "RemoteWrite"
+        Effect   = "Allow"
+        Action   = ["aps:RemoteWrite"]
+        Resource = ["arn:aws:aps:eu-west-1:123456789012:workspace/ws-01234567-89ab-cdef-0123-456789abcdef"]
+      }]
+    ])
+    error_message = "The task role may only aps:RemoteWrite, and only on the workspace ARN."
+  }
+}
+
+run "req_3_9_arm64" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      m.cpu_architecture == "ARM64"
+    ])
+    error_message = "Tasks must run on ARM64 (Graviton); the Alloy image is multi-arch."
+  }
+}
+
+run "req_3_10_positions_survive_sidecar_restart" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      contains(jsondecode(m.container_definitions)[1].mountPoints, { sourceVolume = "alloy-data", containerPath = "/var/lib/alloy/data", readOnly = false })
+      && m.volumes["alloy-data"].task_scoped
+      && strcontains(jsondecode(m.container_definitions)[1].command[0], "--storage.path=/var/lib/alloy/data")
+    ])
+    error_message = "Alloy's storage path must be a task-scoped volume so read positions survive a sidecar restart."
+  }
+}
+
+run "req_3_11_alloy_sidecar_not_essential" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.container_definitions)[0].essential == true && jsondecode(m.container_definitions)[1].essential == false
+    ])
+    error_message = "The main container must be essential and the Alloy sidecar not."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.container_definitions)[1].restartPolicy.enabled == true && jsondecode(m.container_definitions)[1].restartPolicy.restartAttemptPeriod == 60
+    ])
+    error_message = "ECS must restart the sidecar in place (restartPolicy enabled)."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      strcontains(join(" ", jsondecode(m.container_definitions)[1].healthCheck.command), "GET /-/ready")
+    ])
+    error_message = "The sidecar's health check must ask Alloy's /-/ready."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      length(try(jsondecode(m.container_definitions)[0].dependsOn, [])) == 0
+    ])
+    error_message = "The Temporal container must not depend on the sidecar."
+  }
+}
+
+run "req_3_12_config_from_ssm_without_helper_image" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for s, m in { history = module.temporal_history, matching = module.temporal_matching, frontend = module.temporal_frontend, worker = module.temporal_worker, "benchmark-worker" = module.benchmark_worker } :
+      jsondecode(m.container_definitions)[1].secrets == [{ name = "ALLOY_CONFIG", valueFrom = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/${s}" }]
+      && strcontains(m.execution_role_policy, "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/${s}\"")
+    ])
+    error_message = "Each sidecar must get its own SSM parameter as ALLOY_CONFIG, readable by the execution role."
+  }
+  assert {
+    condition     = aws_ssm_parameter.alloy["matching"].value == file("../rendered/example/alloy-matching.alloy") && aws_ssm_parameter.alloy["matching"].name == "/temporal-dev/alloy/matching"
+    error_message = "The parameter must hold the rendered config of its service."
+  }
+  assert {
+    condition     = strcontains(jsondecode(module.temporal_history.container_definitions)[1].command[0], "exit 78")
+    error_message = "The sidecar must fail loudly when the config did not arrive."
+  }
+}
+
+run "req_8_1_parallel_run_keeps_awslogs" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.container_definitions)[0].logConfiguration.logDriver == "awslogs"
+      && jsondecode(m.container_definitions)[0].logConfiguration.options["cache-disabled"] == "false"
+    ])
+    error_message = "During the parallel run the main container keeps awslogs with Docker's dual-logging cache on, so Alloy can read the same lines."
+  }
+}
+
+run "req_8_1_after_parallel_run_json_file_rotated" {
+  command = plan
+
+  variables {
+    cloudwatch_parallel_run = false
+  }
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.container_definitions)[0].logConfiguration == { logDriver = "json-file", options = { "max-size" = "20m", "max-file" = "5" } }
+    ])
+    error_message = "After the parallel run the main container logs to json-file with rotation."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.container_definitions)[1].logConfiguration.logDriver == "awslogs"
+    ])
+    error_message = "Alloy's own logs stay in CloudWatch (it never ships itself)."
+  }
+}
+
+# >>> adot: mixes collectors; cleanup-adot --prune-code deletes through the closing marker
+run "req_8_2_one_service_at_a_time" {
+  command = plan
+
+  variables {
+    service_collectors = {
+      history            = "alloy"
+      matching           = "adot"
+      frontend           = "adot"
+      worker             = "adot"
+      "benchmark-worker" = "adot"
+    }
+  }
+
+  assert {
+    condition     = [for c in jsondecode(module.temporal_history.container_definitions) : c.name] == ["temporal-history", "alloy"]
+    error_message = "history must carry Alloy."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      [for c in jsondecode(m.container_definitions) : c.name][1] == "adot-collector"
+    ])
+    error_message = "The other services must keep ADOT."
+  }
+  assert {
+    condition     = output.temporal_services["history"].collector == "alloy" && output.temporal_services["matching"].collector == "adot"
+    error_message = "The outputs must report each service's collector."
+  }
+}
+# <<< adot
+
+run "req_9_2_loki_metrics_sidecar" {
+  command = plan
+
+  assert {
+    condition     = aws_ssm_parameter.alloy["loki"].value == file("../rendered/example/alloy-loki.alloy") && strcontains(aws_ssm_parameter.alloy["loki"].value, "localhost:3100")
+    error_message = "Loki's sidecar config must scrape Loki's /metrics on :3100."
+  }
+  assert {
+    condition     = !strcontains(aws_ssm_parameter.alloy["loki"].value, "loki.source.docker")
+    error_message = "Loki's sidecar ships no logs (Loki's own logs stay in CloudWatch)."
+  }
+}
+
+run "bad_collector_value_fails" {
+  command = plan
+
+  variables {
+    service_collectors = {
+      history            = "fluent-bit"
+      matching           = "alloy"
+      frontend           = "alloy"
+      worker             = "alloy"
+      "benchmark-worker" = "alloy"
+    }
+  }
+
+  expect_failures = [terraform_data.collector_choice]
+}
+
+run "bad_service_name_fails" {
+  command = plan
+
+  variables {
+    service_collectors = {
+      histroy            = "alloy"
+      matching           = "alloy"
+      frontend           = "alloy"
+      worker             = "alloy"
+      "benchmark-worker" = "alloy"
+    }
+  }
+
+  expect_failures = [var.service_collectors]
+}
+
+run "bad_alloy_image_latest_fails" {
+  command = plan
+
+  variables {
+    alloy_image = "grafana/alloy:latest"
+  }
+
+  expect_failures = [var.alloy_image]
+}
+
+# >>> adot: these runs exist only while the ADOT code does
+run "req_8_1_cleanup_removes_the_adot_parameter_once_every_service_runs_alloy" {
+  command = plan
+
+  variables {
+    adot_enabled       = false
+    service_collectors = { history = "alloy", matching = "alloy", frontend = "alloy", worker = "alloy", "benchmark-worker" = "alloy" }
+  }
+
+  assert {
+    condition     = length(aws_ssm_parameter.adot) == 0
+    error_message = "With adot_enabled = false the ADOT SSM parameter is gone."
+  }
+  assert {
+    condition     = length(aws_cloudwatch_log_group.loki) == 1
+    error_message = "Removing ADOT leaves the log groups alone (req 8.3, 8.5)."
+  }
+}
+
+run "req_8_2_adot_cannot_go_while_a_service_still_uses_it" {
+  command = plan
+
+  variables {
+    adot_enabled       = false
+    service_collectors = { history = "adot", matching = "alloy", frontend = "alloy", worker = "alloy", "benchmark-worker" = "alloy" }
+  }
+
+  expect_failures = [terraform_data.collector_choice]
+}
+# <<< adot

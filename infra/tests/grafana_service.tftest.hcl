@@ -1,0 +1,179 @@
+# Grafana's ECS service (plan task 6.3; req 4.1-4.4, 6.1-6.2): the pushed image, EC2 ARM64, private,
+# Service Connect client, admin login from Secrets Manager, health check on /api/health.
+
+# The example environment (envs/example.toml) plus an image build-grafana would push.
+variables {
+  aws_region                    = "eu-west-1"
+  aws_account_id                = "123456789012"
+  project_name                  = "temporal-dev"
+  environment                   = "example"
+  rendered_config_dir           = "../rendered/example"
+  vpc_id                        = "vpc-0123456789abcdef0"
+  vpc_cidr                      = "10.0.0.0/16"
+  private_subnet_ids            = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+  ecs_cluster_name              = "temporal-dev"
+  capacity_provider_name        = "temporal-dev-arm64"
+  instance_security_group_id    = "sg-0123456789abcdef0"
+  service_connect_namespace_arn = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
+  s3_prefix_list_id             = "pl-6da54004"
+  amp_workspace_id              = "ws-01234567-89ab-cdef-0123-456789abcdef"
+  loki_image                    = "grafana/loki:3.7.6"
+  alloy_image                   = "grafana/alloy:v1.21.2"
+  temporal_image                = "temporalio/server:1.28.1"
+  temporal_db_host              = "temporal-db.example.internal"
+
+  temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"
+
+  grafana_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:13.2.3-1a2b3c4"
+}
+
+mock_provider "aws" {
+  override_during = plan
+}
+
+# A known ARN, so the container definition's secret references can be compared with it.
+override_resource {
+  target          = aws_secretsmanager_secret.grafana_admin
+  override_during = plan
+  values          = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/grafana/admin-AbCdEf" }
+}
+
+run "req_4_4_no_service_until_an_image_is_pushed" {
+  command = plan
+
+  variables {
+    grafana_image = null
+  }
+
+  assert {
+    condition     = length(aws_ecs_service.grafana) == 0 && length(aws_ecs_task_definition.grafana) == 0
+    error_message = "Without grafana_image there must be no task definition and no service (nothing to run yet)."
+  }
+  assert {
+    condition     = aws_ecr_repository.grafana.name == "temporal-dev-grafana" && aws_secretsmanager_secret.grafana_admin.name == "temporal-dev/grafana/admin"
+    error_message = "The ECR repository build-grafana pushes to and the admin secret must exist before the first image."
+  }
+}
+
+run "req_4_4_the_service_runs_the_pushed_image" {
+  command = plan
+
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].image == var.grafana_image
+    error_message = "The Grafana container must run exactly the image build-grafana pushed (it carries the provisioning)."
+  }
+  assert {
+    condition     = aws_ecs_service.grafana[0].desired_count == 1
+    error_message = "One Grafana task."
+  }
+}
+
+run "req_4_4_an_unpinned_image_is_rejected" {
+  command = plan
+
+  variables {
+    grafana_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:latest"
+  }
+
+  expect_failures = [var.grafana_image]
+}
+
+run "req_1_2_ec2_arm64_awsvpc" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_ecs_task_definition.grafana[0].runtime_platform[0].cpu_architecture == "ARM64" &&
+      aws_ecs_task_definition.grafana[0].requires_compatibilities == toset(["EC2"]) &&
+      aws_ecs_task_definition.grafana[0].network_mode == "awsvpc"
+    )
+    error_message = "Grafana must run as an awsvpc task on the EC2 ARM64 (Graviton) capacity."
+  }
+  assert {
+    condition     = [for s in aws_ecs_service.grafana[0].capacity_provider_strategy : s.capacity_provider] == ["temporal-dev-arm64"]
+    error_message = "Grafana must be placed on the cluster's ARM64 capacity provider."
+  }
+}
+
+run "req_6_1_req_6_2_private_subnets_no_public_ip" {
+  command = plan
+
+  assert {
+    condition     = aws_ecs_service.grafana[0].network_configuration[0].subnets == toset(var.private_subnet_ids)
+    error_message = "Grafana's task must be placed in the private subnets."
+  }
+  assert {
+    condition     = aws_ecs_service.grafana[0].network_configuration[0].assign_public_ip == false
+    error_message = "Grafana's task ENI must not get a public IP."
+  }
+}
+
+run "req_4_2_service_connect_client_resolves_loki" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_ecs_service.grafana[0].service_connect_configuration[0].enabled &&
+      aws_ecs_service.grafana[0].service_connect_configuration[0].namespace == var.service_connect_namespace_arn
+    )
+    error_message = "Grafana must join the Service Connect namespace so its proxy resolves http://loki:3100."
+  }
+  assert {
+    condition     = length(aws_ecs_service.grafana[0].service_connect_configuration[0].service) == 0
+    error_message = "Grafana is a Service Connect client only; it offers no endpoint to other tasks."
+  }
+}
+
+run "req_4_1_amp_and_region_reach_the_provisioning" {
+  command = plan
+
+  assert {
+    condition = (
+      { for e in jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].environment : e.name => e.value } ==
+      {
+        AWS_REGION    = "eu-west-1"
+        AMP_QUERY_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-01234567-89ab-cdef-0123-456789abcdef"
+      }
+    )
+    error_message = "The container must set exactly AWS_REGION and AMP_QUERY_URL, which provisioning/datasources/amp.yaml reads."
+  }
+}
+
+run "admin_login_comes_from_secrets_manager_only" {
+  command = plan
+
+  assert {
+    condition = (
+      { for s in jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].secrets : s.name => s.valueFrom } ==
+      {
+        GF_SECURITY_ADMIN_USER     = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/grafana/admin-AbCdEf:username::"
+        GF_SECURITY_ADMIN_PASSWORD = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/grafana/admin-AbCdEf:password::"
+      }
+    )
+    error_message = "The admin user and password must be injected by ECS from the secret's JSON keys."
+  }
+  assert {
+    condition     = alltrue([for e in jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].environment : !startswith(e.name, "GF_SECURITY")])
+    error_message = "No Grafana credential may be a plain environment variable."
+  }
+}
+
+run "health_check_on_api_health" {
+  command = plan
+
+  assert {
+    condition     = strcontains(join(" ", jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].healthCheck.command), "http://127.0.0.1:3000/api/health")
+    error_message = "The container health check must GET /api/health."
+  }
+}
+
+run "task_size_must_be_a_valid_ecs_combination" {
+  command = plan
+
+  variables {
+    grafana_cpu    = 1024
+    grafana_memory = 512
+  }
+
+  expect_failures = [aws_ecs_task_definition.grafana]
+}

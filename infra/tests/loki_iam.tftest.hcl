@@ -1,0 +1,130 @@
+# Loki's IAM (req 2.6, 6.6): a task role for S3, a separate execution role, no keys.
+
+# The example environment (envs/example.toml), so every run plans what `dev` would.
+variables {
+  aws_region                    = "eu-west-1"
+  aws_account_id                = "123456789012"
+  project_name                  = "temporal-dev"
+  environment                   = "example"
+  rendered_config_dir           = "../rendered/example"
+  vpc_id                        = "vpc-0123456789abcdef0"
+  vpc_cidr                      = "10.0.0.0/16"
+  private_subnet_ids            = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+  ecs_cluster_name              = "temporal-dev"
+  capacity_provider_name        = "temporal-dev-arm64"
+  instance_security_group_id    = "sg-0123456789abcdef0"
+  service_connect_namespace_arn = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
+  s3_prefix_list_id             = "pl-6da54004"
+  amp_workspace_id              = "ws-01234567-89ab-cdef-0123-456789abcdef"
+  loki_image                    = "grafana/loki:3.7.6"
+  alloy_image                   = "grafana/alloy:v1.21.2"
+  loki_enabled                  = true
+  loki_cpu                      = 512
+  loki_memory                   = 1024
+  loki_count                    = 1
+  loki_retention_days           = 7
+
+  # Required by the Temporal services in the same root module.
+  temporal_image                  = "temporalio/server:1.28.1"
+  temporal_db_host                = "temporal-db.example.internal"
+  temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"
+}
+
+# Plan-only: computed attributes get mock values during plan, nothing talks to AWS.
+mock_provider "aws" {
+  override_during = plan
+}
+
+# Known ARNs for the parameters the task definition references, so its JSON is known during plan.
+override_resource {
+  target          = aws_ssm_parameter.alloy
+  override_during = plan
+  values          = { arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/loki" }
+}
+
+run "req_2_6_task_role_reads_and_writes_only_its_bucket" {
+  command = plan
+
+  assert {
+    condition = toset([
+      for s in jsondecode(aws_iam_role_policy.loki_task_s3[0].policy).Statement : jsonencode([s.Effect, sort(s.Action), sort(s.Resource)])
+      ]) == toset([
+      jsonencode(["Allow", ["s3:ListBucket"], ["arn:aws:s3:::temporal-dev-loki-123456789012-eu-west-1"]]),
+      jsonencode(["Allow", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], ["arn:aws:s3:::temporal-dev-loki-123456789012-eu-west-1/*"]]),
+    ])
+    error_message = "The task role may list Loki's bucket and get/put/delete its objects, and nothing else in S3."
+  }
+  assert {
+    condition = alltrue([
+      for s in jsondecode(aws_iam_role_policy.loki_task_exec[0].policy).Statement :
+      alltrue([for a in s.Action : startswith(a, "ssmmessages:")])
+    ])
+    error_message = "The task role's only other policy is ECS Exec's ssmmessages channels."
+  }
+}
+
+run "req_6_6_separate_roles_assumed_by_ecs_tasks_only" {
+  command = plan
+
+  override_resource {
+    target          = aws_iam_role.loki_task
+    override_during = plan
+    values          = { arn = "arn:aws:iam::123456789012:role/temporal-dev-loki-task" }
+  }
+  override_resource {
+    target          = aws_iam_role.loki_execution
+    override_during = plan
+    values          = { arn = "arn:aws:iam::123456789012:role/temporal-dev-loki-execution" }
+  }
+
+  assert {
+    condition     = aws_iam_role.loki_task[0].name == "temporal-dev-loki-task" && aws_iam_role.loki_execution[0].name == "temporal-dev-loki-execution"
+    error_message = "Loki needs its own task role and a separate execution role."
+  }
+  assert {
+    condition = alltrue([
+      for r in [aws_iam_role.loki_task[0], aws_iam_role.loki_execution[0]] :
+      jsondecode(r.assume_role_policy).Statement[0].Principal.Service == "ecs-tasks.amazonaws.com" &&
+      jsondecode(r.assume_role_policy).Statement[0].Condition.StringEquals["aws:SourceAccount"] == "123456789012"
+    ])
+    error_message = "Both roles may only be assumed by ECS tasks of this account."
+  }
+  assert {
+    condition     = aws_ecs_task_definition.loki[0].task_role_arn == aws_iam_role.loki_task[0].arn && aws_ecs_task_definition.loki[0].execution_role_arn == aws_iam_role.loki_execution[0].arn
+    error_message = "The task definition must use the task role for Loki and the execution role for the agent."
+  }
+}
+
+run "req_6_6_no_static_credentials_anywhere" {
+  command = plan
+
+  assert {
+    condition = alltrue(flatten([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : [
+        for e in try(c.environment, []) : !contains(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"], e.name)
+      ]
+    ]))
+    error_message = "No container may carry AWS keys; Loki uses the task role."
+  }
+  assert {
+    condition     = !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.access_key_id) && !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.secret_access_key)
+    error_message = "The Loki config must not hold S3 keys."
+  }
+}
+
+run "req_1_7_execution_role_reads_only_the_config_parameter" {
+  command = plan
+
+  assert {
+    condition = (
+      contains(jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource, "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/loki/config.yaml") &&
+      alltrue([for r in jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource : can(regex(":ssm:eu-west-1:123456789012:parameter/temporal-dev/(loki/config\\.yaml|alloy/loki)$", r))]) &&
+      jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Action == ["ssm:GetParameters"]
+    )
+    error_message = "The execution role may read Loki's config parameter (and its metrics sidecar's), nothing else."
+  }
+  assert {
+    condition     = aws_iam_role_policy_attachment.loki_execution[0].policy_arn == "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+    error_message = "The execution role needs the standard ECS task execution policy for image pulls and logs."
+  }
+}

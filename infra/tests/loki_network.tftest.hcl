@@ -1,0 +1,161 @@
+# Loki's network (req 6): own security group, one rule per resource, no public IP.
+
+# The example environment (envs/example.toml), so every run plans what `dev` would.
+variables {
+  aws_region                    = "eu-west-1"
+  aws_account_id                = "123456789012"
+  project_name                  = "temporal-dev"
+  environment                   = "example"
+  rendered_config_dir           = "../rendered/example"
+  vpc_id                        = "vpc-0123456789abcdef0"
+  vpc_cidr                      = "10.0.0.0/16"
+  private_subnet_ids            = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+  ecs_cluster_name              = "temporal-dev"
+  capacity_provider_name        = "temporal-dev-arm64"
+  instance_security_group_id    = "sg-0123456789abcdef0"
+  service_connect_namespace_arn = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
+  s3_prefix_list_id             = "pl-6da54004"
+  amp_workspace_id              = "ws-01234567-89ab-cdef-0123-456789abcdef"
+  loki_image                    = "grafana/loki:3.7.6"
+  alloy_image                   = "grafana/alloy:v1.21.2"
+  loki_enabled                  = true
+  loki_cpu                      = 512
+  loki_memory                   = 1024
+  loki_count                    = 1
+  loki_retention_days           = 7
+
+  # Required by the Temporal services in the same root module.
+  temporal_image                  = "temporalio/server:1.28.1"
+  temporal_db_host                = "temporal-db.example.internal"
+  temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"
+}
+
+# Plan-only: computed attributes get mock values during plan, nothing talks to AWS.
+mock_provider "aws" {
+  override_during = plan
+}
+
+# A known id for Loki's group, so rules and the service can be compared with it during plan.
+override_resource {
+  target          = aws_security_group.loki
+  override_during = plan
+  values          = { id = "sg-0b0b0b0b0b0b0b0b0", ingress = [], egress = [] }
+}
+
+run "req_6_1_private_subnets_only" {
+  command = plan
+
+  assert {
+    condition     = aws_ecs_service.loki[0].network_configuration[0].subnets == toset(var.private_subnet_ids)
+    error_message = "Loki's tasks must be placed in the private subnets."
+  }
+}
+
+run "req_6_2_no_public_ip" {
+  command = plan
+
+  assert {
+    condition     = aws_ecs_service.loki[0].network_configuration[0].assign_public_ip == false
+    error_message = "Loki's task ENI must not get a public IP."
+  }
+}
+
+run "req_6_3_ingress_only_from_collectors_on_3100" {
+  command = plan
+
+  variables {
+    loki_client_security_group_ids = ["sg-0aaaaaaaaaaaaaaaa"]
+  }
+
+  assert {
+    condition = (
+      aws_vpc_security_group_ingress_rule.loki_from_instances[0].referenced_security_group_id == "sg-0123456789abcdef0" &&
+      aws_vpc_security_group_ingress_rule.loki_from_instances[0].from_port == 3100 &&
+      aws_vpc_security_group_ingress_rule.loki_from_instances[0].to_port == 3100 &&
+      aws_vpc_security_group_ingress_rule.loki_from_instances[0].ip_protocol == "tcp"
+    )
+    error_message = "The instances' group may reach Loki on TCP 3100 only."
+  }
+  assert {
+    condition = (
+      aws_vpc_security_group_ingress_rule.loki_from_clients["sg-0aaaaaaaaaaaaaaaa"].from_port == 3100 &&
+      aws_vpc_security_group_ingress_rule.loki_from_clients["sg-0aaaaaaaaaaaaaaaa"].to_port == 3100
+    )
+    error_message = "Each collector group in loki_client_security_group_ids gets its own rule on 3100."
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_ingress_rule.loki_from_peers) == 0
+    error_message = "A single replica opens no gossip or gRPC ports."
+  }
+}
+
+run "req_6_4_grafana_seam_is_the_loki_security_group" {
+  command = plan
+
+
+  assert {
+    condition     = output.loki_security_group_id == aws_security_group.loki[0].id && output.loki_endpoint == "http://loki:3100"
+    error_message = "Grafana needs Loki's group id (for its own ingress rule) and the Service Connect URL."
+  }
+  assert {
+    condition     = length(aws_security_group.loki[0].ingress) == 0 && length(aws_security_group.loki[0].egress) == 0
+    error_message = "The group has no inline rules; every rule is a separate resource other files can add to."
+  }
+}
+
+run "req_6_5_egress_only_to_s3_and_the_vpc" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_vpc_security_group_egress_rule.loki_to_s3[0].prefix_list_id == "pl-6da54004" &&
+      aws_vpc_security_group_egress_rule.loki_to_s3[0].from_port == 443 &&
+      aws_vpc_security_group_egress_rule.loki_to_vpc[0].cidr_ipv4 == "10.0.0.0/16" &&
+      aws_vpc_security_group_egress_rule.loki_to_vpc[0].from_port == 443
+    )
+    error_message = "Loki may leave its group only for S3 (gateway endpoint prefix list) and the VPC, on 443."
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_egress_rule.loki_to_peers) == 0
+    error_message = "A single replica has no peer egress."
+  }
+}
+
+run "req_6_task_does_not_carry_the_instances_group" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_ecs_service.loki[0].network_configuration[0].security_groups == toset([aws_security_group.loki[0].id]) &&
+      !contains(aws_ecs_service.loki[0].network_configuration[0].security_groups, var.instance_security_group_id)
+    )
+    error_message = "Loki's task carries only its own group (rules add up: the instances' wide egress would undo Loki's)."
+  }
+  assert {
+    condition     = aws_ecs_task_definition.loki[0].network_mode == "awsvpc"
+    error_message = "Only awsvpc gives the task its own ENI and security group."
+  }
+}
+
+run "req_7_3_ha_opens_gossip_and_grpc_between_replicas_only" {
+  command = plan
+
+  variables {
+    loki_count          = 3
+    loki_retention_days = 30
+    loki_cpu            = 1024
+    loki_memory         = 2048
+    rendered_config_dir = "../rendered/ha-example"
+  }
+
+  assert {
+    condition = toset([for r in aws_vpc_security_group_ingress_rule.loki_from_peers : "${r.ip_protocol}/${r.from_port}"]) == toset(["tcp/7946", "udp/7946", "tcp/9095"]) && alltrue([
+      for r in aws_vpc_security_group_ingress_rule.loki_from_peers : r.referenced_security_group_id == aws_security_group.loki[0].id
+    ])
+    error_message = "HA opens memberlist (TCP+UDP 7946) and gRPC (9095) from Loki's own group only."
+  }
+  assert {
+    condition     = toset([for r in aws_vpc_security_group_egress_rule.loki_to_peers : "${r.ip_protocol}/${r.from_port}"]) == toset(["tcp/7946", "udp/7946", "tcp/9095"])
+    error_message = "HA allows the same ports out to Loki's own group."
+  }
+}

@@ -1,0 +1,277 @@
+# Loki's ECS service and task definition (req 1, 5, 7, 9.1, 10.1) and its config's delivery.
+
+# The example environment (envs/example.toml), so every run plans what `dev` would.
+variables {
+  aws_region                    = "eu-west-1"
+  aws_account_id                = "123456789012"
+  project_name                  = "temporal-dev"
+  environment                   = "example"
+  rendered_config_dir           = "../rendered/example"
+  vpc_id                        = "vpc-0123456789abcdef0"
+  vpc_cidr                      = "10.0.0.0/16"
+  private_subnet_ids            = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+  ecs_cluster_name              = "temporal-dev"
+  capacity_provider_name        = "temporal-dev-arm64"
+  instance_security_group_id    = "sg-0123456789abcdef0"
+  service_connect_namespace_arn = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
+  s3_prefix_list_id             = "pl-6da54004"
+  amp_workspace_id              = "ws-01234567-89ab-cdef-0123-456789abcdef"
+  loki_image                    = "grafana/loki:3.7.6"
+  alloy_image                   = "grafana/alloy:v1.21.2"
+  loki_enabled                  = true
+  loki_cpu                      = 512
+  loki_memory                   = 1024
+  loki_count                    = 1
+  loki_retention_days           = 7
+
+  # Required by the Temporal services in the same root module.
+  temporal_image                  = "temporalio/server:1.28.1"
+  temporal_db_host                = "temporal-db.example.internal"
+  temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"
+}
+
+# Plan-only: computed attributes get mock values during plan, nothing talks to AWS.
+mock_provider "aws" {
+  override_during = plan
+}
+
+# Known ARNs for the parameters the task definition references, so its JSON is known during plan.
+override_resource {
+  target          = aws_ssm_parameter.alloy
+  override_during = plan
+  values          = { arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/loki" }
+}
+
+run "req_1_1_ecs_service_on_ec2_capacity" {
+  command = plan
+
+  assert {
+    condition     = one(aws_ecs_service.loki[0].capacity_provider_strategy).capacity_provider == "temporal-dev-arm64" && aws_ecs_service.loki[0].cluster == "temporal-dev"
+    error_message = "Loki runs in the existing cluster on its EC2 capacity provider."
+  }
+  assert {
+    condition     = aws_ecs_task_definition.loki[0].requires_compatibilities == toset(["EC2"])
+    error_message = "The task definition targets EC2."
+  }
+}
+
+run "req_1_2_arm64" {
+  command = plan
+
+  assert {
+    condition     = aws_ecs_task_definition.loki[0].runtime_platform[0].cpu_architecture == "ARM64" && aws_ecs_task_definition.loki[0].runtime_platform[0].operating_system_family == "LINUX"
+    error_message = "Loki's task must run on ARM64 Linux (Graviton)."
+  }
+}
+
+run "req_1_3_port_3100" {
+  command = plan
+
+  assert {
+    condition = [
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : [for p in c.portMappings : "${p.name}/${p.containerPort}/${p.protocol}"] if c.name == "loki"
+    ] == [["loki/3100/tcp"]]
+    error_message = "The Loki container exposes exactly TCP 3100, named loki."
+  }
+}
+
+run "req_1_4_service_connect_name_loki" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_ecs_service.loki[0].service_connect_configuration[0].enabled &&
+      aws_ecs_service.loki[0].service_connect_configuration[0].namespace == var.service_connect_namespace_arn &&
+      aws_ecs_service.loki[0].service_connect_configuration[0].service[0].port_name == "loki" &&
+      aws_ecs_service.loki[0].service_connect_configuration[0].service[0].client_alias[0].dns_name == "loki" &&
+      aws_ecs_service.loki[0].service_connect_configuration[0].service[0].client_alias[0].port == 3100
+    )
+    error_message = "Loki must answer as loki:3100 in the Service Connect namespace, through the port mapping named loki."
+  }
+}
+
+run "req_1_5_health_check_is_loki_health" {
+  command = plan
+
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.healthCheck if c.name == "loki"
+      ]) == {
+      command     = ["CMD", "/usr/bin/loki", "-health"]
+      interval    = 30
+      timeout     = 10
+      retries     = 3
+      startPeriod = 300
+    }
+    error_message = "The health check must run the image's own `loki -health` (GET /ready), with time for WAL replay."
+  }
+}
+
+run "req_1_6_monolithic" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) :
+      !anytrue([for a in c.command : startswith(a, "-target")]) if c.name == "loki"
+    ]) && try(yamldecode(aws_ssm_parameter.loki_config[0].value).target, "all") == "all"
+    error_message = "Loki runs as a single binary (target all)."
+  }
+}
+
+run "req_1_7_config_file_plus_environment" {
+  command = plan
+
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.command if c.name == "loki"
+    ]) == ["-config.file=/etc/loki/config.yaml", "-config.expand-env=true"]
+    error_message = "Loki reads /etc/loki/config.yaml and expands $${VAR} from its environment."
+  }
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : { for e in c.environment : e.name => e.value } if c.name == "loki"
+      ]) == {
+      LOKI_S3_BUCKET = "temporal-dev-loki-123456789012-eu-west-1"
+      AWS_REGION     = "eu-west-1"
+    }
+    error_message = "The deploy-time values the config expands are the bucket and the region."
+  }
+  assert {
+    condition     = aws_ssm_parameter.loki_config[0].value == file("../rendered/example/loki-config.yaml") && aws_ssm_parameter.loki_config[0].type == "String"
+    error_message = "The SSM parameter holds the rendered config unchanged."
+  }
+}
+
+run "req_1_7_config_from_ssm_through_a_pinned_init_container" {
+  command = plan
+
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c if c.name == "loki-init"
+      ]) == merge(one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c if c.name == "loki-init"]), {
+      image     = "public.ecr.aws/docker/library/busybox:1.37.0"
+      essential = false
+      secrets   = [{ name = "LOKI_CONFIG", valueFrom = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/loki/config.yaml" }]
+    })
+    error_message = "A pinned, non-essential init container gets the config from SSM (injected by ECS) and writes it for Loki."
+  }
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.dependsOn if c.name == "loki"
+    ]) == [{ containerName = "loki-init", condition = "SUCCESS" }]
+    error_message = "Loki starts only after the config was written."
+  }
+}
+
+run "req_5_retention_in_the_config_matches_the_variable" {
+  command = plan
+
+  assert {
+    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).limits_config.retention_period == "168h" && yamldecode(aws_ssm_parameter.loki_config[0].value).compactor.retention_enabled
+    error_message = "The deployed config enforces 7 days (168h) of retention in the compactor."
+  }
+}
+
+run "req_safe_shutdown_flushes_within_stop_timeout" {
+  command = plan
+
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.stopTimeout if c.name == "loki"
+    ]) == 120 && yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.flush_on_shutdown
+    error_message = "Loki flushes its WAL on SIGTERM and gets 120 s to do it."
+  }
+}
+
+run "req_ops_ecs_exec_and_own_cloudwatch_logs" {
+  command = plan
+
+  assert {
+    condition     = aws_ecs_service.loki[0].enable_execute_command
+    error_message = "ECS Exec must be on (run `loki -health` by hand)."
+  }
+  assert {
+    condition = alltrue([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) :
+      c.logConfiguration.logDriver == "awslogs" && c.logConfiguration.options.awslogs-group == "/ecs/temporal-dev-loki"
+    ]) && aws_cloudwatch_log_group.loki[0].retention_in_days == 14
+    error_message = "Loki's own logs go to CloudWatch, never to Loki itself."
+  }
+}
+
+run "req_7_1_single_replica_never_overlaps" {
+  command = plan
+
+  assert {
+    condition     = aws_ecs_service.loki[0].desired_count == 1 && aws_ecs_service.loki[0].deployment_minimum_healthy_percent == 0 && aws_ecs_service.loki[0].deployment_maximum_percent == 100
+    error_message = "One replica, stopped before its successor starts: two in-memory rings must never run at once."
+  }
+  assert {
+    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).common.ring.kvstore.store == "inmemory" && length(aws_service_discovery_service.loki_peers) == 0
+    error_message = "A single replica uses an in-memory ring and no peer discovery."
+  }
+}
+
+run "req_7_2_ha_memberlist_with_per_task_dns" {
+  command = plan
+
+  variables {
+    loki_count          = 3
+    loki_retention_days = 30
+    loki_cpu            = 1024
+    loki_memory         = 2048
+    rendered_config_dir = "../rendered/ha-example"
+  }
+
+  override_resource {
+    target          = aws_service_discovery_service.loki_peers
+    override_during = plan
+    values          = { arn = "arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-loki" }
+  }
+
+  assert {
+    condition     = aws_ecs_service.loki[0].desired_count == 3 && aws_ecs_service.loki[0].deployment_minimum_healthy_percent == 66 && aws_ecs_service.loki[0].deployment_maximum_percent == 100
+    error_message = "HA runs 3 replicas and replaces one at a time (ceil(3 x 66 %) = 2 stay up)."
+  }
+  assert {
+    condition     = aws_service_discovery_service.loki_peers[0].dns_config[0].dns_records[0].type == "A" && aws_service_discovery_private_dns_namespace.loki_peers[0].name == "temporal-dev-loki.internal"
+    error_message = "Each task registers an A record in a private Cloud Map DNS namespace."
+  }
+  assert {
+    condition     = aws_ecs_service.loki[0].service_registries[0].registry_arn == "arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-loki"
+    error_message = "The service registers its tasks in the peers service."
+  }
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : { for e in c.environment : e.name => e.value } if c.name == "loki"
+    ]).LOKI_MEMBERLIST_JOIN == "dns+peers.temporal-dev-loki.internal:7946"
+    error_message = "Loki joins its peers through the per-task DNS name."
+  }
+  assert {
+    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).common.ring.kvstore.store == "memberlist" && yamldecode(aws_ssm_parameter.loki_config[0].value).common.replication_factor == 3
+    error_message = "HA uses a memberlist ring with replication factor 3 (req 7.3)."
+  }
+}
+
+run "req_9_1_metrics_on_the_api_port" {
+  command = plan
+
+  assert {
+    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).server.http_listen_port == 3100
+    error_message = "/metrics is served by Loki's HTTP server on 3100, the port collectors and Service Connect use."
+  }
+}
+
+run "req_10_1_small_by_default" {
+  command = plan
+
+  assert {
+    condition     = aws_ecs_task_definition.loki[0].cpu == "512" && aws_ecs_task_definition.loki[0].memory == "1024"
+    error_message = "The dev task is 512 CPU units / 1024 MiB."
+  }
+  assert {
+    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "768MB"
+    error_message = "WAL replay is capped at ~75 % of the task's memory."
+  }
+}

@@ -1,0 +1,149 @@
+# Loki storage (req 2, 5.4): the S3 bucket and what protects it.
+
+# The example environment (envs/example.toml), so every run plans what `dev` would.
+variables {
+  aws_region                    = "eu-west-1"
+  aws_account_id                = "123456789012"
+  project_name                  = "temporal-dev"
+  environment                   = "example"
+  rendered_config_dir           = "../rendered/example"
+  vpc_id                        = "vpc-0123456789abcdef0"
+  vpc_cidr                      = "10.0.0.0/16"
+  private_subnet_ids            = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+  ecs_cluster_name              = "temporal-dev"
+  capacity_provider_name        = "temporal-dev-arm64"
+  instance_security_group_id    = "sg-0123456789abcdef0"
+  service_connect_namespace_arn = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
+  s3_prefix_list_id             = "pl-6da54004"
+  amp_workspace_id              = "ws-01234567-89ab-cdef-0123-456789abcdef"
+  loki_image                    = "grafana/loki:3.7.6"
+  alloy_image                   = "grafana/alloy:v1.21.2"
+  loki_enabled                  = true
+  loki_cpu                      = 512
+  loki_memory                   = 1024
+  loki_count                    = 1
+  loki_retention_days           = 7
+
+  # Required by the Temporal services in the same root module.
+  temporal_image                  = "temporalio/server:1.28.1"
+  temporal_db_host                = "temporal-db.example.internal"
+  temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"
+}
+
+# Plan-only: computed attributes get mock values during plan, nothing talks to AWS.
+mock_provider "aws" {
+  override_during = plan
+}
+
+run "req_2_1_chunks_and_index_in_own_bucket" {
+  command = plan
+
+  assert {
+    condition     = aws_s3_bucket.loki[0].bucket == "temporal-dev-loki-123456789012-eu-west-1"
+    error_message = "Loki's bucket must be named <project>-loki-<account>-<region>, got ${aws_s3_bucket.loki[0].bucket}."
+  }
+  assert {
+    condition     = output.loki_bucket_name == aws_s3_bucket.loki[0].bucket && output.loki_bucket_arn == "arn:aws:s3:::temporal-dev-loki-123456789012-eu-west-1"
+    error_message = "The bucket name and ARN outputs must name Loki's bucket."
+  }
+}
+
+run "req_2_3_lifecycle_scoped_to_chunks" {
+  command = plan
+
+  # Only the multipart-abort rule may leave fake/; it is checked not to expire anything below.
+  assert {
+    condition = alltrue([
+      for r in aws_s3_bucket_lifecycle_configuration.loki[0].rule :
+      r.id == "abort-incomplete-multipart-uploads" ? true : (length(r.filter) == 1 && r.filter[0].prefix == "fake/")
+    ])
+    error_message = "Every expiring rule must be scoped to the chunk prefix fake/; expiring index/, delete requests or the cluster seed corrupts Loki's store."
+  }
+  assert {
+    condition = one([
+      for r in aws_s3_bucket_lifecycle_configuration.loki[0].rule : r.expiration[0].days
+      if r.id == "expire-chunks-after-retention" && r.status == "Enabled"
+    ]) == 9
+    error_message = "The chunk expiration must be retention + 2 days (7 + 2 = 9)."
+  }
+}
+
+run "req_2_3_abort_rule_never_expires_objects" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for r in aws_s3_bucket_lifecycle_configuration.loki[0].rule :
+      length(r.expiration) == 0 && length(r.noncurrent_version_expiration) == 0 && length(r.transition) == 0 && length(r.abort_incomplete_multipart_upload) == 1
+      if r.id == "abort-incomplete-multipart-uploads"
+    ])
+    error_message = "The rule outside fake/ may only abort incomplete multipart uploads."
+  }
+  assert {
+    condition     = length(aws_s3_bucket_lifecycle_configuration.loki[0].rule) == 2
+    error_message = "Loki's bucket has exactly two lifecycle rules: chunk expiry and multipart abort."
+  }
+}
+
+run "req_2_4_server_side_encryption" {
+  command = plan
+
+  assert {
+    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.loki[0].rule).apply_server_side_encryption_by_default).sse_algorithm == "AES256"
+    error_message = "Loki's bucket must be encrypted at rest with SSE-S3."
+  }
+}
+
+run "req_2_5_versioning_disabled" {
+  command = plan
+
+  assert {
+    condition     = aws_s3_bucket_versioning.loki[0].versioning_configuration[0].status == "Disabled"
+    error_message = "Versioning must stay disabled (append-only objects, req 2.5)."
+  }
+}
+
+run "req_2_public_access_blocked_and_tls_only" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_s3_bucket_public_access_block.loki[0].block_public_acls &&
+      aws_s3_bucket_public_access_block.loki[0].block_public_policy &&
+      aws_s3_bucket_public_access_block.loki[0].ignore_public_acls &&
+      aws_s3_bucket_public_access_block.loki[0].restrict_public_buckets
+    )
+    error_message = "All four public access blocks must be on."
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_s3_bucket_policy.loki[0].policy).Statement :
+      s.Effect == "Deny" && s.Action == "s3:*" && s.Condition.Bool["aws:SecureTransport"] == "false" &&
+      toset(s.Resource) == toset(["arn:aws:s3:::temporal-dev-loki-123456789012-eu-west-1", "arn:aws:s3:::temporal-dev-loki-123456789012-eu-west-1/*"])
+    ])
+    error_message = "The bucket policy must deny every request that is not over TLS, on the bucket and its objects."
+  }
+  assert {
+    condition     = aws_s3_bucket_ownership_controls.loki[0].rule[0].object_ownership == "BucketOwnerEnforced"
+    error_message = "ACLs must be disabled (BucketOwnerEnforced)."
+  }
+}
+
+run "req_5_4_lifecycle_follows_retention" {
+  command = plan
+
+  variables {
+    loki_retention_days = 30
+    loki_count          = 3
+    loki_cpu            = 1024
+    loki_memory         = 2048
+    rendered_config_dir = "../rendered/ha-example"
+  }
+
+  assert {
+    condition = one([
+      for r in aws_s3_bucket_lifecycle_configuration.loki[0].rule : r.expiration[0].days if r.id == "expire-chunks-after-retention"
+    ]) == 32
+    error_message = "With 30 days of retention the chunk expiration must be 32 days."
+  }
+}

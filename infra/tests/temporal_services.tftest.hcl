@@ -1,0 +1,253 @@
+# Temporal services on the shared module (issue 4): ADOT starting point, persistence, ports, log groups.
+
+variables {
+  aws_region                      = "eu-west-1"
+  aws_account_id                  = "123456789012"
+  project_name                    = "temporal-dev"
+  environment                     = "example"
+  rendered_config_dir             = "../rendered/example"
+  vpc_id                          = "vpc-0123456789abcdef0"
+  vpc_cidr                        = "10.0.0.0/16"
+  private_subnet_ids              = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+  ecs_cluster_name                = "temporal-dev"
+  capacity_provider_name          = "temporal-dev-arm64"
+  instance_security_group_id      = "sg-0123456789abcdef0"
+  service_connect_namespace_arn   = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
+  s3_prefix_list_id               = "pl-6da54004"
+  amp_workspace_id                = "ws-01234567-89ab-cdef-0123-456789abcdef"
+  loki_image                      = "grafana/loki:3.7.6"
+  alloy_image                     = "grafana/alloy:v1.21.2"
+  temporal_image                  = "temporalio/server:1.28.1"
+  temporal_db_host                = "temporal-db.example.internal"
+  temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"
+
+  service_collectors = {
+    history            = "alloy"
+    matching           = "alloy"
+    frontend           = "alloy"
+    worker             = "alloy"
+    "benchmark-worker" = "alloy"
+  }
+}
+
+mock_provider "aws" {
+  override_during = plan
+
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+}
+
+# >>> adot: the ADOT starting point; cleanup-adot --prune-code deletes through the closing marker
+run "req_3_2_adot_starting_point_has_no_alloy" {
+  command = plan
+
+  variables {
+    service_collectors = {
+      history            = "adot"
+      matching           = "adot"
+      frontend           = "adot"
+      worker             = "adot"
+      "benchmark-worker" = "adot"
+    }
+  }
+
+  assert {
+    condition = alltrue([
+      for s, m in { history = module.temporal_history, matching = module.temporal_matching, frontend = module.temporal_frontend, worker = module.temporal_worker, "benchmark-worker" = module.benchmark_worker } :
+      [for c in jsondecode(m.container_definitions) : c.name][1] == "adot-collector"
+      && jsondecode(m.container_definitions)[1].essential == false
+      && jsondecode(m.container_definitions)[1].command == ["--config", "env:ADOT_CONFIG"]
+      && jsondecode(m.container_definitions)[1].environment == [{ name = "SERVICE_NAME", value = s }]
+      && jsondecode(m.container_definitions)[1].secrets == [{ name = "ADOT_CONFIG", valueFrom = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/adot/sidecar" }]
+    ])
+    error_message = "On adot, each task carries the non-essential ADOT collector with its service name and the SSM config."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] : [
+        for c in jsondecode(m.container_definitions) : c.name != "alloy" && length(try(c.mountPoints, [])) == 0
+      ]
+    ]))
+    error_message = "On adot, no Alloy container and no Docker socket mount."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      length(m.volumes) == 0 && !strcontains(m.execution_role_policy, "/alloy/")
+    ])
+    error_message = "On adot, no sidecar volumes and no read access to Alloy configs."
+  }
+}
+# <<< adot
+
+# >>> adot
+run "req_8_1_adot_services_always_keep_awslogs" {
+  command = plan
+
+  variables {
+    cloudwatch_parallel_run = false
+    service_collectors = {
+      history            = "adot"
+      matching           = "adot"
+      frontend           = "adot"
+      worker             = "adot"
+      "benchmark-worker" = "adot"
+    }
+  }
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.container_definitions)[0].logConfiguration.logDriver == "awslogs"
+      && jsondecode(m.container_definitions)[0].logConfiguration.options["awslogs-group"] == m.log_group_name
+    ])
+    error_message = "A service on ADOT has no other log path than CloudWatch, whatever cloudwatch_parallel_run says."
+  }
+}
+# <<< adot
+
+# >>> adot: the ADOT starting point; cleanup-adot --prune-code deletes through the closing marker
+run "req_8_3_log_groups_retained_on_adot" {
+  command = plan
+
+  variables {
+    service_collectors = {
+      history            = "adot"
+      matching           = "adot"
+      frontend           = "adot"
+      worker             = "adot"
+      "benchmark-worker" = "adot"
+    }
+  }
+
+  assert {
+    condition = alltrue([
+      for s, m in { history = module.temporal_history, matching = module.temporal_matching, frontend = module.temporal_frontend, worker = module.temporal_worker, "benchmark-worker" = module.benchmark_worker } :
+      m.log_group_name == (s == "benchmark-worker" ? "/ecs/temporal-dev/benchmark-worker" : "/ecs/temporal-dev/temporal-${s}") && m.log_group_skip_destroy
+    ])
+    error_message = "Every service has its CloudWatch log group, left in AWS even when Terraform stops managing it (req 8.5)."
+  }
+}
+# <<< adot
+
+run "req_8_3_log_groups_retained_on_alloy_after_parallel_run" {
+  command = plan
+
+  variables {
+    cloudwatch_parallel_run = false
+    service_collectors = {
+      history            = "alloy"
+      matching           = "alloy"
+      frontend           = "alloy"
+      worker             = "alloy"
+      "benchmark-worker" = "alloy"
+    }
+  }
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      m.log_group_skip_destroy && m.log_group_name != ""
+    ])
+    error_message = "Log groups stay after every service moved to Alloy and CloudWatch shipping stopped (req 8.3, 8.5)."
+  }
+}
+
+run "req_5_5_log_retention_follows_loki" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      m.log_retention_days == var.loki_retention_days
+    ])
+    error_message = "The services' CloudWatch retention is loki_retention_days."
+  }
+}
+
+run "persistence_password_from_secret_only" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker] :
+      jsondecode(m.container_definitions)[0].secrets == [{ name = "POSTGRES_PWD", valueFrom = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf" }]
+      && !contains([for e in jsondecode(m.container_definitions)[0].environment : e.name], "POSTGRES_PWD")
+      && contains(jsondecode(m.container_definitions)[0].environment, { name = "POSTGRES_SEEDS", value = "temporal-db.example.internal" })
+      && contains(jsondecode(m.container_definitions)[0].environment, { name = "DB", value = "postgres12" })
+    ])
+    error_message = "The database password reaches the server only through `secrets`, never as plain environment."
+  }
+  assert {
+    condition     = contains(jsondecode(module.temporal_history.execution_role_policy).Statement, { Sid = "SecretsManager", Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"] })
+    error_message = "The execution role may read exactly the database secret."
+  }
+}
+
+run "persistence_secret_json_key_is_scoped_to_the_secret" {
+  command = plan
+
+  variables {
+    temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf:password::"
+  }
+
+  assert {
+    condition     = contains(jsondecode(module.temporal_matching.execution_role_policy).Statement[1].Resource, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf")
+    error_message = "A json-key suffix belongs in valueFrom, not in the IAM resource."
+  }
+}
+
+run "ports_metrics_and_service_connect" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      contains(jsondecode(m.container_definitions)[0].portMappings, { name = "metrics", containerPort = 9090, protocol = "tcp" })
+      && contains(jsondecode(m.container_definitions)[0].environment, { name = "PROMETHEUS_ENDPOINT", value = "0.0.0.0:9090" })
+    ])
+    error_message = "Every main container serves Prometheus metrics on :9090 for the sidecar."
+  }
+  assert {
+    condition     = contains(jsondecode(module.temporal_history.container_definitions)[0].portMappings, { name = "grpc", containerPort = 7234, protocol = "tcp" }) && contains(jsondecode(module.temporal_frontend.container_definitions)[0].portMappings, { name = "grpc", containerPort = 7233, protocol = "tcp" })
+    error_message = "Temporal's per-role gRPC ports: frontend 7233, history 7234."
+  }
+  assert {
+    condition     = contains(jsondecode(module.temporal_worker.container_definitions)[0].environment, { name = "PUBLIC_FRONTEND_ADDRESS", value = "temporal-frontend:7233" })
+    error_message = "The other roles reach the frontend through Service Connect."
+  }
+}
+
+run "benchmark_worker_disabled_keeps_log_group" {
+  command = plan
+
+  assert {
+    condition     = output.temporal_services["benchmark-worker"].service_name == null && output.temporal_services["benchmark-worker"].log_group_name == "/ecs/temporal-dev/benchmark-worker"
+    error_message = "A disabled benchmark worker runs no service but keeps its log group."
+  }
+  assert {
+    condition     = output.temporal_services["history"].service_name == "temporal-dev-temporal-history"
+    error_message = "Enabled services run."
+  }
+}
+
+run "bad_temporal_image_latest_fails" {
+  command = plan
+
+  variables {
+    temporal_image = "temporalio/server:latest"
+  }
+
+  expect_failures = [var.temporal_image]
+}
+
+run "bad_db_password_plain_text_fails" {
+  command = plan
+
+  variables {
+    temporal_db_password_secret_arn = "hunter2"
+  }
+
+  expect_failures = [var.temporal_db_password_secret_arn]
+}

@@ -1,0 +1,245 @@
+//! `cargo xtask build-grafana`: build `grafana/` for linux/arm64, tag it `<grafana version>-<commit>`
+//! and push it to the environment's ECR repository (plan task 6.2, req 4.4).
+//!
+//! Every check runs in both modes (tools, git, credentials, account, repository); only `--execute`
+//! builds, logs in and pushes. The ECR password goes from `aws` to `docker login` through stdin
+//! and is never printed or put in an argument list. Stdout carries only results (the dry run's
+//! commands, or the pushed image); progress and docker's own output go to stderr.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use settings::Environment;
+use tools::aws::Aws;
+use tools::Cmd;
+
+use crate::cli::BuildGrafanaArgs;
+use crate::project::{usage, Project};
+
+/// ECS tasks run on Graviton (req 1.2, 3.9).
+const PLATFORM: &str = "linux/arm64";
+
+/// `--provenance` (to keep the pushed manifest a plain single-platform image) arrived in buildx 0.10.
+const MIN_BUILDX: (u32, u32) = (0, 10);
+const BUILDX_HINT: &str = "install the Docker buildx plugin 0.10 or newer (Docker 23+ ships it; Debian/Ubuntu: \
+                           `apt-get install docker-buildx-plugin`; https://docs.docker.com/build/install-buildx/)";
+const DOCKER_HINT: &str = "install Docker 23 or newer with the buildx plugin (https://docs.docker.com/engine/install/)";
+
+/// `aws ecr get-login-password` exists in every AWS CLI v2 and in v1 from 1.17.10.
+const MIN_AWS_V1: (u32, u32, u32) = (1, 17, 10);
+
+impl BuildGrafanaArgs {
+    pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        let env = Environment::load(&project.root, &self.target.env).map_err(usage)?;
+        let context = project.root.join("grafana");
+        let version = grafana_version(project, &context)?;
+        let commit = commit(&project.root, self.allow_dirty)?;
+
+        let docker = find_docker()?;
+        let aws = Aws::find(&env.settings.aws.region)?;
+        check_aws_version(&aws)?;
+        check_account(&aws, &env)?;
+        let repository = repository_uri(&aws, &format!("{}-grafana", env.settings.project.name))?;
+
+        let image = format!("{repository}:{version}-{commit}");
+        let plan = Plan::new(&docker, &aws, &context, &image);
+        if !self.target.execute {
+            eprintln!("Would build and push {image}:");
+            for line in plan.lines() {
+                println!("{line}");
+            }
+            eprintln!("dry run: nothing was built, logged in or pushed; re-run with --execute");
+            return Ok(());
+        }
+        plan.execute()?;
+        println!("{image}");
+        eprintln!(
+            "Pushed. Set versions.grafana_image = \"{image}\" in {}, run `cargo xtask render`, then `cargo xtask deploy grafana --env {}`",
+            project.rel(&env.path).display(),
+            env.name
+        );
+        Ok(())
+    }
+}
+
+/// The three steps, built once: printed by a dry run, run by `--execute`.
+struct Plan {
+    build: Cmd,
+    password: Cmd,
+    login: Cmd,
+    push: Cmd,
+}
+
+impl Plan {
+    fn new(docker: &Path, aws: &Aws, context: &Path, image: &str) -> Plan {
+        let registry = image.split('/').next().unwrap_or(image);
+        Plan {
+            build: Cmd::new(docker, format!("build the Grafana image for {PLATFORM}"))
+                .args(["buildx", "build", "--platform", PLATFORM, "--provenance=false", "--tag", image, "--load"])
+                .arg(context)
+                .stdout_to_stderr(),
+            password: aws.cmd("get an ECR login password", ["ecr", "get-login-password"]),
+            login: Cmd::new(docker, format!("log Docker in to {registry}"))
+                .args(["login", "--username", "AWS", "--password-stdin", registry])
+                .stdout_to_stderr(),
+            push: Cmd::new(docker, "push the Grafana image to ECR").args(["push", image]).stdout_to_stderr(),
+        }
+    }
+
+    fn lines(&self) -> [String; 3] {
+        [self.build.display(), format!("{} | {}", self.password.display(), self.login.display()), self.push.display()]
+    }
+
+    fn execute(self) -> anyhow::Result<()> {
+        self.build.run()?;
+        let password = self.password.read()?;
+        self.login.stdin_bytes(password.trim().as_bytes()).run()?;
+        self.push.run()
+    }
+}
+
+fn grafana_version(project: &Project, context: &Path) -> anyhow::Result<String> {
+    let dockerfile = context.join("Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).with_context(|| format!("reading {}", dockerfile.display()))?;
+    configcheck::grafana::grafana_version(&text).map_err(|why| usage(format!("{}: {why}", project.rel(&dockerfile).display())))
+}
+
+/// The short commit the tag names. The image is built from `grafana/` only, so only changes there
+/// make the tag lie; with `--allow-dirty` such a build is tagged `-dirty` so it can never take the
+/// clean tag's name in the immutable repository.
+fn commit(root: &Path, allow_dirty: bool) -> anyhow::Result<String> {
+    let git = tools::require("git", "install git")?;
+    let sha = Cmd::new(&git, "read the commit the image is built from")
+        .args(["rev-parse", "--short=7", "HEAD"])
+        .dir(root)
+        .read()?
+        .trim()
+        .to_string();
+    let changes = Cmd::new(&git, "look for uncommitted changes in grafana/")
+        .args(["status", "--porcelain", "--untracked-files=all", "--", "grafana"])
+        .dir(root)
+        .read()?;
+    if changes.trim().is_empty() {
+        return Ok(sha);
+    }
+    if !allow_dirty {
+        bail!(
+            "grafana/ has uncommitted changes, so the tag `<version>-{sha}` would not name what is built:\n{}\n\
+             commit them first, or pass --allow-dirty for a `-dirty` test image",
+            changes.trim_end()
+        );
+    }
+    Ok(format!("{sha}-dirty"))
+}
+
+fn find_docker() -> anyhow::Result<PathBuf> {
+    let docker = tools::require("docker", DOCKER_HINT)?;
+    let out = Cmd::new(&docker, "check for docker buildx").args(["buildx", "version"]).quiet().output()?;
+    if !out.success() {
+        let why = out.stderr.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output");
+        bail!("docker buildx is not available (`docker buildx version`: {why}); {BUILDX_HINT}");
+    }
+    // e.g. "github.com/docker/buildx v0.17.1 257815a"
+    let found = out.stdout.split_whitespace().find_map(|w| w.strip_prefix('v')).and_then(numbers::<2>);
+    match found {
+        Some(v) if v >= [MIN_BUILDX.0, MIN_BUILDX.1] => Ok(docker),
+        Some([major, minor]) => bail!("docker buildx {major}.{minor} is too old; {BUILDX_HINT}"),
+        None => bail!("could not read the buildx version from {:?}; {BUILDX_HINT}", out.stdout.trim()),
+    }
+}
+
+fn check_aws_version(aws: &Aws) -> anyhow::Result<()> {
+    let version = aws.version()?;
+    let numbers = version.strip_prefix("aws-cli/").and_then(numbers::<3>);
+    let (major, minor, patch) = MIN_AWS_V1;
+    match numbers {
+        Some([1, ..]) if numbers < Some([major, minor, patch]) => {
+            bail!("{version} has no `ecr get-login-password`; {} (v1 needs {major}.{minor}.{patch}+)", tools::aws::INSTALL_HINT)
+        }
+        Some(_) => Ok(()),
+        None => bail!("could not read the AWS CLI version from {version:?}; {}", tools::aws::INSTALL_HINT),
+    }
+}
+
+/// Pushing to another account's registry is never what was meant.
+fn check_account(aws: &Aws, env: &Environment) -> anyhow::Result<()> {
+    let identity = aws.identity()?;
+    let wanted = &env.settings.aws.account_id;
+    if &identity.account != wanted {
+        bail!(
+            "the AWS credentials are for account {} ({}), but {} deploys to {wanted}; log in to {wanted}",
+            identity.account,
+            identity.arn,
+            env.path.display()
+        );
+    }
+    Ok(())
+}
+
+fn repository_uri(aws: &Aws, name: &str) -> anyhow::Result<String> {
+    let cmd = aws.cmd("find the Grafana ECR repository", ["ecr", "describe-repositories", "--repository-names", name]);
+    let out = cmd.output()?;
+    if out.stderr.contains("RepositoryNotFoundException") {
+        bail!(
+            "the ECR repository {name} does not exist in {}; apply infra/grafana.tf first (it creates the repository), then run build-grafana again",
+            aws.region
+        );
+    }
+    if !out.success() {
+        bail!("`{}` failed while trying to find the Grafana ECR repository:\n{}", cmd.display(), out.stderr.trim_end());
+    }
+    let answer: serde_json::Value = serde_json::from_str(&out.stdout).with_context(|| format!("`{}` did not print JSON", cmd.display()))?;
+    answer["repositories"][0]["repositoryUri"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("`{}` returned no repositoryUri", cmd.display()))
+}
+
+/// The first `N` dot-separated numbers of a version such as `1.46.3` or `0.17.1-desktop.1`.
+fn numbers<const N: usize>(version: &str) -> Option<[u32; N]> {
+    let mut parts = version.split(['.', '-', '+']);
+    let mut out = [0; N];
+    for slot in &mut out {
+        *slot = parts.next()?.parse().ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_numbers_are_read_leniently() {
+        assert_eq!(numbers::<2>("0.17.1"), Some([0, 17]));
+        assert_eq!(numbers::<3>("1.46.3"), Some([1, 46, 3]));
+        assert_eq!(numbers::<2>("0.9.1-desktop.2"), Some([0, 9]));
+        assert_eq!(numbers::<3>("2.17"), None);
+        assert_eq!(numbers::<2>("abc"), None);
+    }
+
+    fn git(dir: &Path, args: &[&str]) {
+        let git = tools::require("git", "install git").unwrap();
+        Cmd::new(git, "set up a test repository").args(args).dir(dir).read().unwrap();
+    }
+
+    #[test]
+    fn a_dirty_grafana_dir_is_refused_unless_allowed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        git(root, &["init", "-q"]);
+        git(root, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"]);
+        std::fs::create_dir(root.join("grafana")).unwrap();
+        std::fs::write(root.join("other.txt"), "not part of the image").unwrap();
+
+        // Changes elsewhere don't matter.
+        let clean = commit(root, false).unwrap();
+        assert_eq!(clean.len(), 7, "{clean}");
+
+        std::fs::write(root.join("grafana/Dockerfile"), "FROM grafana/grafana:13.2.3\n").unwrap();
+        let err = format!("{:#}", commit(root, false).unwrap_err());
+        assert!(err.contains("grafana/ has uncommitted changes") && err.contains("--allow-dirty"), "{err}");
+        assert!(err.contains("grafana/Dockerfile"), "{err}");
+        assert_eq!(commit(root, true).unwrap(), format!("{clean}-dirty"));
+    }
+}

@@ -1,0 +1,92 @@
+//! Waiting for ECS services, with progress and a clear timeout.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde_json::Value;
+use tools::aws::Aws;
+
+/// Seconds between polls; `XTASK_POLL_SECONDS` shortens it (tests, impatient operators).
+pub fn poll_interval() -> Duration {
+    let secs = std::env::var("XTASK_POLL_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    Duration::from_secs(secs)
+}
+
+/// What one `describe-services` says about a service's rollout.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rollout {
+    Stable,
+    InProgress(String),
+    Failed(String),
+}
+
+/// Stable as `aws ecs wait services-stable` means it: one deployment, all its tasks running.
+pub fn rollout(service: &Value) -> Rollout {
+    let status = service["status"].as_str().unwrap_or("");
+    if status != "ACTIVE" {
+        return Rollout::Failed(format!("service status is {status:?}, not ACTIVE"));
+    }
+    let deployments = service["deployments"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if let Some(failed) = deployments.iter().find(|d| d["rolloutState"] == "FAILED") {
+        return Rollout::Failed(format!("deployment failed: {}", failed["rolloutStateReason"].as_str().unwrap_or("no reason given")));
+    }
+    let running = service["runningCount"].as_i64().unwrap_or(0);
+    let desired = service["desiredCount"].as_i64().unwrap_or(0);
+    let progress = format!("{running}/{desired} tasks running, {} deployment(s)", deployments.len());
+    if deployments.len() == 1 && running == desired {
+        Rollout::Stable
+    } else {
+        Rollout::InProgress(progress)
+    }
+}
+
+/// Polls until the service is stable; prints progress; fails on a failed rollout or the timeout.
+pub fn wait_stable(aws: &Aws, cluster: &str, service: &str, timeout: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    eprintln!("  waiting for ECS service {service} in {cluster} to become stable (up to {}s)", timeout.as_secs());
+    loop {
+        let answer = aws
+            .cmd(format!("read the state of ECS service {service}"), ["ecs", "describe-services", "--cluster", cluster, "--services", service])
+            .quiet()
+            .read()?;
+        let answer: Value = serde_json::from_str(&answer)?;
+        let Some(found) = answer["services"].as_array().and_then(|s| s.first()) else {
+            bail!("ECS service {service} does not exist in cluster {cluster}");
+        };
+        match rollout(found) {
+            Rollout::Stable => {
+                eprintln!("  {service} is stable after {}s", start.elapsed().as_secs());
+                return Ok(());
+            }
+            Rollout::Failed(why) => bail!("ECS service {service}: {why}"),
+            Rollout::InProgress(progress) => {
+                if start.elapsed() >= timeout {
+                    bail!(
+                        "ECS service {service} was not stable after {}s ({progress}); look at its events with `aws ecs describe-services --cluster {cluster} --services {service}`",
+                        timeout.as_secs()
+                    );
+                }
+                eprintln!("  … {service}: {progress} ({}s)", start.elapsed().as_secs());
+                std::thread::sleep(poll_interval());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stable_needs_one_deployment_and_all_tasks_running() {
+        let stable = json!({"status": "ACTIVE", "runningCount": 1, "desiredCount": 1, "deployments": [{"rolloutState": "COMPLETED"}]});
+        assert_eq!(rollout(&stable), Rollout::Stable);
+        let rolling = json!({"status": "ACTIVE", "runningCount": 1, "desiredCount": 1, "deployments": [{}, {}]});
+        assert!(matches!(rollout(&rolling), Rollout::InProgress(p) if p.contains("2 deployment")));
+        let starting = json!({"status": "ACTIVE", "runningCount": 0, "desiredCount": 1, "deployments": [{}]});
+        assert!(matches!(rollout(&starting), Rollout::InProgress(p) if p.contains("0/1")));
+        let failed = json!({"status": "ACTIVE", "deployments": [{"rolloutState": "FAILED", "rolloutStateReason": "circuit breaker"}]});
+        assert!(matches!(rollout(&failed), Rollout::Failed(p) if p.contains("circuit breaker")));
+    }
+}

@@ -1,0 +1,77 @@
+//! `cargo xtask init <env>`: a new environment file from the example, then its Terraform backend.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{bail, Context};
+use settings::Environment;
+
+use crate::cli::InitArgs;
+use crate::project::{usage, Project};
+
+impl InitArgs {
+    pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        settings::check_env_name(&self.env).map_err(usage)?;
+        let path = project.root.join("envs").join(format!("{}.toml", self.env));
+        let given = [&self.region, &self.account_id, &self.project_name, &self.state_bucket].iter().any(|v| v.is_some());
+        if path.exists() {
+            if given {
+                bail!(usage(format!("{} exists already; edit it instead of passing settings to init", project.rel(&path).display())));
+            }
+            println!("{} exists; initialising its backend only", project.rel(&path).display());
+        } else {
+            self.create(project, &path)?;
+        }
+        let env = Environment::load(&project.root, &self.env).map_err(usage)?;
+        render::write(&project.root, &render::render_all(&project.root)?)?;
+        println!("rendered rendered/{}", env.name);
+        if self.no_backend {
+            println!("Next: edit the platform ids in {}, then `cargo xtask init {}` for the backend", project.rel(&path).display(), self.env);
+            return Ok(());
+        }
+        crate::live::Live::connect(project, env)?;
+        println!("Backend ready. Next: `cargo xtask deploy loki --env {}` (a dry run; add --execute to act)", self.env);
+        Ok(())
+    }
+
+    fn create(&self, project: &Project, path: &std::path::Path) -> anyhow::Result<()> {
+        let example = project.root.join("envs/example.toml");
+        let text = std::fs::read_to_string(&example).with_context(|| format!("reading {}", example.display()))?;
+        let mut doc: settings::TomlDocument = text.parse().context("parsing envs/example.toml")?;
+        let region = value(&self.region, "AWS region", "eu-west-1")?;
+        let account = value(&self.account_id, "AWS account id (12 digits)", "")?;
+        let name = value(&self.project_name, "project name (prefix of resource names)", &format!("temporal-{}", self.env))?;
+        let bucket = value(&self.state_bucket, "S3 bucket of the Terraform state", "")?;
+        settings::set_in_document(&mut doc, &["aws", "region"], region.as_str().into())?;
+        settings::set_in_document(&mut doc, &["aws", "account_id"], account.as_str().into())?;
+        settings::set_in_document(&mut doc, &["project", "name"], name.as_str().into())?;
+        settings::set_in_document(&mut doc, &["state", "bucket"], bucket.as_str().into())?;
+        let key = format!("loki-migration/{}.tfstate", self.env);
+        settings::set_in_document(&mut doc, &["state", "key"], key.as_str().into())?;
+        let new_text = doc.to_string();
+        // Validate before anything is written: a bad value leaves no file behind.
+        settings::parse(&new_text).map_err(|err| usage(format!("{}: {err:#}", project.rel(path).display())))?;
+        settings::write_atomically(path, &new_text)?;
+        println!("created {} (platform ids are the example's placeholders: set yours before deploying)", project.rel(path).display());
+        Ok(())
+    }
+}
+
+/// A flag's value, or the answer to a prompt when a terminal is attached.
+fn value(flag: &Option<String>, question: &str, default: &str) -> anyhow::Result<String> {
+    if let Some(value) = flag {
+        return Ok(value.clone());
+    }
+    if !std::io::stdin().is_terminal() {
+        if default.is_empty() {
+            bail!(usage(format!("missing {question}: pass it as a flag (see `cargo xtask init --help`)")));
+        }
+        return Ok(default.to_string());
+    }
+    let shown = if default.is_empty() { String::new() } else { format!(" [{default}]") };
+    eprint!("{question}{shown}: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let answer = answer.trim();
+    Ok(if answer.is_empty() { default.to_string() } else { answer.to_string() })
+}

@@ -1,0 +1,123 @@
+//! `cargo xtask logs <service>`: a service's recent lines from Loki, through an SSM tunnel,
+//! oldest first, as `timestamp container line`.
+
+use anyhow::bail;
+use probes::logql;
+use probes::loki::{LogLine, Loki};
+use probes::Http;
+use settings::{Collector, Environment};
+
+use crate::cli::LogsArgs;
+use crate::live::Live;
+use crate::project::{usage, Project};
+use crate::tunnel::{require_plugin, Endpoint, Tunnel};
+use crate::verify::LOKI_PORT;
+
+/// Loki's default `max_entries_limit_per_query`.
+const MAX_LIMIT: u32 = 5000;
+
+impl LogsArgs {
+    pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        // Input first: a typo costs no AWS call.
+        let since = logql::parse_duration(&self.since).map_err(usage)?;
+        if !(1..=MAX_LIMIT).contains(&self.limit) {
+            bail!(usage(format!("--limit {}: expected 1 to {MAX_LIMIT} (Loki's per-query maximum)", self.limit)));
+        }
+        if self.service == "loki" {
+            bail!(usage(
+                "Loki's own logs are not in Loki (they stay in CloudWatch, readable when Loki is down): \
+                 `aws logs tail <loki_log_group_name> --since 10m` (the name is the Terraform output loki_log_group_name)"
+            ));
+        }
+        let query = match &self.query {
+            Some(query) => query.clone(),
+            None => {
+                let service = settings::check_service_name(&self.service).map_err(usage)?;
+                build_query(service, self.level.as_deref())
+            }
+        };
+        let env = Environment::load(&project.root, &self.env).map_err(usage)?;
+        require_plugin()?;
+        let live = Live::connect(project, env)?;
+        let loki_service = live.output_str("loki_service_name", "cargo xtask deploy loki --execute")?;
+        let tunnel = Tunnel::open(&live, &Endpoint { what: "Loki", service: &loki_service, port: LOKI_PORT })?;
+        let mut lines = Loki::new(&tunnel.base_url(), Http::default()).query_range(&query, since, self.limit)?;
+        drop(tunnel);
+        // Loki answers newest first (direction=backward keeps the newest when --limit cuts).
+        lines.sort_by_key(|l| l.ts_ns);
+        for line in &lines {
+            println!("{}", format_line(line));
+        }
+        if lines.is_empty() {
+            eprintln!("no line matched {query} in the last {}", self.since);
+            let on_adot = live.env.settings.services.get(&self.service).is_some_and(|s| s.collector == Collector::Adot);
+            if self.query.is_none() && on_adot {
+                eprintln!("{} still uses the ADOT collector: its logs are in CloudWatch until `cargo xtask migrate-sidecars --service {}`", self.service, self.service);
+            }
+        } else {
+            eprintln!("{} line(s) for {query}", lines.len());
+        }
+        Ok(())
+    }
+}
+
+/// `{service_name="<svc>"}`, plus a case-insensitive line filter for `--level`.
+pub fn build_query(service: &str, level: Option<&str>) -> String {
+    let mut query = logql::selector(&[("service_name", service)]);
+    if let Some(level) = level.filter(|l| !l.is_empty()) {
+        query.push(' ');
+        query.push_str(&logql::contains_ignoring_case(level));
+    }
+    query
+}
+
+/// `2026-01-02T03:04:05.678Z container line`.
+pub fn format_line(line: &LogLine) -> String {
+    let container = line.labels.get("container").map(String::as_str).unwrap_or("-");
+    format!("{} {container} {}", rfc3339_millis(line.ts_ns), line.line.trim_end())
+}
+
+/// UTC RFC 3339 with milliseconds from nanoseconds since the epoch.
+fn rfc3339_millis(ts_ns: u128) -> String {
+    let secs = (ts_ns / 1_000_000_000) as i64;
+    let millis = (ts_ns / 1_000_000 % 1000) as u32;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_select_the_service_and_filter_the_level_in_any_case() {
+        assert_eq!(build_query("worker", None), r#"{service_name="worker"}"#);
+        assert_eq!(build_query("history", Some("error")), r#"{service_name="history"} |~ "(?i)error""#);
+    }
+
+    #[test]
+    fn lines_print_as_utc_timestamp_container_and_text() {
+        let line = LogLine {
+            ts_ns: 1_700_000_000_123_456_789,
+            labels: [("container".to_string(), "temporal-worker".to_string())].into(),
+            line: "{\"level\":\"info\"}\n".into(),
+        };
+        assert_eq!(format_line(&line), "2023-11-14T22:13:20.123Z temporal-worker {\"level\":\"info\"}");
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+    }
+}

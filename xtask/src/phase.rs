@@ -1,0 +1,419 @@
+//! What every phase shares. A phase is one settings change (enable Loki, move a service to Alloy,
+//! a new Grafana image, ADOT off) carried through Terraform: show exactly what will run; with
+//! `--execute` plan, refuse a plan that reaches outside the phase, apply, wait for ECS, run the
+//! checkpoint, and only when it passes record the change in the env file. Rerunning after a
+//! failure or Ctrl-C continues: the env file still holds the old value, Terraform finds what is
+//! already applied, and the checkpoint runs again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use settings::{Collector, Environment, Settings, TomlValue};
+use tools::terraform::Terraform;
+use tools::Cmd;
+
+use crate::live::{backend_args, terraform_for_env, Live};
+use crate::project::{usage, Project};
+use crate::report::Report;
+
+/// A settings change a phase applies first and records only after its checkpoint passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    EnableLoki,
+    Collector { service: &'static str, collector: Collector },
+    /// `versions.<key> = <image>`
+    Image { key: String, image: String },
+    DisableAdot,
+}
+
+impl Change {
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            Change::EnableLoki => vec!["loki", "enabled"],
+            Change::Collector { service, .. } => vec!["services", service, "collector"],
+            Change::Image { key, .. } => vec!["versions", key],
+            Change::DisableAdot => vec!["adot", "enabled"],
+        }
+    }
+
+    fn value(&self) -> TomlValue {
+        match self {
+            Change::EnableLoki => true.into(),
+            Change::Collector { collector, .. } => collector.as_str().into(),
+            Change::Image { image, .. } => image.as_str().into(),
+            Change::DisableAdot => false.into(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} = {}", self.keys().join("."), self.value())
+    }
+
+    /// The settings with this change made.
+    pub fn applied_to(&self, settings: &Settings) -> Settings {
+        let mut after = settings.clone();
+        match self {
+            Change::EnableLoki => after.loki.enabled = true,
+            Change::Collector { service, collector } => match *service {
+                "history" => after.services.history.collector = *collector,
+                "matching" => after.services.matching.collector = *collector,
+                "frontend" => after.services.frontend.collector = *collector,
+                "worker" => after.services.worker.collector = *collector,
+                _ => after.services.benchmark_worker.collector = *collector,
+            },
+            Change::Image { key, image } => {
+                after.versions.insert(key.clone(), image.clone());
+            }
+            Change::DisableAdot => after.adot.enabled = false,
+        }
+        after
+    }
+
+    /// Writes the change into the env file (comments kept, atomic) and re-renders the env.
+    pub fn record(&self, project: &Project, env: &Environment) -> anyhow::Result<()> {
+        settings::set(&env.path, &self.keys(), self.value())?;
+        let files = render::render_all(&project.root)?;
+        render::write(&project.root, &files)?;
+        eprintln!("  recorded {} in {}", self.describe(), project.rel(&env.path).display());
+        Ok(())
+    }
+}
+
+/// Which resources a phase's plan may touch; anything else stops the phase before it applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Loki,
+    Grafana,
+    Service(&'static str),
+    Adot,
+}
+
+impl Scope {
+    /// Resource addresses name what they serve (`aws_ecs_service.loki`, `module.temporal_worker…`,
+    /// `aws_ssm_parameter.alloy["worker"]`), so a name test is enough to keep phases apart.
+    pub fn allows(&self, address: &str) -> bool {
+        match self {
+            Scope::Loki => address.contains("loki"),
+            Scope::Grafana => address.contains("grafana"),
+            Scope::Service(service) => {
+                let module = match *service {
+                    "benchmark-worker" => "module.benchmark_worker".to_string(),
+                    other => format!("module.temporal_{other}"),
+                };
+                address == module
+                    || address.starts_with(&format!("{module}."))
+                    || address.starts_with(&format!("{module}["))
+                    || address.ends_with(&format!("[\"{service}\"]"))
+                    || address == "terraform_data.collector_choice"
+            }
+            Scope::Adot => address.contains("adot"),
+        }
+    }
+}
+
+/// One resource the plan changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceChange {
+    pub address: String,
+    pub actions: Vec<String>,
+}
+
+/// The changes in `terraform show -json <plan>` output, without no-ops and reads.
+pub fn changes_in(plan_json: &Value) -> Vec<ResourceChange> {
+    plan_json["resource_changes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|rc| {
+            let actions: Vec<String> =
+                rc["change"]["actions"].as_array()?.iter().filter_map(|a| a.as_str().map(str::to_string)).collect();
+            if actions.iter().all(|a| a == "no-op" || a == "read") {
+                return None;
+            }
+            Some(ResourceChange { address: rc["address"].as_str()?.to_string(), actions })
+        })
+        .collect()
+}
+
+/// A plan the phase may apply: every change inside its scope.
+pub struct Plan {
+    pub file: PathBuf,
+    pub changes: Vec<ResourceChange>,
+}
+
+impl Plan {
+    pub fn summary(&self) -> String {
+        if self.changes.is_empty() {
+            return "no changes (already applied)".to_string();
+        }
+        let lines: Vec<String> = self.changes.iter().map(|c| format!("    {:<16} {}", c.actions.join("+"), c.address)).collect();
+        format!("{} change(s):\n{}", self.changes.len(), lines.join("\n"))
+    }
+}
+
+/// The env's data dir, where plans and the phase tfvars live (git-ignored, never shared).
+fn data_dir(project: &Project, env: &Environment) -> PathBuf {
+    project.root.join("infra/.terraform/envs").join(&env.name)
+}
+
+/// Writes the tfvars of the settings after the change, for the plan.
+fn phase_tfvars(project: &Project, env: &Environment, change: &Change) -> anyhow::Result<PathBuf> {
+    let after = Environment { settings: change.applied_to(&env.settings), ..env.clone() };
+    let dir = data_dir(project, env);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("phase.tfvars");
+    std::fs::write(&path, render::tfvars(&after)).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+fn plan_cmd(terraform: &Terraform, project: &Project, var_file: &std::path::Path, plan_file: &std::path::Path) -> Cmd {
+    terraform
+        .cmd("plan the phase's changes")
+        .args(["plan", "-input=false", "-no-color", "-lock-timeout=120s"])
+        .arg(format!("-var-file={}", var_file.display()))
+        .arg(format!("-out={}", plan_file.display()))
+        .dir(project.root.join("infra"))
+}
+
+fn apply_cmd(terraform: &Terraform, project: &Project, plan_file: &std::path::Path) -> Cmd {
+    terraform
+        .cmd("apply the reviewed plan")
+        .args(["apply", "-input=false", "-no-color", "-lock-timeout=120s"])
+        .arg(plan_file)
+        .dir(project.root.join("infra"))
+}
+
+/// Plans `change`; refuses, before anything is applied, a plan that reaches outside `scope`.
+pub fn plan(live: &Live, change: &Change, scope: &Scope) -> anyhow::Result<Plan> {
+    let var_file = phase_tfvars(live.project, &live.env, change)?;
+    let file = data_dir(live.project, &live.env).join("phase.tfplan");
+    let out = plan_cmd(&live.terraform, live.project, &var_file, &file).output()?;
+    if !out.success() {
+        return Err(terraform_failure("terraform plan", &out.stdout, &out.stderr, &live.env));
+    }
+    let shown = live
+        .terraform
+        .cmd("read the plan")
+        .args(["show", "-json", "-no-color"])
+        .arg(&file)
+        .dir(live.infra_dir())
+        .read()?;
+    let json: Value = serde_json::from_str(&shown).context("`terraform show -json` did not print JSON")?;
+    let changes = changes_in(&json);
+    let deleted_log_groups: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.address.contains("aws_cloudwatch_log_group") && c.actions.iter().any(|a| a == "delete"))
+        .map(|c| c.address.as_str())
+        .collect();
+    if !deleted_log_groups.is_empty() {
+        bail!(
+            "the plan for `{}` would delete CloudWatch log groups ({}); they stay for rollback (req 8.3, 8.5), so nothing was applied",
+            change.describe(),
+            deleted_log_groups.join(", ")
+        );
+    }
+    let outside: Vec<&ResourceChange> = changes.iter().filter(|c| !scope.allows(&c.address)).collect();
+    if !outside.is_empty() {
+        let list: Vec<String> = outside.iter().map(|c| format!("{} ({})", c.address, c.actions.join("+"))).collect();
+        bail!(
+            "the plan for `{}` would also change resources outside this phase:\n  {}\nnothing was applied; bring the environment in line first (review with `terraform plan`), then rerun",
+            change.describe(),
+            list.join("\n  ")
+        );
+    }
+    Ok(Plan { file, changes })
+}
+
+pub fn apply(live: &Live, plan: &Plan) -> anyhow::Result<()> {
+    if plan.changes.is_empty() {
+        return Ok(());
+    }
+    let out = apply_cmd(&live.terraform, live.project, &plan.file).output()?;
+    eprint!("{}", out.stdout);
+    if !out.success() {
+        return Err(terraform_failure("terraform apply", &out.stdout, &out.stderr, &live.env));
+    }
+    Ok(())
+}
+
+/// Terraform's failure, with the fix for the common one: a state lock held elsewhere.
+fn terraform_failure(what: &str, stdout: &str, stderr: &str, env: &Environment) -> anyhow::Error {
+    let text = format!("{stdout}{stderr}");
+    if text.contains("Error acquiring the state lock") {
+        let id = text.lines().find_map(|l| l.trim().strip_prefix("ID:")).map(str::trim).unwrap_or("<lock id>");
+        return usage(format!(
+            "{what}: the Terraform state of `{}` is locked by another run (lock ID {id}); wait for it to finish, or if it died: \
+             TF_DATA_DIR=infra/.terraform/envs/{} terraform -chdir=infra force-unlock {id}",
+            env.name, env.name
+        ));
+    }
+    anyhow::format_err!("{what} failed:\n{}", text.trim_end())
+}
+
+/// A phase as the commands describe it.
+pub struct PhaseSpec {
+    pub title: String,
+    pub change: Change,
+    pub scope: Scope,
+    /// Terraform output naming the ECS service to wait for after the apply (none: no service changes).
+    pub ecs_service_output: Option<String>,
+    /// What the checkpoint is, for the dry run's list.
+    pub checkpoint_name: String,
+    pub timeout: Duration,
+}
+
+/// Runs the checkpoint against the live environment.
+pub type Checkpoint<'a> = &'a dyn Fn(&Live) -> anyhow::Result<Report>;
+
+/// What happened to a phase that ran with `--execute`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Recorded,
+    CheckFailed,
+}
+
+/// The dry run: render state, offline validation, and the exact steps; with credentials also the
+/// real plan. Changes nothing in AWS, the state, or the env file.
+pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow::Result<()> {
+    println!("{} (env `{}`): dry run, nothing will change", spec.title, env.name);
+    render_status(project, env, false)?;
+    validate_offline(project)?;
+    let terraform = terraform_for_env(project, env)?;
+    let var_file = data_dir(project, env).join("phase.tfvars");
+    let plan_file = data_dir(project, env).join("phase.tfplan");
+    println!("\nWith --execute this runs:");
+    let steps = [
+        terraform.cmd("").args(backend_args(env)).dir(project.root.join("infra")).display(),
+        format!("write {} with {}", project.rel(&var_file).display(), spec.change.describe()),
+        plan_cmd(&terraform, project, &var_file, &plan_file).display(),
+        format!("stop unless every planned change is within the {:?} scope", spec.scope),
+        apply_cmd(&terraform, project, &plan_file).display(),
+        match &spec.ecs_service_output {
+            Some(output) => format!("wait for the ECS service in output `{output}` to be stable (up to {}s)", spec.timeout.as_secs()),
+            None => "no ECS service to wait for".to_string(),
+        },
+        format!("run {}", spec.checkpoint_name),
+        format!("only if it passes: record {} in {}", spec.change.describe(), project.rel(&env.path).display()),
+    ];
+    for (n, step) in steps.iter().enumerate() {
+        println!("  {}. {step}", n + 1);
+    }
+    match tools::aws::Aws::find(&env.settings.aws.region).and_then(|aws| aws.identity()) {
+        Err(err) => println!("\nNo AWS access ({}), so no live plan; the steps above are the plan.", first_line(&format!("{err:#}"))),
+        Ok(_) => {
+            let live = Live::connect(project, env.clone())?;
+            let plan = plan(&live, &spec.change, &spec.scope)?;
+            println!("\nTerraform plan: {}", plan.summary());
+        }
+    }
+    println!("\nRun again with --execute to do it.");
+    Ok(())
+}
+
+/// The real thing: plan, apply, wait, check, then record (or report and leave the env file as is).
+pub fn execute(live: &Live, spec: &PhaseSpec, checkpoint: Checkpoint) -> anyhow::Result<Outcome> {
+    eprintln!("{} (env `{}`, account {})", spec.title, live.env.name, live.identity.account);
+    let plan = plan(live, &spec.change, &spec.scope)?;
+    eprintln!("  plan: {}", plan.summary());
+    apply(live, &plan)?;
+    if let Some(output) = &spec.ecs_service_output {
+        let service = live.output_str(output, &spec.title)?;
+        crate::ecs::wait_stable(&live.aws, &live.env.settings.platform.ecs_cluster_name, &service, spec.timeout)?;
+    }
+    let report = checkpoint(live)?;
+    eprint!("{}", report.table());
+    if !report.passed() {
+        return Ok(Outcome::CheckFailed);
+    }
+    spec.change.record(live.project, &live.env)?;
+    Ok(Outcome::Recorded)
+}
+
+/// Prints whether the env's rendered files are current; with `write`, brings them up to date.
+pub fn render_status(project: &Project, env: &Environment, write: bool) -> anyhow::Result<()> {
+    let files = render::render_all(&project.root).map_err(usage)?;
+    let prefix = PathBuf::from("rendered").join(&env.name);
+    let drift = render::drift(&project.root, &files)?;
+    let stale: Vec<&PathBuf> = drift.stale.iter().chain(&drift.orphans).filter(|p| p.starts_with(&prefix)).collect();
+    if stale.is_empty() {
+        println!("  rendered/{}: up to date", env.name);
+    } else if write {
+        render::write(&project.root, &files)?;
+        println!("  rendered/{}: re-rendered {} file(s); commit them", env.name, stale.len());
+    } else {
+        println!("  rendered/{}: {} file(s) would be re-rendered: {:?}", env.name, stale.len(), stale);
+    }
+    Ok(())
+}
+
+/// `terraform validate` of infra/ with whichever provider can be had (offline where needed).
+pub fn validate_offline(project: &Project) -> anyhow::Result<()> {
+    let terraform = project.terraform()?;
+    terraform.validate(&project.root.join("infra"))?;
+    println!("  terraform validate: ok ({})", terraform.describe());
+    Ok(())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scopes_keep_phases_apart() {
+        assert!(Scope::Loki.allows("aws_ecs_service.loki"));
+        assert!(Scope::Loki.allows("aws_ssm_parameter.alloy[\"loki\"]"));
+        assert!(!Scope::Loki.allows("module.temporal_worker.aws_ecs_service.this"));
+        let worker = Scope::Service("worker");
+        assert!(worker.allows("module.temporal_worker.aws_ecs_task_definition.this"));
+        assert!(worker.allows("aws_ssm_parameter.alloy[\"worker\"]"));
+        assert!(!worker.allows("module.temporal_history.aws_ecs_task_definition.this"));
+        assert!(!worker.allows("aws_ssm_parameter.alloy[\"benchmark-worker\"]"));
+        assert!(Scope::Service("benchmark-worker").allows("module.benchmark_worker[0].aws_ecs_service.this"));
+        assert!(!Scope::Adot.allows("aws_cloudwatch_log_group.loki"));
+    }
+
+    #[test]
+    fn no_ops_and_reads_are_not_changes() {
+        let plan = json!({"resource_changes": [
+            {"address": "aws_s3_bucket.loki", "change": {"actions": ["create"]}},
+            {"address": "aws_iam_role.loki_task", "change": {"actions": ["no-op"]}},
+            {"address": "data.aws_iam_policy_document.x", "change": {"actions": ["read"]}},
+            {"address": "aws_ecs_task_definition.loki", "change": {"actions": ["delete", "create"]}},
+        ]});
+        let changes = changes_in(&plan);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[1].actions, vec!["delete", "create"]);
+    }
+
+    #[test]
+    fn a_change_applies_to_settings_and_describes_itself() {
+        let settings = settings::parse(include_str!("../../envs/example.toml")).unwrap();
+        let change = Change::Collector { service: "worker", collector: Collector::Alloy };
+        assert_eq!(change.describe(), "services.worker.collector = \"alloy\"");
+        let after = change.applied_to(&settings);
+        assert_eq!(after.services.worker.collector, Collector::Alloy);
+        assert_eq!(after.services.history.collector, Collector::Adot);
+        assert!(Change::EnableLoki.applied_to(&settings).loki.enabled);
+    }
+
+    #[test]
+    fn a_held_state_lock_gets_its_own_message() {
+        let env = Environment {
+            name: "dev".into(),
+            path: "envs/dev.toml".into(),
+            settings: settings::parse(include_str!("../../envs/example.toml")).unwrap(),
+        };
+        let err = terraform_failure("terraform plan", "", "Error acquiring the state lock\n  ID:        1234-abcd\n", &env);
+        let text = format!("{err:#}");
+        assert!(text.contains("locked by another run (lock ID 1234-abcd)"), "{text}");
+        assert!(text.contains("force-unlock 1234-abcd"), "{text}");
+    }
+}

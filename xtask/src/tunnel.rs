@@ -1,0 +1,339 @@
+//! An SSM port-forwarding session from a local port to a task's private IP, so Loki and Grafana
+//! in private subnets answer on `127.0.0.1`. The session runs through one of the cluster's
+//! container instances (the task's own host when it can), and it is always closed: on drop, on
+//! an error, and on Ctrl-C/SIGTERM/SIGHUP.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use tools::aws::Aws;
+
+use crate::live::Live;
+use crate::project::usage;
+
+pub const PLUGIN_INSTALL_HINT: &str = "the SSM tunnels to Loki and Grafana need it: install the Session Manager plugin \
+    (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html)";
+
+/// What to reach: the task of an ECS service, on a port of its private IP.
+pub struct Endpoint<'a> {
+    /// For messages: "Loki", "Grafana".
+    pub what: &'a str,
+    pub service: &'a str,
+    pub port: u16,
+}
+
+/// The session manager plugin is on PATH, or a usage error with the install link (exit 2).
+pub fn require_plugin() -> anyhow::Result<()> {
+    tools::require("session-manager-plugin", PLUGIN_INSTALL_HINT).map(drop).map_err(usage)
+}
+
+/// Seconds to wait for the local port; `XTASK_TUNNEL_TIMEOUT_SECONDS` changes it.
+fn open_timeout() -> Duration {
+    let secs = std::env::var("XTASK_TUNNEL_TIMEOUT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(45);
+    Duration::from_secs(secs)
+}
+
+pub struct Tunnel {
+    child: Option<Child>,
+    /// The child leads its own process group: the aws CLI and the plugin it starts.
+    pgid: i32,
+    local_port: u16,
+    output: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Tunnel {
+    pub fn open(live: &Live, endpoint: &Endpoint) -> anyhow::Result<Tunnel> {
+        require_plugin()?;
+        let cluster = &live.env.settings.platform.ecs_cluster_name;
+        let task = running_task(&live.aws, cluster, endpoint.service)?;
+        let instance = container_instance(&live.aws, cluster, task.container_instance.as_deref())?;
+        let local_port = free_port()?;
+        let (what, ip, port) = (endpoint.what, &task.ip, endpoint.port);
+        let cmd = live.aws.cmd(
+            format!("open an SSM tunnel to {what} ({ip}:{port}) through {instance}, on 127.0.0.1:{local_port}"),
+            [
+                "ssm",
+                "start-session",
+                "--target",
+                &instance,
+                "--document-name",
+                "AWS-StartPortForwardingSessionToRemoteHost",
+                "--parameters",
+                &format!("host={ip},portNumber={port},localPortNumber={local_port}"),
+            ],
+        );
+        install_signal_cleanup();
+        let mut command = cmd.std_command();
+        // Its own process group: the terminal's Ctrl-C does not reach it directly (we close it in
+        // order), and one signal to the group also reaches the plugin the aws CLI starts.
+        command.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd.display()))?;
+        let pgid = i32::try_from(child.id()).context("process id out of range")?;
+        register(pgid);
+        let output = Arc::new(Mutex::new(String::new()));
+        // Drained into memory so a chatty plugin can never block on a full pipe.
+        let readers = [child.stdout.take().map(|s| drain(s, &output)), child.stderr.take().map(|s| drain(s, &output))]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut tunnel = Tunnel { child: Some(child), pgid, local_port, output, readers };
+        tunnel.wait_ready(what, open_timeout())?;
+        Ok(tunnel)
+    }
+
+    /// `http://127.0.0.1:<local port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.local_port)
+    }
+
+    fn wait_ready(&mut self, what: &str, timeout: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.local_port));
+        eprintln!("  waiting for the SSM tunnel to {what} on 127.0.0.1:{} (up to {}s)", self.local_port, timeout.as_secs());
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.join_readers();
+                    bail!("the SSM session to {what} ended before its port opened ({status}): {}", self.output_text());
+                }
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok() {
+                eprintln!("  tunnel to {what} open after {:.1}s", started.elapsed().as_secs_f32());
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                bail!(
+                    "the SSM tunnel to {what} did not open within {}s (XTASK_TUNNEL_TIMEOUT_SECONDS raises it); the session said: {}",
+                    timeout.as_secs(),
+                    self.output_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn output_text(&self) -> String {
+        let text = self.output.lock().map(|t| t.trim().replace('\n', " | ")).unwrap_or_default();
+        if text.is_empty() {
+            "(nothing)".to_string()
+        } else {
+            text
+        }
+    }
+
+    fn join_readers(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+
+    /// Ends the session: SIGINT first (the plugin then tells SSM to terminate the session), then
+    /// SIGTERM, then SIGKILL, each to the whole process group; reaps the child.
+    pub fn close(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        for (signal, grace) in [(libc::SIGINT, 3), (libc::SIGTERM, 2), (libc::SIGKILL, 5)] {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            signal_group(self.pgid, signal);
+            wait_exit(&mut child, Duration::from_secs(grace));
+        }
+        // A plugin orphaned by an aws CLI that died first is still in the group.
+        signal_group(self.pgid, libc::SIGKILL);
+        let _ = child.wait();
+        unregister(self.pgid);
+        self.join_readers();
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn wait_exit(child: &mut Child, grace: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < grace {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+fn drain(mut stream: impl Read + Send + 'static, into: &Arc<Mutex<String>>) -> JoinHandle<()> {
+    let into = Arc::clone(into);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut text) = into.lock() {
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).context("finding a free local port for the tunnel")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Process groups of the open tunnels, for the signal thread.
+static OPEN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn register(pgid: i32) {
+    if let Ok(mut open) = OPEN.lock() {
+        open.push(pgid);
+    }
+}
+
+fn unregister(pgid: i32) {
+    if let Ok(mut open) = OPEN.lock() {
+        open.retain(|p| *p != pgid);
+    }
+}
+
+/// On Ctrl-C, SIGTERM or SIGHUP: close every open tunnel, then exit 130 (or 128 + signal).
+/// Without it the default action would end xtask and leave the sessions running.
+fn install_signal_cleanup() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            eprintln!("warning: could not install the signal handler; an interrupted command may leave its SSM tunnel open");
+            return;
+        };
+        std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let open: Vec<i32> = OPEN.lock().map(|o| o.clone()).unwrap_or_default();
+                if !open.is_empty() {
+                    eprintln!("\ninterrupted: closing {} SSM tunnel(s)", open.len());
+                }
+                for (sig, pause) in [(libc::SIGINT, 1000), (libc::SIGKILL, 0)] {
+                    for pgid in &open {
+                        signal_group(*pgid, sig);
+                    }
+                    std::thread::sleep(Duration::from_millis(pause));
+                }
+                std::process::exit(128 + signal);
+            }
+        });
+    });
+}
+
+/// A running task of a service: its private IP and the container instance it runs on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Task {
+    pub ip: String,
+    pub container_instance: Option<String>,
+}
+
+fn running_task(aws: &Aws, cluster: &str, service: &str) -> anyhow::Result<Task> {
+    let listed = aws.json(
+        format!("find the running tasks of ECS service {service}"),
+        ["ecs", "list-tasks", "--cluster", cluster, "--service-name", service, "--desired-status", "RUNNING"],
+    )?;
+    let arns: Vec<&str> = listed["taskArns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if arns.is_empty() {
+        bail!("ECS service {service} in cluster {cluster} has no running task to connect to");
+    }
+    let mut args = vec!["ecs", "describe-tasks", "--cluster", cluster, "--tasks"];
+    args.extend(arns.iter().take(100));
+    let described = aws.json(format!("read the network address of a {service} task"), args)?;
+    pick_task(&described, service).with_context(|| format!("ECS service {service} in cluster {cluster} has no running task with a private IP"))
+}
+
+/// The first RUNNING task of the service (group `service:<name>`) with an ENI address.
+pub fn pick_task(described: &Value, service: &str) -> Option<Task> {
+    let group = format!("service:{service}");
+    described["tasks"].as_array()?.iter().filter(|t| t["lastStatus"] == "RUNNING" && t["group"] == group.as_str()).find_map(|task| {
+        let ip = task["attachments"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["type"] == "ElasticNetworkInterface")
+            .flat_map(|a| a["details"].as_array().into_iter().flatten())
+            .find(|d| d["name"] == "privateIPv4Address")?["value"]
+            .as_str()?
+            .to_string();
+        Some(Task { ip, container_instance: task["containerInstanceArn"].as_str().map(str::to_string) })
+    })
+}
+
+/// The EC2 instance to start the session on: the task's own host if it is usable, else any
+/// active container instance with a connected agent.
+fn container_instance(aws: &Aws, cluster: &str, preferred: Option<&str>) -> anyhow::Result<String> {
+    let listed = aws.json(
+        format!("list the container instances of cluster {cluster}"),
+        ["ecs", "list-container-instances", "--cluster", cluster, "--status", "ACTIVE"],
+    )?;
+    let arns: Vec<&str> = listed["containerInstanceArns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if arns.is_empty() {
+        bail!("cluster {cluster} has no active container instance to open an SSM session on");
+    }
+    let mut args = vec!["ecs", "describe-container-instances", "--cluster", cluster, "--container-instances"];
+    args.extend(arns.iter().take(100));
+    let described = aws.json(format!("find an EC2 instance of cluster {cluster} for the SSM session"), args)?;
+    pick_instance(&described, preferred)
+        .with_context(|| format!("no container instance of cluster {cluster} is ACTIVE with a connected agent"))
+}
+
+pub fn pick_instance(described: &Value, preferred: Option<&str>) -> Option<String> {
+    let usable: Vec<&Value> = described["containerInstances"]
+        .as_array()?
+        .iter()
+        .filter(|i| i["status"] == "ACTIVE" && i["agentConnected"] == true && i["ec2InstanceId"].is_string())
+        .collect();
+    let chosen = usable.iter().find(|i| preferred.is_some() && i["containerInstanceArn"].as_str() == preferred).or(usable.first())?;
+    chosen["ec2InstanceId"].as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn picks_a_running_task_of_the_service_with_its_eni_address() {
+        let eni = |ip: &str| json!([{"type": "ElasticNetworkInterface", "details": [{"name": "subnetId", "value": "s"}, {"name": "privateIPv4Address", "value": ip}]}]);
+        let described = json!({"tasks": [
+            {"lastStatus": "STOPPED", "group": "service:loki", "attachments": eni("10.0.0.1")},
+            {"lastStatus": "RUNNING", "group": "service:grafana", "attachments": eni("10.0.0.2")},
+            {"lastStatus": "RUNNING", "group": "service:loki", "attachments": eni("10.0.0.3"), "containerInstanceArn": "arn:ci/1"},
+        ]});
+        assert_eq!(pick_task(&described, "loki"), Some(Task { ip: "10.0.0.3".into(), container_instance: Some("arn:ci/1".into()) }));
+        assert_eq!(pick_task(&described, "other"), None);
+    }
+
+    #[test]
+    fn prefers_the_tasks_own_host_among_connected_instances() {
+        let described = json!({"containerInstances": [
+            {"containerInstanceArn": "arn:ci/1", "ec2InstanceId": "i-1", "status": "ACTIVE", "agentConnected": false},
+            {"containerInstanceArn": "arn:ci/2", "ec2InstanceId": "i-2", "status": "ACTIVE", "agentConnected": true},
+            {"containerInstanceArn": "arn:ci/3", "ec2InstanceId": "i-3", "status": "ACTIVE", "agentConnected": true},
+        ]});
+        assert_eq!(pick_instance(&described, Some("arn:ci/3")).as_deref(), Some("i-3"));
+        assert_eq!(pick_instance(&described, Some("arn:ci/1")).as_deref(), Some("i-2"));
+        assert_eq!(pick_instance(&described, None).as_deref(), Some("i-2"));
+        assert_eq!(pick_instance(&json!({"containerInstances": []}), None), None);
+    }
+}

@@ -1,0 +1,499 @@
+//! The plan's checkpoints 2, 5, 7 and 9 as live checks against a deployed environment.
+//!
+//! Loki (port 3100) and Grafana (port 3000) are reached through SSM tunnels ([`Tunnel`]), opened
+//! once per run and always closed. AMP is queried over HTTPS with SigV4; `XTASK_AMP_ENDPOINT`
+//! replaces `https://aps-workspaces.<region>.amazonaws.com` (a VPC endpoint, or a test stand-in).
+//! The Alloy sidecars' own logs are read where the task definition sends them: CloudWatch, in the
+//! service's log group under the stream prefix `ecs/alloy/` (they never go to Loki, so they are
+//! readable when Loki is the thing that is broken).
+
+use std::cell::OnceCell;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, format_err, Context};
+use probes::amp::{Amp, Credentials};
+use probes::grafana::{Grafana, Login};
+use probes::logql;
+use probes::loki::Loki;
+use probes::Http;
+use settings::{Collector, Environment};
+
+use crate::cli::{CheckpointArg, VerifyArgs};
+use crate::ecs::{poll_interval, rollout, Rollout};
+use crate::live::Live;
+use crate::project::{usage, Project};
+use crate::report::Report;
+use crate::tunnel::{require_plugin, Endpoint, Tunnel};
+
+pub const LOKI_PORT: u16 = 3100;
+pub const GRAFANA_PORT: u16 = 3000;
+/// The uid the provisioning file gives the Loki datasource (grafana/provisioning/datasources/loki.yaml).
+pub const LOKI_DATASOURCE_UID: &str = "loki";
+/// The stream checkpoint 2 pushes its probe line to (never a real service's name).
+pub const PROBE_SERVICE: &str = "xtask-verify";
+/// How far back "recent" logs, metrics and sidecar errors are looked for.
+const RECENT: Duration = Duration::from_secs(15 * 60);
+/// After a flush, how long checkpoint 2 waits for Loki's first objects in S3.
+const S3_WAIT: Duration = Duration::from_secs(120);
+
+const DEPLOY_LOKI: &str = "cargo xtask deploy loki --execute";
+const DEPLOY_GRAFANA: &str = "cargo xtask deploy grafana --execute";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Loki service stable and ready; S3 writes proven.
+    Two,
+    /// Alloy services (or just one): logs with labels in Loki, metrics in AMP, a quiet sidecar.
+    Five { service: Option<String> },
+    /// Grafana: healthy, Loki datasource by uid, a LogQL query through it returns lines.
+    Seven,
+    /// End to end: every enabled service has logs, AMP answers, chunks and index in S3.
+    Nine,
+}
+
+impl Checkpoint {
+    fn label(&self) -> String {
+        match self {
+            Checkpoint::Two => "2".into(),
+            Checkpoint::Five { service: Some(s) } => format!("5 ({s})"),
+            Checkpoint::Five { service: None } => "5".into(),
+            Checkpoint::Seven => "7".into(),
+            Checkpoint::Nine => "9".into(),
+        }
+    }
+}
+
+/// Runs one checkpoint. Errors (exit 2) when it cannot run yet: an output of an earlier phase is
+/// missing, no service runs Alloy (5), the session manager plugin is missing. Failed checks are
+/// in the report, not errors.
+pub fn run_checkpoint(live: &Live, which: Checkpoint) -> anyhow::Result<Report> {
+    let ctx = Checks::new(live)?;
+    ctx.run(&which)
+}
+
+impl VerifyArgs {
+    pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        let which: Vec<Checkpoint> = match (self.checkpoint, self.service) {
+            (CheckpointArg::Five, service) => vec![Checkpoint::Five { service }],
+            (_, Some(_)) => bail!(usage("--service applies to checkpoint 5 only")),
+            (CheckpointArg::Two, None) => vec![Checkpoint::Two],
+            (CheckpointArg::Seven, None) => vec![Checkpoint::Seven],
+            (CheckpointArg::Nine, None) => vec![Checkpoint::Nine],
+            (CheckpointArg::All, None) => {
+                vec![Checkpoint::Two, Checkpoint::Five { service: None }, Checkpoint::Seven, Checkpoint::Nine]
+            }
+        };
+        let env = Environment::load(&project.root, &self.env).map_err(usage)?;
+        let live = Live::connect(project, env)?;
+        let ctx = Checks::new(&live)?;
+        // Every precondition first, so `all` fails before any check runs rather than half-way.
+        for checkpoint in &which {
+            ctx.preconditions(checkpoint)?;
+        }
+        let mut report = Report::new(if which.len() == 1 { which[0].label() } else { "all".to_string() });
+        for checkpoint in &which {
+            report.merge(ctx.run(checkpoint)?);
+        }
+        drop(ctx); // closes the tunnels before the verdict is printed
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+        } else {
+            print!("{}", report.table());
+        }
+        if !report.passed() {
+            let failed: Vec<&str> = report.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+            bail!("checkpoint {} failed: {}", report.checkpoint, failed.join(", "));
+        }
+        Ok(())
+    }
+}
+
+/// One service as Terraform created it.
+struct ServiceOutputs {
+    ecs_service: String,
+    log_group: String,
+}
+
+/// What checks share within one run: the tunnels (opened on first use) and credentials.
+struct Checks<'l, 'p> {
+    live: &'l Live<'p>,
+    cluster: String,
+    http: Http,
+    loki: OnceCell<Result<(Tunnel, Loki), String>>,
+    grafana: OnceCell<Result<(Tunnel, Grafana), String>>,
+    credentials: OnceCell<Result<Credentials, String>>,
+}
+
+impl<'l, 'p> Checks<'l, 'p> {
+    fn new(live: &'l Live<'p>) -> anyhow::Result<Checks<'l, 'p>> {
+        Ok(Checks {
+            live,
+            cluster: live.env.settings.platform.ecs_cluster_name.clone(),
+            http: Http::default(),
+            loki: OnceCell::new(),
+            grafana: OnceCell::new(),
+            credentials: OnceCell::new(),
+        })
+    }
+
+    fn preconditions(&self, which: &Checkpoint) -> anyhow::Result<()> {
+        self.live.output_str("loki_service_name", DEPLOY_LOKI)?;
+        match which {
+            Checkpoint::Two => drop(self.live.output_str("loki_bucket_name", DEPLOY_LOKI)?),
+            Checkpoint::Five { service } => drop(self.five_services(service.as_deref())?),
+            Checkpoint::Seven => {
+                self.live.output_str("grafana_service_name", DEPLOY_GRAFANA)?;
+                self.live.output_str("grafana_admin_secret_arn", DEPLOY_GRAFANA)?;
+            }
+            Checkpoint::Nine => {
+                self.live.output_str("loki_bucket_name", DEPLOY_LOKI)?;
+                self.service_outputs("worker")?;
+            }
+        }
+        require_plugin()
+    }
+
+    fn run(&self, which: &Checkpoint) -> anyhow::Result<Report> {
+        self.preconditions(which)?;
+        let mut report = Report::new(which.label());
+        match which {
+            Checkpoint::Two => self.two(&mut report)?,
+            Checkpoint::Five { service } => {
+                for service in self.five_services(service.as_deref())? {
+                    self.five(&mut report, service)?;
+                }
+            }
+            Checkpoint::Seven => self.seven(&mut report)?,
+            Checkpoint::Nine => self.nine(&mut report)?,
+        }
+        Ok(report)
+    }
+
+    // ---- checkpoint 2 -------------------------------------------------------------------------
+
+    fn two(&self, report: &mut Report) -> anyhow::Result<()> {
+        let service = self.live.output_str("loki_service_name", DEPLOY_LOKI)?;
+        let bucket = self.live.output_str("loki_bucket_name", DEPLOY_LOKI)?;
+        report.check("loki service stable", self.service_stable(&service));
+        report.check("loki ready", self.loki().and_then(|loki| loki.ready().map(|body| format!("/ready answered 200 {body:?}"))));
+        let pushed = report.check("loki ingests a probe line", self.probe_line());
+        let flushed = pushed && self.loki().and_then(Loki::flush).is_ok();
+        report.check("s3 holds loki objects", self.s3_writes(&bucket, flushed));
+        Ok(())
+    }
+
+    /// Pushes a uniquely marked line and reads it back (ingesters serve it before any flush).
+    fn probe_line(&self) -> anyhow::Result<String> {
+        let loki = self.loki()?;
+        let marker = format!("xtask verify probe {}", probes::loki::now_ns());
+        loki.push(&[("service_name", PROBE_SERVICE), ("cluster", &self.cluster)], &marker)?;
+        let query = format!("{} |= {}", logql::selector(&[("service_name", PROBE_SERVICE)]), logql::quote(&marker));
+        let started = Instant::now();
+        loop {
+            if !loki.query_range(&query, Duration::from_secs(300), 10)?.is_empty() {
+                return Ok(format!("pushed and read back in {:.1}s", started.elapsed().as_secs_f32()));
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                bail!("a line pushed to Loki was not returned by query_range within 15s ({query})");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Objects under `index/` or `fake/`, polled for a while after a flush.
+    fn s3_writes(&self, bucket: &str, flushed: bool) -> anyhow::Result<String> {
+        let started = Instant::now();
+        loop {
+            let index = self.s3_count(bucket, "index/")?;
+            let chunks = self.s3_count(bucket, "fake/")?;
+            if index + chunks > 0 {
+                return Ok(format!("s3://{bucket}: {chunks}+ chunk object(s) under fake/, {index}+ under index/"));
+            }
+            if !flushed || started.elapsed() >= S3_WAIT {
+                bail!(
+                    "s3://{bucket} has no object under fake/ or index/{}; Loki cannot write to its bucket: check the task role and the S3 gateway endpoint, and Loki's log group",
+                    if flushed { format!(" {}s after a flush", S3_WAIT.as_secs()) } else { String::new() }
+                );
+            }
+            std::thread::sleep(poll_interval().max(Duration::from_secs(1)));
+        }
+    }
+
+    fn s3_count(&self, bucket: &str, prefix: &str) -> anyhow::Result<usize> {
+        let listed = self.live.aws.json(
+            format!("look for Loki's objects under s3://{bucket}/{prefix}"),
+            ["s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix, "--max-items", "5"],
+        )?;
+        Ok(listed["Contents"].as_array().map_or(0, Vec::len))
+    }
+
+    // ---- checkpoint 5 -------------------------------------------------------------------------
+
+    /// The services checkpoint 5 covers: the one asked for (whatever the env file says: a
+    /// migration checks before it records), else every enabled service on Alloy.
+    fn five_services(&self, only: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
+        let services = &self.live.env.settings.services;
+        let names: Vec<&'static str> = match only {
+            Some(name) => vec![settings::check_service_name(name).map_err(usage)?],
+            None => services.iter().filter(|(_, s)| s.enabled && s.collector == Collector::Alloy).map(|(n, _)| n).collect(),
+        };
+        if names.is_empty() {
+            bail!(usage(format!(
+                "checkpoint 5 checks the services on Alloy, and no enabled service of `{}` uses it yet; run `cargo xtask migrate-sidecars` first",
+                self.live.env.name
+            )));
+        }
+        for name in &names {
+            self.service_outputs(name)?;
+        }
+        Ok(names)
+    }
+
+    fn five(&self, report: &mut Report, service: &str) -> anyhow::Result<()> {
+        let outputs = self.service_outputs(service)?;
+        report.check(format!("{service}: service stable"), self.service_stable(&outputs.ecs_service));
+        // One query serves two checks; its error (a String) is repeated in both.
+        let lines = self.recent_lines(service).map_err(|e| format!("{e:#}"));
+        let lines = || lines.as_ref().map_err(|e| format_err!("{e}"));
+        report.check(format!("{service}: logs in loki"), lines().and_then(|lines| describe_lines(service, lines)));
+        report.check(format!("{service}: stream labels"), lines().and_then(|lines| self.labels_ok(service, lines)));
+        report.check(format!("{service}: metrics in amp"), self.amp_up(service));
+        report.check(format!("{service}: alloy sidecar without errors"), self.sidecar_quiet(service, &outputs.log_group));
+        Ok(())
+    }
+
+    fn recent_lines(&self, service: &str) -> anyhow::Result<Vec<probes::loki::LogLine>> {
+        self.loki()?.query_range(&logql::selector(&[("service_name", service)]), RECENT, 100)
+    }
+
+    /// Every stream carries service_name, this cluster and a container name (req 3.8, P2).
+    fn labels_ok(&self, service: &str, lines: &[probes::loki::LogLine]) -> anyhow::Result<String> {
+        if lines.is_empty() {
+            bail!("no lines to check");
+        }
+        for line in lines {
+            let label = |name: &str| line.labels.get(name).map(String::as_str).unwrap_or("");
+            let problems: Vec<String> = [
+                (label("service_name") != service).then(|| format!("service_name={:?}", label("service_name"))),
+                (label("cluster") != self.cluster).then(|| format!("cluster={:?} (expected {:?})", label("cluster"), self.cluster)),
+                label("container").is_empty().then(|| "no container label".to_string()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !problems.is_empty() {
+                bail!("a stream has wrong labels: {}; its labels: {:?}", problems.join(", "), line.labels);
+            }
+        }
+        Ok(format!("service_name, cluster={}, container on every stream", self.cluster))
+    }
+
+    /// `up{job="<service>", cluster="<cluster>"}`: at least one target scraped successfully.
+    fn amp_up(&self, service: &str) -> anyhow::Result<String> {
+        let query = format!("up{{job={}, cluster={}}}", logql::quote(service), logql::quote(&self.cluster));
+        let samples = self.amp_query(&query)?;
+        let up = samples.iter().filter(|s| s.value == 1.0).count();
+        if up == 0 {
+            bail!(
+                "AMP has {} series for {query} and none is up: the Alloy sidecar is not remote-writing (check its aps:RemoteWrite permission and its logs)",
+                samples.len()
+            );
+        }
+        Ok(format!("{up} of {} target(s) up ({query})", samples.len()))
+    }
+
+    fn sidecar_quiet(&self, service: &str, log_group: &str) -> anyhow::Result<String> {
+        let start_ms = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().saturating_sub(RECENT)).as_millis().to_string();
+        let found = self.live.aws.json(
+            format!("look for errors in the Alloy sidecar logs of {service}"),
+            [
+                "logs",
+                "filter-log-events",
+                "--log-group-name",
+                log_group,
+                "--log-stream-name-prefix",
+                "ecs/alloy/",
+                "--start-time",
+                &start_ms,
+                "--filter-pattern",
+                "\"level=error\"",
+                "--max-items",
+                "20",
+            ],
+        )?;
+        let events: Vec<&str> = found["events"].as_array().into_iter().flatten().filter_map(|e| e["message"].as_str()).collect();
+        if !events.is_empty() {
+            let shown: Vec<String> = events.iter().take(3).map(|m| m.trim().chars().take(200).collect()).collect();
+            bail!("{} error line(s) in {log_group} (ecs/alloy/*) in the last {}m, e.g.: {}", events.len(), RECENT.as_secs() / 60, shown.join(" | "));
+        }
+        Ok(format!("no level=error line in {log_group} (ecs/alloy/*) in the last {}m", RECENT.as_secs() / 60))
+    }
+
+    // ---- checkpoint 7 -------------------------------------------------------------------------
+
+    fn seven(&self, report: &mut Report) -> anyhow::Result<()> {
+        let service = self.live.output_str("grafana_service_name", DEPLOY_GRAFANA)?;
+        report.check("grafana service stable", self.service_stable(&service));
+        report.check("grafana healthy", self.grafana().and_then(|g| g.health().map(|v| format!("/api/health: database ok, version {v}"))));
+        report.check("grafana loki datasource", self.grafana().and_then(|g| {
+            let ds = g.datasource(LOKI_DATASOURCE_UID)?;
+            if ds["type"] != "loki" {
+                bail!("datasource `{LOKI_DATASOURCE_UID}` has type {} rather than \"loki\"", ds["type"]);
+            }
+            Ok(format!("uid {LOKI_DATASOURCE_UID}, type loki, url {}", ds["url"].as_str().unwrap_or("?")))
+        }));
+        let expr = logql::selector(&[("cluster", &self.cluster)]);
+        report.check("grafana logql query returns lines", self.grafana().and_then(|g| {
+            let lines = g.loki_query_lines(LOKI_DATASOURCE_UID, &expr, 60, 20)?;
+            if lines == 0 {
+                bail!("{expr} over the last hour returned no line through Grafana (Loki has none, or Grafana cannot reach http://loki:3100)");
+            }
+            Ok(format!("{lines} line(s) for {expr} through Grafana"))
+        }));
+        Ok(())
+    }
+
+    // ---- checkpoint 9 -------------------------------------------------------------------------
+
+    fn nine(&self, report: &mut Report) -> anyhow::Result<()> {
+        for (service, settings) in self.live.env.settings.services.iter().filter(|(_, s)| s.enabled) {
+            let check = if settings.collector == Collector::Alloy {
+                self.recent_lines(service).and_then(|lines| describe_lines(service, &lines))
+            } else {
+                Err(format_err!("{service} still uses the {} collector: its logs are not in Loki; run `cargo xtask migrate-sidecars`", settings.collector))
+            };
+            report.check(format!("{service}: logs in loki"), check);
+        }
+        let query = format!("count by (job) (up{{cluster={}}})", logql::quote(&self.cluster));
+        report.check("amp answers queries", self.amp_query(&query).and_then(|samples| {
+            let mut jobs: Vec<&str> = samples.iter().filter_map(|s| s.metric.get("job").map(String::as_str)).collect();
+            jobs.sort_unstable();
+            if jobs.is_empty() {
+                bail!("{query} returned no series: no metrics from this cluster reach AMP");
+            }
+            Ok(format!("jobs: {}", jobs.join(", ")))
+        }));
+        let bucket = self.live.output_str("loki_bucket_name", DEPLOY_LOKI)?;
+        for (name, prefix, what) in [("s3 holds chunks", "fake/", "chunks"), ("s3 holds index", "index/", "TSDB index files")] {
+            report.check(name, self.s3_count(&bucket, prefix).and_then(|n| {
+                if n == 0 {
+                    bail!("s3://{bucket}/{prefix} is empty: Loki has written no {what} yet");
+                }
+                Ok(format!("{n}+ object(s) under s3://{bucket}/{prefix}"))
+            }));
+        }
+        Ok(())
+    }
+
+    // ---- shared -------------------------------------------------------------------------------
+
+    fn service_stable(&self, service: &str) -> anyhow::Result<String> {
+        let answer = self.live.aws.json(
+            format!("read the state of ECS service {service}"),
+            ["ecs", "describe-services", "--cluster", &self.cluster, "--services", service],
+        )?;
+        let found = answer["services"].as_array().and_then(|s| s.first()).with_context(|| format!("ECS service {service} does not exist in cluster {}", self.cluster))?;
+        match rollout(found) {
+            Rollout::Stable => Ok(format!("{service}: {}/{} tasks running, one deployment", found["runningCount"], found["desiredCount"])),
+            Rollout::InProgress(progress) => bail!("{service} is not stable: {progress}"),
+            Rollout::Failed(why) => bail!("{service}: {why}"),
+        }
+    }
+
+    /// `temporal_services[<name>]`: its ECS service and log group.
+    fn service_outputs(&self, name: &str) -> anyhow::Result<ServiceOutputs> {
+        let entry = &self.live.outputs()?["temporal_services"][name];
+        let field = |key: &str| entry[key].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let missing = || {
+            usage(format!(
+                "the Terraform output `temporal_services` has no {name} service in environment `{}`; run `{DEPLOY_LOKI}` first",
+                self.live.env.name
+            ))
+        };
+        Ok(ServiceOutputs { ecs_service: field("service_name").ok_or_else(missing)?, log_group: field("log_group_name").ok_or_else(missing)? })
+    }
+
+    fn loki(&self) -> anyhow::Result<&Loki> {
+        let opened = self.loki.get_or_init(|| {
+            let service = self.live.output_str("loki_service_name", DEPLOY_LOKI).map_err(|e| format!("{e:#}"))?;
+            let tunnel = Tunnel::open(self.live, &Endpoint { what: "Loki", service: &service, port: LOKI_PORT }).map_err(|e| format!("{e:#}"))?;
+            let loki = Loki::new(&tunnel.base_url(), self.http.clone());
+            Ok((tunnel, loki))
+        });
+        opened.as_ref().map(|(_, loki)| loki).map_err(|e| format_err!("could not reach Loki: {e}"))
+    }
+
+    fn grafana(&self) -> anyhow::Result<&Grafana> {
+        let opened = self.grafana.get_or_init(|| {
+            let open = || -> anyhow::Result<(Tunnel, Grafana)> {
+                let service = self.live.output_str("grafana_service_name", DEPLOY_GRAFANA)?;
+                let secret = self.live.output_str("grafana_admin_secret_arn", DEPLOY_GRAFANA)?;
+                // Captured, never printed: Cmd logs the command line only.
+                let answer = self.live.aws.json("read the Grafana admin credentials from Secrets Manager", ["secretsmanager", "get-secret-value", "--secret-id", &secret])?;
+                let login = Login::from_secret_string(answer["SecretString"].as_str().context("the Grafana admin secret has no SecretString")?)?;
+                let tunnel = Tunnel::open(self.live, &Endpoint { what: "Grafana", service: &service, port: GRAFANA_PORT })?;
+                let grafana = Grafana::new(&tunnel.base_url(), self.http.clone(), Some(login));
+                Ok((tunnel, grafana))
+            };
+            open().map_err(|e| format!("{e:#}"))
+        });
+        opened.as_ref().map(|(_, grafana)| grafana).map_err(|e| format_err!("could not reach Grafana: {e}"))
+    }
+
+    fn amp_query(&self, promql: &str) -> anyhow::Result<Vec<probes::amp::Sample>> {
+        let credentials = self.credentials.get_or_init(|| self.export_credentials().map_err(|e| format!("{e:#}")));
+        let credentials = credentials.as_ref().map_err(|e| format_err!("{e}"))?;
+        let s = &self.live.env.settings;
+        let override_base = std::env::var("XTASK_AMP_ENDPOINT").ok().filter(|v| !v.is_empty());
+        let url = probes::amp::workspace_url(&s.aws.region, &s.platform.amp_workspace_id, override_base.as_deref());
+        Amp::new(&url, &s.aws.region, self.http.clone()).query(promql, credentials)
+    }
+
+    /// The CLI's own credentials (any profile, SSO, role), via AWS CLI v2's
+    /// `configure export-credentials`; else the AWS_* environment variables (CLI v1 has no export).
+    fn export_credentials(&self) -> anyhow::Result<Credentials> {
+        let out = self
+            .live
+            .aws
+            .cmd("export the AWS CLI's credentials to sign AMP queries (SigV4)", ["configure", "export-credentials", "--format", "process"])
+            .output()?;
+        if out.success() {
+            return Credentials::from_process_json(&out.stdout);
+        }
+        Credentials::from_env().context(
+            "AMP queries are signed with the AWS CLI's credentials, and `aws configure export-credentials` is not available (it needs AWS CLI v2): upgrade the CLI, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        )
+    }
+}
+
+fn describe_lines(service: &str, lines: &[probes::loki::LogLine]) -> anyhow::Result<String> {
+    if lines.is_empty() {
+        bail!(
+            "no line with service_name={service:?} in the last {}m: its Alloy sidecar ships nothing (read its logs in CloudWatch, stream prefix ecs/alloy/)",
+            RECENT.as_secs() / 60
+        );
+    }
+    let mut containers: Vec<&str> = lines.iter().filter_map(|l| l.labels.get("container").map(String::as_str)).collect();
+    containers.sort_unstable();
+    containers.dedup();
+    Ok(format!("{}{} line(s) in the last {}m from {}", lines.len(), if lines.len() >= 100 { "+" } else { "" }, RECENT.as_secs() / 60, containers.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_labels_name_the_service() {
+        assert_eq!(Checkpoint::Five { service: Some("worker".into()) }.label(), "5 (worker)");
+        assert_eq!(Checkpoint::Two.label(), "2");
+    }
+
+    #[test]
+    fn line_summaries_name_the_containers_or_the_fix() {
+        let line = |c: &str| probes::loki::LogLine { ts_ns: 1, labels: [("container".to_string(), c.to_string())].into(), line: "x".into() };
+        let summary = describe_lines("worker", &[line("temporal-worker"), line("temporal-worker")]).unwrap();
+        assert_eq!(summary, "2 line(s) in the last 15m from temporal-worker");
+        assert!(format!("{:#}", describe_lines("worker", &[]).unwrap_err()).contains("ecs/alloy/"));
+    }
+}
