@@ -2,9 +2,9 @@
 # build-grafana`, one private task on the cluster's EC2 ARM64 capacity. Loki is reached as
 # http://loki:3100 through Service Connect (client only); AMP is queried with the task role.
 #
-# Order on a new environment: apply (creates the ECR repository and the admin secret), set the
-# secret's value, build-grafana --execute, set versions.grafana_image, render, apply (creates the
-# service). Until grafana_image is set there is no task definition and no service.
+# Order on a new environment: `deploy baseline` (creates the ECR repository and the admin secret),
+# set the secret's value, `build-grafana --execute`, `deploy grafana --execute` (sets grafana_image:
+# creates the service). Until grafana_image is set there is no task definition and no service.
 
 locals {
   grafana_name    = "${var.project_name}-grafana"

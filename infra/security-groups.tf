@@ -84,7 +84,9 @@ resource "aws_vpc_security_group_egress_rule" "loki_to_s3" {
   prefix_list_id    = var.s3_prefix_list_id
 }
 
-# VPC interface endpoints (STS and friends) when the platform has them; never 0.0.0.0/0.
+# VPC interface endpoints: Loki's Alloy sidecar writes to AMP (aps-workspaces), ECS Exec needs
+# ssmmessages, the SDK may need sts. Without those endpoints in the VPC, set
+# loki_https_egress_cidrs (e.g. to the NAT route's 0.0.0.0/0) knowingly: req 6.5 wants none.
 resource "aws_vpc_security_group_egress_rule" "loki_to_vpc" {
   count = local.loki_enabled ? 1 : 0
 
@@ -94,4 +96,15 @@ resource "aws_vpc_security_group_egress_rule" "loki_to_vpc" {
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = var.vpc_cidr
+}
+
+resource "aws_vpc_security_group_egress_rule" "loki_https_out" {
+  for_each = local.loki_enabled ? toset(var.loki_https_egress_cidrs) : toset([])
+
+  security_group_id = aws_security_group.loki[0].id
+  description       = "HTTPS to AWS APIs without a VPC endpoint (opt-in)"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
 }

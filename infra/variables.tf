@@ -222,6 +222,18 @@ variable "loki_retention_days" {
   }
 }
 
+variable "loki_https_egress_cidrs" {
+  type        = list(string)
+  description = "Extra HTTPS egress for Loki's task when the VPC lacks interface endpoints for aps-workspaces (its Alloy sidecar), ssmmessages (ECS Exec) and sts; empty keeps Loki off the internet (req 6.5)."
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for c in var.loki_https_egress_cidrs : can(cidrhost(c, 0))])
+    error_message = "loki_https_egress_cidrs must be IPv4 CIDR blocks such as 0.0.0.0/0."
+  }
+}
+
 variable "loki_client_security_group_ids" {
   type        = list(string)
   description = "Extra security groups (e.g. awsvpc tasks carrying an Alloy sidecar) allowed to reach Loki on 3100. Other files can add their own aws_vpc_security_group_ingress_rule on local.loki_security_group_id instead."

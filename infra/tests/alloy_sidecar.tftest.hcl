@@ -171,6 +171,8 @@ run "req_3_10_positions_survive_sidecar_restart" {
   }
 }
 
+# A sidecar failure never stops the main container (P5), in the Temporal tasks and in Loki's.
+# req: P5
 run "req_3_11_alloy_sidecar_not_essential" {
   command = plan
 
@@ -201,6 +203,15 @@ run "req_3_11_alloy_sidecar_not_essential" {
       length(try(jsondecode(m.container_definitions)[0].dependsOn, [])) == 0
     ])
     error_message = "The Temporal container must not depend on the sidecar."
+  }
+  assert {
+    condition = alltrue([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) :
+      c.name == "alloy" ? (c.essential == false && c.restartPolicy.enabled == true) : !contains([for d in try(c.dependsOn, []) : d.containerName], "alloy")
+      ]) && one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.essential if c.name == "loki"
+    ]) == true && contains([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.name], "alloy")
+    error_message = "Loki's metrics sidecar must be non-essential and restarted in place, and no container may depend on it."
   }
 }
 

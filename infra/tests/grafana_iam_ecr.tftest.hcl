@@ -69,7 +69,7 @@ run "req_4_4_ecr_keeps_the_last_n_images" {
   }
 }
 
-run "req_9_4_task_role_queries_one_amp_workspace" {
+run "req_9_4_req_6_6_task_role_queries_one_amp_workspace" {
   command = plan
 
   assert {

@@ -78,7 +78,7 @@ run "req_4_4_an_unpinned_image_is_rejected" {
   expect_failures = [var.grafana_image]
 }
 
-run "req_1_2_ec2_arm64_awsvpc" {
+run "grafana_runs_on_ec2_arm64_awsvpc" {
   command = plan
 
   assert {
@@ -124,7 +124,7 @@ run "req_4_2_service_connect_client_resolves_loki" {
   }
 }
 
-run "req_4_1_amp_and_region_reach_the_provisioning" {
+run "amp_url_and_region_reach_the_provisioning" {
   command = plan
 
   assert {

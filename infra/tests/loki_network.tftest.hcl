@@ -103,6 +103,9 @@ run "req_6_4_grafana_seam_is_the_loki_security_group" {
   }
 }
 
+# S3 is reachable only through the gateway endpoint's prefix list (2.7, P7): no other egress leaves
+# the VPC, and Loki addresses S3 at its own region's endpoint, the addresses that list routes.
+# req: 2.7, P7
 run "req_6_5_egress_only_to_s3_and_the_vpc" {
   command = plan
 
@@ -116,12 +119,23 @@ run "req_6_5_egress_only_to_s3_and_the_vpc" {
     error_message = "Loki may leave its group only for S3 (gateway endpoint prefix list) and the VPC, on 443."
   }
   assert {
-    condition     = length(aws_vpc_security_group_egress_rule.loki_to_peers) == 0
-    error_message = "A single replica has no peer egress."
+    condition     = length(aws_vpc_security_group_egress_rule.loki_to_peers) == 0 && length(aws_security_group.loki[0].egress) == 0 && length(aws_vpc_security_group_egress_rule.loki_https_out) == 0
+    error_message = "A single replica has no peer egress, and the group has no inline egress (such as the default allow-all)."
+  }
+  assert {
+    condition = (
+      !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.endpoint) &&
+      !can(yamldecode(aws_ssm_parameter.loki_config[0].value).storage_config.aws) &&
+      yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.region == "$${AWS_REGION}" &&
+      one([
+        for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : { for e in c.environment : e.name => e.value } if c.name == "loki"
+      ]).AWS_REGION == var.aws_region
+    )
+    error_message = "Loki must reach S3 at the deployment region's own endpoint (no endpoint override, no storage_config.aws): a gateway endpoint serves only its region, and only the prefix list's addresses are allowed out."
   }
 }
 
-run "req_6_task_does_not_carry_the_instances_group" {
+run "req_6_3_req_6_5_task_carries_only_the_loki_group" {
   command = plan
 
   assert {

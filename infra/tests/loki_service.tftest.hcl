@@ -164,7 +164,7 @@ run "req_1_7_config_from_ssm_through_a_pinned_init_container" {
   }
 }
 
-run "req_5_retention_in_the_config_matches_the_variable" {
+run "req_5_3_retention_in_the_config_matches_the_variable" {
   command = plan
 
   assert {
@@ -173,7 +173,7 @@ run "req_5_retention_in_the_config_matches_the_variable" {
   }
 }
 
-run "req_safe_shutdown_flushes_within_stop_timeout" {
+run "req_nf6_wal_flushed_within_stop_timeout" {
   command = plan
 
   assert {
@@ -184,7 +184,7 @@ run "req_safe_shutdown_flushes_within_stop_timeout" {
   }
 }
 
-run "req_ops_ecs_exec_and_own_cloudwatch_logs" {
+run "ops_ecs_exec_and_own_cloudwatch_logs" {
   command = plan
 
   assert {
@@ -213,6 +213,8 @@ run "req_7_1_single_replica_never_overlaps" {
   }
 }
 
+# loki_count alone (7.5) takes Loki beyond one instance (NF7): 3 replicas on one bucket (7.4).
+# req: 7.3, 7.4, 7.5, NF7
 run "req_7_2_ha_memberlist_with_per_task_dns" {
   command = plan
 
@@ -251,6 +253,18 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
   assert {
     condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).common.ring.kvstore.store == "memberlist" && yamldecode(aws_ssm_parameter.loki_config[0].value).common.replication_factor == 3
     error_message = "HA uses a memberlist ring with replication factor 3 (req 7.3)."
+  }
+  assert {
+    condition = (
+      length(aws_s3_bucket.loki) == 1 &&
+      one([
+        for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : { for e in c.environment : e.name => e.value } if c.name == "loki"
+      ]).LOKI_S3_BUCKET == aws_s3_bucket.loki[0].bucket &&
+      yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.bucketnames == "$${LOKI_S3_BUCKET}" &&
+      alltrue([for p in yamldecode(aws_ssm_parameter.loki_config[0].value).schema_config.configs : p.object_store == "s3"]) &&
+      yamldecode(aws_ssm_parameter.loki_config[0].value).compactor.delete_request_store == "s3"
+    )
+    error_message = "Every replica runs the one task definition and writes chunks, index and delete requests to the same bucket (req 7.4)."
   }
 }
 

@@ -103,7 +103,7 @@ run "req_2_5_versioning_disabled" {
   }
 }
 
-run "req_2_public_access_blocked_and_tls_only" {
+run "bucket_public_access_blocked_and_tls_only" {
   command = plan
 
   assert {

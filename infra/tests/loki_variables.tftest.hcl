@@ -94,7 +94,7 @@ run "req_10_1_memory_must_fit_the_cpu" {
   expect_failures = [aws_ecs_task_definition.loki]
 }
 
-run "req_image_latest_is_rejected" {
+run "bad_input_image_latest_is_rejected" {
   command = plan
 
   variables {
@@ -104,7 +104,7 @@ run "req_image_latest_is_rejected" {
   expect_failures = [var.loki_image]
 }
 
-run "req_image_untagged_is_rejected" {
+run "bad_input_image_untagged_is_rejected" {
   command = plan
 
   variables {
@@ -126,7 +126,7 @@ run "req_1_5_loki_before_3_7_is_rejected" {
   expect_failures = [var.loki_image]
 }
 
-run "req_image_pinned_by_digest_in_a_mirror_is_accepted" {
+run "image_pinned_by_digest_in_a_mirror_is_accepted" {
   command = plan
 
   variables {
@@ -170,7 +170,7 @@ run "req_1_7_missing_rendered_config_is_rejected" {
   expect_failures = [var.rendered_config_dir]
 }
 
-run "req_naming_project_name_is_checked" {
+run "bad_input_project_name_is_checked" {
   command = plan
 
   variables {

@@ -154,6 +154,9 @@ run "req_8_3_log_groups_retained_on_alloy_after_parallel_run" {
   }
 }
 
+# This file leaves loki_retention_days unset, so the run also shows its default (5.2): 7 days in
+# Loki's compactor, the chunk lifecycle backup and the services' log groups alike.
+# req: 5.2
 run "req_5_5_log_retention_follows_loki" {
   command = plan
 
@@ -163,6 +166,19 @@ run "req_5_5_log_retention_follows_loki" {
       m.log_retention_days == var.loki_retention_days
     ])
     error_message = "The services' CloudWatch retention is loki_retention_days."
+  }
+  assert {
+    condition = (
+      alltrue([
+        for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+        m.log_retention_days == 7
+      ]) &&
+      yamldecode(aws_ssm_parameter.loki_config[0].value).limits_config.retention_period == "168h" &&
+      one([
+        for r in aws_s3_bucket_lifecycle_configuration.loki[0].rule : r.expiration[0].days if r.id == "expire-chunks-after-retention"
+      ]) == 9
+    )
+    error_message = "By default logs are kept 7 days: 168h in Loki, chunks expire after 9 days, log groups keep 7 (req 5.2)."
   }
 }
 

@@ -53,11 +53,7 @@ impl BuildGrafanaArgs {
         }
         plan.execute()?;
         println!("{image}");
-        eprintln!(
-            "Pushed. Set versions.grafana_image = \"{image}\" in {}, run `cargo xtask render`, then `cargo xtask deploy grafana --env {}`",
-            project.rel(&env.path).display(),
-            env.name
-        );
+        eprintln!("Pushed. Next: `cargo xtask deploy grafana --env {} --execute` (it records the image in the env file)", env.name);
         Ok(())
     }
 }
@@ -98,7 +94,7 @@ impl Plan {
     }
 }
 
-fn grafana_version(project: &Project, context: &Path) -> anyhow::Result<String> {
+pub fn grafana_version(project: &Project, context: &Path) -> anyhow::Result<String> {
     let dockerfile = context.join("Dockerfile");
     let text = std::fs::read_to_string(&dockerfile).with_context(|| format!("reading {}", dockerfile.display()))?;
     configcheck::grafana::grafana_version(&text).map_err(|why| usage(format!("{}: {why}", project.rel(&dockerfile).display())))
@@ -107,7 +103,7 @@ fn grafana_version(project: &Project, context: &Path) -> anyhow::Result<String> 
 /// The short commit the tag names. The image is built from `grafana/` only, so only changes there
 /// make the tag lie; with `--allow-dirty` such a build is tagged `-dirty` so it can never take the
 /// clean tag's name in the immutable repository.
-fn commit(root: &Path, allow_dirty: bool) -> anyhow::Result<String> {
+pub fn commit(root: &Path, allow_dirty: bool) -> anyhow::Result<String> {
     let git = tools::require("git", "install git")?;
     let sha = Cmd::new(&git, "read the commit the image is built from")
         .args(["rev-parse", "--short=7", "HEAD"])

@@ -25,6 +25,7 @@ pub fn add_stages(project: &Project, stages: &mut Stages) {
         Ok(())
     });
     stages.run("rendered files up to date", || crate::render::check_rendered(project));
+    stages.run("config checks (Loki, Alloy, Grafana)", || crate::configs::check_configs(project));
     stages.run("requirements", || crate::requirements::check(project));
 
     let mut terraform = None;

@@ -93,6 +93,9 @@ pub struct InitArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeployTarget {
+    /// The fleet as the env file describes it (Temporal services with their current collectors,
+    /// Grafana's repository and secret): the state the migration starts from
+    Baseline,
     /// Loki: bucket, roles, security group, task, service (plan phase 1, then checkpoint 2)
     Loki,
     /// Grafana: image already pushed with build-grafana, service (then checkpoint 7)

@@ -16,6 +16,7 @@ impl DeployArgs {
         let env = Environment::load(&project.root, &self.target.env).map_err(usage)?;
         let timeout = Duration::from_secs(self.timeout);
         match self.what {
+            DeployTarget::Baseline => deploy_baseline(project, env, self.target.execute, timeout),
             DeployTarget::Loki => deploy_loki(project, env, self.target.execute, timeout),
             DeployTarget::Grafana => deploy_grafana(project, env, self.target.execute, timeout),
         }
@@ -53,6 +54,79 @@ fn deploy_loki(project: &Project, env: Environment, execute: bool, timeout: Dura
     }
 }
 
-fn deploy_grafana(_project: &Project, _env: Environment, _execute: bool, _timeout: Duration) -> anyhow::Result<()> {
-    bail!("deploy grafana is not wired yet")
+fn baseline_spec(timeout: Duration) -> PhaseSpec {
+    PhaseSpec {
+        title: "deploy baseline".into(),
+        change: Change::Baseline,
+        scope: Scope::Everything,
+        ecs_service_output: None,
+        checkpoint_name: "no checkpoint (the fleet as it was: CloudWatch and ADOT)".into(),
+        timeout,
+    }
+}
+
+/// Brings AWS to what the env file says: how a new environment starts, and how an existing fleet
+/// is brought in line before the migration. Still refuses to delete a log group.
+fn deploy_baseline(project: &Project, env: Environment, execute: bool, timeout: Duration) -> anyhow::Result<()> {
+    let spec = baseline_spec(timeout);
+    if !execute {
+        return phase::dry_run(project, &env, &spec);
+    }
+    phase::render_status(project, &env, true)?;
+    let live = Live::connect(project, env)?;
+    phase::execute(&live, &spec, &|_| Ok(crate::report::Report::new("baseline")))?;
+    println!("The fleet matches {}. Next: `cargo xtask deploy loki --env {}`", project.rel(&live.env.path).display(), live.env.name);
+    Ok(())
+}
+
+/// The image `build-grafana` pushes for this commit, in the env's repository.
+fn grafana_tag(project: &Project) -> anyhow::Result<String> {
+    let version = crate::build_grafana::grafana_version(project, &project.root.join("grafana"))?;
+    let commit = crate::build_grafana::commit(&project.root, false)?;
+    Ok(format!("{version}-{commit}"))
+}
+
+fn grafana_spec(image: String, timeout: Duration) -> PhaseSpec {
+    PhaseSpec {
+        title: "deploy grafana".into(),
+        change: Change::Image { key: "grafana_image".into(), image },
+        scope: Scope::Grafana,
+        ecs_service_output: Some("grafana_service_name".into()),
+        checkpoint_name: "checkpoint 7 (Loki datasource by uid, a LogQL query through Grafana returns lines)".into(),
+        timeout,
+    }
+}
+
+/// Plan phase 3: runs the image `build-grafana --execute` pushed for this commit.
+fn deploy_grafana(project: &Project, env: Environment, execute: bool, timeout: Duration) -> anyhow::Result<()> {
+    let tag = grafana_tag(project)?;
+    if !execute {
+        let spec = grafana_spec(format!("<output grafana_ecr_repository_url>:{tag}"), timeout);
+        return phase::dry_run(project, &env, &spec);
+    }
+    phase::render_status(project, &env, true)?;
+    let live = Live::connect(project, env)?;
+    let repository = live.output_str("grafana_ecr_repository_url", "cargo xtask deploy baseline")?;
+    let name = repository.rsplit('/').next().unwrap_or(&repository).to_string();
+    let pushed = live.aws.cmd(
+        format!("check that {repository}:{tag} was pushed"),
+        ["ecr", "describe-images", "--repository-name", &name, "--image-ids", &format!("imageTag={tag}")],
+    );
+    if !pushed.output()?.success() {
+        bail!(usage(format!(
+            "{repository}:{tag} is not in ECR; push it first with `cargo xtask build-grafana --env {} --execute`",
+            live.env.name
+        )));
+    }
+    let spec = grafana_spec(format!("{repository}:{tag}"), timeout);
+    match phase::execute(&live, &spec, &|live| run_checkpoint(live, Checkpoint::Seven))? {
+        Outcome::Recorded => {
+            println!("Grafana runs {repository}:{tag} and passed checkpoint 7.");
+            Ok(())
+        }
+        Outcome::CheckFailed => bail!(
+            "checkpoint 7 failed (table above); {} still names the previous image; fix the cause and rerun",
+            project.rel(&live.env.path).display()
+        ),
+    }
 }

@@ -44,10 +44,6 @@ impl<'p> Live<'p> {
         self.project.root.join("infra")
     }
 
-    pub fn var_file(&self) -> PathBuf {
-        self.project.root.join("rendered").join(&self.env.name).join("terraform.tfvars")
-    }
-
     /// `terraform output -json` as `{name: value}`, read once.
     pub fn outputs(&self) -> anyhow::Result<&Value> {
         if let Some(outputs) = self.outputs.get() {

@@ -13,6 +13,7 @@ mod ecs;
 mod live;
 mod logs;
 mod cli;
+mod configs;
 mod project;
 mod render;
 mod requirements;

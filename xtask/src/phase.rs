@@ -21,6 +21,8 @@ use crate::report::Report;
 /// A settings change a phase applies first and records only after its checkpoint passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// Nothing to change: apply the env file as it is.
+    Baseline,
     EnableLoki,
     Collector { service: &'static str, collector: Collector },
     /// `versions.<key> = <image>`
@@ -31,6 +33,7 @@ pub enum Change {
 impl Change {
     fn keys(&self) -> Vec<&str> {
         match self {
+            Change::Baseline => vec![],
             Change::EnableLoki => vec!["loki", "enabled"],
             Change::Collector { service, .. } => vec!["services", service, "collector"],
             Change::Image { key, .. } => vec!["versions", key],
@@ -40,6 +43,7 @@ impl Change {
 
     fn value(&self) -> TomlValue {
         match self {
+            Change::Baseline => TomlValue::from(""),
             Change::EnableLoki => true.into(),
             Change::Collector { collector, .. } => collector.as_str().into(),
             Change::Image { image, .. } => image.as_str().into(),
@@ -48,6 +52,9 @@ impl Change {
     }
 
     pub fn describe(&self) -> String {
+        if *self == Change::Baseline {
+            return "the env file as it is".to_string();
+        }
         format!("{} = {}", self.keys().join("."), self.value())
     }
 
@@ -55,6 +62,7 @@ impl Change {
     pub fn applied_to(&self, settings: &Settings) -> Settings {
         let mut after = settings.clone();
         match self {
+            Change::Baseline => {}
             Change::EnableLoki => after.loki.enabled = true,
             Change::Collector { service, collector } => match *service {
                 "history" => after.services.history.collector = *collector,
@@ -73,6 +81,9 @@ impl Change {
 
     /// Writes the change into the env file (comments kept, atomic) and re-renders the env.
     pub fn record(&self, project: &Project, env: &Environment) -> anyhow::Result<()> {
+        if *self == Change::Baseline {
+            return Ok(());
+        }
         settings::set(&env.path, &self.keys(), self.value())?;
         let files = render::render_all(&project.root)?;
         render::write(&project.root, &files)?;
@@ -84,6 +95,8 @@ impl Change {
 /// Which resources a phase's plan may touch; anything else stops the phase before it applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
+    /// Anything (the baseline: the env file's whole fleet).
+    Everything,
     Loki,
     Grafana,
     Service(&'static str),
@@ -95,6 +108,7 @@ impl Scope {
     /// `aws_ssm_parameter.alloy["worker"]`), so a name test is enough to keep phases apart.
     pub fn allows(&self, address: &str) -> bool {
         match self {
+            Scope::Everything => true,
             Scope::Loki => address.contains("loki"),
             Scope::Grafana => address.contains("grafana"),
             Scope::Service(service) => {
@@ -203,6 +217,12 @@ pub fn plan(live: &Live, change: &Change, scope: &Scope) -> anyhow::Result<Plan>
         .read()?;
     let json: Value = serde_json::from_str(&shown).context("`terraform show -json` did not print JSON")?;
     let changes = changes_in(&json);
+    check_plan(change, scope, &changes)?;
+    Ok(Plan { file, changes })
+}
+
+/// Refuses a plan that deletes a CloudWatch log group (req 8.3, 8.5) or reaches outside `scope`.
+pub fn check_plan(change: &Change, scope: &Scope, changes: &[ResourceChange]) -> anyhow::Result<()> {
     let deleted_log_groups: Vec<&str> = changes
         .iter()
         .filter(|c| c.address.contains("aws_cloudwatch_log_group") && c.actions.iter().any(|a| a == "delete"))
@@ -224,7 +244,7 @@ pub fn plan(live: &Live, change: &Change, scope: &Scope) -> anyhow::Result<Plan>
             list.join("\n  ")
         );
     }
-    Ok(Plan { file, changes })
+    Ok(())
 }
 
 pub fn apply(live: &Live, plan: &Plan) -> anyhow::Result<()> {
@@ -296,7 +316,11 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
             None => "no ECS service to wait for".to_string(),
         },
         format!("run {}", spec.checkpoint_name),
-        format!("only if it passes: record {} in {}", spec.change.describe(), project.rel(&env.path).display()),
+        if spec.change == Change::Baseline {
+            "nothing to record: the env file already says this".to_string()
+        } else {
+            format!("only if it passes: record {} in {}", spec.change.describe(), project.rel(&env.path).display())
+        },
     ];
     for (n, step) in steps.iter().enumerate() {
         println!("  {}. {step}", n + 1);
@@ -378,6 +402,32 @@ mod tests {
         assert!(!worker.allows("aws_ssm_parameter.alloy[\"benchmark-worker\"]"));
         assert!(Scope::Service("benchmark-worker").allows("module.benchmark_worker[0].aws_ecs_service.this"));
         assert!(!Scope::Adot.allows("aws_cloudwatch_log_group.loki"));
+    }
+
+    fn change(address: &str, actions: &[&str]) -> ResourceChange {
+        ResourceChange { address: address.into(), actions: actions.iter().map(|a| a.to_string()).collect() }
+    }
+
+    #[test]
+    fn req_8_5_no_phase_deletes_a_log_group() {
+        let replace = [change("module.temporal_worker.aws_cloudwatch_log_group.this", &["delete", "create"])];
+        let err = check_plan(&Change::Baseline, &Scope::Everything, &replace).unwrap_err().to_string();
+        assert!(err.contains("would delete CloudWatch log groups"), "{err}");
+        let update = [change("module.temporal_worker.aws_cloudwatch_log_group.this", &["update"])];
+        assert!(check_plan(&Change::Baseline, &Scope::Everything, &update).is_ok());
+    }
+
+    #[test]
+    fn a_plan_outside_the_phase_is_refused_and_named() {
+        let worker = Change::Collector { service: "worker", collector: Collector::Alloy };
+        let plan = [
+            change("module.temporal_worker.aws_ecs_service.this", &["update"]),
+            change("module.temporal_history.aws_ecs_service.this", &["update"]),
+        ];
+        let err = check_plan(&worker, &Scope::Service("worker"), &plan).unwrap_err().to_string();
+        assert!(err.contains("module.temporal_history.aws_ecs_service.this (update)"), "{err}");
+        assert!(!err.contains("temporal_worker"), "{err}");
+        assert!(check_plan(&worker, &Scope::Service("worker"), &plan[..1]).is_ok());
     }
 
     #[test]

@@ -26,22 +26,28 @@ fn example_settings() -> Settings {
 }
 
 /// An environment from the example with the generated values.
-fn env_with(cluster: &str, project: &str, retention_days: u32) -> Environment {
+fn env_with(cluster: &str, project: &str, retention_days: u32, task_id_label: bool) -> Environment {
     let mut settings = example_settings();
+    settings.alloy.task_id_label = task_id_label;
     settings.platform.ecs_cluster_name = cluster.to_string();
     settings.project.name = project.to_string();
     settings.loki.retention_days = retention_days;
     Environment { name: "prop".into(), path: repo_root().join("envs/prop.toml"), settings }
 }
 
-/// The rendered file `name` of `env`.
-fn rendered(env: &Environment, name: &str) -> String {
-    let files = render::render_env(&repo_root(), env).expect("the render succeeds");
+/// Everything the render produces for `env`.
+fn render(env: &Environment) -> Vec<render::RenderedFile> {
+    render::render_env(&repo_root(), env).expect("the render succeeds")
+}
+
+/// The rendered file `name`.
+fn file<'f>(files: &'f [render::RenderedFile], name: &str) -> &'f str {
     files
-        .into_iter()
+        .iter()
         .find(|f| f.path.file_name().is_some_and(|n| n == name))
         .unwrap_or_else(|| panic!("the render has no {name}"))
         .contents
+        .as_str()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,8 +141,9 @@ fn project_name() -> impl Strategy<Value = String> {
     "[a-z0-9-]{1,24}"
 }
 
+/// loki.retention_days: one of the values CloudWatch accepts (req 5.5).
 fn retention_days() -> impl Strategy<Value = u32> {
-    1u32..=3650
+    prop::sample::select(settings::CLOUDWATCH_RETENTION_DAYS.to_vec())
 }
 
 proptest! {
@@ -152,13 +159,14 @@ proptest! {
         cluster in cluster_name(),
         project in project_name(),
         retention in retention_days(),
+        task_id_label in any::<bool>(),
     ) {
-        let env = env_with(&cluster, &project, retention);
+        let files = render(&env_with(&cluster, &project, retention, task_id_label));
         for service in render::sidecar_services() {
-            let src = rendered(&env, &format!("alloy-{service}.alloy"));
-            let findings = alloy::check_alloy_config(&src, SIDECAR_ENV);
+            let src = file(&files, &format!("alloy-{service}.alloy"));
+            let findings = alloy::check_alloy_config(src, SIDECAR_ENV);
             prop_assert!(findings.is_empty(), "alloy-{service}.alloy: {findings:?}\n{src}");
-            let body = alloy::parse(&src).expect("checked above");
+            let body = alloy::parse(src).expect("checked above");
 
             // Metrics carry the same identity as the logs (and as under ADOT, P3).
             let scrape = the_block(&body, "prometheus.scrape");
@@ -204,9 +212,11 @@ proptest! {
                 .filter_map(|rule| attribute(rule, "target_label").and_then(string))
                 .collect();
             prop_assert!(targets.contains(&"container") && targets.contains(&"task_id"), "{targets:?}");
+            // task_id is structured metadata unless the env opts in to the label (amended 3.8).
             let process = the_block(&body, "loki.process");
-            let metadata = the_block(&process.body, "stage.structured_metadata");
-            prop_assert!(object_field(attribute(metadata, "values").expect("values"), "task_id").is_some());
+            let metadata = blocks(&process.body, "stage.structured_metadata");
+            let as_metadata = metadata.iter().any(|m| attribute(m, "values").and_then(|v| object_field(v, "task_id")).is_some());
+            prop_assert_eq!(as_metadata, !task_id_label);
         }
     }
 
@@ -219,11 +229,12 @@ proptest! {
         cluster in cluster_name(),
         project in project_name(),
         retention in retention_days(),
+        task_id_label in any::<bool>(),
     ) {
-        let env = env_with(&cluster, &project, retention);
+        let files = render(&env_with(&cluster, &project, retention, task_id_label));
         for service in settings::SERVICE_NAMES {
-            let src = rendered(&env, &format!("alloy-{service}.alloy"));
-            let body = alloy::parse(&src).map_err(|f| TestCaseError::fail(f.to_string()))?;
+            let src = file(&files, &format!("alloy-{service}.alloy"));
+            let body = alloy::parse(src).map_err(|f| TestCaseError::fail(f.to_string()))?;
             let source = the_block(&body, "loki.source.docker");
             let process = the_block(&body, "loki.process");
             let process_label = process.label.clone().unwrap_or_default();
@@ -242,25 +253,25 @@ proptest! {
         }
     }
 
-    /// For every retention an env file may set: the rendered Loki config enforces it in the
+    /// For any retention an env file may set: the rendered Loki config enforces it in the
     /// compactor, and the S3 lifecycle rule (retention from the rendered tfvars + the margin in
     /// infra/loki-s3.tf) expires chunks only after retention + retention_delete_delay + a day of
     /// S3's midnight rounding, with a margin of at least 2 days (req 2.3 amended).
     // req: P6, 2.3, 5.3
     #[test]
     fn req_p6_lifecycle_outlasts_retention_and_delete_delay(retention in retention_days()) {
-        let env = env_with("temporal-dev", "temporal-dev", retention);
-        let yaml = rendered(&env, "loki-config.yaml");
+        let env = env_with("temporal-dev", "temporal-dev", retention, false);
+        let files = render(&env);
+        let yaml = file(&files, "loki-config.yaml");
         let s = &env.settings;
         let expected = configcheck::loki::Expected { retention_days: retention, replicas: s.loki.count, memory_mib: s.loki.memory };
-        let findings = configcheck::loki::check_loki_config_for(&yaml, &expected);
+        let findings = configcheck::loki::check_loki_config_for(yaml, &expected);
         prop_assert!(findings.is_empty(), "{findings:?}");
-        let loki = crate::cost::loki_inputs(&yaml, s.loki.cpu, s.loki.memory, s.loki.count)
+        let loki = crate::cost::loki_inputs(yaml, s.loki.cpu, s.loki.memory, s.loki.count)
             .map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
         prop_assert_eq!(loki.retention_hours, f64::from(retention) * 24.0);
 
-        let tfvars = rendered(&env, "terraform.tfvars");
-        let tf_retention = crate::cost::terraform::assignment(&tfvars, "loki_retention_days").expect("tfvars sets it");
+        let tf_retention = crate::cost::terraform::assignment(file(&files, "terraform.tfvars"), "loki_retention_days").expect("tfvars sets it");
         let margin = crate::cost::terraform::lifecycle_margin_days(&repo_root()).map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
         prop_assert!(margin >= 2, "req 2.3: expiration must be at least retention + 2 days, is + {margin}");
         let lifecycle_hours = (tf_retention + f64::from(margin)) * 24.0;

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,21 +55,28 @@ impl Tunnel {
         require_plugin()?;
         let cluster = &live.env.settings.platform.ecs_cluster_name;
         let task = running_task(&live.aws, cluster, endpoint.service)?;
-        let instance = container_instance(&live.aws, cluster, task.container_instance.as_deref())?;
         let local_port = free_port()?;
-        let (what, ip, port) = (endpoint.what, &task.ip, endpoint.port);
+        let (what, port) = (endpoint.what, endpoint.port);
+        // ECS Exec into the task when its agent runs (no security-group rule needed: the traffic
+        // arrives on the task's own loopback); else through a container instance to the task's IP
+        // (needs ingress from the instances' security group and their SSM registration).
+        let (target, document, parameters, via) = match &task.exec_target {
+            Some(target) => (
+                target.clone(),
+                "AWS-StartPortForwardingSession",
+                format!("portNumber={port},localPortNumber={local_port}"),
+                format!("ECS Exec into task {}", task.id),
+            ),
+            None => {
+                let instance = container_instance(&live.aws, cluster, task.container_instance.as_deref())?;
+                let parameters = format!("host={},portNumber={port},localPortNumber={local_port}", task.ip);
+                let via = format!("{} through instance {instance}", task.ip);
+                (instance, "AWS-StartPortForwardingSessionToRemoteHost", parameters, via)
+            }
+        };
         let cmd = live.aws.cmd(
-            format!("open an SSM tunnel to {what} ({ip}:{port}) through {instance}, on 127.0.0.1:{local_port}"),
-            [
-                "ssm",
-                "start-session",
-                "--target",
-                &instance,
-                "--document-name",
-                "AWS-StartPortForwardingSessionToRemoteHost",
-                "--parameters",
-                &format!("host={ip},portNumber={port},localPortNumber={local_port}"),
-            ],
+            format!("open an SSM tunnel to {what} port {port} ({via}) on 127.0.0.1:{local_port}"),
+            ["ssm", "start-session", "--target", &target, "--document-name", document, "--parameters", &parameters],
         );
         install_signal_cleanup();
         let mut command = cmd.std_command();
@@ -213,7 +221,11 @@ fn unregister(pgid: i32) {
     }
 }
 
-/// On Ctrl-C, SIGTERM or SIGHUP: close every open tunnel, then exit 130 (or 128 + signal).
+/// The signal that interrupted xtask (0: none), and whether its tunnels are closed.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+static CLOSED_AFTER_SIGNAL: AtomicBool = AtomicBool::new(false);
+
+/// On Ctrl-C, SIGTERM or SIGHUP: close every open tunnel, then exit 128 + signal (130 for Ctrl-C).
 /// Without it the default action would end xtask and leave the sessions running.
 fn install_signal_cleanup() {
     static ONCE: Once = Once::new();
@@ -223,29 +235,70 @@ fn install_signal_cleanup() {
             eprintln!("warning: could not install the signal handler; an interrupted command may leave its SSM tunnel open");
             return;
         };
+        // The main thread may finish (its checks fail once the tunnel is gone) while this thread
+        // still closes tunnels: its exit then waits for that and exits as interrupted too.
+        // SAFETY: registers a plain extern "C" function; it only touches atomics and exits.
+        unsafe {
+            libc::atexit(exit_as_interrupted);
+        }
         std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                INTERRUPTED.store(signal, Ordering::SeqCst);
                 let open: Vec<i32> = OPEN.lock().map(|o| o.clone()).unwrap_or_default();
                 if !open.is_empty() {
                     eprintln!("\ninterrupted: closing {} SSM tunnel(s)", open.len());
                 }
-                for (sig, pause) in [(libc::SIGINT, 1000), (libc::SIGKILL, 0)] {
-                    for pgid in &open {
-                        signal_group(*pgid, sig);
-                    }
-                    std::thread::sleep(Duration::from_millis(pause));
+                for pgid in &open {
+                    signal_group(*pgid, libc::SIGINT);
                 }
-                std::process::exit(128 + signal);
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(3) && !open.iter().all(|pid| exited(*pid)) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                for pgid in &open {
+                    signal_group(*pgid, libc::SIGKILL);
+                }
+                CLOSED_AFTER_SIGNAL.store(true, Ordering::SeqCst);
+                // _exit, not exit: the main thread may be inside exit() already.
+                // SAFETY: ends the process; nothing runs after it.
+                unsafe { libc::_exit(128 + signal) }
             }
         });
     });
 }
 
+extern "C" fn exit_as_interrupted() {
+    let signal = INTERRUPTED.load(Ordering::SeqCst);
+    if signal != 0 {
+        let started = Instant::now();
+        while !CLOSED_AFTER_SIGNAL.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: ends the process from an atexit handler, as intended.
+        unsafe { libc::_exit(128 + signal) }
+    }
+}
+
+/// Whether the child `pid` has exited, without reaping it (its `Child` stays the main thread's).
+fn exited(pid: i32) -> bool {
+    // SAFETY: waitid fills a zeroed siginfo_t we own; WNOWAIT leaves the child waitable.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
+        // ECHILD: already reaped by the main thread's close().
+        rc != 0 || info.si_pid() != 0
+    }
+}
+
 /// A running task of a service: its private IP and the container instance it runs on.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Task {
+    /// The task id (last part of its ARN).
+    pub id: String,
     pub ip: String,
     pub container_instance: Option<String>,
+    /// `ecs:<cluster>_<task id>_<container runtime id>` of a container whose ECS Exec agent runs.
+    pub exec_target: Option<String>,
 }
 
 fn running_task(aws: &Aws, cluster: &str, service: &str) -> anyhow::Result<Task> {
@@ -260,11 +313,11 @@ fn running_task(aws: &Aws, cluster: &str, service: &str) -> anyhow::Result<Task>
     let mut args = vec!["ecs", "describe-tasks", "--cluster", cluster, "--tasks"];
     args.extend(arns.iter().take(100));
     let described = aws.json(format!("read the network address of a {service} task"), args)?;
-    pick_task(&described, service).with_context(|| format!("ECS service {service} in cluster {cluster} has no running task with a private IP"))
+    pick_task(&described, cluster, service).with_context(|| format!("ECS service {service} in cluster {cluster} has no running task with a private IP"))
 }
 
 /// The first RUNNING task of the service (group `service:<name>`) with an ENI address.
-pub fn pick_task(described: &Value, service: &str) -> Option<Task> {
+pub fn pick_task(described: &Value, cluster: &str, service: &str) -> Option<Task> {
     let group = format!("service:{service}");
     described["tasks"].as_array()?.iter().filter(|t| t["lastStatus"] == "RUNNING" && t["group"] == group.as_str()).find_map(|task| {
         let ip = task["attachments"]
@@ -275,7 +328,16 @@ pub fn pick_task(described: &Value, service: &str) -> Option<Task> {
             .find(|d| d["name"] == "privateIPv4Address")?["value"]
             .as_str()?
             .to_string();
-        Some(Task { ip, container_instance: task["containerInstanceArn"].as_str().map(str::to_string) })
+        let id = task["taskArn"].as_str()?.rsplit('/').next()?.to_string();
+        // Any container will do: in awsvpc mode they share the task's network namespace.
+        let exec_target = task["containers"].as_array().into_iter().flatten().find_map(|c| {
+            let agent_runs = c["managedAgents"]
+                .as_array()?
+                .iter()
+                .any(|a| a["name"] == "ExecuteCommandAgent" && a["lastStatus"] == "RUNNING");
+            agent_runs.then(|| c["runtimeId"].as_str().map(|runtime| format!("ecs:{cluster}_{id}_{runtime}")))?
+        });
+        Some(Task { id, ip, container_instance: task["containerInstanceArn"].as_str().map(str::to_string), exec_target })
     })
 }
 
@@ -316,12 +378,30 @@ mod tests {
     fn picks_a_running_task_of_the_service_with_its_eni_address() {
         let eni = |ip: &str| json!([{"type": "ElasticNetworkInterface", "details": [{"name": "subnetId", "value": "s"}, {"name": "privateIPv4Address", "value": ip}]}]);
         let described = json!({"tasks": [
-            {"lastStatus": "STOPPED", "group": "service:loki", "attachments": eni("10.0.0.1")},
-            {"lastStatus": "RUNNING", "group": "service:grafana", "attachments": eni("10.0.0.2")},
-            {"lastStatus": "RUNNING", "group": "service:loki", "attachments": eni("10.0.0.3"), "containerInstanceArn": "arn:ci/1"},
+            {"taskArn": "arn:aws:ecs:r:1:task/c/t1", "lastStatus": "STOPPED", "group": "service:loki", "attachments": eni("10.0.0.1")},
+            {"taskArn": "arn:aws:ecs:r:1:task/c/t2", "lastStatus": "RUNNING", "group": "service:grafana", "attachments": eni("10.0.0.2")},
+            {"taskArn": "arn:aws:ecs:r:1:task/c/t3", "lastStatus": "RUNNING", "group": "service:loki", "attachments": eni("10.0.0.3"), "containerInstanceArn": "arn:ci/1",
+             "containers": [{"name": "loki", "runtimeId": "t3-111", "managedAgents": [{"name": "ExecuteCommandAgent", "lastStatus": "PENDING"}]}]},
         ]});
-        assert_eq!(pick_task(&described, "loki"), Some(Task { ip: "10.0.0.3".into(), container_instance: Some("arn:ci/1".into()) }));
-        assert_eq!(pick_task(&described, "other"), None);
+        let task = pick_task(&described, "c", "loki").unwrap();
+        assert_eq!((task.id.as_str(), task.ip.as_str(), task.container_instance.as_deref()), ("t3", "10.0.0.3", Some("arn:ci/1")));
+        // The agent is not running yet: no ECS Exec, the instance path is used.
+        assert_eq!(task.exec_target, None);
+        assert!(pick_task(&described, "c", "other").is_none());
+    }
+
+    #[test]
+    fn uses_ecs_exec_when_a_containers_agent_runs() {
+        let described = json!({"tasks": [{
+            "taskArn": "arn:aws:ecs:r:1:task/temporal-dev/abc", "lastStatus": "RUNNING", "group": "service:g",
+            "attachments": [{"type": "ElasticNetworkInterface", "details": [{"name": "privateIPv4Address", "value": "10.0.0.9"}]}],
+            "containers": [
+                {"name": "alloy", "runtimeId": "abc-1"},
+                {"name": "grafana", "runtimeId": "abc-2", "managedAgents": [{"name": "ExecuteCommandAgent", "lastStatus": "RUNNING"}]},
+            ],
+        }]});
+        let task = pick_task(&described, "temporal-dev", "g").unwrap();
+        assert_eq!(task.exec_target.as_deref(), Some("ecs:temporal-dev_abc_abc-2"));
     }
 
     #[test]

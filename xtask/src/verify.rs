@@ -257,7 +257,7 @@ impl<'l, 'p> Checks<'l, 'p> {
         let lines = || lines.as_ref().map_err(|e| format_err!("{e}"));
         report.check(format!("{service}: logs in loki"), lines().and_then(|lines| describe_lines(service, lines)));
         report.check(format!("{service}: stream labels"), lines().and_then(|lines| self.labels_ok(service, lines)));
-        report.check(format!("{service}: metrics in amp"), self.amp_up(service));
+        report.check(format!("{service}: metrics in amp"), self.amp_up(service, &outputs.ecs_service));
         report.check(format!("{service}: alloy sidecar without errors"), self.sidecar_quiet(service, &outputs.log_group));
         Ok(())
     }
@@ -288,18 +288,34 @@ impl<'l, 'p> Checks<'l, 'p> {
         Ok(format!("service_name, cluster={}, container on every stream", self.cluster))
     }
 
-    /// `up{job="<service>", cluster="<cluster>"}`: at least one target scraped successfully.
-    fn amp_up(&self, service: &str) -> anyhow::Result<String> {
-        let query = format!("up{{job={}, cluster={}}}", logql::quote(service), logql::quote(&self.cluster));
+    /// `up{job, cluster, task_id=~<running tasks>}`: a current task's sidecar scrapes and writes.
+    /// Restricted to the running tasks because ADOT wrote `up` for the job too: after a
+    /// migration only the new tasks prove that Alloy's remote write works.
+    fn amp_up(&self, service: &str, ecs_service: &str) -> anyhow::Result<String> {
+        let listed = self.live.aws.json(
+            format!("list the running tasks of {ecs_service}"),
+            ["ecs", "list-tasks", "--cluster", &self.cluster, "--service-name", ecs_service, "--desired-status", "RUNNING"],
+        )?;
+        let ids: Vec<&str> = listed["taskArns"].as_array().into_iter().flatten().filter_map(|a| a.as_str()?.rsplit('/').next()).collect();
+        if ids.is_empty() {
+            bail!("ECS service {ecs_service} has no running task");
+        }
+        let query = format!(
+            "up{{job={}, cluster={}, task_id=~{}}}",
+            logql::quote(service),
+            logql::quote(&self.cluster),
+            logql::quote(&ids.join("|"))
+        );
         let samples = self.amp_query(&query)?;
         let up = samples.iter().filter(|s| s.value == 1.0).count();
         if up == 0 {
             bail!(
-                "AMP has {} series for {query} and none is up: the Alloy sidecar is not remote-writing (check its aps:RemoteWrite permission and its logs)",
-                samples.len()
+                "AMP has {} series of `up` for job {service} from its {} running task(s), none up: the Alloy sidecar is not scraping or not remote-writing (check its aps:RemoteWrite permission and its logs)",
+                samples.len(),
+                ids.len()
             );
         }
-        Ok(format!("{up} of {} target(s) up ({query})", samples.len()))
+        Ok(format!("{up} target(s) up in AMP for job {service} ({} running task(s))", ids.len()))
     }
 
     fn sidecar_quiet(&self, service: &str, log_group: &str) -> anyhow::Result<String> {

@@ -392,6 +392,23 @@ fn check_settings(doc: &Yaml) -> Vec<Finding> {
         )),
     }
 
+    // Req 2.2, 10.4: the TSDB index needs no table store; these blocks exist only for DynamoDB
+    // (and Bigtable) index tables.
+    for (path, why) in [
+        (
+            "storage_config.aws.dynamodb",
+            "DynamoDB is not used: the TSDB index lives in S3 (req 2.2, 10.4); remove the block",
+        ),
+        (
+            "table_manager",
+            "the table manager provisions DynamoDB/Bigtable index tables; TSDB on S3 has none (req 10.4); remove the block",
+        ),
+    ] {
+        if get(doc, path).is_some() {
+            out.push(finding(path, why));
+        }
+    }
+
     match get(doc, "common.storage.s3") {
         Some(Yaml::Hash(s3)) => {
             if get_str(doc, "common.storage.s3.bucketnames").is_none_or(str::is_empty) {

@@ -369,3 +369,5 @@ pub fn load_all(root: &Path) -> anyhow::Result<Vec<Environment>> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod proptests;

@@ -38,6 +38,8 @@ pub struct StackState {
     pub requests: Vec<String>,
     /// Query strings AMP received, each with whether it carried a SigV4 `authorization`.
     pub amp_queries: Vec<(String, bool)>,
+    /// Milliseconds to wait before answering Loki's `/ready` (to interrupt a command mid-way).
+    pub ready_delay_ms: u64,
 }
 
 impl Default for StackState {
@@ -51,6 +53,7 @@ impl Default for StackState {
             loki_datasource_type: Some("loki".into()),
             requests: Vec::new(),
             amp_queries: Vec::new(),
+            ready_delay_ms: 0,
         }
     }
 }
@@ -69,6 +72,19 @@ impl FakeStack {
         let state = Arc::new(Mutex::new(state));
         let shared = Arc::clone(&state);
         let server = HttpServer::start(Arc::new(move |req: &Request| {
+            // Recorded on arrival, so a test sees a request that is still being answered.
+            let delay = {
+                let mut state = shared.lock().expect("stand-in state lock");
+                state.requests.push(match req.header("x-amz-target") {
+                    Some(target) => format!("SSM {}", target.rsplit('.').next().unwrap_or(target)),
+                    None => format!("{} {}", req.method, req.path),
+                });
+                state.ready_delay_ms
+            };
+            if req.path == "/ready" && delay > 0 {
+                // Outside the lock: the test keeps reading the state meanwhile.
+                std::thread::sleep(std::time::Duration::from_millis(delay));
+            }
             let mut state = shared.lock().expect("stand-in state lock");
             route(&mut state, req)
         }))?;
@@ -105,11 +121,8 @@ impl FakeStack {
 
 fn route(state: &mut StackState, req: &Request) -> Answer {
     if let Some(target) = req.header("x-amz-target") {
-        let operation = target.rsplit('.').next().unwrap_or(target).to_string();
-        state.requests.push(format!("SSM {operation}"));
-        return ssm(&operation, req);
+        return ssm(target.rsplit('.').next().unwrap_or(target), req);
     }
-    state.requests.push(format!("{} {}", req.method, req.path));
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/ready") if state.loki_ready => Answer::text(200, "ready\n"),
         ("GET", "/ready") => Answer::text(503, "Ingester not ready: waiting for 15s after being ready\n"),
@@ -245,7 +258,7 @@ fn query_range(state: &StackState, req: &Request) -> Answer {
     };
     let limit: usize = req.query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
     // direction=backward: the newest `limit`, newest first.
-    found.sort_by(|a, b| b.ts_ns.cmp(&a.ts_ns));
+    found.sort_by_key(|e| std::cmp::Reverse(e.ts_ns));
     found.truncate(limit);
     let mut streams: BTreeMap<Vec<(String, String)>, Vec<Value>> = BTreeMap::new();
     for entry in found {
@@ -432,6 +445,7 @@ def pump(src, dst):
 def handle(client):
     try:
         upstream = socket.create_connection((host, int(port)), timeout=10)
+        upstream.settimeout(None)
     except OSError:
         client.close()
         return

@@ -11,6 +11,8 @@ pub struct Cmd {
     program: PathBuf,
     args: Vec<(OsString, bool)>,
     envs: Vec<(OsString, OsString)>,
+    /// Environment variables that belong in the displayed command line (never secrets).
+    shown_envs: Vec<(OsString, OsString)>,
     dir: Option<PathBuf>,
     purpose: String,
     stdin: Option<Vec<u8>>,
@@ -38,6 +40,7 @@ impl Cmd {
             program: program.as_ref().to_path_buf(),
             args: Vec::new(),
             envs: Vec::new(),
+            shown_envs: Vec::new(),
             dir: None,
             purpose: purpose.into(),
             stdin: None,
@@ -67,6 +70,13 @@ impl Cmd {
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
         self.envs.push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
         self
+    }
+
+    /// An environment variable a person needs to rerun the command by hand (e.g. `TF_DATA_DIR`);
+    /// it is shown in [`Cmd::display`]. Never for secrets.
+    pub fn shown_env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
+        self.shown_envs.push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
+        self.env(key, value)
     }
 
     pub fn dir(mut self, dir: impl AsRef<Path>) -> Cmd {
@@ -99,7 +109,12 @@ impl Cmd {
 
     /// The command line as a shell would take it, secrets masked.
     pub fn display(&self) -> String {
-        let mut parts = vec![shell_quote(self.program.as_os_str())];
+        let mut parts: Vec<String> = self
+            .shown_envs
+            .iter()
+            .map(|(key, value)| format!("{}={}", key.to_string_lossy(), shell_quote(value)))
+            .collect();
+        parts.push(shell_quote(self.program.as_os_str()));
         for (arg, secret) in &self.args {
             parts.push(if *secret { "'***'".to_string() } else { shell_quote(arg) });
         }
@@ -241,6 +256,8 @@ mod tests {
             .secret_arg("hunter2")
             .arg("it's");
         assert_eq!(cmd.display(), r"docker login --username AWS '***' 'it'\''s'");
+        let shown = Cmd::new("terraform", "plan").shown_env("TF_DATA_DIR", "a b").env("AWS_SECRET_ACCESS_KEY", "x").arg("plan");
+        assert_eq!(shown.display(), "TF_DATA_DIR='a b' terraform plan");
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl Terraform {
             .env("TF_INPUT", "0")
             .env("OFFLINE_PROVIDER_SCHEMA", &self.schema);
         match &self.data_dir {
-            Some(dir) => cmd.env("TF_DATA_DIR", dir),
+            Some(dir) => cmd.shown_env("TF_DATA_DIR", dir),
             None => cmd,
         }
     }

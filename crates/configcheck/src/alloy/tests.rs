@@ -299,3 +299,149 @@ fn rendered_configs_in_repo_pass() {
     }
     assert!(checked > 0, "no rendered/*/alloy-*.alloy found");
 }
+
+/// The shortest time `loki.write` keeps retrying one batch before dropping it, in seconds; `None`
+/// when it never gives up (`max_backoff_retries = 0`). Alloy's client sleeps dskit's backoff
+/// between attempts: a jittered delay in [lo, hi), both doubling (capped at `max`) while hi is
+/// below `max`, starting at [min, 2·min); the retry that reaches the limit does not sleep.
+fn min_retry_window_secs(min: f64, max: f64, retries: u32) -> Option<f64> {
+    if retries == 0 {
+        return None;
+    }
+    let (mut lo, mut hi) = (min, (2.0 * min).min(max));
+    let mut total = 0.0;
+    for _ in 1..retries {
+        total += lo;
+        if lo < hi && hi < max {
+            lo = (2.0 * lo).min(max);
+            hi = (2.0 * hi).min(max);
+        }
+    }
+    Some(total)
+}
+
+/// A Go duration as Alloy reads it: `500ms`, `5m`, `1h30m`.
+fn go_duration_secs(s: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let n: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        total += n * match &rest[..unit] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit..];
+    }
+    (!s.is_empty()).then_some(total)
+}
+
+/// A Loki task replacement takes at most its stopTimeout (120 s, infra/loki.tf) plus the health
+/// check's grace and retries (300 s + 3 × 30 s) before ECS gives up on it; the collectors must
+/// hold their logs well beyond that.
+const LOKI_OUTAGE_TO_OUTLAST_SECS: f64 = 15.0 * 60.0;
+
+/// Collectors buffer while Loki is down (NF5): every rendered sidecar that ships logs keeps
+/// retrying a batch (backoff, 429s included) for longer than a Loki replacement takes. While it
+/// retries, the pipeline does not take new lines, so they wait in Docker's log and the read
+/// positions (on the task volume, req 3.10) do not move past them.
+#[test]
+fn req_nf5_req_3_10_log_shipping_retries_outlast_a_loki_replacement() {
+    // Alloy's defaults (500ms, 5m, 10 retries) give up after about 4 minutes: too short.
+    let defaults = min_retry_window_secs(0.5, 300.0, 10).unwrap();
+    assert!(defaults < LOKI_OUTAGE_TO_OUTLAST_SECS, "{defaults}");
+    assert_eq!(min_retry_window_secs(0.5, 300.0, 0), None);
+    assert_eq!(go_duration_secs("1h30m"), Some(5400.0));
+    assert_eq!(go_duration_secs("500ms"), Some(0.5));
+
+    let rendered = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rendered");
+    let mut shipping = 0;
+    for env_dir in std::fs::read_dir(&rendered)
+        .expect("rendered/ exists")
+        .flatten()
+    {
+        for file in std::fs::read_dir(env_dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = file.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if !(name.starts_with("alloy-") && name.ends_with(".alloy")) {
+                continue;
+            }
+            let src = std::fs::read_to_string(&path).expect("readable");
+            let body = parse(&src).unwrap_or_else(|f| panic!("{}: {f}", path.display()));
+            let blocks = |body: &Body, name: &str| -> Vec<Block> {
+                body.statements
+                    .iter()
+                    .filter_map(|s| match s {
+                        Statement::Block(b) if b.name == name => Some(b.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            if blocks(&body, "loki.source.docker").is_empty() {
+                continue;
+            }
+            let writers = blocks(&body, "loki.write");
+            let endpoints: Vec<Block> = writers
+                .iter()
+                .flat_map(|w| blocks(&w.body, "endpoint"))
+                .collect();
+            assert!(
+                !endpoints.is_empty(),
+                "{}: ships logs but has no loki.write endpoint",
+                path.display()
+            );
+            for endpoint in endpoints {
+                let attr = |name: &str| {
+                    endpoint.body.statements.iter().find_map(|s| match s {
+                        Statement::Attribute(a) if a.name == name => Some(a.value.clone()),
+                        _ => None,
+                    })
+                };
+                let duration = |name: &str, default: f64| match attr(name) {
+                    None => default,
+                    Some(Expr::String(s, _)) => go_duration_secs(&s)
+                        .unwrap_or_else(|| panic!("{}: {name} = {s:?}", path.display())),
+                    Some(other) => panic!("{}: {name} is not a literal: {other:?}", path.display()),
+                };
+                let min = duration("min_backoff_period", 0.5);
+                let max = duration("max_backoff_period", 300.0);
+                let retries = match attr("max_backoff_retries") {
+                    None => 10,
+                    Some(Expr::Number(n, _)) => n.parse().expect("a whole number"),
+                    Some(other) => panic!(
+                        "{}: max_backoff_retries is not a literal: {other:?}",
+                        path.display()
+                    ),
+                };
+                if let Some(window) = min_retry_window_secs(min, max, retries) {
+                    assert!(
+                        window >= LOKI_OUTAGE_TO_OUTLAST_SECS,
+                        "{}: loki.write gives up after {window:.0} s ({min} s .. {max} s, {retries} retries); it must hold a batch for at least {LOKI_OUTAGE_TO_OUTLAST_SECS} s",
+                        path.display()
+                    );
+                }
+                assert!(
+                    !matches!(attr("retry_on_http_429"), Some(Expr::Bool(false, _))),
+                    "{}: a Loki shedding load (429) must be retried, not dropped",
+                    path.display()
+                );
+            }
+            shipping += 1;
+        }
+    }
+    assert!(shipping > 0, "no rendered/*/alloy-*.alloy ships logs");
+}

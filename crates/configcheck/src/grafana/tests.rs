@@ -295,3 +295,42 @@ fn an_empty_directory_reports_what_is_missing() {
         assert!(text.contains(needle), "{needle} in {text}");
     }
 }
+
+/// Ingestion rate, query latency and storage usage (9.3) each have a panel in the Loki health
+/// dashboard, queried from AMP (where 9.2 sends Loki's metrics) in a form that means something: a
+/// rate of the ingestion and storage counters, a quantile of the request latency histogram that
+/// keeps the query routes.
+#[test]
+fn req_9_3_the_loki_health_dashboard_covers_ingestion_rate_query_latency_and_storage() {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(repo_grafana().join("dashboards/loki-health.json")).unwrap()).unwrap();
+    fn targets<'a>(panels: &'a Value, out: &mut Vec<&'a Value>) {
+        for panel in panels.as_array().into_iter().flatten() {
+            out.extend(panel["targets"].as_array().into_iter().flatten());
+            targets(&panel["panels"], out);
+        }
+    }
+    let mut all = Vec::new();
+    targets(&doc["panels"], &mut all);
+    let exprs: Vec<&str> = all
+        .iter()
+        .filter(|t| t["datasource"]["type"].as_str() == Some(AMAZON_PROMETHEUS))
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    let covered = |metrics: &[&str], form: &dyn Fn(&str) -> bool| exprs.iter().any(|e| metrics.iter().any(|m| e.contains(m)) && form(e));
+    let counter_rate = |e: &str| e.contains("rate(") || e.contains("increase(");
+
+    assert!(
+        covered(&["loki_distributor_bytes_received_total", "loki_distributor_lines_received_total"], &counter_rate),
+        "no AMP panel shows the ingestion rate (rate of loki_distributor_*_received_total): {exprs:#?}"
+    );
+    assert!(
+        covered(&["loki_request_duration_seconds_bucket"], &|e: &str| {
+            e.contains("histogram_quantile(") && (!e.contains("route=") || e.contains("query"))
+        }),
+        "no AMP panel shows query latency (a quantile of loki_request_duration_seconds_bucket over the query routes): {exprs:#?}"
+    );
+    assert!(
+        covered(&["loki_ingester_chunk_stored_bytes_total"], &counter_rate),
+        "no AMP panel shows storage usage (rate or increase of loki_ingester_chunk_stored_bytes_total, the chunk bytes written to S3): {exprs:#?}"
+    );
+}

@@ -257,6 +257,112 @@ fn the_key_list_is_the_pinned_release_and_covers_what_the_template_uses() {
     );
 }
 
+/// `rendered/*/loki-config.yaml`, sorted; at least one.
+fn rendered_loki_configs() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("rendered"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.path().join("loki-config.yaml"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no rendered/*/loki-config.yaml: run `cargo xtask render`"
+    );
+    files
+}
+
+/// Every key path in `node` whose name contains `needle` (case-insensitive).
+fn keys_containing(node: &Yaml, needle: &str, at: &str, out: &mut Vec<String>) {
+    match node {
+        Yaml::Hash(map) => {
+            for (k, v) in map {
+                let name = k.as_str().unwrap_or_default();
+                let path = if at.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{at}.{name}")
+                };
+                if name.to_ascii_lowercase().contains(needle) {
+                    out.push(path.clone());
+                }
+                keys_containing(v, needle, &path, out);
+            }
+        }
+        Yaml::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                keys_containing(item, needle, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every rendered config keeps its index as TSDB in S3 (schema v13, 24h tables) with no DynamoDB
+/// anywhere, and the check reports each way a table store could come back.
+#[test]
+fn req_2_2_req_10_4_tsdb_v13_index_in_s3_without_dynamodb() {
+    for file in rendered_loki_configs() {
+        let yaml =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let doc = parse(&yaml).unwrap_or_else(|f| panic!("{}: {f}", file.display()));
+        let periods = doc["schema_config"]["configs"]
+            .as_vec()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!periods.is_empty(), "{}: no schema period", file.display());
+        for (i, p) in periods.iter().enumerate() {
+            let got = (
+                p["store"].as_str(),
+                p["object_store"].as_str(),
+                p["index"]["period"].as_str(),
+            );
+            assert_eq!(
+                got,
+                (Some("tsdb"), Some("s3"), Some("24h")),
+                "{}: schema_config.configs[{i}] must be a TSDB index in S3 with 24h tables",
+                file.display()
+            );
+        }
+        assert_eq!(
+            periods.last().and_then(|p| p["schema"].as_str()),
+            Some("v13"),
+            "{}: the current period must be schema v13",
+            file.display()
+        );
+        let mut dynamo = Vec::new();
+        keys_containing(&doc, "dynamo", "", &mut dynamo);
+        assert!(
+            dynamo.is_empty() && get(&doc, "table_manager").is_none(),
+            "{}: DynamoDB settings {dynamo:?}",
+            file.display()
+        );
+    }
+
+    let with_dynamodb = GOOD.to_string()
+        + "storage_config:\n  aws:\n    dynamodb:\n      dynamodb_url: dynamodb://eu-west-1\n";
+    let with_table_manager =
+        GOOD.to_string() + "table_manager:\n  retention_deletes_enabled: true\n";
+    for (yaml, path) in [
+        // `aws` is the DynamoDB index store.
+        (
+            GOOD.replace("store: tsdb", "store: aws"),
+            "schema_config.configs[0].store",
+        ),
+        (
+            GOOD.replace("object_store: s3", "object_store: filesystem"),
+            "schema_config.configs[0].object_store",
+        ),
+        (with_dynamodb, "storage_config.aws.dynamodb"),
+        (with_table_manager, "table_manager"),
+    ] {
+        assert_eq!(paths(&check_loki_config(&yaml)), [path], "{yaml}");
+    }
+}
+
 /// Every rendered Loki config in the repository (and the HA fixture the Terraform tests read)
 /// passes, and agrees with its environment file where one exists.
 #[test]
