@@ -152,6 +152,9 @@ pub enum CheckpointArg {
     Nine,
     /// 2, 5, 7 and 9
     All,
+    /// Live property checks P1, P2, P3, P5 on the migrated services (writes probe lines into a
+    /// service's stdout and restarts one Alloy sidecar: not part of `all`)
+    Properties,
 }
 
 #[derive(Debug, Args)]
@@ -165,7 +168,7 @@ pub struct VerifyArgs {
     /// Environment name: envs/<ENV>.toml
     #[arg(long, short, default_value = "example")]
     pub env: String,
-    /// Only this service (checkpoint 5)
+    /// Only this service (checkpoint 5, properties)
     #[arg(long)]
     pub service: Option<String>,
     /// Print the report as JSON on stdout (progress stays on stderr)

@@ -41,7 +41,7 @@ fn deploy_loki(project: &Project, env: Environment, execute: bool, timeout: Dura
     }
     phase::render_status(project, &env, true)?;
     let live = Live::connect(project, env)?;
-    match phase::execute(&live, &spec, &|live| run_checkpoint(live, Checkpoint::Two))? {
+    match phase::execute(&live, &spec, &|live| run_checkpoint(live, Checkpoint::Two), &|| Ok(()))? {
         Outcome::Recorded => {
             println!("Loki is deployed and passed checkpoint 2. Next: `cargo xtask migrate-sidecars --env {}`", live.env.name);
             Ok(())
@@ -74,7 +74,7 @@ fn deploy_baseline(project: &Project, env: Environment, execute: bool, timeout: 
     }
     phase::render_status(project, &env, true)?;
     let live = Live::connect(project, env)?;
-    phase::execute(&live, &spec, &|_| Ok(crate::report::Report::new("baseline")))?;
+    phase::execute(&live, &spec, &|_| Ok(crate::report::Report::new("baseline")), &|| Ok(()))?;
     println!("The fleet matches {}. Next: `cargo xtask deploy loki --env {}`", project.rel(&live.env.path).display(), live.env.name);
     Ok(())
 }
@@ -119,7 +119,7 @@ fn deploy_grafana(project: &Project, env: Environment, execute: bool, timeout: D
         )));
     }
     let spec = grafana_spec(format!("{repository}:{tag}"), timeout);
-    match phase::execute(&live, &spec, &|live| run_checkpoint(live, Checkpoint::Seven))? {
+    match phase::execute(&live, &spec, &|live| run_checkpoint(live, Checkpoint::Seven), &|| Ok(()))? {
         Outcome::Recorded => {
             println!("Grafana runs {repository}:{tag} and passed checkpoint 7.");
             Ok(())

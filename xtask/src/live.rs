@@ -1,7 +1,8 @@
 //! A deployed environment: its settings, the AWS CLI with credentials for its account, and
 //! Terraform initialised against its state backend.
 
-use std::cell::OnceCell;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -18,7 +19,8 @@ pub struct Live<'p> {
     pub aws: Aws,
     pub identity: Identity,
     pub terraform: Terraform,
-    outputs: OnceCell<Value>,
+    /// Read once per apply: `phase::apply` forgets them, so a phase never sees stale outputs.
+    outputs: RefCell<Option<Rc<Value>>>,
 }
 
 impl<'p> Live<'p> {
@@ -37,17 +39,17 @@ impl<'p> Live<'p> {
         }
         let terraform = terraform_for_env(project, &env)?;
         init_backend(&terraform, project, &env)?;
-        Ok(Live { project, env, aws, identity, terraform, outputs: OnceCell::new() })
+        Ok(Live { project, env, aws, identity, terraform, outputs: RefCell::new(None) })
     }
 
     pub fn infra_dir(&self) -> PathBuf {
         self.project.root.join("infra")
     }
 
-    /// `terraform output -json` as `{name: value}`, read once.
-    pub fn outputs(&self) -> anyhow::Result<&Value> {
-        if let Some(outputs) = self.outputs.get() {
-            return Ok(outputs);
+    /// `terraform output -json` as `{name: value}`, read once per apply.
+    pub fn outputs(&self) -> anyhow::Result<Rc<Value>> {
+        if let Some(outputs) = self.outputs.borrow().as_ref() {
+            return Ok(Rc::clone(outputs));
         }
         let text = self
             .terraform
@@ -62,13 +64,21 @@ impl<'p> Live<'p> {
                 flat.insert(name.clone(), entry["value"].clone());
             }
         }
-        Ok(self.outputs.get_or_init(|| Value::Object(flat)))
+        let outputs = Rc::new(Value::Object(flat));
+        *self.outputs.borrow_mut() = Some(Rc::clone(&outputs));
+        Ok(outputs)
+    }
+
+    /// The next `outputs()` reads them again (after an apply changed them).
+    pub fn forget_outputs(&self) {
+        self.outputs.borrow_mut().take();
     }
 
     /// One output that must be a non-empty string, or an error naming the phase that makes it.
     /// `name` may be a dotted path into a map output: `temporal_services.worker.service_name`.
     pub fn output_str(&self, name: &str, made_by: &str) -> anyhow::Result<String> {
-        let mut value = self.outputs()?;
+        let outputs = self.outputs()?;
+        let mut value: &Value = &outputs;
         for key in name.split('.') {
             value = &value[key];
         }

@@ -96,9 +96,10 @@ fn spec(service: &'static str, timeout: Duration) -> PhaseSpec {
 
 /// Moves one service; on a failed check puts it back on ADOT and stops.
 fn migrate_one(live: &Live, journal: &Journal, service: &'static str, timeout: Duration) -> anyhow::Result<()> {
-    journal.start(service)?;
     let spec = spec(service, timeout);
-    let outcome = phase::execute(live, &spec, &|live| run_checkpoint(live, Checkpoint::Five { service: Some(service.to_string()) }))?;
+    crate::verify::properties::snapshot_series(live, service).unwrap_or_else(|err| eprintln!("  warning: no metrics snapshot of {service} for P3: {err:#}"));
+    let checkpoint = |live: &Live| run_checkpoint(live, Checkpoint::Five { service: Some(service.to_string()) });
+    let outcome = phase::execute(live, &spec, &checkpoint, &|| journal.start(service))?;
     match outcome {
         Outcome::Recorded => {
             journal.finish()?;

@@ -252,6 +252,7 @@ pub fn apply(live: &Live, plan: &Plan) -> anyhow::Result<()> {
         return Ok(());
     }
     let out = apply_cmd(&live.terraform, live.project, &plan.file).output()?;
+    live.forget_outputs();
     eprint!("{}", out.stdout);
     if !out.success() {
         return Err(terraform_failure("terraform apply", &out.stdout, &out.stderr, &live.env));
@@ -338,10 +339,12 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
 }
 
 /// The real thing: plan, apply, wait, check, then record (or report and leave the env file as is).
-pub fn execute(live: &Live, spec: &PhaseSpec, checkpoint: Checkpoint) -> anyhow::Result<Outcome> {
+/// `before_apply` runs once the plan is accepted, right before anything changes.
+pub fn execute(live: &Live, spec: &PhaseSpec, checkpoint: Checkpoint, before_apply: &dyn Fn() -> anyhow::Result<()>) -> anyhow::Result<Outcome> {
     eprintln!("{} (env `{}`, account {})", spec.title, live.env.name, live.identity.account);
     let plan = plan(live, &spec.change, &spec.scope)?;
     eprintln!("  plan: {}", plan.summary());
+    before_apply()?;
     apply(live, &plan)?;
     if let Some(output) = &spec.ecs_service_output {
         let service = live.output_str(output, &spec.title)?;

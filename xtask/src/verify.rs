@@ -25,6 +25,10 @@ use crate::project::{usage, Project};
 use crate::report::Report;
 use crate::tunnel::{require_plugin, Endpoint, Tunnel};
 
+// The properties P1-P5 (`verify properties`) share this module's tunnels, AMP access and checks.
+#[path = "properties.rs"]
+pub(crate) mod properties;
+
 pub const LOKI_PORT: u16 = 3100;
 pub const GRAFANA_PORT: u16 = 3000;
 /// The uid the provisioning file gives the Loki datasource (grafana/provisioning/datasources/loki.yaml).
@@ -74,6 +78,7 @@ pub fn run_checkpoint(live: &Live, which: Checkpoint) -> anyhow::Result<Report> 
 impl VerifyArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
         let which: Vec<Checkpoint> = match (self.checkpoint, self.service) {
+            (CheckpointArg::Properties, service) => return properties::verify(project, &self.env, service, self.json),
             (CheckpointArg::Five, service) => vec![Checkpoint::Five { service }],
             (_, Some(_)) => bail!(usage("--service applies to checkpoint 5 only")),
             (CheckpointArg::Two, None) => vec![Checkpoint::Two],
@@ -95,17 +100,22 @@ impl VerifyArgs {
             report.merge(ctx.run(checkpoint)?);
         }
         drop(ctx); // closes the tunnels before the verdict is printed
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-        } else {
-            print!("{}", report.table());
-        }
-        if !report.passed() {
-            let failed: Vec<&str> = report.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
-            bail!("checkpoint {} failed: {}", report.checkpoint, failed.join(", "));
-        }
-        Ok(())
+        print_verdict(&report, self.json)
     }
+}
+
+/// Prints the report (table, or JSON on stdout); fails naming the failed checks (exit 1).
+fn print_verdict(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.table());
+    }
+    if !report.passed() {
+        let failed: Vec<&str> = report.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+        bail!("checkpoint {} failed: {}", report.checkpoint, failed.join(", "));
+    }
+    Ok(())
 }
 
 /// One service as Terraform created it.
@@ -292,11 +302,7 @@ impl<'l, 'p> Checks<'l, 'p> {
     /// Restricted to the running tasks because ADOT wrote `up` for the job too: after a
     /// migration only the new tasks prove that Alloy's remote write works.
     fn amp_up(&self, service: &str, ecs_service: &str) -> anyhow::Result<String> {
-        let listed = self.live.aws.json(
-            format!("list the running tasks of {ecs_service}"),
-            ["ecs", "list-tasks", "--cluster", &self.cluster, "--service-name", ecs_service, "--desired-status", "RUNNING"],
-        )?;
-        let ids: Vec<&str> = listed["taskArns"].as_array().into_iter().flatten().filter_map(|a| a.as_str()?.rsplit('/').next()).collect();
+        let ids = self.task_ids(ecs_service, "RUNNING")?;
         if ids.is_empty() {
             bail!("ECS service {ecs_service} has no running task");
         }
@@ -403,6 +409,15 @@ impl<'l, 'p> Checks<'l, 'p> {
 
     // ---- shared -------------------------------------------------------------------------------
 
+    /// The ids of the service's tasks with this desired status (RUNNING, STOPPED).
+    fn task_ids(&self, ecs_service: &str, desired_status: &str) -> anyhow::Result<Vec<String>> {
+        let listed = self.live.aws.json(
+            format!("list the {} tasks of {ecs_service}", desired_status.to_lowercase()),
+            ["ecs", "list-tasks", "--cluster", &self.cluster, "--service-name", ecs_service, "--desired-status", desired_status],
+        )?;
+        Ok(listed["taskArns"].as_array().into_iter().flatten().filter_map(|a| Some(a.as_str()?.rsplit('/').next()?.to_string())).collect())
+    }
+
     fn service_stable(&self, service: &str) -> anyhow::Result<String> {
         let answer = self.live.aws.json(
             format!("read the state of ECS service {service}"),
@@ -457,12 +472,18 @@ impl<'l, 'p> Checks<'l, 'p> {
     }
 
     fn amp_query(&self, promql: &str) -> anyhow::Result<Vec<probes::amp::Sample>> {
+        let (amp, credentials) = self.amp()?;
+        amp.query(promql, credentials)
+    }
+
+    /// The env's AMP workspace and the credentials to sign for it (exported once per run).
+    fn amp(&self) -> anyhow::Result<(Amp, &Credentials)> {
         let credentials = self.credentials.get_or_init(|| self.export_credentials().map_err(|e| format!("{e:#}")));
         let credentials = credentials.as_ref().map_err(|e| format_err!("{e}"))?;
         let s = &self.live.env.settings;
         let override_base = std::env::var("XTASK_AMP_ENDPOINT").ok().filter(|v| !v.is_empty());
         let url = probes::amp::workspace_url(&s.aws.region, &s.platform.amp_workspace_id, override_base.as_deref());
-        Amp::new(&url, &s.aws.region, self.http.clone()).query(promql, credentials)
+        Ok((Amp::new(&url, &s.aws.region, self.http.clone()), credentials))
     }
 
     /// The CLI's own credentials (any profile, SSO, role), via AWS CLI v2's

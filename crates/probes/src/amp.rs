@@ -2,7 +2,7 @@
 //! `aws-sigv4` crate; no hand-rolled crypto).
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use aws_credential_types::Credentials as SdkCredentials;
@@ -116,12 +116,28 @@ impl Amp {
 
     /// `GET /api/v1/query?query=<promql>`, signed for service `aps`.
     pub fn query(&self, promql: &str, credentials: &Credentials) -> anyhow::Result<Vec<Sample>> {
-        let target = url(&self.workspace_url, "/api/v1/query", &[("query", promql)]);
+        let answer = self.signed_get("/api/v1/query", &[("query", promql)], credentials, &format!("AMP query {promql}"))?;
+        parse_vector(&answer).with_context(|| format!("reading AMP's answer to {promql}"))
+    }
+
+    /// `GET /api/v1/label/<label>/values?match[]=<selector>` over the last `since`: e.g. the
+    /// metric names (`__name__`) of a job's series, sorted as AMP returns them.
+    pub fn label_values(&self, label: &str, selector: &str, since: Duration, credentials: &Credentials) -> anyhow::Result<Vec<String>> {
+        let end = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let (start, end) = (end.saturating_sub(since).as_secs().to_string(), end.as_secs().to_string());
+        let params = [("match[]", selector), ("start", start.as_str()), ("end", end.as_str())];
+        let what = format!("AMP values of {label} for {selector}");
+        let answer = self.signed_get(&format!("/api/v1/label/{label}/values"), &params, credentials, &what)?;
+        // The same `{"status", "data": [..]}` shape as Loki's label API.
+        crate::loki::parse_labels(&answer).with_context(|| format!("reading AMP's answer for the {what}"))
+    }
+
+    fn signed_get(&self, path: &str, params: &[(&str, &str)], credentials: &Credentials, what: &str) -> anyhow::Result<Value> {
+        let target = url(&self.workspace_url, path, params);
         let host = host_of(&target)?;
         let signed = sign_headers("GET", &target, &[("host", host)], credentials, &self.region, "aps", SystemTime::now())?;
         let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let answer = self.http.get(&target, &headers)?.expect(200, &format!("AMP query {promql}"))?;
-        parse_vector(&answer.json("AMP query")?).with_context(|| format!("reading AMP's answer to {promql}"))
+        self.http.get(&target, &headers)?.expect(200, what)?.json(what)
     }
 }
 

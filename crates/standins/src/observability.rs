@@ -1,10 +1,26 @@
 //! A stand-in for everything `cargo xtask verify`/`logs` talk to besides moto, answering in the
 //! documented API shapes: Loki (v3.7 HTTP API), Grafana (`/api/health`, datasources, `/api/ds/query`),
-//! AMP (Prometheus instant queries; SigV4 headers required), and the one SSM API moto lacks,
-//! `StartSession` (point `AWS_ENDPOINT_URL_SSM` at it). Plus a `session-manager-plugin` stand-in
-//! that really forwards its local port, to this server, never to the task's private address.
+//! AMP (Prometheus instant queries and label values; SigV4 headers required), and the one SSM API
+//! moto lacks, `StartSession` (point `AWS_ENDPOINT_URL_SSM` at it). Plus a `session-manager-plugin`
+//! stand-in that really forwards its local port, to this server, never to the task's private
+//! address.
+//!
+//! For ECS Exec, which moto lacks, the stack is also an ECS proxy (point `AWS_ENDPOINT_URL_ECS` at
+//! it and set [`StackState::ecs_upstream`] to moto): every ECS call goes to moto, except
+//! - `ExecuteCommand`, answered here and recorded in [`StackState::execs`], with the effect the
+//!   command would have in a real task: into the `alloy` container, any command stops the sidecar
+//!   and ECS's restart policy brings it back (`restartCount + 1`; stays STOPPED when
+//!   [`StackState::sidecar_restarts`] is false); into another container, the one command shape
+//!   `/bin/sh -c 'for i in <numbers>; do echo <words with $i>; done > /proc/1/fd/1'` writes its lines
+//!   to the container's stdout, which the task's Alloy ships to "Loki" as an entry each (labels
+//!   `service_name` from [`StackState::alloy_services`], `cluster`, `container`; `task_id` as
+//!   structured metadata), unless [`StackState::ship_exec_lines`] is false;
+//! - `DescribeTasks`, whose tasks get one container per container definition (moto gives only the
+//!   first) with `runtimeId`, `lastStatus` and `restartCount`;
+//! - `ListTasks`, filtered by `serviceName` (moto ignores it) through the task group `service:<name>`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,6 +37,8 @@ pub struct Entry {
     pub labels: BTreeMap<String, String>,
     pub ts_ns: u128,
     pub line: String,
+    /// Structured metadata: returned with the stream labels by a query, not by the label API.
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// What the fake knows; tests change it through [`FakeStack::state`].
@@ -40,6 +58,30 @@ pub struct StackState {
     pub amp_queries: Vec<(String, bool)>,
     /// Milliseconds to wait before answering Loki's `/ready` (to interrupt a command mid-way).
     pub ready_delay_ms: u64,
+    /// `(job, metric name)` of the series in AMP, for the label values API.
+    pub metric_names: Vec<(String, String)>,
+    /// The moto endpoint the ECS proxy forwards to; None answers every ECS call with an error.
+    pub ecs_upstream: Option<String>,
+    /// ECS service name → the `service_name` its Alloy sidecar gives the task's lines.
+    pub alloy_services: BTreeMap<String, String>,
+    /// Whether lines an exec writes to a container's stdout reach "Loki".
+    pub ship_exec_lines: bool,
+    /// Whether ECS restarts a stopped `alloy` container.
+    pub sidecar_restarts: bool,
+    /// Every `ExecuteCommand`, in order.
+    pub execs: Vec<Exec>,
+    /// Restarts per `(task id, container)`.
+    pub restarts: BTreeMap<(String, String), u64>,
+    /// Containers stopped and not restarted, as `(task id, container)`.
+    pub stopped_containers: BTreeSet<(String, String)>,
+}
+
+/// One `ExecuteCommand` the ECS proxy answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    pub task_id: String,
+    pub container: String,
+    pub command: String,
 }
 
 impl Default for StackState {
@@ -54,6 +96,14 @@ impl Default for StackState {
             requests: Vec::new(),
             amp_queries: Vec::new(),
             ready_delay_ms: 0,
+            metric_names: Vec::new(),
+            ecs_upstream: None,
+            alloy_services: BTreeMap::new(),
+            ship_exec_lines: true,
+            sidecar_restarts: true,
+            execs: Vec::new(),
+            restarts: BTreeMap::new(),
+            stopped_containers: BTreeSet::new(),
         }
     }
 }
@@ -76,6 +126,7 @@ impl FakeStack {
             let delay = {
                 let mut state = shared.lock().expect("stand-in state lock");
                 state.requests.push(match req.header("x-amz-target") {
+                    Some(target) if target.starts_with(ECS_TARGET) => format!("ECS {}", &target[ECS_TARGET.len()..]),
                     Some(target) => format!("SSM {}", target.rsplit('.').next().unwrap_or(target)),
                     None => format!("{} {}", req.method, req.path),
                 });
@@ -114,13 +165,25 @@ impl FakeStack {
                 .collect();
             // Oldest first, a millisecond apart, all within the last second.
             let ts_ns = now - 1_000_000_000 + (i as u128) * 1_000_000;
-            state.entries.push(Entry { labels, ts_ns, line: line.to_string() });
+            state.entries.push(Entry { labels, ts_ns, line: line.to_string(), metadata: BTreeMap::new() });
+        }
+    }
+
+    /// Like [`FakeStack::add_service_lines`], with the task id as structured metadata (req 3.8).
+    pub fn add_task_lines(&self, service: &str, cluster: &str, container: &str, task_id: &str, lines: &[&str]) {
+        let first = self.state().entries.len();
+        self.add_service_lines(service, cluster, container, lines);
+        for entry in &mut self.state().entries[first..] {
+            entry.metadata.insert("task_id".into(), task_id.into());
         }
     }
 }
 
 fn route(state: &mut StackState, req: &Request) -> Answer {
     if let Some(target) = req.header("x-amz-target") {
+        if let Some(operation) = target.strip_prefix(ECS_TARGET) {
+            return ecs(state, operation, req);
+        }
         return ssm(target.rsplit('.').next().unwrap_or(target), req);
     }
     match (req.method.as_str(), req.path.as_str()) {
@@ -138,6 +201,7 @@ fn route(state: &mut StackState, req: &Request) -> Answer {
         ("GET", path) if path.starts_with("/api/datasources/uid/") => datasource(state, req, &path["/api/datasources/uid/".len()..]),
         ("POST", "/api/ds/query") => ds_query(state, req),
         ("GET", path) if path.starts_with("/workspaces/") && path.ends_with("/api/v1/query") => amp_query(state, req),
+        ("GET", path) if path.starts_with("/workspaces/") && path.ends_with("/api/v1/label/__name__/values") => amp_names(state, req),
         _ => Answer::text(404, "404 page not found\n"),
     }
 }
@@ -262,7 +326,8 @@ fn query_range(state: &StackState, req: &Request) -> Answer {
     found.truncate(limit);
     let mut streams: BTreeMap<Vec<(String, String)>, Vec<Value>> = BTreeMap::new();
     for entry in found {
-        let key = entry.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // Without `categorize-labels`, Loki returns structured metadata among the stream labels.
+        let key = entry.labels.iter().chain(&entry.metadata).map(|(k, v)| (k.clone(), v.clone())).collect();
         streams.entry(key).or_default().push(json!([entry.ts_ns.to_string(), entry.line]));
     }
     let result: Vec<Value> = streams
@@ -294,7 +359,7 @@ fn push(state: &mut StackState, req: &Request) -> Answer {
             .unwrap_or_default();
         for value in stream["values"].as_array().into_iter().flatten() {
             let ts_ns = value[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
-            state.entries.push(Entry { labels: labels.clone(), ts_ns, line: value[1].as_str().unwrap_or("").to_string() });
+            state.entries.push(Entry { labels: labels.clone(), ts_ns, line: value[1].as_str().unwrap_or("").to_string(), metadata: BTreeMap::new() });
         }
     }
     Answer::text(204, "")
@@ -370,6 +435,171 @@ fn amp_query(state: &mut StackState, req: &Request) -> Answer {
     Answer::json(200, &json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
 }
 
+/// `/api/v1/label/__name__/values?match[]={job="…", …}`: the names of the job's series.
+fn amp_names(state: &mut StackState, req: &Request) -> Answer {
+    let selector = req.query.get("match[]").cloned().unwrap_or_default();
+    let signed = req.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 Credential=")) && req.header("x-amz-date").is_some();
+    state.amp_queries.push((selector.clone(), signed));
+    if !signed {
+        return Answer::json(403, &json!({"message": "Missing Authentication Token"}));
+    }
+    let job = parse_logql(&selector).and_then(|q| q.matchers.into_iter().find(|(name, _, _)| name == "job").map(|(_, _, value)| value));
+    let names: BTreeSet<&str> =
+        state.metric_names.iter().filter(|(j, _)| job.as_ref().is_none_or(|want| want == j)).map(|(_, name)| name.as_str()).collect();
+    Answer::json(200, &json!({"status": "success", "data": names}))
+}
+
+const ECS_TARGET: &str = "AmazonEC2ContainerServiceV20141113.";
+
+fn ecs(state: &mut StackState, operation: &str, req: &Request) -> Answer {
+    let Some(upstream) = state.ecs_upstream.clone() else {
+        return ecs_error("ServerException", "the ECS proxy has no upstream (StackState::ecs_upstream)");
+    };
+    let answered = match operation {
+        "ExecuteCommand" => execute_command(state, &upstream, req),
+        "DescribeTasks" => describe_tasks(state, &upstream, req),
+        "ListTasks" => list_tasks(&upstream, req),
+        _ => forward(&upstream, req, operation, &req.body),
+    };
+    answered.unwrap_or_else(|err| ecs_error("ServerException", &format!("ECS proxy: {err:#}")))
+}
+
+fn ecs_error(kind: &str, message: &str) -> Answer {
+    Answer { status: 400, content_type: "application/x-amz-json-1.1".into(), body: json!({"__type": kind, "message": message}).to_string() }
+}
+
+/// One ECS call to moto with the caller's headers (moto reads the region from the signature).
+fn forward(upstream: &str, req: &Request, operation: &str, body: &str) -> anyhow::Result<Answer> {
+    let addr = upstream.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    // HTTP/1.0: the answer is never chunked and ends when the connection closes.
+    let mut head = format!("POST / HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\nX-Amz-Target: {ECS_TARGET}{operation}\r\n", body.len());
+    for (name, value) in &req.headers {
+        if !["host", "content-length", "connection", "x-amz-target", "expect", "transfer-encoding"].contains(&name.as_str()) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    stream.write_all(format!("{head}\r\n{body}").as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("moto's answer has no header end")?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("moto's answer has no status")?;
+    let content_type = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "application/x-amz-json-1.1".into());
+    Ok(Answer { status, content_type, body: body.to_string() })
+}
+
+fn forward_json(upstream: &str, req: &Request, operation: &str, body: &Value) -> anyhow::Result<Value> {
+    let answer = forward(upstream, req, operation, &body.to_string())?;
+    anyhow::ensure!(answer.status == 200, "moto answered {operation} with {}: {}", answer.status, answer.body);
+    serde_json::from_str(&answer.body).with_context(|| format!("moto's {operation} answer is not JSON"))
+}
+
+fn list_tasks(upstream: &str, req: &Request) -> anyhow::Result<Answer> {
+    let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
+    let mut listed = forward_json(upstream, req, "ListTasks", &body)?;
+    if let (Some(service), Some(arns)) = (body["serviceName"].as_str(), listed["taskArns"].as_array()) {
+        let group = format!("service:{service}");
+        let mut kept = Vec::new();
+        if !arns.is_empty() {
+            let described = forward_json(upstream, req, "DescribeTasks", &json!({"cluster": body["cluster"], "tasks": arns}))?;
+            kept = described["tasks"].as_array().into_iter().flatten().filter(|t| t["group"] == group.as_str()).map(|t| t["taskArn"].clone()).collect();
+        }
+        listed["taskArns"] = Value::Array(kept);
+    }
+    Ok(Answer::json(200, &listed))
+}
+
+fn task_id(task_arn: &str) -> String {
+    task_arn.rsplit('/').next().unwrap_or(task_arn).to_string()
+}
+
+fn describe_tasks(state: &StackState, upstream: &str, req: &Request) -> anyhow::Result<Answer> {
+    let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
+    let mut described = forward_json(upstream, req, "DescribeTasks", &body)?;
+    for task in described["tasks"].as_array_mut().into_iter().flatten() {
+        let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
+        let definition = forward_json(upstream, req, "DescribeTaskDefinition", &json!({"taskDefinition": task["taskDefinitionArn"]}))?;
+        let containers: Vec<Value> = definition["taskDefinition"]["containerDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|def| {
+                let name = def["name"].as_str().unwrap_or_default();
+                let key = (task_id(&arn), name.to_string());
+                let stopped = state.stopped_containers.contains(&key);
+                json!({
+                    "containerArn": format!("{}/{name}", arn.replace(":task/", ":container/")),
+                    "taskArn": arn,
+                    "name": name,
+                    "image": def["image"],
+                    "runtimeId": format!("{}-{name}", key.0),
+                    "lastStatus": if stopped { json!("STOPPED") } else { task["lastStatus"].clone() },
+                    "exitCode": if stopped { json!(0) } else { Value::Null },
+                    "restartCount": state.restarts.get(&key).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        task["containers"] = Value::Array(containers);
+    }
+    Ok(Answer::json(200, &described))
+}
+
+fn execute_command(state: &mut StackState, upstream: &str, req: &Request) -> anyhow::Result<Answer> {
+    let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
+    let (cluster, container, command) = (body["cluster"].as_str().unwrap_or_default(), body["container"].as_str().unwrap_or_default(), body["command"].as_str().unwrap_or_default());
+    let described = forward_json(upstream, req, "DescribeTasks", &json!({"cluster": cluster, "tasks": [body["task"]]}))?;
+    let Some(task) = described["tasks"].as_array().and_then(|t| t.first()) else {
+        return Ok(ecs_error("InvalidParameterException", "The specified task is not found."));
+    };
+    if task["lastStatus"] != "RUNNING" {
+        return Ok(ecs_error("InvalidParameterException", "The execute command failed because the task is not running."));
+    }
+    let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
+    let id = task_id(&arn);
+    state.execs.push(Exec { task_id: id.clone(), container: container.to_string(), command: command.to_string() });
+    if container == "alloy" {
+        let key = (id.clone(), container.to_string());
+        if state.sidecar_restarts {
+            *state.restarts.entry(key).or_default() += 1;
+        } else {
+            state.stopped_containers.insert(key);
+        }
+    } else if let Some(lines) = stdout_lines(command) {
+        let service = task["group"].as_str().and_then(|g| g.strip_prefix("service:")).and_then(|s| state.alloy_services.get(s)).cloned();
+        if let Some(service) = service.filter(|_| state.ship_exec_lines) {
+            let labels: BTreeMap<String, String> =
+                [("service_name", service.as_str()), ("cluster", cluster), ("container", container)].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let now = now_ns();
+            for (i, line) in lines.into_iter().enumerate() {
+                let metadata = [("task_id".to_string(), id.clone())].into();
+                state.entries.push(Entry { labels: labels.clone(), ts_ns: now + i as u128, line, metadata });
+            }
+        }
+    }
+    let answer = json!({
+        "clusterArn": task["clusterArn"],
+        "containerArn": format!("{}/{container}", arn.replace(":task/", ":container/")),
+        "containerName": container,
+        "interactive": true,
+        "taskArn": arn,
+        "session": {"sessionId": format!("ecs-execute-command-{id}"), "streamUrl": "wss://ssmmessages.invalid/v1/data-channel/xtask-test", "tokenValue": "stand-in-token"},
+    });
+    Ok(Answer { status: 200, content_type: "application/x-amz-json-1.1".into(), body: answer.to_string() })
+}
+
+/// The lines `/bin/sh -c 'for i in 1 2; do echo <words> $i/2; done > /proc/1/fd/1'` writes to the
+/// container's stdout; None for any other command.
+fn stdout_lines(command: &str) -> Option<Vec<String>> {
+    let script = command.strip_prefix("/bin/sh -c '")?.strip_suffix('\'')?;
+    let (numbers, rest) = script.strip_prefix("for i in ")?.split_once("; do echo ")?;
+    let template = rest.strip_suffix("; done > /proc/1/fd/1")?;
+    Some(numbers.split_whitespace().map(|n| template.replace("$i", n)).collect())
+}
+
 fn base64_decode(text: &str) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut bits: u32 = 0;
@@ -392,6 +622,8 @@ fn base64_decode(text: &str) -> String {
 /// JSON> <endpoint>`; it listens on the requested `localPortNumber` and forwards each connection
 /// to the loopback address `STANDIN_FORWARD` maps the requested `portNumber` to
 /// (`3100=127.0.0.1:5000,3000=…`). Each call (argv and pid) is appended to `STANDIN_PLUGIN_LOG`.
+/// An ECS Exec session (`aws ecs execute-command`) is logged too and ends at once: the stand-in
+/// ECS applied its command when it answered `ExecuteCommand`.
 pub fn install_session_manager_plugin(dir: &Path, python: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("session-manager-plugin");
     let script = format!("#!{}\n{}", python.display(), PLUGIN_SCRIPT);
@@ -407,6 +639,11 @@ if sys.argv[1:2] == ["--version"]:
     print("1.2.764.0")
     sys.exit(0)
 
+# `aws ecs execute-command` first runs the plugin bare, to see that it is installed.
+if len(sys.argv) == 1:
+    print("The Session Manager plugin was installed successfully. Use the AWS CLI to start a session.")
+    sys.exit(0)
+
 with open(os.environ["STANDIN_PLUGIN_LOG"], "a") as log:
     log.write(json.dumps({"tool": "session-manager-plugin", "argv": sys.argv[1:], "pid": os.getpid()}) + "\n")
 
@@ -414,7 +651,14 @@ with open(os.environ["STANDIN_PLUGIN_LOG"], "a") as log:
 signal.signal(signal.SIGINT, lambda *_: os._exit(0))
 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 
-params = json.loads(sys.argv[5])["Parameters"]
+# An ECS Exec session (no document parameters): the stand-in ECS already applied the command.
+request = json.loads(sys.argv[5])
+if "Parameters" not in request:
+    print("Starting session with SessionId: " + json.loads(sys.argv[1])["sessionId"], flush=True)
+    print("Exiting session with sessionId: " + json.loads(sys.argv[1])["sessionId"] + ".", flush=True)
+    sys.exit(0)
+
+params = request["Parameters"]
 remote_port, local_port = params["portNumber"][0], int(params["localPortNumber"][0])
 forward = dict(item.split("=", 1) for item in os.environ["STANDIN_FORWARD"].split(",") if item)
 host, port = forward[remote_port].rsplit(":", 1)
@@ -474,10 +718,18 @@ mod tests {
             labels: [("service_name".to_string(), "worker".to_string()), ("cluster".to_string(), "c".to_string())].into(),
             ts_ns: 1,
             line: line.into(),
+            metadata: BTreeMap::new(),
         };
         assert!(q.matches(&entry("ERROR x\"y")));
         assert!(!q.matches(&entry("info x\"y")));
         assert!(parse_logql("up").is_none());
+    }
+
+    #[test]
+    fn reads_the_lines_an_exec_writes_to_stdout() {
+        let lines = stdout_lines("/bin/sh -c 'for i in 1 2; do echo xtask-p1 abc $i/2; done > /proc/1/fd/1'").unwrap();
+        assert_eq!(lines, ["xtask-p1 abc 1/2", "xtask-p1 abc 2/2"]);
+        assert!(stdout_lines("/bin/sh -c 'kill 1'").is_none());
     }
 
     #[test]

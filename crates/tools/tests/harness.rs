@@ -19,9 +19,14 @@ fn terraform(engine: EngineChoice) -> Terraform {
     found.unwrap_or_else(|err| panic!("no usable Terraform for the harness tests: {err:#}"))
 }
 
-fn fixture(name: &str) -> tempfile::TempDir {
+/// The valid configuration, plus the named fixture folder's files (its tests) when given.
+fn fixture(name: Option<&str>) -> tempfile::TempDir {
     let scratch = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("crates/tools/tests/terraform").join(name), scratch.path());
+    let fixtures = root().join("crates/tools/tests/terraform");
+    copy_dir(&fixtures.join("valid"), scratch.path());
+    if let Some(name) = name {
+        copy_dir(&fixtures.join(name), scratch.path());
+    }
     scratch
 }
 
@@ -39,19 +44,22 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn prove_harness(tf: &Terraform) {
-    let valid = fixture("valid");
+    let valid = fixture(None);
     tf.validate(valid.path()).unwrap_or_else(|err| panic!("{}: valid fixture rejected: {err:#}", tf.describe()));
 
-    let typo = fixture("typo");
+    let typo = fixture(None);
+    let main = typo.path().join("main.tf");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text.replace("retention_in_days =", "retention_in_dayz =")).unwrap();
     let err = format!("{:#}", tf.validate(typo.path()).expect_err("a misspelt attribute must fail validate"));
     assert!(err.contains("Unsupported argument"), "{}: {err}", tf.describe());
     assert!(err.contains("retention_in_dayz"), "{}: {err}", tf.describe());
 
-    let passing = fixture("tests-pass");
+    let passing = fixture(Some("tests-pass"));
     let summary = tf.test(passing.path()).unwrap_or_else(|err| panic!("{}: passing tests failed: {err:#}", tf.describe()));
     assert!(summary.contains("2 passed, 0 failed"), "{}: {summary}", tf.describe());
 
-    let failing = fixture("tests-fail");
+    let failing = fixture(Some("tests-fail"));
     let err = format!("{:#}", tf.test(failing.path()).expect_err("a false assertion must fail terraform test"));
     assert!(err.contains("deliberately false"), "{}: {err}", tf.describe());
     assert!(err.contains("0 passed, 1 failed"), "{}: {err}", tf.describe());

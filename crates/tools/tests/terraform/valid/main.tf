@@ -1,4 +1,5 @@
-# Harness fixture: a small configuration the real hashicorp/aws schema accepts.
+# Harness fixture: a small configuration the real hashicorp/aws schema accepts. The tests also
+# run tests-pass/ and tests-fail/ against it, and misspell one attribute for the typo case.
 terraform {
   required_version = ">= 1.7"
   required_providers {

@@ -1,0 +1,370 @@
+//! Scaffolding shared by the end-to-end tests: the built binary, the project's pinned AWS CLI
+//! against a local moto_server, a recording `terraform` (XTASK_TERRAFORM), and an SSM tunnel that
+//! really forwards: moto has no StartSession, so AWS_ENDPOINT_URL_SSM points at the observability
+//! stand-in, and the `session-manager-plugin` stand-in forwards its local port to that same
+//! stand-in (loopback only), which answers as Loki, Grafana and AMP in their documented shapes.
+//! Each world acts on a scratch copy of the repository (XTASK_ROOT), never on `envs/` itself.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use settings::{Collector, Environment};
+use standins::observability::{install_session_manager_plugin, FakeStack, StackState};
+use standins::{MotoServer, Recorder, Reply, StandIn};
+
+pub const BUCKET: &str = "temporal-dev-loki-test";
+pub const MOTO_ACCOUNT: &str = "123456789012";
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ is in the repository").to_path_buf()
+}
+
+/// The pinned Python tools; their absence fails the test (never a silent skip).
+pub fn venv_bin() -> PathBuf {
+    let bin = root().join(".tools/venv/bin");
+    for tool in ["aws", "moto_server", "python"] {
+        assert!(bin.join(tool).is_file(), "{} is missing: run `cargo xtask tools` to install the project's Python tools", bin.join(tool).display());
+    }
+    bin
+}
+
+/// A scratch copy of the repository's inputs (env file, templates, infra versions) with one
+/// env file: the example with moto's account and the given services on Alloy. Commands run with
+/// `XTASK_ROOT` pointing here, so the real `envs/` and `rendered/` are never touched.
+pub struct EnvFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub scratch: tempfile::TempDir,
+}
+
+impl EnvFile {
+    pub fn new(alloy: &[&str]) -> EnvFile {
+        let scratch = tempfile::Builder::new().prefix("xtask-repo-").tempdir().expect("scratch repository");
+        let repo = scratch.path();
+        for dir in ["envs", "infra", "templates", "rendered"] {
+            std::fs::create_dir_all(repo.join(dir)).expect("scratch folders");
+        }
+        for entry in std::fs::read_dir(root().join("templates")).expect("templates") {
+            let entry = entry.expect("template");
+            std::fs::copy(entry.path(), repo.join("templates").join(entry.file_name())).expect("copy a template");
+        }
+        std::fs::copy(root().join("infra/versions.tf"), repo.join("infra/versions.tf")).expect("copy versions.tf");
+        let name = "dev".to_string();
+        let path = repo.join("envs").join(format!("{name}.toml"));
+        std::fs::copy(root().join("envs/example.toml"), &path).expect("copy the example env");
+        let file = EnvFile { name, path, scratch };
+        settings::set(&file.path, &["aws", "account_id"], MOTO_ACCOUNT.into()).expect("set the account");
+        for service in alloy {
+            settings::set_collector(&file.path, service, Collector::Alloy).expect("set a collector");
+        }
+        file
+    }
+
+    pub fn repo(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    pub fn settings(&self) -> settings::Settings {
+        Environment::load(self.repo(), &self.name).expect("the test env loads").settings
+    }
+
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.path).expect("read the env file")
+    }
+}
+
+pub struct World {
+    pub moto: MotoServer,
+    pub stack: FakeStack,
+    pub bins: Recorder,
+    pub home: tempfile::TempDir,
+    pub env: EnvFile,
+    pub cluster: String,
+    pub project: String,
+    pub secret_arn: String,
+    pub instance_id: String,
+}
+
+impl World {
+    /// moto, the stand-ins and an env file; no AWS resources yet.
+    pub fn bare(alloy: &[&str], state: StackState) -> World {
+        let bin = venv_bin();
+        let moto = MotoServer::start_with_env(&bin.join("moto_server"), &[("MOTO_ECS_SERVICE_RUNNING", "1")]).expect("start moto_server");
+        // moto moves a task past RUNNING on every describe; these tests describe them many times.
+        post(&moto.endpoint(), "/moto-api/state-manager/set-transition", &json!({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000}}));
+        let env = EnvFile::new(alloy);
+        let settings = env.settings();
+        let world = World {
+            moto,
+            stack: FakeStack::start(state).expect("start the observability stand-in"),
+            bins: Recorder::new().expect("stand-in dir"),
+            home: tempfile::tempdir().expect("home"),
+            cluster: settings.platform.ecs_cluster_name.clone(),
+            project: settings.project.name.clone(),
+            env,
+            secret_arn: String::new(),
+            instance_id: String::new(),
+        };
+        install_session_manager_plugin(&world.bins.bin_dir(), &bin.join("python")).expect("install the plugin stand-in");
+        world.set_outputs(&world.outputs());
+        world
+    }
+
+    /// Everything the checkpoints look at: ECS services with running tasks for Loki, Grafana and
+    /// the Alloy services, a container instance, the bucket with chunks and index, the Grafana
+    /// secret, and the services' log groups.
+    pub fn deployed(alloy: &[&str], state: StackState) -> World {
+        let mut world = World::bare(alloy, state);
+        let cluster = world.cluster.clone();
+        world.aws(&["ecs", "create-cluster", "--cluster-name", &cluster]);
+        // moto wants the EC2 instance behind a container instance to exist.
+        let ran = world.aws(&["ec2", "run-instances", "--image-id", "ami-12c6146b", "--count", "1", "--instance-type", "t4g.medium"]);
+        world.instance_id = ran["Instances"][0]["InstanceId"].as_str().expect("an instance id").to_string();
+        let document = json!({"instanceId": world.instance_id}).to_string();
+        world.aws(&["ecs", "register-container-instance", "--cluster", &cluster, "--instance-identity-document", &document]);
+        let subnets = world.aws(&["ec2", "describe-subnets"]);
+        let subnet = subnets["Subnets"][0]["SubnetId"].as_str().expect("moto's default subnet").to_string();
+        let groups = world.aws(&["ec2", "describe-security-groups"]);
+        let group = groups["SecurityGroups"][0]["GroupId"].as_str().expect("moto's default security group").to_string();
+        let network = format!("awsvpcConfiguration={{subnets=[{subnet}],securityGroups=[{group}]}}");
+        let mut services: Vec<String> = vec![world.loki_service(), world.grafana_service()];
+        services.extend(alloy.iter().map(|s| world.service_name(s)));
+        for service in &services {
+            let containers = json!([{"name": service, "image": "stand-in:1", "memory": 128}]).to_string();
+            world.aws(&["ecs", "register-task-definition", "--family", service, "--network-mode", "awsvpc", "--container-definitions", &containers]);
+            world.aws(&["ecs", "create-service", "--cluster", &cluster, "--service-name", service, "--task-definition", service, "--desired-count", "1", "--network-configuration", &network]);
+            world.aws(&["ecs", "run-task", "--cluster", &cluster, "--task-definition", service, "--group", &format!("service:{service}"), "--launch-type", "EC2", "--network-configuration", &network]);
+        }
+        world.aws(&["s3api", "create-bucket", "--bucket", BUCKET, "--create-bucket-configuration", &format!("LocationConstraint={}", world.env.settings().aws.region)]);
+        for key in ["index/index_20000/fake/1-compactor.tsdb.gz", "fake/6a1b2c3d/19a0b1c2d3e:19a0b1c2d3f:abcdef01"] {
+            world.aws(&["s3api", "put-object", "--bucket", BUCKET, "--key", key]);
+        }
+        let secret = json!({"username": "admin", "password": "grafana-test-password"}).to_string();
+        let created = world.aws(&["secretsmanager", "create-secret", "--name", "temporal-dev/grafana-admin", "--secret-string", &secret]);
+        world.secret_arn = created["ARN"].as_str().expect("secret ARN").to_string();
+        for service in alloy {
+            world.aws(&["logs", "create-log-group", "--log-group-name", &world.log_group(service)]);
+            world.sidecar_log(service, "level=info msg=\"now listening\" service=http");
+        }
+        world.set_outputs(&world.outputs());
+        world
+    }
+
+    pub fn loki_service(&self) -> String {
+        format!("{}-loki", self.project)
+    }
+
+    pub fn grafana_service(&self) -> String {
+        format!("{}-grafana", self.project)
+    }
+
+    pub fn service_name(&self, service: &str) -> String {
+        format!("{}-{}", self.project, container(service))
+    }
+
+    pub fn log_group(&self, service: &str) -> String {
+        format!("/ecs/{}/{}", self.project, container(service))
+    }
+
+    /// One line in the service's CloudWatch group, stream `ecs/alloy/<task>`.
+    pub fn sidecar_log(&self, service: &str, message: &str) {
+        let group = self.log_group(service);
+        let stream = "ecs/alloy/0123456789abcdef";
+        let _ = self.aws_output(&["logs", "create-log-stream", "--log-group-name", &group, "--log-stream-name", stream]);
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let events = json!([{"timestamp": now_ms, "message": format!("ts=2026-01-01T00:00:00Z {message}")}]).to_string();
+        self.aws(&["logs", "put-log-events", "--log-group-name", &group, "--log-stream-name", stream, "--log-events", &events]);
+    }
+
+    /// `terraform output -json` as Terraform would print it after every phase.
+    pub fn outputs(&self) -> Value {
+        let services: serde_json::Map<String, Value> = ["history", "matching", "frontend", "worker", "benchmark-worker"]
+            .iter()
+            .map(|s| (s.to_string(), json!({"service_name": self.service_name(s), "log_group_name": self.log_group(s)})))
+            .collect();
+        let value = |v: Value| json!({"sensitive": false, "type": "string", "value": v});
+        json!({
+            "loki_service_name": value(json!(self.loki_service())),
+            "loki_bucket_name": value(json!(BUCKET)),
+            "loki_log_group_name": value(json!(format!("/ecs/{}-loki", self.project))),
+            "grafana_service_name": value(json!(self.grafana_service())),
+            "grafana_admin_secret_arn": value(json!(self.secret_arn)),
+            "temporal_services": value(Value::Object(services)),
+        })
+    }
+
+    /// (Re)writes the recording terraform stand-in with these outputs.
+    pub fn set_outputs(&self, outputs: &Value) {
+        self.set_terraform(outputs, &json!({"resource_changes": []}), None);
+    }
+
+    /// (Re)writes the recording terraform stand-in: its outputs, the plan `show -json` prints,
+    /// and optionally a failing `plan` (exit code, stderr).
+    pub fn set_terraform(&self, outputs: &Value, plan: &Value, plan_fails: Option<(i32, &str)>) {
+        let mut terraform = StandIn::new("terraform")
+            .reply(&["version", "-json"], Reply::ok(r#"{"terraform_version":"1.15.5"}"#))
+            .reply(&["output", "-json"], Reply::ok(&outputs.to_string()))
+            .reply(&["show", "-json"], Reply::ok(&plan.to_string()));
+        if let Some((code, stderr)) = plan_fails {
+            terraform = terraform.reply(&["plan"], Reply::fail(code, stderr));
+        }
+        self.bins.install(&terraform).expect("install the terraform stand-in");
+    }
+
+    /// The terraform subcommands run so far, in order (`init`, `plan`, …), and their argv.
+    pub fn terraform_calls(&self) -> Vec<Vec<String>> {
+        self.bins.argv_of("terraform").expect("read the stand-in log").into_iter().filter(|argv| argv.first().map(String::as_str) != Some("version")).collect()
+    }
+
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        let path = std::env::join_paths([self.bins.bin_dir(), venv_bin(), "/usr/local/bin".into(), "/usr/bin".into(), "/bin".into()]).unwrap();
+        let home = self.home.path();
+        let forward = format!("3100=127.0.0.1:{port},3000=127.0.0.1:{port}", port = self.stack.port());
+        [
+            ("PATH", path.to_string_lossy().into_owned()),
+            ("HOME", home.display().to_string()),
+            ("LANG", "C.UTF-8".into()),
+            ("AWS_ENDPOINT_URL", self.moto.endpoint()),
+            ("AWS_ENDPOINT_URL_SSM", self.stack.url()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_CONFIG_FILE", home.join("aws-config").display().to_string()),
+            ("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials").display().to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("XTASK_ROOT", self.env.repo().display().to_string()),
+            ("XTASK_TERRAFORM", self.bins.bin_dir().join("terraform").display().to_string()),
+            ("XTASK_AMP_ENDPOINT", self.stack.url()),
+            ("XTASK_POLL_SECONDS", "1".into()),
+            ("XTASK_TUNNEL_TIMEOUT_SECONDS", "30".into()),
+            ("STANDIN_FORWARD", forward),
+            ("STANDIN_PLUGIN_LOG", self.plugin_log().display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    pub fn plugin_log(&self) -> PathBuf {
+        self.home.path().join("plugin-calls.jsonl")
+    }
+
+    pub fn aws_output(&self, args: &[&str]) -> Output {
+        let region = self.env.settings().aws.region;
+        Command::new(venv_bin().join("aws"))
+            .args(args)
+            .args(["--region", &region, "--output", "json"])
+            .env_clear()
+            .envs(self.env_vars())
+            .output()
+            .expect("run the aws CLI")
+    }
+
+    /// Sets moto up through the real CLI; panics with its stderr on failure.
+    pub fn aws(&self, args: &[&str]) -> Value {
+        let out = self.aws_output(args);
+        assert!(out.status.success(), "aws {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("aws printed JSON")
+        }
+    }
+
+    pub fn xtask_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command.args(args).args(["--env", &self.env.name]).current_dir(root()).env_clear().envs(self.env_vars()).stdin(Stdio::null());
+        command
+    }
+
+    pub fn xtask(&self, args: &[&str]) -> Run {
+        let started = Instant::now();
+        let out = self.xtask_command(args).output().expect("run xtask");
+        let run = Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        // Shown when a test fails (or with --nocapture).
+        eprintln!("xtask {args:?}: exit {:?} in {:.1}s\n{}", run.code, started.elapsed().as_secs_f32(), run.stdout);
+        run
+    }
+
+    /// Each session-manager-plugin start: its argv and pid.
+    pub fn plugin_calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.plugin_log())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("plugin log line"))
+            .collect()
+    }
+
+    /// The tunnels are gone: no plugin process of this world is alive.
+    pub fn assert_no_tunnel_left(&self) {
+        for call in self.plugin_calls() {
+            let pid = call["pid"].as_u64().expect("pid") as u32;
+            assert!(gone_within(pid, Duration::from_secs(5)), "the session-manager-plugin stand-in (pid {pid}) is still running");
+        }
+    }
+}
+
+/// The ECS container / Terraform module name of a service.
+pub fn container(service: &str) -> String {
+    if service == "benchmark-worker" {
+        service.to_string()
+    } else {
+        format!("temporal-{service}")
+    }
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, Some(code), "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+pub fn gone_within(pid: u32, limit: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        // Gone, or a zombie waiting for a reaper that is not us.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+        if state.as_deref().is_none_or(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))) {
+            return true;
+        }
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A JSON POST over a raw socket (moto's state-manager API; no HTTP client in the dev-deps).
+pub fn post(base: &str, path: &str, body: &Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to moto");
+    let body = body.to_string();
+    write!(stream, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 2") || answer.starts_with("HTTP/1.0 2"), "moto answered {answer}");
+}
+
+pub fn healthy_stack(world_cluster: &str, services: &[&str]) -> StackState {
+    StackState { up: services.iter().map(|s| (s.to_string(), world_cluster.to_string(), 1.0)).collect(), ..StackState::default() }
+}
+
+pub fn example_cluster() -> String {
+    Environment::load(&root(), "example").expect("the example env loads").settings.platform.ecs_cluster_name
+}
+

@@ -1,0 +1,267 @@
+//! The migration phases end to end against the stand-ins (see `common`): what runs, in which
+//! order, what the env file says before and after, and the failure paths: a failed checkpoint
+//! rolls back, an interrupted run resumes, and bad input changes nothing.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use settings::Collector;
+use standins::observability::StackState;
+
+/// A plan that replaces the worker's task definition, as moving it to Alloy does.
+fn worker_plan() -> Value {
+    json!({"resource_changes": [
+        {"address": "module.temporal_worker.aws_ecs_task_definition.this", "change": {"actions": ["delete", "create"]}},
+        {"address": "module.temporal_worker.aws_ecs_service.this[0]", "change": {"actions": ["update"]}},
+        {"address": "aws_ssm_parameter.alloy[\"worker\"]", "change": {"actions": ["no-op"]}},
+        {"address": "aws_s3_bucket.loki[0]", "change": {"actions": ["no-op"]}},
+    ]})
+}
+
+/// Loki deployed, the worker still on ADOT, everything checkpoint 5 looks at healthy.
+fn ready_to_migrate_worker(state: StackState) -> World {
+    let world = World::deployed(&["worker"], state);
+    settings::set_collector(&world.env.path, "worker", Collector::Adot).unwrap();
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
+    world.stack.add_service_lines("worker", &world.cluster, "temporal-worker", &[r#"{"level":"info","msg":"started"}"#]);
+    world.set_terraform(&world.outputs(), &worker_plan(), None);
+    world
+}
+
+fn healthy_worker(world_cluster: &str) -> StackState {
+    StackState { up: vec![("worker".into(), world_cluster.into(), 1.0)], ..StackState::default() }
+}
+
+fn subcommands(calls: &[Vec<String>]) -> Vec<String> {
+    calls.iter().map(|argv| argv[0].clone()).collect()
+}
+
+fn collector(world: &World, service: &str) -> Collector {
+    world.env.settings().services.get(service).unwrap().collector
+}
+
+fn example_cluster() -> String {
+    settings::Environment::load(&root(), "example").unwrap().settings.platform.ecs_cluster_name
+}
+
+// req: 8.2, 8.1
+#[test]
+fn migrate_moves_one_service_and_records_it_only_after_checkpoint_5() {
+    let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
+    let before = world.env.text();
+
+    // The dry run shows the live plan and changes nothing.
+    let run = world.xtask(&["migrate-sidecars"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("migrate worker to alloy (env `dev`): dry run"), "{}", run.stdout);
+    assert!(run.stdout.contains("replace") || run.stdout.contains("delete+create"), "{}", run.stdout);
+    assert!(!subcommands(&world.terraform_calls()).contains(&"apply".to_string()));
+    assert_eq!(world.env.text(), before);
+
+    let run = world.xtask(&["migrate-sidecars", "--execute"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("worker runs Alloy and passed checkpoint 5"), "{}", run.stdout);
+    // Worker first, and only the worker: the env file changed in exactly that line.
+    assert_eq!(collector(&world, "worker"), Collector::Alloy);
+    assert_eq!(collector(&world, "history"), Collector::Adot);
+    let after = world.env.text();
+    let changed: Vec<(&str, &str)> = before.lines().zip(after.lines()).filter(|(a, b)| a != b).collect();
+    assert_eq!(changed, vec![("collector = \"adot\"", "collector = \"alloy\"")]);
+
+    let calls = world.terraform_calls();
+    let executed: Vec<String> = subcommands(&calls).into_iter().skip_while(|c| c != "apply").collect();
+    assert_eq!(executed, vec!["apply", "output"], "{calls:?}");
+    let plan = calls.iter().rev().find(|argv| argv[0] == "plan").unwrap();
+    let var_file = plan.iter().find_map(|a| a.strip_prefix("-var-file=")).unwrap();
+    let tfvars = std::fs::read_to_string(var_file).unwrap();
+    assert!(tfvars.contains("\"worker\"           = \"alloy\""), "{tfvars}");
+    assert!(tfvars.contains("\"history\"          = \"adot\""), "{tfvars}");
+    // The rendered tfvars of the env follow the recorded change.
+    let rendered = std::fs::read_to_string(world.env.repo().join("rendered/dev/terraform.tfvars")).unwrap();
+    assert!(rendered.contains("\"worker\"           = \"alloy\""), "{rendered}");
+    world.assert_no_tunnel_left();
+}
+
+// req: 8.4
+#[test]
+fn a_failed_checkpoint_rolls_the_service_back_and_leaves_the_env_file() {
+    // Nothing reaches AMP for the worker: checkpoint 5 fails.
+    let world = ready_to_migrate_worker(StackState::default());
+    let before = world.env.text();
+    let run = world.xtask(&["migrate-sidecars", "--service", "worker", "--execute"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("FAIL  worker: metrics in amp"), "{}", run.stderr);
+    assert!(run.stderr.contains("rolling it back to ADOT"), "{}", run.stderr);
+    assert!(run.stderr.contains("it is back on ADOT and envs/dev.toml is unchanged"), "{}", run.stderr);
+    assert_eq!(world.env.text(), before);
+
+    // Two plans and two applies: to Alloy, then back; the second with the worker on ADOT.
+    let calls = world.terraform_calls();
+    let plans: Vec<&Vec<String>> = calls.iter().filter(|argv| argv[0] == "plan").collect();
+    assert_eq!(plans.len(), 2, "{calls:?}");
+    assert_eq!(subcommands(&calls).iter().filter(|c| *c == "apply").count(), 2, "{calls:?}");
+    let rollback_vars = plans[1].iter().find_map(|a| a.strip_prefix("-var-file=")).unwrap();
+    assert!(std::fs::read_to_string(rollback_vars).unwrap().contains("\"worker\"           = \"adot\""));
+    assert!(!world.env.repo().join("infra/.terraform/envs/dev/migrating").exists(), "the journal is cleared after a rollback");
+    world.assert_no_tunnel_left();
+}
+
+// req: 8.2
+#[test]
+fn an_interrupted_migration_resumes_with_the_same_service() {
+    let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
+    let before = world.env.text();
+    // Two wanted, one running: the wait after the apply never ends until the test says so.
+    let worker = world.service_name("worker");
+    world.aws(&["ecs", "update-service", "--cluster", &world.cluster, "--service", &worker, "--desired-count", "2"]);
+    let mut child = world.xtask_command(&["migrate-sidecars", "--all", "--execute"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    // The raw log: a line may be half-written while we look.
+    while !std::fs::read_to_string(world.bins.log_path()).unwrap_or_default().contains(r#""argv":["apply""#) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the first run never applied");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the run should still be waiting for ECS");
+    // Ctrl-C, as an operator would.
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(world.env.text(), before, "an interrupted phase records nothing");
+    let journal = world.env.repo().join("infra/.terraform/envs/dev/migrating");
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), "worker");
+
+    // ECS catches up; the rerun names the service it takes up and finishes it first.
+    world.aws(&["ecs", "update-service", "--cluster", &world.cluster, "--service", &worker, "--desired-count", "1"]);
+    let run = world.xtask(&["migrate-sidecars", "--service", "history", "--execute"]);
+    assert!(run.stderr.contains("Resuming: the last run stopped while moving worker to Alloy"), "{}", run.stderr);
+    assert_eq!(collector(&world, "worker"), Collector::Alloy, "{}", run.stderr);
+    // The stand-in's plan is the worker's, so history's plan is refused before anything is
+    // applied: nothing is in flight afterwards.
+    run.assert_code(1);
+    assert!(run.stderr.contains("would also change resources outside this phase"), "{}", run.stderr);
+    assert!(!journal.exists());
+    assert_eq!(collector(&world, "history"), Collector::Adot);
+}
+
+// req: 8.1, 8.3
+#[test]
+fn cleanup_is_refused_while_a_service_uses_adot() {
+    let world = World::bare(&["worker"], StackState::default());
+    let before = world.env.text();
+    let run = world.xtask(&["cleanup-adot", "--execute"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("refusing: history, matching, frontend, benchmark-worker still use ADOT") || run.stderr.contains("still use ADOT"), "{}", run.stderr);
+    assert!(run.stderr.contains("migrate-sidecars"), "{}", run.stderr);
+    assert_eq!(world.env.text(), before);
+    assert!(world.terraform_calls().is_empty(), "nothing ran: {:?}", world.terraform_calls());
+}
+
+#[test]
+fn plans_reaching_outside_the_phase_or_a_held_lock_stop_before_apply() {
+    let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
+    let before = world.env.text();
+    let mut plan = worker_plan();
+    plan["resource_changes"].as_array_mut().unwrap().push(json!({"address": "module.temporal_history.aws_ecs_service.this[0]", "change": {"actions": ["update"]}}));
+    world.set_terraform(&world.outputs(), &plan, None);
+    let run = world.xtask(&["migrate-sidecars", "--execute"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("would also change resources outside this phase"), "{}", run.stderr);
+    assert!(run.stderr.contains("module.temporal_history.aws_ecs_service.this[0] (update)"), "{}", run.stderr);
+    assert!(!subcommands(&world.terraform_calls()).contains(&"apply".to_string()));
+    assert_eq!(world.env.text(), before);
+
+    world.set_terraform(&world.outputs(), &worker_plan(), Some((1, "Error: Error acquiring the state lock\n\nLock Info:\n  ID:        8d1e-77aa\n")));
+    let run = world.xtask(&["migrate-sidecars", "--execute"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("locked by another run (lock ID 8d1e-77aa)") && run.stderr.contains("force-unlock 8d1e-77aa"), "{}", run.stderr);
+    assert!(!subcommands(&world.terraform_calls()).contains(&"apply".to_string()));
+    assert_eq!(world.env.text(), before);
+}
+
+#[test]
+fn bad_input_changes_nothing_and_exits_2() {
+    let world = World::bare(&[], StackState::default());
+    let before = world.env.text();
+
+    // --execute without credentials: refused before Terraform runs.
+    let mut command = world.xtask_command(&["deploy", "loki", "--execute"]);
+    command.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no usable AWS credentials"));
+    assert!(world.terraform_calls().iter().all(|argv| argv[0] != "init" || argv.contains(&"-backend=false".to_string())));
+
+    // A checkpoint's phase before its prerequisite: migrating without Loki.
+    let run = world.xtask(&["migrate-sidecars", "--execute"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("Loki is not deployed in `dev` (loki.enabled = false)"), "{}", run.stderr);
+
+    // Unknown service.
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
+    let enabled = world.env.text();
+    let run = world.xtask(&["migrate-sidecars", "--service", "scheduler"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("unknown service `scheduler`; expected one of: worker, benchmark-worker, matching, history, frontend"), "{}", run.stderr);
+    assert_eq!(world.env.text(), enabled);
+
+    // Malformed and unknown-key env files: the file, the key and the allowed values are named.
+    std::fs::write(&world.env.path, before.replace("[loki]\n", "[loki]\nretension = 3\n")).unwrap();
+    let run = world.xtask(&["deploy", "loki"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("envs/dev.toml") && run.stderr.contains("retension"), "{}", run.stderr);
+    std::fs::write(&world.env.path, before.replace("collector = \"adot\"", "collector = \"fluentd\"")).unwrap();
+    let run = world.xtask(&["deploy", "loki"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("fluentd") && run.stderr.contains("`adot` or `alloy`"), "{}", run.stderr);
+
+    // Unknown environment.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deploy", "loki", "--env", "nope"])
+        .env_clear()
+        .envs(world.env_vars())
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no environment `nope`"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+// req: 1.1, 8.1
+#[test]
+fn deploy_loki_applies_the_loki_plan_and_records_it_after_checkpoint_2() {
+    let world = World::deployed(&[], StackState::default());
+    let before = world.env.text();
+    let plan = json!({"resource_changes": [
+        {"address": "aws_s3_bucket.loki[0]", "change": {"actions": ["create"]}},
+        {"address": "aws_ecs_service.loki[0]", "change": {"actions": ["create"]}},
+        {"address": "aws_vpc_security_group_ingress_rule.loki_from_temporal[0]", "change": {"actions": ["create"]}},
+        {"address": "module.temporal_worker.aws_ecs_service.this[0]", "change": {"actions": ["no-op"]}},
+    ]});
+    world.set_terraform(&world.outputs(), &plan, None);
+
+    let run = world.xtask(&["deploy", "loki", "--execute"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("Loki is deployed and passed checkpoint 2"), "{}", run.stdout);
+    assert!(run.stderr.contains("pass  loki ready"), "{}", run.stderr);
+    assert!(world.env.settings().loki.enabled);
+    let after = world.env.text();
+    let changed: Vec<(&str, &str)> = before.lines().zip(after.lines()).filter(|(a, b)| a != b).collect();
+    assert_eq!(changed, vec![("enabled = false", "enabled = true")]);
+
+    // init against the env's backend, plan with loki_enabled = true, show, apply, outputs.
+    let calls = world.terraform_calls();
+    let init = calls.iter().find(|argv| argv[0] == "init").unwrap();
+    assert!(init.contains(&"-backend-config=bucket=temporal-dev-terraform-state".to_string()), "{init:?}");
+    assert!(init.contains(&"-backend-config=use_lockfile=true".to_string()), "{init:?}");
+    let order: Vec<String> = subcommands(&calls).into_iter().filter(|c| c != "output").collect();
+    assert_eq!(order, vec!["init", "plan", "show", "apply"], "{calls:?}");
+    let plan = calls.iter().find(|argv| argv[0] == "plan").unwrap();
+    let var_file = plan.iter().find_map(|a| a.strip_prefix("-var-file=")).unwrap();
+    let tfvars = std::fs::read_to_string(var_file).unwrap();
+    assert!(tfvars.lines().any(|l| l.starts_with("loki_enabled ") && l.ends_with("= true")), "{tfvars}");
+    world.assert_no_tunnel_left();
+}
