@@ -26,6 +26,7 @@ pub fn add_stages(project: &Project, stages: &mut Stages) {
     });
     stages.run("rendered files up to date", || crate::render::check_rendered(project));
     stages.run("config checks (Loki, Alloy, Grafana)", || crate::configs::check_configs(project));
+    stages.run_if_possible("configs in the pinned images (Docker)", || crate::configs::verify_in_images(project));
     stages.run("requirements", || crate::requirements::check(project));
 
     let mut terraform = None;

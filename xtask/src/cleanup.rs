@@ -174,7 +174,7 @@ fn prune_code(project: &Project, execute: bool) -> anyhow::Result<()> {
 fn pruned_files(root: &Path) -> anyhow::Result<Vec<(PathBuf, Option<String>)>> {
     let mut edits: Vec<(PathBuf, Option<String>)> =
         ADOT_FILES.iter().map(|f| root.join(f)).filter(|p| p.exists()).map(|p| (p, None)).collect();
-    for dir in ["infra", "infra/modules/temporal-service", "templates"] {
+    for dir in ["infra", "infra/modules/temporal-service", "infra/tests", "templates"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
         for entry in entries {
             let path = entry?.path();

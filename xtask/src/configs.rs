@@ -59,3 +59,49 @@ fn check_file<F: Display>(project: &Project, path: &Path, problems: &mut Vec<Str
 fn report<F: Display>(project: &Project, path: &Path, findings: Vec<F>, problems: &mut Vec<String>) {
     problems.extend(findings.iter().map(|f| format!("{}: {f}", project.rel(path).display())));
 }
+
+/// Where a Docker engine runs: the pinned Loki image's own `-verify-config` (strict parsing, the
+/// authoritative check) and Alloy's `validate` on every rendered config. `Some(reason)` when
+/// this machine cannot run them.
+pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
+    let Ok(docker) = which::which("docker") else {
+        return Ok(Some("no `docker` on PATH; install Docker to add the images' own config checks".into()));
+    };
+    let engine = tools::Cmd::new(&docker, "see whether a Docker engine answers").args(["info", "--format", "{{.ServerVersion}}"]).quiet().output()?;
+    if !engine.success() {
+        return Ok(Some("the Docker engine does not answer; start it to add the images' own config checks".into()));
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for env in settings::load_all(&project.root)? {
+        let dir = project.root.join("rendered").join(&env.name);
+        let mount = format!("{}:/cfg:ro", dir.display());
+        let image = |key: &str| env.settings.versions.get(key).cloned().unwrap_or_default();
+        let mut runs = vec![tools::Cmd::new(&docker, format!("verify rendered/{}/loki-config.yaml with {}", env.name, image("loki_image")))
+            .args(["run", "--rm", "-v", &mount])
+            // Values the task definition sets at deploy time; -verify-config builds no client.
+            .args(["-e", "LOKI_S3_BUCKET=verify-config", "-e", &format!("AWS_REGION={}", env.settings.aws.region)])
+            .args(["-e", "LOKI_MEMBERLIST_JOIN=dns+peers.invalid:7946"])
+            .arg(image("loki_image"))
+            .args(["-config.file=/cfg/loki-config.yaml", "-config.expand-env=true", "-verify-config"])];
+        for service in render::sidecar_services() {
+            runs.push(
+                tools::Cmd::new(&docker, format!("validate rendered/{}/alloy-{service}.alloy with {}", env.name, image("alloy_image")))
+                    .args(["run", "--rm", "-v", &mount, "-e", "ALLOY_CONFIG=set", "-e", "GOMEMLIMIT=300MiB"])
+                    .arg(image("alloy_image"))
+                    .args(["validate".to_string(), format!("/cfg/alloy-{service}.alloy")]),
+            );
+        }
+        for run in runs {
+            checked += 1;
+            if let Err(err) = run.checked_output() {
+                problems.push(format!("{err:#}"));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    eprintln!("    {checked} configs accepted by the pinned Loki and Alloy images");
+    Ok(None)
+}

@@ -37,10 +37,10 @@ impl InitArgs {
         let example = project.root.join("envs/example.toml");
         let text = std::fs::read_to_string(&example).with_context(|| format!("reading {}", example.display()))?;
         let mut doc: settings::TomlDocument = text.parse().context("parsing envs/example.toml")?;
-        let region = value(&self.region, "AWS region", "eu-west-1")?;
-        let account = value(&self.account_id, "AWS account id (12 digits)", "")?;
-        let name = value(&self.project_name, "project name (prefix of resource names)", &format!("temporal-{}", self.env))?;
-        let bucket = value(&self.state_bucket, "S3 bucket of the Terraform state", "")?;
+        let region = value(&self.region, "--region", "AWS region", "eu-west-1")?;
+        let account = value(&self.account_id, "--account-id", "AWS account id (12 digits)", "")?;
+        let name = value(&self.project_name, "--project-name", "project name (prefix of resource names)", &format!("temporal-{}", self.env))?;
+        let bucket = value(&self.state_bucket, "--state-bucket", "S3 bucket of the Terraform state", "")?;
         settings::set_in_document(&mut doc, &["aws", "region"], region.as_str().into())?;
         settings::set_in_document(&mut doc, &["aws", "account_id"], account.as_str().into())?;
         settings::set_in_document(&mut doc, &["project", "name"], name.as_str().into())?;
@@ -57,13 +57,13 @@ impl InitArgs {
 }
 
 /// A flag's value, or the answer to a prompt when a terminal is attached.
-fn value(flag: &Option<String>, question: &str, default: &str) -> anyhow::Result<String> {
+fn value(flag: &Option<String>, flag_name: &str, question: &str, default: &str) -> anyhow::Result<String> {
     if let Some(value) = flag {
         return Ok(value.clone());
     }
     if !std::io::stdin().is_terminal() {
         if default.is_empty() {
-            bail!(usage(format!("missing {question}: pass it as a flag (see `cargo xtask init --help`)")));
+            bail!(usage(format!("missing {question}: pass {flag_name} (see `cargo xtask init --help`)")));
         }
         return Ok(default.to_string());
     }

@@ -51,7 +51,7 @@ const CURRENT_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// P3: series a collector adds itself rather than scrapes (OpenTelemetry's resource info).
 const COLLECTOR_ONLY: &[&str] = &["target_info"];
 /// P5: longest wait for the sidecar to be running again.
-const SIDECAR_RETURN: Duration = Duration::from_secs(180);
+const SIDECAR_RETURN: Duration = Duration::from_secs(8);
 const P3_NO_SNAPSHOT: &str = "no snapshot: it is taken by migrate-sidecars before the switch";
 
 /// Runs the property checks and prints the report; exit 1 when one fails, 2 when they cannot run.

@@ -12,7 +12,7 @@ impl TestArgs {
         stages.run("cargo test --workspace", || {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             tools::Cmd::new(cargo, "run the Rust tests of every workspace member")
-                .args(["test", "--workspace", "--quiet"])
+                .args(["test", "--workspace", "--quiet", "--no-fail-fast"])
                 .dir(&project.root)
                 .run()
         });

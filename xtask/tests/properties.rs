@@ -98,6 +98,7 @@ fn the_properties_hold_on_a_healthy_migrated_service() {
     world.stack.state().metric_names.retain(|(_, n)| n != "target_info");
 
     let run = properties(&world, &["--json"]);
+    { let st = world.stack.state(); eprintln!("DEBUG execs {:?} restarts {:?}", st.execs, st.restarts); }
     run.assert_code(0);
     let report: Value = serde_json::from_str(&run.stdout).expect("--json prints only JSON on stdout");
     assert_eq!(report["checkpoint"], "properties");

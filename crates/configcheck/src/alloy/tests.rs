@@ -267,35 +267,18 @@ fn env_names_from_container_definitions_reads_env_and_secrets() {
 /// (infra/alloy-sidecar.tf sets GOMEMLIMIT and ALLOY_CONFIG; the rest comes from the ECS agent).
 #[test]
 fn rendered_configs_in_repo_pass() {
-    let rendered = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rendered");
     let mut checked = 0;
-    for env_dir in std::fs::read_dir(&rendered)
-        .expect("rendered/ exists")
-        .flatten()
+    for path in crate::rendered_files(|name| name.starts_with("alloy-") && name.ends_with(".alloy"))
     {
-        for file in std::fs::read_dir(env_dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let path = file.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            if !(name.starts_with("alloy-") && name.ends_with(".alloy")) {
-                continue;
-            }
-            let src = std::fs::read_to_string(&path).expect("readable");
-            let found = messages(&src, &["GOMEMLIMIT", "ALLOY_CONFIG"]);
-            assert!(
-                found.is_empty(),
-                "{}:\n{}",
-                path.display(),
-                found.join("\n")
-            );
-            checked += 1;
-        }
+        let src = std::fs::read_to_string(&path).expect("readable");
+        let found = messages(&src, &["GOMEMLIMIT", "ALLOY_CONFIG"]);
+        assert!(
+            found.is_empty(),
+            "{}:\n{}",
+            path.display(),
+            found.join("\n")
+        );
+        checked += 1;
     }
     assert!(checked > 0, "no rendered/*/alloy-*.alloy found");
 }
@@ -361,87 +344,70 @@ fn req_nf5_req_3_10_log_shipping_retries_outlast_a_loki_replacement() {
     assert_eq!(go_duration_secs("1h30m"), Some(5400.0));
     assert_eq!(go_duration_secs("500ms"), Some(0.5));
 
-    let rendered = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rendered");
     let mut shipping = 0;
-    for env_dir in std::fs::read_dir(&rendered)
-        .expect("rendered/ exists")
-        .flatten()
+    for path in crate::rendered_files(|name| name.starts_with("alloy-") && name.ends_with(".alloy"))
     {
-        for file in std::fs::read_dir(env_dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let path = file.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            if !(name.starts_with("alloy-") && name.ends_with(".alloy")) {
-                continue;
-            }
-            let src = std::fs::read_to_string(&path).expect("readable");
-            let body = parse(&src).unwrap_or_else(|f| panic!("{}: {f}", path.display()));
-            let blocks = |body: &Body, name: &str| -> Vec<Block> {
-                body.statements
-                    .iter()
-                    .filter_map(|s| match s {
-                        Statement::Block(b) if b.name == name => Some(b.clone()),
-                        _ => None,
-                    })
-                    .collect()
-            };
-            if blocks(&body, "loki.source.docker").is_empty() {
-                continue;
-            }
-            let writers = blocks(&body, "loki.write");
-            let endpoints: Vec<Block> = writers
+        let src = std::fs::read_to_string(&path).expect("readable");
+        let body = parse(&src).unwrap_or_else(|f| panic!("{}: {f}", path.display()));
+        let blocks = |body: &Body, name: &str| -> Vec<Block> {
+            body.statements
                 .iter()
-                .flat_map(|w| blocks(&w.body, "endpoint"))
-                .collect();
-            assert!(
-                !endpoints.is_empty(),
-                "{}: ships logs but has no loki.write endpoint",
-                path.display()
-            );
-            for endpoint in endpoints {
-                let attr = |name: &str| {
-                    endpoint.body.statements.iter().find_map(|s| match s {
-                        Statement::Attribute(a) if a.name == name => Some(a.value.clone()),
-                        _ => None,
-                    })
-                };
-                let duration = |name: &str, default: f64| match attr(name) {
-                    None => default,
-                    Some(Expr::String(s, _)) => go_duration_secs(&s)
-                        .unwrap_or_else(|| panic!("{}: {name} = {s:?}", path.display())),
-                    Some(other) => panic!("{}: {name} is not a literal: {other:?}", path.display()),
-                };
-                let min = duration("min_backoff_period", 0.5);
-                let max = duration("max_backoff_period", 300.0);
-                let retries = match attr("max_backoff_retries") {
-                    None => 10,
-                    Some(Expr::Number(n, _)) => n.parse().expect("a whole number"),
-                    Some(other) => panic!(
-                        "{}: max_backoff_retries is not a literal: {other:?}",
-                        path.display()
-                    ),
-                };
-                if let Some(window) = min_retry_window_secs(min, max, retries) {
-                    assert!(
-                        window >= LOKI_OUTAGE_TO_OUTLAST_SECS,
-                        "{}: loki.write gives up after {window:.0} s ({min} s .. {max} s, {retries} retries); it must hold a batch for at least {LOKI_OUTAGE_TO_OUTLAST_SECS} s",
-                        path.display()
-                    );
-                }
+                .filter_map(|s| match s {
+                    Statement::Block(b) if b.name == name => Some(b.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        if blocks(&body, "loki.source.docker").is_empty() {
+            continue;
+        }
+        let writers = blocks(&body, "loki.write");
+        let endpoints: Vec<Block> = writers
+            .iter()
+            .flat_map(|w| blocks(&w.body, "endpoint"))
+            .collect();
+        assert!(
+            !endpoints.is_empty(),
+            "{}: ships logs but has no loki.write endpoint",
+            path.display()
+        );
+        for endpoint in endpoints {
+            let attr = |name: &str| {
+                endpoint.body.statements.iter().find_map(|s| match s {
+                    Statement::Attribute(a) if a.name == name => Some(a.value.clone()),
+                    _ => None,
+                })
+            };
+            let duration = |name: &str, default: f64| match attr(name) {
+                None => default,
+                Some(Expr::String(s, _)) => go_duration_secs(&s)
+                    .unwrap_or_else(|| panic!("{}: {name} = {s:?}", path.display())),
+                Some(other) => panic!("{}: {name} is not a literal: {other:?}", path.display()),
+            };
+            let min = duration("min_backoff_period", 0.5);
+            let max = duration("max_backoff_period", 300.0);
+            let retries = match attr("max_backoff_retries") {
+                None => 10,
+                Some(Expr::Number(n, _)) => n.parse().expect("a whole number"),
+                Some(other) => panic!(
+                    "{}: max_backoff_retries is not a literal: {other:?}",
+                    path.display()
+                ),
+            };
+            if let Some(window) = min_retry_window_secs(min, max, retries) {
                 assert!(
-                    !matches!(attr("retry_on_http_429"), Some(Expr::Bool(false, _))),
-                    "{}: a Loki shedding load (429) must be retried, not dropped",
+                    window >= LOKI_OUTAGE_TO_OUTLAST_SECS,
+                    "{}: loki.write gives up after {window:.0} s ({min} s .. {max} s, {retries} retries); it must hold a batch for at least {LOKI_OUTAGE_TO_OUTLAST_SECS} s",
                     path.display()
                 );
             }
-            shipping += 1;
+            assert!(
+                !matches!(attr("retry_on_http_429"), Some(Expr::Bool(false, _))),
+                "{}: a Loki shedding load (429) must be retried, not dropped",
+                path.display()
+            );
         }
+        shipping += 1;
     }
     assert!(shipping > 0, "no rendered/*/alloy-*.alloy ships logs");
 }

@@ -259,20 +259,7 @@ fn the_key_list_is_the_pinned_release_and_covers_what_the_template_uses() {
 
 /// `rendered/*/loki-config.yaml`, sorted; at least one.
 fn rendered_loki_configs() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("rendered"))
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .map(|e| e.path().join("loki-config.yaml"))
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "no rendered/*/loki-config.yaml: run `cargo xtask render`"
-    );
-    files
+    crate::rendered_files(|name| name == "loki-config.yaml")
 }
 
 /// Every key path in `node` whose name contains `needle` (case-insensitive).
@@ -368,19 +355,7 @@ fn req_2_2_req_10_4_tsdb_v13_index_in_s3_without_dynamodb() {
 #[test]
 fn the_rendered_configs_in_the_repository_pass() {
     let root = repo_root();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("rendered"))
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .map(|e| e.path().join("loki-config.yaml"))
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "no rendered/*/loki-config.yaml: run `cargo xtask render`"
-    );
+    let files = rendered_loki_configs();
 
     for file in &files {
         let yaml =

@@ -1,0 +1,613 @@
+//! The commands an operator meets first and last, end to end against the stand-ins (see
+//! `common`): `doctor`, `init`, `cleanup-adot` (with and without `--prune-code`), and what the
+//! binary says outside the repository or to a command it does not know.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::*;
+use serde_json::{json, Value};
+use standins::http::{Answer, HttpServer, Request};
+use standins::observability::StackState;
+use standins::{Reply, StandIn};
+
+const ALL_SERVICES: [&str; 5] = ["history", "matching", "frontend", "worker", "benchmark-worker"];
+/// benchmark-worker is disabled in the example env, so checkpoint 5 leaves it out.
+const ENABLED_SERVICES: [&str; 4] = ["history", "matching", "frontend", "worker"];
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/// Runs a prepared command and keeps what it printed; shown when a test fails.
+fn run(mut command: Command, label: &str) -> Run {
+    let started = Instant::now();
+    let out = command.output().expect("run xtask");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!("xtask {label}: exit {:?} in {:.1}s\nstdout:\n{}\nstderr:\n{}", run.code, started.elapsed().as_secs_f32(), run.stdout, run.stderr);
+    run
+}
+
+/// The built binary with exactly `args` (no `--env` appended), an empty environment but PATH,
+/// no terminal, run from the repository.
+fn xtask_bare(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(args).current_dir(root()).env_clear().env("PATH", "/usr/bin:/bin").env("LANG", "C.UTF-8").stdin(Stdio::null());
+    command
+}
+
+/// `args` on the scratch repository `repo` (XTASK_ROOT); no AWS, no Terraform.
+fn xtask_in(repo: &Path, args: &[&str]) -> Run {
+    let mut command = xtask_bare(args);
+    command.env("HOME", repo).env("XTASK_ROOT", repo);
+    run(command, &format!("{args:?}"))
+}
+
+/// `args` in the world's environment, for commands without `--env` (`world.xtask` appends it).
+fn xtask_plain(world: &World, args: &[&str]) -> Run {
+    let mut command = xtask_bare(args);
+    command.envs(world.env_vars());
+    run(command, &format!("{args:?}"))
+}
+
+/// Files that differ (or exist on one side only) between two snapshots.
+fn differing(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<PathBuf> {
+    let paths: std::collections::BTreeSet<&PathBuf> = before.keys().chain(after.keys()).filter(|p| before.get(*p) != after.get(*p)).collect();
+    paths.into_iter().cloned().collect()
+}
+
+/// A `terraform` stand-in: `version -json` for discovery, plain `version` as doctor reads it,
+/// the given outputs and plan, and extra replies (e.g. a failing `validate`).
+fn install_terraform(world: &World, plan: &Value, extra: &[(&[&str], Reply)]) {
+    let mut terraform = StandIn::new("terraform")
+        .reply(&["version", "-json"], Reply::ok(r#"{"terraform_version":"1.15.5"}"#))
+        .reply(&["version"], Reply::ok("Terraform v1.15.5\non linux_arm64\n"))
+        .reply(&["output", "-json"], Reply::ok(&world.outputs().to_string()))
+        .reply(&["show", "-json"], Reply::ok(&plan.to_string()));
+    for (prefix, reply) in extra {
+        terraform = terraform.reply(prefix, reply.clone());
+    }
+    world.bins.install(&terraform).expect("install the terraform stand-in");
+}
+
+fn install_docker(world: &World) {
+    let docker = StandIn::new("docker").reply(&["buildx", "version"], Reply::ok("github.com/docker/buildx v0.17.1 257815a\n"));
+    world.bins.install(&docker).expect("install the docker stand-in");
+}
+
+/// PATH with the stand-ins and the venv but none of the machine's own tools in /usr/local/bin.
+fn path_without_local_tools(world: &World) -> String {
+    std::env::join_paths([world.bins.bin_dir(), venv_bin(), "/usr/bin".into(), "/bin".into()]).unwrap().to_string_lossy().into_owned()
+}
+
+/// One row of doctor's table: (ok, detail). Rows are `" ok "|"FIX "`, two spaces, the padded
+/// name, two spaces, the detail; a multi-line detail (a TOML parse error) continues on the lines
+/// up to the next row.
+fn doctor_row(stdout: &str, what: &str) -> (bool, String) {
+    let is_row = |line: &str| line.starts_with(" ok  ") || line.starts_with("FIX  ");
+    let mut lines = stdout.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.get(6..).and_then(|rest| rest.strip_prefix(what)).filter(|rest| is_row(line) && rest.starts_with("  ")) else {
+            continue;
+        };
+        let mut detail = rest.trim().to_string();
+        for more in lines.by_ref().take_while(|l| !is_row(l) && !l.is_empty()) {
+            detail.push('\n');
+            detail.push_str(more);
+        }
+        return (line.starts_with(" ok "), detail);
+    }
+    panic!("no `{what}` row in:\n{stdout}")
+}
+
+/// The lines that differ between two texts of the same length in lines.
+fn changed_lines<'a>(before: &'a str, after: &'a str) -> Vec<(&'a str, &'a str)> {
+    assert_eq!(before.lines().count(), after.lines().count(), "lines were added or removed:\n{after}");
+    before.lines().zip(after.lines()).filter(|(a, b)| a != b).collect()
+}
+
+/// Copies a directory tree, leaving out Terraform's working data (`.terraform`).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == ".terraform" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file below the repository's `infra/`, `templates/`, `rendered/` and `envs/` with its
+/// bytes (Terraform's `.terraform` working data left out).
+fn snapshot(repo: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(repo: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() == ".terraform" {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                walk(repo, &entry.path(), files);
+            } else {
+                files.insert(entry.path().strip_prefix(repo).unwrap().to_path_buf(), std::fs::read(entry.path()).unwrap());
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    for dir in ["infra", "templates", "rendered", "envs"] {
+        walk(repo, &repo.join(dir), &mut files);
+    }
+    files
+}
+
+fn subcommands(calls: &[Vec<String>]) -> Vec<String> {
+    calls.iter().map(|argv| argv[0].clone()).collect()
+}
+
+// ---- doctor -----------------------------------------------------------------------------------
+
+/// A world for doctor: moto answers `sts get-caller-identity`; terraform, docker and the Session
+/// Manager plugin are stand-ins first on PATH; the real `aws` comes from the venv.
+fn doctor_world() -> World {
+    let world = World::bare(&[], StackState::default());
+    install_terraform(&world, &json!({"resource_changes": []}), &[]);
+    install_docker(&world);
+    // doctor's `python tools` row asks whether the pinned venv under the repository root is
+    // installed and matches the pins. The scratch repo has no venv of its own, so it gets the real
+    // one (the tests need it anyway: `venv_bin()` fails without it) and the real pin files the
+    // venv's stamp is compared with: the row then reports the truth about this checkout's tools
+    // rather than a stand-in. Only `.tools/venv` is linked, so nothing doctor might write under
+    // `.tools` lands in the real checkout.
+    let repo = world.env.repo();
+    std::fs::create_dir_all(repo.join(".tools")).unwrap();
+    std::os::unix::fs::symlink(root().join(".tools/venv"), repo.join(".tools/venv")).expect("link the venv");
+    std::fs::create_dir_all(repo.join("xtask")).unwrap();
+    for pins in ["xtask/python-tools.txt", "xtask/python-constraints.txt"] {
+        std::fs::copy(root().join(pins), repo.join(pins)).expect("copy the pins");
+    }
+    world
+}
+
+// A ready machine: exit 0 and an ` ok ` row with a version for every tool.
+#[test]
+fn doctor_passes_with_every_tool_and_names_their_versions() {
+    let world = doctor_world();
+    let out = world.xtask(&["doctor"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("Ready: checks run offline and deployments can run."), "{}", out.stdout);
+    for what in ["python tools", "terraform", "aws", "session-manager-plugin", "docker", "aws credentials", "env file"] {
+        let (ok, detail) = doctor_row(&out.stdout, what);
+        assert!(ok, "`{what}` should be ok: {detail}");
+    }
+    assert_eq!(doctor_row(&out.stdout, "python tools").1, "pinned venv in .tools/venv");
+    let (_, terraform) = doctor_row(&out.stdout, "terraform");
+    assert!(terraform.starts_with("1.15.5 (") && terraform.contains(&world.bins.bin_dir().display().to_string()), "{terraform}");
+    assert!(doctor_row(&out.stdout, "aws").1.starts_with("aws-cli/"), "{}", out.stdout);
+    assert_eq!(doctor_row(&out.stdout, "session-manager-plugin").1, "1.2.764.0");
+    assert_eq!(doctor_row(&out.stdout, "docker").1, "github.com/docker/buildx v0.17.1 257815a");
+    let (_, credentials) = doctor_row(&out.stdout, "aws credentials");
+    assert!(credentials.contains(&format!("(account {MOTO_ACCOUNT})")), "{credentials}");
+    assert_eq!(doctor_row(&out.stdout, "env file").1, "envs/dev.toml is valid");
+}
+
+// Missing tools, another account's credentials, no venv and a broken env file: FIX rows with the fix, exit 1.
+#[test]
+fn doctor_says_what_to_fix_and_exits_1() {
+    let world = doctor_world();
+
+    // No Session Manager plugin and no docker anywhere on PATH.
+    std::fs::remove_file(world.bins.bin_dir().join("session-manager-plugin")).unwrap();
+    std::fs::remove_file(world.bins.bin_dir().join("docker")).unwrap();
+    let doctor = || {
+        let mut command = world.xtask_command(&["doctor"]);
+        command.env("PATH", path_without_local_tools(&world));
+        run(command, "doctor")
+    };
+    let out = doctor();
+    out.assert_code(1);
+    let (ok, plugin) = doctor_row(&out.stdout, "session-manager-plugin");
+    assert!(!ok && plugin.starts_with("not found on PATH; install the Session Manager plugin (https://docs.aws.amazon.com/"), "{plugin}");
+    let (ok, docker) = doctor_row(&out.stdout, "docker");
+    assert!(!ok && docker.contains("install Docker with the buildx plugin") && docker.contains("build-grafana needs it"), "{docker}");
+    assert!(out.stdout.lines().any(|l| l.starts_with("FIX   session-manager-plugin")), "{}", out.stdout);
+    assert!(doctor_row(&out.stdout, "aws credentials").0, "{}", out.stdout);
+    assert!(out.stderr.contains("error: not ready: fix session-manager-plugin, docker (see above)"), "{}", out.stderr);
+
+    // Credentials for another account than the env file's.
+    settings::set(&world.env.path, &["aws", "account_id"], "210987654321".into()).unwrap();
+    let out = doctor();
+    out.assert_code(1);
+    let (ok, credentials) = doctor_row(&out.stdout, "aws credentials");
+    assert!(!ok, "{credentials}");
+    assert!(credentials.contains(&format!("is account {MOTO_ACCOUNT}, the env file says 210987654321; switch profile")), "{credentials}");
+    assert!(out.stderr.contains("error: not ready: fix session-manager-plugin, docker, aws credentials (see above)"), "{}", out.stderr);
+
+    // Without the pinned venv, the python tools row says how to install it.
+    std::fs::remove_file(world.env.repo().join(".tools/venv")).unwrap();
+    let out = doctor();
+    out.assert_code(1);
+    let (ok, python) = doctor_row(&out.stdout, "python tools");
+    assert!(!ok && python.contains("are not installed") && python.ends_with("run `cargo xtask tools`"), "{python}");
+
+    // An invalid env file: its row names the file and the key.
+    let text = world.env.text().replace("210987654321", MOTO_ACCOUNT).replace("[loki]\n", "[loki]\nretension = 3\n");
+    std::fs::write(&world.env.path, text).unwrap();
+    let out = doctor();
+    out.assert_code(1);
+    let (ok, env_file) = doctor_row(&out.stdout, "env file");
+    assert!(!ok && env_file.contains("envs/dev.toml") && env_file.contains("retension"), "{env_file}");
+    assert!(out.stderr.contains("error: not ready: fix python tools, session-manager-plugin, docker, env file (see above)"), "{}", out.stderr);
+}
+
+// ---- init -------------------------------------------------------------------------------------
+
+/// A scratch repository with the example env init copies from (and the `dev` env EnvFile makes).
+fn init_repo() -> EnvFile {
+    let repo = EnvFile::new(&[]);
+    std::fs::copy(root().join("envs/example.toml"), repo.repo().join("envs/example.toml")).unwrap();
+    repo
+}
+
+/// `init <name> <flags> --no-backend` in the scratch repository.
+fn init(repo: &EnvFile, name: &str, flags: &[&str]) -> Run {
+    xtask_in(repo.repo(), &[&["init", name], flags, &["--no-backend"]].concat())
+}
+
+const QA_FLAGS: [&str; 8] =
+    ["--region", "eu-west-1", "--account-id", "123456789012", "--project-name", "temporal-qa", "--state-bucket", "qa-state"];
+
+// init writes the example with the given values (comments kept), its state key, and renders it.
+#[test]
+fn init_creates_the_env_file_from_the_example_and_renders_it() {
+    let repo = init_repo();
+    let out = init(&repo, "qa", &QA_FLAGS);
+    out.assert_code(0);
+    assert!(out.stdout.contains("created envs/qa.toml") && out.stdout.contains("rendered rendered/qa"), "{}", out.stdout);
+
+    let example = std::fs::read_to_string(root().join("envs/example.toml")).unwrap();
+    let created = std::fs::read_to_string(repo.repo().join("envs/qa.toml")).unwrap();
+    // Region and account equal the example's placeholders: only these three lines differ.
+    assert_eq!(
+        changed_lines(&example, &created),
+        vec![
+            (r#"name = "temporal-dev""#, r#"name = "temporal-qa""#),
+            (r#"bucket = "temporal-dev-terraform-state""#, r#"bucket = "qa-state""#),
+            (r#"key = "loki-migration/dev.tfstate""#, r#"key = "loki-migration/qa.tfstate""#),
+        ]
+    );
+    let settings = settings::Environment::load(repo.repo(), "qa").unwrap().settings;
+    assert_eq!((settings.aws.region.as_str(), settings.aws.account_id.as_str()), ("eu-west-1", "123456789012"));
+    assert_eq!(settings.state.key, "loki-migration/qa.tfstate");
+
+    // rendered/qa holds what rendered/example holds, made from the new file.
+    let names = |dir: PathBuf| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(repo.repo().join("rendered/qa")), names(root().join("rendered/example")));
+    let tfvars = std::fs::read_to_string(repo.repo().join("rendered/qa/terraform.tfvars")).unwrap();
+    assert!(tfvars.starts_with("# Generated by `cargo xtask render` from envs/qa.toml") && tfvars.contains("\"temporal-qa\""), "{tfvars}");
+}
+
+// Bad input to init exits 2, names the problem, and writes no env file (or leaves the existing one).
+#[test]
+fn init_refuses_bad_input_and_writes_nothing() {
+    let repo = init_repo();
+    let qa = repo.repo().join("envs/qa.toml");
+
+    // 11 digits: the key is named and no file is left behind.
+    let mut flags = QA_FLAGS;
+    flags[3] = "12345678901";
+    let out = init(&repo, "qa", &flags);
+    out.assert_code(2);
+    assert!(out.stderr.contains("aws.account_id") && out.stderr.contains("expected 12 digits"), "{}", out.stderr);
+    assert!(!qa.exists());
+
+    // A required flag missing and no terminal to ask on: the flag is named.
+    for (flag, question) in [("--account-id", "AWS account id"), ("--state-bucket", "S3 bucket of the Terraform state")] {
+        let at = QA_FLAGS.iter().position(|f| *f == flag).unwrap();
+        let without: Vec<&str> = QA_FLAGS.iter().enumerate().filter(|(i, _)| *i != at && *i != at + 1).map(|(_, f)| *f).collect();
+        let out = init(&repo, "qa", &without);
+        out.assert_code(2);
+        assert!(out.stderr.contains(&format!("missing {question}")) && out.stderr.contains(&format!("pass {flag} ")), "{}", out.stderr);
+        assert!(!qa.exists());
+    }
+
+    // An existing env with settings: refused, file unchanged.
+    let before = repo.text();
+    let out = init(&repo, "dev", &QA_FLAGS);
+    out.assert_code(2);
+    assert!(out.stderr.contains("envs/dev.toml exists already"), "{}", out.stderr);
+    assert_eq!(repo.text(), before);
+
+    // A name that cannot be a file name.
+    let out = init(&repo, "Dev!", &QA_FLAGS);
+    out.assert_code(2);
+    assert!(out.stderr.contains("invalid environment name `Dev!`"), "{}", out.stderr);
+    assert_eq!(settings::list(repo.repo()).unwrap(), vec!["dev", "example"]);
+    assert!(!repo.repo().join("rendered/qa").exists());
+}
+
+// ---- cleanup-adot -----------------------------------------------------------------------------
+
+/// A plan that removes the ADOT SSM parameter, as `adot_enabled = false` does.
+fn adot_plan() -> Value {
+    json!({"resource_changes": [
+        {"address": "aws_ssm_parameter.adot[0]", "change": {"actions": ["delete"]}},
+        {"address": "aws_ssm_parameter.alloy[\"worker\"]", "change": {"actions": ["no-op"]}},
+    ]})
+}
+
+/// Every service on Alloy, checkpoint 5 healthy for the enabled ones, their log groups in moto,
+/// no ADOT SSM parameter left; ADOT still enabled in the env file.
+fn migrated_world(plan: &Value) -> (World, SsmRouter) {
+    let world = World::deployed(&ALL_SERVICES, healthy_stack(&example_cluster(), &ENABLED_SERVICES));
+    for service in ENABLED_SERVICES {
+        world.stack.add_service_lines(service, &world.cluster, &container(service), &[r#"{"level":"info","msg":"started"}"#]);
+    }
+    world.set_terraform(&world.outputs(), plan, None);
+    let router = SsmRouter::start(&world);
+    (world, router)
+}
+
+/// SSM split between two servers. The World points all of SSM at the observability stand-in
+/// (moto has no StartSession), but that stand-in has no parameter API, and cleanup-adot both
+/// tunnels (checkpoint 5) and lists the ADOT parameters. So: sessions go to the stand-in,
+/// everything else (the parameters) to moto.
+struct SsmRouter {
+    server: HttpServer,
+}
+
+impl SsmRouter {
+    fn start(world: &World) -> SsmRouter {
+        let (moto, stack) = (world.moto.endpoint(), world.stack.url());
+        let server = HttpServer::start(Arc::new(move |req: &Request| {
+            let target = req.header("x-amz-target").unwrap_or("");
+            let session = target.ends_with(".StartSession") || target.ends_with(".TerminateSession");
+            forward(if session { &stack } else { &moto }, req).unwrap_or_else(|err| Answer::text(502, &format!("{err:#}")))
+        }))
+        .expect("start the SSM router");
+        SsmRouter { server }
+    }
+
+    fn env(&self, world: &World) -> Vec<(String, String)> {
+        let mut vars = world.env_vars();
+        vars.retain(|(k, _)| k != "AWS_ENDPOINT_URL_SSM");
+        vars.push(("AWS_ENDPOINT_URL_SSM".into(), self.server.url()));
+        vars
+    }
+
+    fn xtask(&self, world: &World, args: &[&str]) -> Run {
+        let mut command = world.xtask_command(args);
+        command.envs(self.env(world));
+        run(command, &format!("{args:?}"))
+    }
+
+    /// The real aws CLI against moto's SSM (through the router).
+    fn aws(&self, world: &World, args: &[&str]) {
+        let out = Command::new(venv_bin().join("aws"))
+            .args(args)
+            .args(["--region", &world.env.settings().aws.region])
+            .env_clear()
+            .envs(self.env(world))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// One request passed on as it came (HTTP/1.0, so the answer is never chunked).
+fn forward(upstream: &str, req: &Request) -> anyhow::Result<Answer> {
+    let addr = upstream.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    let mut head = format!("{} {} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", req.method, req.path, req.body.len());
+    for (name, value) in &req.headers {
+        if !["host", "content-length", "connection", "expect", "transfer-encoding"].contains(&name.as_str()) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    stream.write_all(format!("{head}\r\n{}", req.body).as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::format_err!("no header end in {text}"))?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow::format_err!("no status in {head}"))?;
+    let content_type = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "application/x-amz-json-1.1".into());
+    Ok(Answer { status, content_type, body: body.to_string() })
+}
+
+// A leftover ADOT parameter fails the after-check (env unchanged); once it is gone, cleanup records adot off, log groups kept.
+// req: 8.1, 8.3
+#[test]
+fn cleanup_adot_removes_adot_keeps_the_log_groups_and_records_it() {
+    let (world, ssm) = migrated_world(&adot_plan());
+    let before = world.env.text();
+
+    // The apply "forgot" the ADOT parameter: the after-check fails and nothing is recorded.
+    let leftover = format!("/{}/adot/collector-config", world.project);
+    ssm.aws(&world, &["ssm", "put-parameter", "--name", &leftover, "--type", "String", "--value", "receivers: {}"]);
+    let out = ssm.xtask(&world, &["cleanup-adot", "--execute"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains(&format!("FAIL  no ADOT SSM parameter left       still there: {leftover}")), "{}", out.stderr);
+    assert!(out.stderr.contains("the cleanup did not verify (table above); envs/dev.toml is unchanged"), "{}", out.stderr);
+    assert_eq!(world.env.text(), before);
+
+    ssm.aws(&world, &["ssm", "delete-parameter", "--name", &leftover]);
+    let out = ssm.xtask(&world, &["cleanup-adot", "--execute"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("ADOT is gone from `dev`; the CloudWatch log groups stay for rollback."), "{}", out.stdout);
+    assert!(out.stderr.contains("checkpoint 5: PASS"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("pass  no ADOT SSM parameter left       nothing under /{}/adot", world.project)), "{}", out.stderr);
+    assert!(out.stderr.contains("pass  CloudWatch log groups untouched  5 log groups still there"), "{}", out.stderr);
+
+    // Only `[adot] enabled` changed, and the rendered tfvars follow.
+    assert_eq!(changed_lines(&before, &world.env.text()), vec![("enabled = true", "enabled = false")]);
+    assert!(!world.env.settings().adot.enabled);
+    let tfvars = std::fs::read_to_string(world.env.repo().join("rendered/dev/terraform.tfvars")).unwrap();
+    assert!(tfvars.lines().any(|l| l.starts_with("adot_enabled ") && l.ends_with("= false")), "{tfvars}");
+
+    // Both runs planned and applied (the after-check follows the apply); only the second recorded.
+    let calls = world.terraform_calls();
+    let order: Vec<String> = subcommands(&calls).into_iter().filter(|c| c != "output").collect();
+    assert_eq!(order, vec!["init", "plan", "show", "apply", "init", "plan", "show", "apply"], "{calls:?}");
+    for service in ALL_SERVICES {
+        let groups = world.aws(&["logs", "describe-log-groups", "--log-group-name-prefix", &world.log_group(service)]);
+        assert_eq!(groups["logGroups"].as_array().map(Vec::len), Some(1), "{service}: {groups}");
+    }
+    world.assert_no_tunnel_left();
+}
+
+// req: 8.5, 8.3
+#[test]
+fn cleanup_adot_refuses_a_plan_that_deletes_a_log_group() {
+    let mut plan = adot_plan();
+    plan["resource_changes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"address": "module.temporal_history.aws_cloudwatch_log_group.this", "change": {"actions": ["delete"]}}));
+    let (world, ssm) = migrated_world(&plan);
+    let before = world.env.text();
+
+    let out = ssm.xtask(&world, &["cleanup-adot", "--execute"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("would delete CloudWatch log groups (module.temporal_history.aws_cloudwatch_log_group.this)"), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was applied"), "{}", out.stderr);
+    assert!(!subcommands(&world.terraform_calls()).contains(&"apply".to_string()), "{:?}", world.terraform_calls());
+    assert_eq!(world.env.text(), before);
+    world.assert_no_tunnel_left();
+}
+
+// ---- cleanup-adot --prune-code ----------------------------------------------------------------
+
+/// A scratch repository with the real `infra/` and `templates/`, every service on Alloy, ADOT
+/// off in `dev` (its only env), rendered; terraform is a stand-in answering `validate` with `validate`.
+fn pruneable_world(validate: Reply) -> World {
+    let world = World::bare(&ALL_SERVICES, StackState::default());
+    let repo = world.env.repo();
+    copy_tree(&root().join("infra"), &repo.join("infra"));
+    copy_tree(&root().join("templates"), &repo.join("templates"));
+    settings::set(&world.env.path, &["adot", "enabled"], false.into()).unwrap();
+    install_terraform(&world, &json!({"resource_changes": []}), &[(&["validate"], validate)]);
+    xtask_plain(&world, &["render"]).assert_code(0);
+    assert!(repo.join("rendered/dev/adot-sidecar-config.yaml").is_file(), "the ADOT config is rendered before the prune");
+    world
+}
+
+/// Files below the repository's `infra/` and `templates/` that still hold an ADOT marker.
+fn files_with_markers(repo: &Path) -> Vec<PathBuf> {
+    snapshot(repo)
+        .into_iter()
+        .filter(|(path, bytes)| (path.starts_with("infra") || path.starts_with("templates")) && String::from_utf8_lossy(bytes).contains(">>> adot"))
+        .map(|(path, _)| path)
+        .collect()
+}
+
+// While any env still has ADOT, --prune-code is refused and nothing is deleted.
+#[test]
+fn prune_code_is_refused_while_an_env_has_adot() {
+    let world = pruneable_world(Reply::ok(""));
+    // A second environment that has not been cleaned up yet.
+    std::fs::copy(root().join("envs/example.toml"), world.env.repo().join("envs/staging.toml")).unwrap();
+    let before = snapshot(world.env.repo());
+    let out = world.xtask(&["cleanup-adot", "--prune-code", "--execute"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("refusing --prune-code: environments staging still have ADOT"), "{}", out.stderr);
+    assert_eq!(differing(&before, &snapshot(world.env.repo())), Vec::<PathBuf>::new());
+    assert!(subcommands(&world.terraform_calls()).iter().all(|c| c != "validate"), "{:?}", world.terraform_calls());
+}
+
+// The dry run lists the prune and changes nothing; --execute prunes every ADOT file and block, then validates.
+#[test]
+fn prune_code_lists_then_removes_the_adot_code_and_validates() {
+    let world = pruneable_world(Reply::ok("Success! The configuration is valid.\n"));
+    let repo = world.env.repo();
+    let before = snapshot(repo);
+    let marked = files_with_markers(repo);
+    assert!(marked.contains(&PathBuf::from("infra/alloy-sidecar.tf")), "{marked:?}");
+
+    let out = world.xtask(&["cleanup-adot", "--prune-code"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("already removed (adot.enabled = false)"), "{}", out.stdout);
+    assert!(out.stdout.contains("--prune-code would delete or edit:"), "{}", out.stdout);
+    for file in ["infra/adot-sidecar.tf", "templates/adot-sidecar-config.yaml.tera"] {
+        assert!(out.stdout.contains(&format!("  delete {file}")), "{file} not listed:\n{}", out.stdout);
+    }
+    for file in marked.iter().filter(|f| !f.ends_with("adot-sidecar.tf")) {
+        assert!(out.stdout.contains(&format!("  edit   {}", file.display())), "{} not listed:\n{}", file.display(), out.stdout);
+    }
+    assert_eq!(differing(&before, &snapshot(repo)), Vec::<PathBuf>::new(), "the dry run changed files");
+    assert!(world.terraform_calls().is_empty(), "{:?}", world.terraform_calls());
+
+    let out = world.xtask(&["cleanup-adot", "--prune-code", "--execute"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("ADOT code removed; review and commit the change"), "{}", out.stdout);
+    assert!(!repo.join("infra/adot-sidecar.tf").exists());
+    assert!(!repo.join("templates/adot-sidecar-config.yaml.tera").exists());
+    assert!(!repo.join("rendered/dev/adot-sidecar-config.yaml").exists());
+    assert_eq!(files_with_markers(repo), Vec::<PathBuf>::new());
+    assert!(!std::fs::read_to_string(repo.join("infra/alloy-sidecar.tf")).unwrap().contains("<<< adot"));
+    // Only the marked blocks went: the tests' other runs stay, files without markers are untouched.
+    let tests = std::fs::read_to_string(repo.join("infra/tests/alloy_sidecar.tftest.hcl")).unwrap();
+    assert!(tests.contains(r#"run "req_3_1_alloy_sidecar_in_each_task""#) && !tests.contains("req_8_2_one_service_at_a_time"), "{tests}");
+    let after = snapshot(repo);
+    assert_eq!(after.get(Path::new("infra/loki.tf")), before.get(Path::new("infra/loki.tf")));
+    let calls = world.terraform_calls();
+    let validate = calls.iter().find(|argv| argv[0] == "validate").unwrap_or_else(|| panic!("no validate: {calls:?}"));
+    assert_eq!(validate, &vec!["validate".to_string(), "-no-color".to_string()]);
+}
+
+// A prune that does not validate is undone: every file restored byte for byte, exit 1.
+#[test]
+fn prune_code_restores_every_file_when_validation_fails() {
+    let world = pruneable_world(Reply::fail(1, "Error: Reference to undeclared resource\n"));
+    let repo = world.env.repo();
+    let before = snapshot(repo);
+    let out = world.xtask(&["cleanup-adot", "--prune-code", "--execute"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("pruning the ADOT code broke the configuration; every file was restored"), "{}", out.stderr);
+    assert!(out.stderr.contains("Reference to undeclared resource"), "{}", out.stderr);
+    assert!(subcommands(&world.terraform_calls()).contains(&"validate".to_string()));
+    assert_eq!(differing(&before, &snapshot(repo)), Vec::<PathBuf>::new(), "not restored byte for byte");
+}
+
+// ---- outside the repository, unknown commands -------------------------------------------------
+
+// Run outside the checkout (no XTASK_ROOT): refused with where to run it, exit 2.
+#[test]
+fn outside_the_repository_the_binary_says_where_to_run_it() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut command = xtask_bare(&["doctor"]);
+    command.current_dir(elsewhere.path());
+    let out = run(command, "doctor (outside)");
+    out.assert_code(2);
+    assert!(out.stderr.contains("run `cargo xtask` inside the repository"), "{}", out.stderr);
+    assert!(out.stderr.contains(&elsewhere.path().display().to_string()), "{}", out.stderr);
+}
+
+// An unknown subcommand: clap's error naming it, exit 2.
+#[test]
+fn an_unknown_command_is_named_and_exits_2() {
+    let repo = EnvFile::new(&[]);
+    let out = xtask_in(repo.repo(), &["frobnicate"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("unrecognized subcommand 'frobnicate'"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
