@@ -23,57 +23,17 @@ fn main() {
     // (rust method, RPC name, message prefix): messages are `<Prefix>Request` / `<Prefix>Response`.
     let provider_rpcs = [
         ("get_metadata", "GetMetadata", "GetMetadata"),
-        (
-            "get_provider_schema",
-            "GetProviderSchema",
-            "GetProviderSchema",
-        ),
-        (
-            "validate_provider_config",
-            "ValidateProviderConfig",
-            "ValidateProviderConfig",
-        ),
-        (
-            "validate_resource_config",
-            "ValidateResourceConfig",
-            "ValidateResourceConfig",
-        ),
-        (
-            "validate_data_resource_config",
-            "ValidateDataResourceConfig",
-            "ValidateDataResourceConfig",
-        ),
-        (
-            "validate_ephemeral_resource_config",
-            "ValidateEphemeralResourceConfig",
-            "ValidateEphemeralResourceConfig",
-        ),
-        (
-            "upgrade_resource_state",
-            "UpgradeResourceState",
-            "UpgradeResourceState",
-        ),
-        (
-            "get_resource_identity_schemas",
-            "GetResourceIdentitySchemas",
-            "GetResourceIdentitySchemas",
-        ),
-        (
-            "configure_provider",
-            "ConfigureProvider",
-            "ConfigureProvider",
-        ),
+        ("get_provider_schema", "GetProviderSchema", "GetProviderSchema"),
+        ("validate_provider_config", "ValidateProviderConfig", "ValidateProviderConfig"),
+        ("validate_resource_config", "ValidateResourceConfig", "ValidateResourceConfig"),
+        ("validate_data_resource_config", "ValidateDataResourceConfig", "ValidateDataResourceConfig"),
+        ("validate_ephemeral_resource_config", "ValidateEphemeralResourceConfig", "ValidateEphemeralResourceConfig"),
+        ("upgrade_resource_state", "UpgradeResourceState", "UpgradeResourceState"),
+        ("get_resource_identity_schemas", "GetResourceIdentitySchemas", "GetResourceIdentitySchemas"),
+        ("configure_provider", "ConfigureProvider", "ConfigureProvider"),
         ("read_resource", "ReadResource", "ReadResource"),
-        (
-            "plan_resource_change",
-            "PlanResourceChange",
-            "PlanResourceChange",
-        ),
-        (
-            "apply_resource_change",
-            "ApplyResourceChange",
-            "ApplyResourceChange",
-        ),
+        ("plan_resource_change", "PlanResourceChange", "PlanResourceChange"),
+        ("apply_resource_change", "ApplyResourceChange", "ApplyResourceChange"),
         ("read_data_source", "ReadDataSource", "ReadDataSource"),
         ("stop_provider", "StopProvider", "StopProvider"),
     ];
@@ -111,15 +71,8 @@ fn main() {
     let health = Service::builder()
         .name("Health")
         .package("grpc.health.v1")
-        .method(unary(
-            "check",
-            "Check",
-            "HealthCheckRequest",
-            "HealthCheckResponse",
-        ))
+        .method(unary("check", "Check", "HealthCheckRequest", "HealthCheckResponse"))
         .build();
 
-    Builder::new()
-        .build_client(false)
-        .compile(&[provider.build(), controller, stdio, health]);
+    Builder::new().build_client(false).compile(&[provider.build(), controller, stdio, health]);
 }

@@ -53,7 +53,10 @@ impl BuildGrafanaArgs {
         }
         plan.execute()?;
         println!("{image}");
-        eprintln!("Pushed. Next: `cargo xtask deploy grafana --env {} --execute` (it records the image in the env file)", env.name);
+        eprintln!(
+            "Pushed. Next: `cargo xtask deploy grafana --env {} --execute` (it records the image in the env file)",
+            env.name
+        );
         Ok(())
     }
 }
@@ -97,7 +100,8 @@ impl Plan {
 pub fn grafana_version(project: &Project, context: &Path) -> anyhow::Result<String> {
     let dockerfile = context.join("Dockerfile");
     let text = std::fs::read_to_string(&dockerfile).with_context(|| format!("reading {}", dockerfile.display()))?;
-    configcheck::grafana::grafana_version(&text).map_err(|why| usage(format!("{}: {why}", project.rel(&dockerfile).display())))
+    configcheck::grafana::grafana_version(&text)
+        .map_err(|why| usage(format!("{}: {why}", project.rel(&dockerfile).display())))
 }
 
 /// The short commit the tag names. The image is built from `grafana/` only, so only changes there
@@ -150,7 +154,10 @@ fn check_aws_version(aws: &Aws) -> anyhow::Result<()> {
     let (major, minor, patch) = MIN_AWS_V1;
     match numbers {
         Some([1, ..]) if numbers < Some([major, minor, patch]) => {
-            bail!("{version} has no `ecr get-login-password`; {} (v1 needs {major}.{minor}.{patch}+)", tools::aws::INSTALL_HINT)
+            bail!(
+                "{version} has no `ecr get-login-password`; {} (v1 needs {major}.{minor}.{patch}+)",
+                tools::aws::INSTALL_HINT
+            )
         }
         Some(_) => Ok(()),
         None => bail!("could not read the AWS CLI version from {version:?}; {}", tools::aws::INSTALL_HINT),
@@ -184,7 +191,8 @@ fn repository_uri(aws: &Aws, name: &str) -> anyhow::Result<String> {
     if !out.success() {
         bail!("`{}` failed while trying to find the Grafana ECR repository:\n{}", cmd.display(), out.stderr.trim_end());
     }
-    let answer: serde_json::Value = serde_json::from_str(&out.stdout).with_context(|| format!("`{}` did not print JSON", cmd.display()))?;
+    let answer: serde_json::Value =
+        serde_json::from_str(&out.stdout).with_context(|| format!("`{}` did not print JSON", cmd.display()))?;
     answer["repositories"][0]["repositoryUri"]
         .as_str()
         .map(str::to_string)

@@ -78,10 +78,8 @@ pub fn terraform_dirs(project: &Project) -> anyhow::Result<Vec<PathBuf>> {
     }
     let modules = infra.join("modules");
     if modules.is_dir() {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&modules)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| has_tf_files(p))
-            .collect();
+        let mut found: Vec<PathBuf> =
+            std::fs::read_dir(&modules)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| has_tf_files(p)).collect();
         found.sort();
         dirs.extend(found);
     }

@@ -56,7 +56,8 @@ fn spec() -> PhaseSpec {
         change: Change::DisableAdot,
         scope: Scope::Adot,
         ecs_service_output: None,
-        checkpoint_name: "checkpoint 5 for every service first; after: no ADOT SSM parameter left, log groups untouched".into(),
+        checkpoint_name:
+            "checkpoint 5 for every service first; after: no ADOT SSM parameter left, log groups untouched".into(),
         timeout: Duration::from_secs(0),
     }
 }
@@ -66,7 +67,9 @@ fn remove_adot(project: &Project, env: Environment, spec: &PhaseSpec) -> anyhow:
     let before = run_checkpoint(&live, Checkpoint::Five { service: None })?;
     eprint!("{}", before.table());
     if !before.passed() {
-        bail!("refusing: checkpoint 5 fails (table above), so Alloy is not yet a full replacement; nothing was removed");
+        bail!(
+            "refusing: checkpoint 5 fails (table above), so Alloy is not yet a full replacement; nothing was removed"
+        );
     }
     let log_groups_before = log_groups(&live)?;
     let verify_cleanup = |live: &Live| {
@@ -90,7 +93,9 @@ fn remove_adot(project: &Project, env: Environment, spec: &PhaseSpec) -> anyhow:
             println!("ADOT is gone from `{}`; the CloudWatch log groups stay for rollback.", live.env.name);
             Ok(())
         }
-        Outcome::CheckFailed => bail!("the cleanup did not verify (table above); {} is unchanged", project.rel(&live.env.path).display()),
+        Outcome::CheckFailed => {
+            bail!("the cleanup did not verify (table above); {} is unchanged", project.rel(&live.env.path).display())
+        }
     }
 }
 
@@ -105,7 +110,9 @@ fn log_groups(live: &Live) -> anyhow::Result<Vec<String>> {
             format!("look up log group {name}"),
             ["logs", "describe-log-groups", "--log-group-name-prefix", &name],
         )?;
-        let exists = answer["logGroups"].as_array().is_some_and(|groups| groups.iter().any(|g| g["logGroupName"] == name.as_str()));
+        let exists = answer["logGroups"]
+            .as_array()
+            .is_some_and(|groups| groups.iter().any(|g| g["logGroupName"] == name.as_str()));
         if exists {
             found.push(name);
         }
@@ -119,8 +126,10 @@ fn no_adot_parameters(live: &Live) -> anyhow::Result<String> {
         format!("list SSM parameters under {path}"),
         ["ssm", "get-parameters-by-path", "--path", &path, "--recursive"],
     )?;
-    let left: Vec<&str> =
-        answer["Parameters"].as_array().map(|p| p.iter().filter_map(|x| x["Name"].as_str()).collect()).unwrap_or_default();
+    let left: Vec<&str> = answer["Parameters"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|x| x["Name"].as_str()).collect())
+        .unwrap_or_default();
     if left.is_empty() {
         Ok(format!("nothing under {path}"))
     } else {

@@ -25,10 +25,13 @@ pub fn check_configs(project: &Project) -> anyhow::Result<()> {
             replicas: env.settings.loki.count,
             memory_mib: env.settings.loki.memory,
         };
-        checked += check_file(project, &loki, &mut problems, |text| configcheck::loki::check_loki_config_for(text, &expected));
+        checked +=
+            check_file(project, &loki, &mut problems, |text| configcheck::loki::check_loki_config_for(text, &expected));
         for service in render::sidecar_services() {
             let alloy = dir.join(format!("alloy-{service}.alloy"));
-            checked += check_file(project, &alloy, &mut problems, |text| configcheck::alloy::check_alloy_config(text, ALLOY_TASK_ENV));
+            checked += check_file(project, &alloy, &mut problems, |text| {
+                configcheck::alloy::check_alloy_config(text, ALLOY_TASK_ENV)
+            });
         }
     }
     let grafana = project.root.join("grafana");
@@ -43,7 +46,12 @@ pub fn check_configs(project: &Project) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_file<F: Display>(project: &Project, path: &Path, problems: &mut Vec<String>, check: impl FnOnce(&str) -> Vec<F>) -> usize {
+fn check_file<F: Display>(
+    project: &Project,
+    path: &Path,
+    problems: &mut Vec<String>,
+    check: impl FnOnce(&str) -> Vec<F>,
+) -> usize {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             report(project, path, check(&text), problems);
@@ -67,7 +75,10 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
     let Ok(docker) = which::which("docker") else {
         return Ok(Some("no `docker` on PATH; install Docker to add the images' own config checks".into()));
     };
-    let engine = tools::Cmd::new(&docker, "see whether a Docker engine answers").args(["info", "--format", "{{.ServerVersion}}"]).quiet().output()?;
+    let engine = tools::Cmd::new(&docker, "see whether a Docker engine answers")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .quiet()
+        .output()?;
     if !engine.success() {
         return Ok(Some("the Docker engine does not answer; start it to add the images' own config checks".into()));
     }
@@ -77,19 +88,25 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
         let dir = project.root.join("rendered").join(&env.name);
         let mount = format!("{}:/cfg:ro", dir.display());
         let image = |key: &str| env.settings.versions.get(key).cloned().unwrap_or_default();
-        let mut runs = vec![tools::Cmd::new(&docker, format!("verify rendered/{}/loki-config.yaml with {}", env.name, image("loki_image")))
-            .args(["run", "--rm", "-v", &mount])
-            // Values the task definition sets at deploy time; -verify-config builds no client.
-            .args(["-e", "LOKI_S3_BUCKET=verify-config", "-e", &format!("AWS_REGION={}", env.settings.aws.region)])
-            .args(["-e", "LOKI_MEMBERLIST_JOIN=dns+peers.invalid:7946"])
-            .arg(image("loki_image"))
-            .args(["-config.file=/cfg/loki-config.yaml", "-config.expand-env=true", "-verify-config"])];
+        let mut runs = vec![tools::Cmd::new(
+            &docker,
+            format!("verify rendered/{}/loki-config.yaml with {}", env.name, image("loki_image")),
+        )
+        .args(["run", "--rm", "-v", &mount])
+        // Values the task definition sets at deploy time; -verify-config builds no client.
+        .args(["-e", "LOKI_S3_BUCKET=verify-config", "-e", &format!("AWS_REGION={}", env.settings.aws.region)])
+        .args(["-e", "LOKI_MEMBERLIST_JOIN=dns+peers.invalid:7946"])
+        .arg(image("loki_image"))
+        .args(["-config.file=/cfg/loki-config.yaml", "-config.expand-env=true", "-verify-config"])];
         for service in render::sidecar_services() {
             runs.push(
-                tools::Cmd::new(&docker, format!("validate rendered/{}/alloy-{service}.alloy with {}", env.name, image("alloy_image")))
-                    .args(["run", "--rm", "-v", &mount, "-e", "ALLOY_CONFIG=set", "-e", "GOMEMLIMIT=300MiB"])
-                    .arg(image("alloy_image"))
-                    .args(["validate".to_string(), format!("/cfg/alloy-{service}.alloy")]),
+                tools::Cmd::new(
+                    &docker,
+                    format!("validate rendered/{}/alloy-{service}.alloy with {}", env.name, image("alloy_image")),
+                )
+                .args(["run", "--rm", "-v", &mount, "-e", "ALLOY_CONFIG=set", "-e", "GOMEMLIMIT=300MiB"])
+                .arg(image("alloy_image"))
+                .args(["validate".to_string(), format!("/cfg/alloy-{service}.alloy")]),
             );
         }
         for run in runs {

@@ -345,7 +345,11 @@ pub fn compute(inputs: &Inputs, region: &RegionPrices, prices: &Prices) -> Break
     // CloudWatch: every GB ingested, stored compressed for the retention, queries scan raw GB.
     let cw_stored = g * inputs.retention_days / days_per_month * a.cloudwatch_stored_fraction;
     let cloudwatch = Side::new(vec![
-        line("ingestion", format!("{g} GB × ${}/GB", region.cloudwatch_ingestion_per_gb.usd), g * region.cloudwatch_ingestion_per_gb.usd),
+        line(
+            "ingestion",
+            format!("{g} GB × ${}/GB", region.cloudwatch_ingestion_per_gb.usd),
+            g * region.cloudwatch_ingestion_per_gb.usd,
+        ),
         line(
             "storage",
             format!("{cw_stored:.2} GB-month stored (gzip) × ${}", region.cloudwatch_storage_per_gb_month.usd),
@@ -380,11 +384,8 @@ pub fn compute(inputs: &Inputs, region: &RegionPrices, prices: &Prices) -> Break
     let kept_months = (l.retention_hours + l.delete_delay_hours) / 24.0 / days_per_month;
     let s3_stored = compressed_gb * l.replication_factor * kept_months;
     let intelligent = l.storage_class == "INTELLIGENT_TIERING";
-    let storage_price = if intelligent {
-        region.s3_intelligent_tiering_per_gb_month.usd
-    } else {
-        region.s3_standard_per_gb_month.usd
-    };
+    let storage_price =
+        if intelligent { region.s3_intelligent_tiering_per_gb_month.usd } else { region.s3_standard_per_gb_month.usd };
     let mut lines = vec![
         line(
             "Loki task",
@@ -442,7 +443,16 @@ pub fn compute(inputs: &Inputs, region: &RegionPrices, prices: &Prices) -> Break
 
     let saving_usd = cloudwatch.total - loki.total;
     let saving_fraction = if cloudwatch.total > 0.0 { saving_usd / cloudwatch.total } else { f64::NEG_INFINITY };
-    Breakdown { cloudwatch, loki, saving_usd, saving_fraction, vcpu_hour_usd: vcpu_hour, gb_hour_usd: gb_hour, s3_puts: puts, s3_gets: gets }
+    Breakdown {
+        cloudwatch,
+        loki,
+        saving_usd,
+        saving_fraction,
+        vcpu_hour_usd: vcpu_hour,
+        gb_hour_usd: gb_hour,
+        s3_puts: puts,
+        s3_gets: gets,
+    }
 }
 
 /// The smallest log volume (GB/month, to 0.1 GB) at which the saving exceeds 50 %, with everything
@@ -478,18 +488,16 @@ fn render_text(
          Prices: {PRICES_FILE} as of {} ({})\n\n",
         inputs.region, inputs.gb_per_month, inputs.queries_gb, inputs.retention_days, prices.as_of, region.checked
     );
-    for (title, side) in [("CloudWatch Logs (with ADOT sidecars)", &b.cloudwatch), ("Loki on ECS/EC2 (with Alloy sidecars)", &b.loki)] {
+    for (title, side) in
+        [("CloudWatch Logs (with ADOT sidecars)", &b.cloudwatch), ("Loki on ECS/EC2 (with Alloy sidecars)", &b.loki)]
+    {
         out.push_str(&format!("{title}\n"));
         for l in &side.lines {
             out.push_str(&format!("  {:<16} {:>9.2}  {}\n", l.item, l.usd, l.detail));
         }
         out.push_str(&format!("  {:<16} {:>9.2}\n\n", "total", side.total));
     }
-    out.push_str(&format!(
-        "Saving: ${:.2} per month ({:.1} %)\n",
-        b.saving_usd,
-        b.saving_fraction * 100.0
-    ));
+    out.push_str(&format!("Saving: ${:.2} per month ({:.1} %)\n", b.saving_usd, b.saving_fraction * 100.0));
     let holds = b.saving_fraction > REQUIRED_SAVING;
     let from = match break_even {
         Some(gb) => format!("more than 50 % from {gb} GB/month with these settings"),

@@ -75,7 +75,11 @@ fn deploy_baseline(project: &Project, env: Environment, execute: bool, timeout: 
     phase::render_status(project, &env, true)?;
     let live = Live::connect(project, env)?;
     phase::execute(&live, &spec, &|_| Ok(crate::report::Report::new("baseline")), &|| Ok(()))?;
-    println!("The fleet matches {}. Next: `cargo xtask deploy loki --env {}`", project.rel(&live.env.path).display(), live.env.name);
+    println!(
+        "The fleet matches {}. Next: `cargo xtask deploy loki --env {}`",
+        project.rel(&live.env.path).display(),
+        live.env.name
+    );
     Ok(())
 }
 

@@ -63,7 +63,11 @@ impl DoctorArgs {
 
 fn python_tools(project: &Project) -> Finding {
     match tools::python::PythonTools::installed(&project.root) {
-        Ok(tools) => Finding { what: "python tools", ok: true, detail: format!("pinned venv in {}", project.rel(tools.venv()).display()) },
+        Ok(tools) => Finding {
+            what: "python tools",
+            ok: true,
+            detail: format!("pinned venv in {}", project.rel(tools.venv()).display()),
+        },
         Err(err) => Finding { what: "python tools", ok: false, detail: format!("{err:#}") },
     }
 }
@@ -101,10 +105,16 @@ fn version_of(name: &'static str, args: &[&str], hint: &str) -> Finding {
     match which::which(name) {
         Err(_) => Finding { what: name, ok: false, detail: format!("not found on PATH; {hint}") },
         Ok(path) => match Cmd::new(&path, format!("read the {name} version")).args(args).quiet().output() {
-            Ok(out) if out.success() => {
-                Finding { what: name, ok: true, detail: format!("{}{}", out.stdout, out.stderr).lines().next().unwrap_or("").to_string() }
-            }
-            Ok(out) => Finding { what: name, ok: false, detail: format!("`{name} {}` failed: {}; {hint}", args.join(" "), out.stderr.trim()) },
+            Ok(out) if out.success() => Finding {
+                what: name,
+                ok: true,
+                detail: format!("{}{}", out.stdout, out.stderr).lines().next().unwrap_or("").to_string(),
+            },
+            Ok(out) => Finding {
+                what: name,
+                ok: false,
+                detail: format!("`{name} {}` failed: {}; {hint}", args.join(" "), out.stderr.trim()),
+            },
             Err(err) => Finding { what: name, ok: false, detail: format!("{err:#}") },
         },
     }
@@ -117,14 +127,22 @@ fn credentials(aws: Option<&Aws>, env: Option<&str>, project: &Project) -> Findi
     match aws.identity() {
         Err(err) => Finding { what: "aws credentials", ok: false, detail: format!("{err:#}") },
         Ok(identity) => {
-            let expected = env.and_then(|name| Environment::load(&project.root, name).ok()).map(|e| e.settings.aws.account_id);
+            let expected =
+                env.and_then(|name| Environment::load(&project.root, name).ok()).map(|e| e.settings.aws.account_id);
             match expected {
                 Some(account) if account != identity.account => Finding {
                     what: "aws credentials",
                     ok: false,
-                    detail: format!("{} is account {}, the env file says {account}; switch profile", identity.arn, identity.account),
+                    detail: format!(
+                        "{} is account {}, the env file says {account}; switch profile",
+                        identity.arn, identity.account
+                    ),
                 },
-                _ => Finding { what: "aws credentials", ok: true, detail: format!("{} (account {})", identity.arn, identity.account) },
+                _ => Finding {
+                    what: "aws credentials",
+                    ok: true,
+                    detail: format!("{} (account {})", identity.arn, identity.account),
+                },
             }
         }
     }
@@ -138,7 +156,9 @@ fn env_files(project: &Project, only: Option<&str>) -> Vec<Finding> {
     names
         .into_iter()
         .map(|name| match Environment::load(&project.root, &name) {
-            Ok(env) => Finding { what: "env file", ok: true, detail: format!("{} is valid", project.rel(&env.path).display()) },
+            Ok(env) => {
+                Finding { what: "env file", ok: true, detail: format!("{} is valid", project.rel(&env.path).display()) }
+            }
             Err(err) => Finding { what: "env file", ok: false, detail: format!("{err:#}") },
         })
         .collect()

@@ -28,7 +28,10 @@ pub fn rollout(service: &Value) -> Rollout {
     }
     let deployments = service["deployments"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     if let Some(failed) = deployments.iter().find(|d| d["rolloutState"] == "FAILED") {
-        return Rollout::Failed(format!("deployment failed: {}", failed["rolloutStateReason"].as_str().unwrap_or("no reason given")));
+        return Rollout::Failed(format!(
+            "deployment failed: {}",
+            failed["rolloutStateReason"].as_str().unwrap_or("no reason given")
+        ));
     }
     let running = service["runningCount"].as_i64().unwrap_or(0);
     let desired = service["desiredCount"].as_i64().unwrap_or(0);
@@ -46,7 +49,10 @@ pub fn wait_stable(aws: &Aws, cluster: &str, service: &str, timeout: Duration) -
     eprintln!("  waiting for ECS service {service} in {cluster} to become stable (up to {}s)", timeout.as_secs());
     loop {
         let answer = aws
-            .cmd(format!("read the state of ECS service {service}"), ["ecs", "describe-services", "--cluster", cluster, "--services", service])
+            .cmd(
+                format!("read the state of ECS service {service}"),
+                ["ecs", "describe-services", "--cluster", cluster, "--services", service],
+            )
             .quiet()
             .read()?;
         let answer: Value = serde_json::from_str(&answer)?;

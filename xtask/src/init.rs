@@ -12,10 +12,14 @@ impl InitArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
         settings::check_env_name(&self.env).map_err(usage)?;
         let path = project.root.join("envs").join(format!("{}.toml", self.env));
-        let given = [&self.region, &self.account_id, &self.project_name, &self.state_bucket].iter().any(|v| v.is_some());
+        let given =
+            [&self.region, &self.account_id, &self.project_name, &self.state_bucket].iter().any(|v| v.is_some());
         if path.exists() {
             if given {
-                bail!(usage(format!("{} exists already; edit it instead of passing settings to init", project.rel(&path).display())));
+                bail!(usage(format!(
+                    "{} exists already; edit it instead of passing settings to init",
+                    project.rel(&path).display()
+                )));
             }
             println!("{} exists; initialising its backend only", project.rel(&path).display());
         } else {
@@ -25,7 +29,11 @@ impl InitArgs {
         render::write(&project.root, &render::render_all(&project.root)?)?;
         println!("rendered rendered/{}", env.name);
         if self.no_backend {
-            println!("Next: edit the platform ids in {}, then `cargo xtask init {}` for the backend", project.rel(&path).display(), self.env);
+            println!(
+                "Next: edit the platform ids in {}, then `cargo xtask init {}` for the backend",
+                project.rel(&path).display(),
+                self.env
+            );
             return Ok(());
         }
         crate::live::Live::connect(project, env)?;
@@ -39,7 +47,12 @@ impl InitArgs {
         let mut doc: settings::TomlDocument = text.parse().context("parsing envs/example.toml")?;
         let region = value(&self.region, "--region", "AWS region", "eu-west-1")?;
         let account = value(&self.account_id, "--account-id", "AWS account id (12 digits)", "")?;
-        let name = value(&self.project_name, "--project-name", "project name (prefix of resource names)", &format!("temporal-{}", self.env))?;
+        let name = value(
+            &self.project_name,
+            "--project-name",
+            "project name (prefix of resource names)",
+            &format!("temporal-{}", self.env),
+        )?;
         let bucket = value(&self.state_bucket, "--state-bucket", "S3 bucket of the Terraform state", "")?;
         settings::set_in_document(&mut doc, &["aws", "region"], region.as_str().into())?;
         settings::set_in_document(&mut doc, &["aws", "account_id"], account.as_str().into())?;
@@ -51,7 +64,10 @@ impl InitArgs {
         // Validate before anything is written: a bad value leaves no file behind.
         settings::parse(&new_text).map_err(|err| usage(format!("{}: {err:#}", project.rel(path).display())))?;
         settings::write_atomically(path, &new_text)?;
-        println!("created {} (platform ids are the example's placeholders: set yours before deploying)", project.rel(path).display());
+        println!(
+            "created {} (platform ids are the example's placeholders: set yours before deploying)",
+            project.rel(path).display()
+        );
         Ok(())
     }
 }

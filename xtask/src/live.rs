@@ -2,8 +2,8 @@
 //! Terraform initialised against its state backend.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use anyhow::{bail, Context};
 use serde_json::Value;

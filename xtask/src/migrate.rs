@@ -25,7 +25,10 @@ impl MigrateArgs {
         let in_flight = journal.read()?;
         let services = self.services(&env, in_flight.as_deref())?;
         if services.is_empty() {
-            println!("Every enabled service in `{}` already runs Alloy. Next: `cargo xtask cleanup-adot --env {}`", env.name, env.name);
+            println!(
+                "Every enabled service in `{}` already runs Alloy. Next: `cargo xtask cleanup-adot --env {}`",
+                env.name, env.name
+            );
             return Ok(());
         }
         if let Some(service) = &in_flight {
@@ -89,7 +92,9 @@ fn spec(service: &'static str, timeout: Duration) -> PhaseSpec {
         change: Change::Collector { service, collector: Collector::Alloy },
         scope: Scope::Service(service),
         ecs_service_output: Some(format!("temporal_services.{service}.service_name")),
-        checkpoint_name: format!("checkpoint 5 for {service} (logs in Loki with labels, metrics in AMP, quiet sidecar)"),
+        checkpoint_name: format!(
+            "checkpoint 5 for {service} (logs in Loki with labels, metrics in AMP, quiet sidecar)"
+        ),
         timeout,
     }
 }
@@ -97,7 +102,8 @@ fn spec(service: &'static str, timeout: Duration) -> PhaseSpec {
 /// Moves one service; on a failed check puts it back on ADOT and stops.
 fn migrate_one(live: &Live, journal: &Journal, service: &'static str, timeout: Duration) -> anyhow::Result<()> {
     let spec = spec(service, timeout);
-    crate::verify::properties::snapshot_series(live, service).unwrap_or_else(|err| eprintln!("  warning: no metrics snapshot of {service} for P3: {err:#}"));
+    crate::verify::properties::snapshot_series(live, service)
+        .unwrap_or_else(|err| eprintln!("  warning: no metrics snapshot of {service} for P3: {err:#}"));
     let checkpoint = |live: &Live| run_checkpoint(live, Checkpoint::Five { service: Some(service.to_string()) });
     let outcome = phase::execute(live, &spec, &checkpoint, &|| journal.start(service))?;
     match outcome {
@@ -153,7 +159,9 @@ impl Journal {
 
     fn finish(&self) -> anyhow::Result<()> {
         match std::fs::remove_file(&self.path) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err).with_context(|| format!("removing {}", self.path.display())),
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                Err(err).with_context(|| format!("removing {}", self.path.display()))
+            }
             _ => Ok(()),
         }
     }

@@ -24,9 +24,15 @@ pub enum Change {
     /// Nothing to change: apply the env file as it is.
     Baseline,
     EnableLoki,
-    Collector { service: &'static str, collector: Collector },
+    Collector {
+        service: &'static str,
+        collector: Collector,
+    },
     /// `versions.<key> = <image>`
-    Image { key: String, image: String },
+    Image {
+        key: String,
+        image: String,
+    },
     DisableAdot,
 }
 
@@ -163,7 +169,8 @@ impl Plan {
         if self.changes.is_empty() {
             return "no changes (already applied)".to_string();
         }
-        let lines: Vec<String> = self.changes.iter().map(|c| format!("    {:<16} {}", c.actions.join("+"), c.address)).collect();
+        let lines: Vec<String> =
+            self.changes.iter().map(|c| format!("    {:<16} {}", c.actions.join("+"), c.address)).collect();
         format!("{} change(s):\n{}", self.changes.len(), lines.join("\n"))
     }
 }
@@ -313,7 +320,10 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
         format!("stop unless every planned change is within the {:?} scope", spec.scope),
         apply_cmd(&terraform, project, &plan_file).display(),
         match &spec.ecs_service_output {
-            Some(output) => format!("wait for the ECS service in output `{output}` to be stable (up to {}s)", spec.timeout.as_secs()),
+            Some(output) => format!(
+                "wait for the ECS service in output `{output}` to be stable (up to {}s)",
+                spec.timeout.as_secs()
+            ),
             None => "no ECS service to wait for".to_string(),
         },
         format!("run {}", spec.checkpoint_name),
@@ -327,7 +337,10 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
         println!("  {}. {step}", n + 1);
     }
     match tools::aws::Aws::find(&env.settings.aws.region).and_then(|aws| aws.identity()) {
-        Err(err) => println!("\nNo AWS access ({}), so no live plan; the steps above are the plan.", first_line(&format!("{err:#}"))),
+        Err(err) => println!(
+            "\nNo AWS access ({}), so no live plan; the steps above are the plan.",
+            first_line(&format!("{err:#}"))
+        ),
         Ok(_) => {
             let live = Live::connect(project, env.clone())?;
             let plan = plan(&live, &spec.change, &spec.scope)?;
@@ -340,7 +353,12 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
 
 /// The real thing: plan, apply, wait, check, then record (or report and leave the env file as is).
 /// `before_apply` runs once the plan is accepted, right before anything changes.
-pub fn execute(live: &Live, spec: &PhaseSpec, checkpoint: Checkpoint, before_apply: &dyn Fn() -> anyhow::Result<()>) -> anyhow::Result<Outcome> {
+pub fn execute(
+    live: &Live,
+    spec: &PhaseSpec,
+    checkpoint: Checkpoint,
+    before_apply: &dyn Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<Outcome> {
     eprintln!("{} (env `{}`, account {})", spec.title, live.env.name, live.identity.account);
     let plan = plan(live, &spec.change, &spec.scope)?;
     eprintln!("  plan: {}", plan.summary());
@@ -464,7 +482,8 @@ mod tests {
             path: "envs/dev.toml".into(),
             settings: settings::parse(include_str!("../../envs/example.toml")).unwrap(),
         };
-        let err = terraform_failure("terraform plan", "", "Error acquiring the state lock\n  ID:        1234-abcd\n", &env);
+        let err =
+            terraform_failure("terraform plan", "", "Error acquiring the state lock\n  ID:        1234-abcd\n", &env);
         let text = format!("{err:#}");
         assert!(text.contains("locked by another run (lock ID 1234-abcd)"), "{text}");
         assert!(text.contains("force-unlock 1234-abcd"), "{text}");

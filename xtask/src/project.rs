@@ -18,18 +18,29 @@ impl Project {
         if let Some(root) = std::env::var_os("XTASK_ROOT").filter(|r| !r.is_empty()) {
             let root = PathBuf::from(root);
             if !root.join("envs").is_dir() || !root.join("infra").is_dir() {
-                bail!(usage(format!("XTASK_ROOT={} is not a checkout of this project (no envs/ and infra/)", root.display())));
+                bail!(usage(format!(
+                    "XTASK_ROOT={} is not a checkout of this project (no envs/ and infra/)",
+                    root.display()
+                )));
             }
             return Ok(Project { root });
         }
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf();
         if !root.join("xtask/Cargo.toml").is_file() {
-            bail!(usage(format!("the repository this xtask was built from ({}) is gone; run `cargo xtask` inside a checkout", root.display())));
+            bail!(usage(format!(
+                "the repository this xtask was built from ({}) is gone; run `cargo xtask` inside a checkout",
+                root.display()
+            )));
         }
         let cwd = std::env::current_dir().context("reading the current directory")?;
-        let inside = cwd.canonicalize().ok().zip(root.canonicalize().ok()).is_some_and(|(cwd, root)| cwd.starts_with(root));
+        let inside =
+            cwd.canonicalize().ok().zip(root.canonicalize().ok()).is_some_and(|(cwd, root)| cwd.starts_with(root));
         if !inside {
-            bail!(usage(format!("run `cargo xtask` inside the repository ({}), not in {}", root.display(), cwd.display())));
+            bail!(usage(format!(
+                "run `cargo xtask` inside the repository ({}), not in {}",
+                root.display(),
+                cwd.display()
+            )));
         }
         Ok(Project { root })
     }
@@ -43,9 +54,13 @@ impl Project {
     pub fn terraform(&self) -> anyhow::Result<Terraform> {
         let choice = ProviderChoice::from_env().map_err(usage)?;
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        tools::terraform::discover(&self.root, || self.python_tools(), EngineChoice::from_env(), choice, || {
-            tools::terraform::build_offline_provider(&self.root, &cargo)
-        })
+        tools::terraform::discover(
+            &self.root,
+            || self.python_tools(),
+            EngineChoice::from_env(),
+            choice,
+            || tools::terraform::build_offline_provider(&self.root, &cargo),
+        )
     }
 
     /// Relative path for messages.

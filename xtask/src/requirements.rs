@@ -69,8 +69,9 @@ pub fn check(project: &Project) -> anyhow::Result<()> {
 /// Reads the requirements and scans the tree below `root`.
 pub fn build(root: &Path) -> anyhow::Result<Report> {
     let path = root.join(REQUIREMENTS_FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}; it lists the requirements (see README, \"Requirement traceability\")", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("reading {}; it lists the requirements (see README, \"Requirement traceability\")", path.display())
+    })?;
     let requirements = parse_requirements(&text).with_context(|| format!("in {}", path.display()))?;
     let scan = scan(root)?;
     Ok(Report::new(requirements, scan))
@@ -231,7 +232,8 @@ impl Block {
             scan.problems.push(Problem {
                 file: file.to_string(),
                 line,
-                message: "a `req:` tag that is not directly above a test (no blank line between); move it or remove it".into(),
+                message: "a `req:` tag that is not directly above a test (no blank line between); move it or remove it"
+                    .into(),
             });
         }
         self.test_attribute = false;
@@ -380,7 +382,9 @@ fn parse_tag(text: &str) -> Result<Vec<String>, String> {
     }
     tokens
         .iter()
-        .map(|token| canonical_id(token).ok_or_else(|| format!("`{token}` is not a requirement id (write 2.3, NF6 or P4)")))
+        .map(|token| {
+            canonical_id(token).ok_or_else(|| format!("`{token}` is not a requirement id (write 2.3, NF6 or P4)"))
+        })
         .collect()
 }
 

@@ -32,7 +32,8 @@ fn import(project: &Project, file: &Path) -> anyhow::Result<()> {
     } else {
         raw
     };
-    let summary = validate(&json).map_err(|err| usage(format!("{} is not a usable hashicorp/aws schema: {err}", file.display())))?;
+    let summary = validate(&json)
+        .map_err(|err| usage(format!("{} is not a usable hashicorp/aws schema: {err}", file.display())))?;
 
     let target = project.root.join(tools::terraform::SCHEMA_PATH);
     let dir = target.parent().expect("schema path has a parent");
@@ -52,7 +53,9 @@ fn import(project: &Project, file: &Path) -> anyhow::Result<()> {
 /// Checks the document is `terraform providers schema -json` output for hashicorp/aws.
 fn validate(json: &[u8]) -> anyhow::Result<String> {
     let doc: serde_json::Value = serde_json::from_slice(json).map_err(|err| format_err!("not JSON ({err})"))?;
-    let format = doc["format_version"].as_str().ok_or_else(|| format_err!("no format_version (expected the output of `terraform providers schema -json`)"))?;
+    let format = doc["format_version"]
+        .as_str()
+        .ok_or_else(|| format_err!("no format_version (expected the output of `terraform providers schema -json`)"))?;
     if !format.starts_with("1.") {
         bail!("format_version {format:?} is not one this tool knows (1.x)");
     }
@@ -83,7 +86,8 @@ mod tests {
     use super::validate;
 
     fn doc(resources: &[&str]) -> String {
-        let resources: Vec<String> = resources.iter().map(|r| format!("\"{r}\": {{\"version\": 0, \"block\": {{}}}}")).collect();
+        let resources: Vec<String> =
+            resources.iter().map(|r| format!("\"{r}\": {{\"version\": 0, \"block\": {{}}}}")).collect();
         format!(
             "{{\"format_version\": \"1.0\", \"provider_schemas\": {{\"registry.terraform.io/hashicorp/aws\": {{\"provider\": {{\"version\": 0, \"block\": {{}}}}, \"resource_schemas\": {{{}}}, \"data_source_schemas\": {{}}}}}}}}",
             resources.join(",")
@@ -100,7 +104,10 @@ mod tests {
     fn rejects_broken_and_foreign_documents() {
         assert!(validate(b"{not json").unwrap_err().to_string().contains("not JSON"));
         let google = doc(super::EXPECTED_RESOURCES).replace("hashicorp/aws", "hashicorp/google");
-        assert!(validate(google.as_bytes()).unwrap_err().to_string().contains("no registry.terraform.io/hashicorp/aws"));
+        assert!(validate(google.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("no registry.terraform.io/hashicorp/aws"));
         let partial = doc(&["aws_s3_bucket"]);
         assert!(validate(partial.as_bytes()).unwrap_err().to_string().contains("aws_ecs_service"));
         assert!(validate(b"{\"format_version\": \"2.0\"}").unwrap_err().to_string().contains("format_version"));

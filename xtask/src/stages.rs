@@ -48,7 +48,13 @@ impl Stages {
         eprintln!("\n{what}:");
         for (name, took, failure) in &self.done {
             let skipped = self.not_run.iter().any(|(n, _)| n == name);
-            let verdict = if failure.is_some() { "FAILED" } else if skipped { "NOT RUN" } else { "ok" };
+            let verdict = if failure.is_some() {
+                "FAILED"
+            } else if skipped {
+                "NOT RUN"
+            } else {
+                "ok"
+            };
             eprintln!("  {name:width$}  {verdict:6}  {:>6.1}s", took.as_secs_f64());
         }
         eprintln!("  {:width$}  {:6}  {:>6.1}s", "total", "", total.as_secs_f64());

@@ -19,7 +19,8 @@ use tools::aws::Aws;
 use crate::live::Live;
 use crate::project::usage;
 
-pub const PLUGIN_INSTALL_HINT: &str = "the SSM tunnels to Loki and Grafana need it: install the Session Manager plugin \
+pub const PLUGIN_INSTALL_HINT: &str =
+    "the SSM tunnels to Loki and Grafana need it: install the Session Manager plugin \
     (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html)";
 
 /// What to reach: the task of an ECS service, on a port of its private IP.
@@ -105,7 +106,11 @@ impl Tunnel {
     fn wait_ready(&mut self, what: &str, timeout: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], self.local_port));
-        eprintln!("  waiting for the SSM tunnel to {what} on 127.0.0.1:{} (up to {}s)", self.local_port, timeout.as_secs());
+        eprintln!(
+            "  waiting for the SSM tunnel to {what} on 127.0.0.1:{} (up to {}s)",
+            self.local_port,
+            timeout.as_secs()
+        );
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
@@ -232,7 +237,9 @@ fn install_signal_cleanup() {
     ONCE.call_once(|| {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-            eprintln!("warning: could not install the signal handler; an interrupted command may leave its SSM tunnel open");
+            eprintln!(
+                "warning: could not install the signal handler; an interrupted command may leave its SSM tunnel open"
+            );
             return;
         };
         // The main thread may finish (its checks fail once the tunnel is gone) while this thread
@@ -313,32 +320,42 @@ fn running_task(aws: &Aws, cluster: &str, service: &str) -> anyhow::Result<Task>
     let mut args = vec!["ecs", "describe-tasks", "--cluster", cluster, "--tasks"];
     args.extend(arns.iter().take(100));
     let described = aws.json(format!("read the network address of a {service} task"), args)?;
-    pick_task(&described, cluster, service).with_context(|| format!("ECS service {service} in cluster {cluster} has no running task with a private IP"))
+    pick_task(&described, cluster, service)
+        .with_context(|| format!("ECS service {service} in cluster {cluster} has no running task with a private IP"))
 }
 
 /// The first RUNNING task of the service (group `service:<name>`) with an ENI address.
 pub fn pick_task(described: &Value, cluster: &str, service: &str) -> Option<Task> {
     let group = format!("service:{service}");
-    described["tasks"].as_array()?.iter().filter(|t| t["lastStatus"] == "RUNNING" && t["group"] == group.as_str()).find_map(|task| {
-        let ip = task["attachments"]
-            .as_array()?
-            .iter()
-            .filter(|a| a["type"] == "ElasticNetworkInterface")
-            .flat_map(|a| a["details"].as_array().into_iter().flatten())
-            .find(|d| d["name"] == "privateIPv4Address")?["value"]
-            .as_str()?
-            .to_string();
-        let id = task["taskArn"].as_str()?.rsplit('/').next()?.to_string();
-        // Any container will do: in awsvpc mode they share the task's network namespace.
-        let exec_target = task["containers"].as_array().into_iter().flatten().find_map(|c| {
-            let agent_runs = c["managedAgents"]
+    described["tasks"]
+        .as_array()?
+        .iter()
+        .filter(|t| t["lastStatus"] == "RUNNING" && t["group"] == group.as_str())
+        .find_map(|task| {
+            let ip = task["attachments"]
                 .as_array()?
                 .iter()
-                .any(|a| a["name"] == "ExecuteCommandAgent" && a["lastStatus"] == "RUNNING");
-            agent_runs.then(|| c["runtimeId"].as_str().map(|runtime| format!("ecs:{cluster}_{id}_{runtime}")))?
-        });
-        Some(Task { id, ip, container_instance: task["containerInstanceArn"].as_str().map(str::to_string), exec_target })
-    })
+                .filter(|a| a["type"] == "ElasticNetworkInterface")
+                .flat_map(|a| a["details"].as_array().into_iter().flatten())
+                .find(|d| d["name"] == "privateIPv4Address")?["value"]
+                .as_str()?
+                .to_string();
+            let id = task["taskArn"].as_str()?.rsplit('/').next()?.to_string();
+            // Any container will do: in awsvpc mode they share the task's network namespace.
+            let exec_target = task["containers"].as_array().into_iter().flatten().find_map(|c| {
+                let agent_runs = c["managedAgents"]
+                    .as_array()?
+                    .iter()
+                    .any(|a| a["name"] == "ExecuteCommandAgent" && a["lastStatus"] == "RUNNING");
+                agent_runs.then(|| c["runtimeId"].as_str().map(|runtime| format!("ecs:{cluster}_{id}_{runtime}")))?
+            });
+            Some(Task {
+                id,
+                ip,
+                container_instance: task["containerInstanceArn"].as_str().map(str::to_string),
+                exec_target,
+            })
+        })
 }
 
 /// The EC2 instance to start the session on: the task's own host if it is usable, else any
@@ -348,7 +365,8 @@ fn container_instance(aws: &Aws, cluster: &str, preferred: Option<&str>) -> anyh
         format!("list the container instances of cluster {cluster}"),
         ["ecs", "list-container-instances", "--cluster", cluster, "--status", "ACTIVE"],
     )?;
-    let arns: Vec<&str> = listed["containerInstanceArns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let arns: Vec<&str> =
+        listed["containerInstanceArns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     if arns.is_empty() {
         bail!("cluster {cluster} has no active container instance to open an SSM session on");
     }
@@ -365,7 +383,10 @@ pub fn pick_instance(described: &Value, preferred: Option<&str>) -> Option<Strin
         .iter()
         .filter(|i| i["status"] == "ACTIVE" && i["agentConnected"] == true && i["ec2InstanceId"].is_string())
         .collect();
-    let chosen = usable.iter().find(|i| preferred.is_some() && i["containerInstanceArn"].as_str() == preferred).or(usable.first())?;
+    let chosen = usable
+        .iter()
+        .find(|i| preferred.is_some() && i["containerInstanceArn"].as_str() == preferred)
+        .or(usable.first())?;
     chosen["ec2InstanceId"].as_str().map(str::to_string)
 }
 
@@ -384,7 +405,10 @@ mod tests {
              "containers": [{"name": "loki", "runtimeId": "t3-111", "managedAgents": [{"name": "ExecuteCommandAgent", "lastStatus": "PENDING"}]}]},
         ]});
         let task = pick_task(&described, "c", "loki").unwrap();
-        assert_eq!((task.id.as_str(), task.ip.as_str(), task.container_instance.as_deref()), ("t3", "10.0.0.3", Some("arn:ci/1")));
+        assert_eq!(
+            (task.id.as_str(), task.ip.as_str(), task.container_instance.as_deref()),
+            ("t3", "10.0.0.3", Some("arn:ci/1"))
+        );
         // The agent is not running yet: no ECS Exec, the instance path is used.
         assert_eq!(task.exec_target, None);
         assert!(pick_task(&described, "c", "other").is_none());

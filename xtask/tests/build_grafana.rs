@@ -42,7 +42,8 @@ impl Harness {
         let system = tempfile::tempdir().unwrap();
         let path = std::env::var_os("PATH").unwrap_or_default();
         for tool in ["git", "sed", "awk", "cat"] {
-            let real = standins::find_on(&path, tool).unwrap_or_else(|| panic!("`{tool}` is needed on PATH for this test"));
+            let real =
+                standins::find_on(&path, tool).unwrap_or_else(|| panic!("`{tool}` is needed on PATH for this test"));
             std::os::unix::fs::symlink(real, system.path().join(tool)).unwrap();
         }
         Harness { tools, recorder, system, home: tempfile::tempdir().unwrap(), moto: None }
@@ -187,7 +188,17 @@ fn execute_builds_logs_in_through_stdin_and_pushes_in_order() {
         argv,
         [
             vec!["buildx", "version"],
-            vec!["buildx", "build", "--platform", "linux/arm64", "--provenance=false", "--tag", &image, "--load", &grafana],
+            vec![
+                "buildx",
+                "build",
+                "--platform",
+                "linux/arm64",
+                "--provenance=false",
+                "--tag",
+                &image,
+                "--load",
+                &grafana
+            ],
             vec!["login", "--username", "AWS", "--password-stdin", registry],
             vec!["push", &image],
         ]
@@ -220,16 +231,21 @@ fn missing_docker_is_a_clear_error() {
 
 #[test]
 fn missing_buildx_is_a_clear_error() {
-    let docker = StandIn::new("docker").reply(&["buildx"], Reply::fail(1, "docker: 'buildx' is not a docker command.\n"));
+    let docker =
+        StandIn::new("docker").reply(&["buildx"], Reply::fail(1, "docker: 'buildx' is not a docker command.\n"));
     let h = Harness::new(Some(docker));
     let out = h.xtask(&["--allow-dirty", "--execute"], |_| {});
-    assert_failed_with(&out, &["docker buildx is not available", "is not a docker command", "buildx plugin 0.10 or newer"]);
+    assert_failed_with(
+        &out,
+        &["docker buildx is not available", "is not a docker command", "buildx plugin 0.10 or newer"],
+    );
     assert_nothing_pushed(&h);
 }
 
 #[test]
 fn an_old_buildx_is_refused() {
-    let docker = StandIn::new("docker").reply(&["buildx", "version"], Reply::ok("github.com/docker/buildx v0.9.1 ed00243\n"));
+    let docker =
+        StandIn::new("docker").reply(&["buildx", "version"], Reply::ok("github.com/docker/buildx v0.9.1 ed00243\n"));
     let h = Harness::new(Some(docker));
     let out = h.xtask(&["--allow-dirty", "--execute"], |_| {});
     assert_failed_with(&out, &["docker buildx 0.9 is too old"]);
@@ -252,7 +268,10 @@ fn no_credentials_is_a_clear_error() {
 fn an_absent_repository_says_to_apply_grafana_tf_first() {
     let h = Harness::new(Some(docker_with_buildx())).with_moto();
     let out = h.xtask(&["--allow-dirty", "--execute"], |_| {});
-    assert_failed_with(&out, &[&format!("the ECR repository {REPOSITORY} does not exist in {REGION}"), "apply infra/grafana.tf first"]);
+    assert_failed_with(
+        &out,
+        &[&format!("the ECR repository {REPOSITORY} does not exist in {REGION}"), "apply infra/grafana.tf first"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_nothing_pushed(&h);
 }

@@ -32,7 +32,13 @@ fn run(mut command: Command, label: &str) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    eprintln!("xtask {label}: exit {:?} in {:.1}s\nstdout:\n{}\nstderr:\n{}", run.code, started.elapsed().as_secs_f32(), run.stdout, run.stderr);
+    eprintln!(
+        "xtask {label}: exit {:?} in {:.1}s\nstdout:\n{}\nstderr:\n{}",
+        run.code,
+        started.elapsed().as_secs_f32(),
+        run.stdout,
+        run.stderr
+    );
     run
 }
 
@@ -40,7 +46,13 @@ fn run(mut command: Command, label: &str) -> Run {
 /// no terminal, run from the repository.
 fn xtask_bare(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.args(args).current_dir(root()).env_clear().env("PATH", "/usr/bin:/bin").env("LANG", "C.UTF-8").stdin(Stdio::null());
+    command
+        .args(args)
+        .current_dir(root())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .stdin(Stdio::null());
     command
 }
 
@@ -60,7 +72,8 @@ fn xtask_plain(world: &World, args: &[&str]) -> Run {
 
 /// Files that differ (or exist on one side only) between two snapshots.
 fn differing(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<PathBuf> {
-    let paths: std::collections::BTreeSet<&PathBuf> = before.keys().chain(after.keys()).filter(|p| before.get(*p) != after.get(*p)).collect();
+    let paths: std::collections::BTreeSet<&PathBuf> =
+        before.keys().chain(after.keys()).filter(|p| before.get(*p) != after.get(*p)).collect();
     paths.into_iter().cloned().collect()
 }
 
@@ -79,13 +92,17 @@ fn install_terraform(world: &World, plan: &Value, extra: &[(&[&str], Reply)]) {
 }
 
 fn install_docker(world: &World) {
-    let docker = StandIn::new("docker").reply(&["buildx", "version"], Reply::ok("github.com/docker/buildx v0.17.1 257815a\n"));
+    let docker =
+        StandIn::new("docker").reply(&["buildx", "version"], Reply::ok("github.com/docker/buildx v0.17.1 257815a\n"));
     world.bins.install(&docker).expect("install the docker stand-in");
 }
 
 /// PATH with the stand-ins and the venv but none of the machine's own tools in /usr/local/bin.
 fn path_without_local_tools(world: &World) -> String {
-    std::env::join_paths([world.bins.bin_dir(), venv_bin(), "/usr/bin".into(), "/bin".into()]).unwrap().to_string_lossy().into_owned()
+    std::env::join_paths([world.bins.bin_dir(), venv_bin(), "/usr/bin".into(), "/bin".into()])
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// One row of doctor's table: (ok, detail). Rows are `" ok "|"FIX "`, two spaces, the padded
@@ -95,7 +112,11 @@ fn doctor_row(stdout: &str, what: &str) -> (bool, String) {
     let is_row = |line: &str| line.starts_with(" ok  ") || line.starts_with("FIX  ");
     let mut lines = stdout.lines();
     while let Some(line) = lines.next() {
-        let Some(rest) = line.get(6..).and_then(|rest| rest.strip_prefix(what)).filter(|rest| is_row(line) && rest.starts_with("  ")) else {
+        let Some(rest) = line
+            .get(6..)
+            .and_then(|rest| rest.strip_prefix(what))
+            .filter(|rest| is_row(line) && rest.starts_with("  "))
+        else {
             continue;
         };
         let mut detail = rest.trim().to_string();
@@ -143,7 +164,10 @@ fn snapshot(repo: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if entry.file_type().unwrap().is_dir() {
                 walk(repo, &entry.path(), files);
             } else {
-                files.insert(entry.path().strip_prefix(repo).unwrap().to_path_buf(), std::fs::read(entry.path()).unwrap());
+                files.insert(
+                    entry.path().strip_prefix(repo).unwrap().to_path_buf(),
+                    std::fs::read(entry.path()).unwrap(),
+                );
             }
         }
     }
@@ -189,13 +213,17 @@ fn doctor_passes_with_every_tool_and_names_their_versions() {
     let out = world.xtask(&["doctor"]);
     out.assert_code(0);
     assert!(out.stdout.contains("Ready: checks run offline and deployments can run."), "{}", out.stdout);
-    for what in ["python tools", "terraform", "aws", "session-manager-plugin", "docker", "aws credentials", "env file"] {
+    for what in ["python tools", "terraform", "aws", "session-manager-plugin", "docker", "aws credentials", "env file"]
+    {
         let (ok, detail) = doctor_row(&out.stdout, what);
         assert!(ok, "`{what}` should be ok: {detail}");
     }
     assert_eq!(doctor_row(&out.stdout, "python tools").1, "pinned venv in .tools/venv");
     let (_, terraform) = doctor_row(&out.stdout, "terraform");
-    assert!(terraform.starts_with("1.15.5 (") && terraform.contains(&world.bins.bin_dir().display().to_string()), "{terraform}");
+    assert!(
+        terraform.starts_with("1.15.5 (") && terraform.contains(&world.bins.bin_dir().display().to_string()),
+        "{terraform}"
+    );
     assert!(doctor_row(&out.stdout, "aws").1.starts_with("aws-cli/"), "{}", out.stdout);
     assert_eq!(doctor_row(&out.stdout, "session-manager-plugin").1, "1.2.764.0");
     assert_eq!(doctor_row(&out.stdout, "docker").1, "github.com/docker/buildx v0.17.1 257815a");
@@ -220,9 +248,16 @@ fn doctor_says_what_to_fix_and_exits_1() {
     let out = doctor();
     out.assert_code(1);
     let (ok, plugin) = doctor_row(&out.stdout, "session-manager-plugin");
-    assert!(!ok && plugin.starts_with("not found on PATH; install the Session Manager plugin (https://docs.aws.amazon.com/"), "{plugin}");
+    assert!(
+        !ok && plugin
+            .starts_with("not found on PATH; install the Session Manager plugin (https://docs.aws.amazon.com/"),
+        "{plugin}"
+    );
     let (ok, docker) = doctor_row(&out.stdout, "docker");
-    assert!(!ok && docker.contains("install Docker with the buildx plugin") && docker.contains("build-grafana needs it"), "{docker}");
+    assert!(
+        !ok && docker.contains("install Docker with the buildx plugin") && docker.contains("build-grafana needs it"),
+        "{docker}"
+    );
     assert!(out.stdout.lines().any(|l| l.starts_with("FIX   session-manager-plugin")), "{}", out.stdout);
     assert!(doctor_row(&out.stdout, "aws credentials").0, "{}", out.stdout);
     assert!(out.stderr.contains("error: not ready: fix session-manager-plugin, docker (see above)"), "{}", out.stderr);
@@ -233,8 +268,15 @@ fn doctor_says_what_to_fix_and_exits_1() {
     out.assert_code(1);
     let (ok, credentials) = doctor_row(&out.stdout, "aws credentials");
     assert!(!ok, "{credentials}");
-    assert!(credentials.contains(&format!("is account {MOTO_ACCOUNT}, the env file says 210987654321; switch profile")), "{credentials}");
-    assert!(out.stderr.contains("error: not ready: fix session-manager-plugin, docker, aws credentials (see above)"), "{}", out.stderr);
+    assert!(
+        credentials.contains(&format!("is account {MOTO_ACCOUNT}, the env file says 210987654321; switch profile")),
+        "{credentials}"
+    );
+    assert!(
+        out.stderr.contains("error: not ready: fix session-manager-plugin, docker, aws credentials (see above)"),
+        "{}",
+        out.stderr
+    );
 
     // Without the pinned venv, the python tools row says how to install it.
     std::fs::remove_file(world.env.repo().join(".tools/venv")).unwrap();
@@ -250,7 +292,11 @@ fn doctor_says_what_to_fix_and_exits_1() {
     out.assert_code(1);
     let (ok, env_file) = doctor_row(&out.stdout, "env file");
     assert!(!ok && env_file.contains("envs/dev.toml") && env_file.contains("retension"), "{env_file}");
-    assert!(out.stderr.contains("error: not ready: fix python tools, session-manager-plugin, docker, env file (see above)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error: not ready: fix python tools, session-manager-plugin, docker, env file (see above)"),
+        "{}",
+        out.stderr
+    );
 }
 
 // ---- init -------------------------------------------------------------------------------------
@@ -267,8 +313,16 @@ fn init(repo: &EnvFile, name: &str, flags: &[&str]) -> Run {
     xtask_in(repo.repo(), &[&["init", name], flags, &["--no-backend"]].concat())
 }
 
-const QA_FLAGS: [&str; 8] =
-    ["--region", "eu-west-1", "--account-id", "123456789012", "--project-name", "temporal-qa", "--state-bucket", "qa-state"];
+const QA_FLAGS: [&str; 8] = [
+    "--region",
+    "eu-west-1",
+    "--account-id",
+    "123456789012",
+    "--project-name",
+    "temporal-qa",
+    "--state-bucket",
+    "qa-state",
+];
 
 // init writes the example with the given values (comments kept), its state key, and renders it.
 #[test]
@@ -276,7 +330,11 @@ fn init_creates_the_env_file_from_the_example_and_renders_it() {
     let repo = init_repo();
     let out = init(&repo, "qa", &QA_FLAGS);
     out.assert_code(0);
-    assert!(out.stdout.contains("created envs/qa.toml") && out.stdout.contains("rendered rendered/qa"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("created envs/qa.toml") && out.stdout.contains("rendered rendered/qa"),
+        "{}",
+        out.stdout
+    );
 
     let example = std::fs::read_to_string(root().join("envs/example.toml")).unwrap();
     let created = std::fs::read_to_string(repo.repo().join("envs/qa.toml")).unwrap();
@@ -295,13 +353,18 @@ fn init_creates_the_env_file_from_the_example_and_renders_it() {
 
     // rendered/qa holds what rendered/example holds, made from the new file.
     let names = |dir: PathBuf| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
     };
     assert_eq!(names(repo.repo().join("rendered/qa")), names(root().join("rendered/example")));
     let tfvars = std::fs::read_to_string(repo.repo().join("rendered/qa/terraform.tfvars")).unwrap();
-    assert!(tfvars.starts_with("# Generated by `cargo xtask render` from envs/qa.toml") && tfvars.contains("\"temporal-qa\""), "{tfvars}");
+    assert!(
+        tfvars.starts_with("# Generated by `cargo xtask render` from envs/qa.toml")
+            && tfvars.contains("\"temporal-qa\""),
+        "{tfvars}"
+    );
 }
 
 // Bad input to init exits 2, names the problem, and writes no env file (or leaves the existing one).
@@ -319,12 +382,18 @@ fn init_refuses_bad_input_and_writes_nothing() {
     assert!(!qa.exists());
 
     // A required flag missing and no terminal to ask on: the flag is named.
-    for (flag, question) in [("--account-id", "AWS account id"), ("--state-bucket", "S3 bucket of the Terraform state")] {
+    for (flag, question) in [("--account-id", "AWS account id"), ("--state-bucket", "S3 bucket of the Terraform state")]
+    {
         let at = QA_FLAGS.iter().position(|f| *f == flag).unwrap();
-        let without: Vec<&str> = QA_FLAGS.iter().enumerate().filter(|(i, _)| *i != at && *i != at + 1).map(|(_, f)| *f).collect();
+        let without: Vec<&str> =
+            QA_FLAGS.iter().enumerate().filter(|(i, _)| *i != at && *i != at + 1).map(|(_, f)| *f).collect();
         let out = init(&repo, "qa", &without);
         out.assert_code(2);
-        assert!(out.stderr.contains(&format!("missing {question}")) && out.stderr.contains(&format!("pass {flag} ")), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("missing {question}")) && out.stderr.contains(&format!("pass {flag} ")),
+            "{}",
+            out.stderr
+        );
         assert!(!qa.exists());
     }
 
@@ -358,7 +427,12 @@ fn adot_plan() -> Value {
 fn migrated_world(plan: &Value) -> (World, SsmRouter) {
     let world = World::deployed(&ALL_SERVICES, healthy_stack(&example_cluster(), &ENABLED_SERVICES));
     for service in ENABLED_SERVICES {
-        world.stack.add_service_lines(service, &world.cluster, &container(service), &[r#"{"level":"info","msg":"started"}"#]);
+        world.stack.add_service_lines(
+            service,
+            &world.cluster,
+            &container(service),
+            &[r#"{"level":"info","msg":"started"}"#],
+        );
     }
     world.set_terraform(&world.outputs(), plan, None);
     let router = SsmRouter::start(&world);
@@ -379,7 +453,8 @@ impl SsmRouter {
         let server = HttpServer::start(Arc::new(move |req: &Request| {
             let target = req.header("x-amz-target").unwrap_or("");
             let session = target.ends_with(".StartSession") || target.ends_with(".TerminateSession");
-            forward(if session { &stack } else { &moto }, req).unwrap_or_else(|err| Answer::text(502, &format!("{err:#}")))
+            forward(if session { &stack } else { &moto }, req)
+                .unwrap_or_else(|err| Answer::text(502, &format!("{err:#}")))
         }))
         .expect("start the SSM router");
         SsmRouter { server }
@@ -415,7 +490,8 @@ impl SsmRouter {
 fn forward(upstream: &str, req: &Request) -> anyhow::Result<Answer> {
     let addr = upstream.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(addr)?;
-    let mut head = format!("{} {} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", req.method, req.path, req.body.len());
+    let mut head =
+        format!("{} {} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", req.method, req.path, req.body.len());
     for (name, value) in &req.headers {
         if !["host", "content-length", "connection", "expect", "transfer-encoding"].contains(&name.as_str()) {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -426,10 +502,16 @@ fn forward(upstream: &str, req: &Request) -> anyhow::Result<Answer> {
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::format_err!("no header end in {text}"))?;
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow::format_err!("no status in {head}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::format_err!("no status in {head}"))?;
     let content_type = head
         .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string()))
+        .find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| "application/x-amz-json-1.1".into());
     Ok(Answer { status, content_type, body: body.to_string() })
 }
@@ -446,16 +528,32 @@ fn cleanup_adot_removes_adot_keeps_the_log_groups_and_records_it() {
     ssm.aws(&world, &["ssm", "put-parameter", "--name", &leftover, "--type", "String", "--value", "receivers: {}"]);
     let out = ssm.xtask(&world, &["cleanup-adot", "--execute"]);
     out.assert_code(1);
-    assert!(out.stderr.contains(&format!("FAIL  no ADOT SSM parameter left       still there: {leftover}")), "{}", out.stderr);
-    assert!(out.stderr.contains("the cleanup did not verify (table above); envs/dev.toml is unchanged"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("FAIL  no ADOT SSM parameter left       still there: {leftover}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("the cleanup did not verify (table above); envs/dev.toml is unchanged"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(world.env.text(), before);
 
     ssm.aws(&world, &["ssm", "delete-parameter", "--name", &leftover]);
     let out = ssm.xtask(&world, &["cleanup-adot", "--execute"]);
     out.assert_code(0);
-    assert!(out.stdout.contains("ADOT is gone from `dev`; the CloudWatch log groups stay for rollback."), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("ADOT is gone from `dev`; the CloudWatch log groups stay for rollback."),
+        "{}",
+        out.stdout
+    );
     assert!(out.stderr.contains("checkpoint 5: PASS"), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("pass  no ADOT SSM parameter left       nothing under /{}/adot", world.project)), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("pass  no ADOT SSM parameter left       nothing under /{}/adot", world.project)),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("pass  CloudWatch log groups untouched  5 log groups still there"), "{}", out.stderr);
 
     // Only `[adot] enabled` changed, and the rendered tfvars follow.
@@ -479,16 +577,20 @@ fn cleanup_adot_removes_adot_keeps_the_log_groups_and_records_it() {
 #[test]
 fn cleanup_adot_refuses_a_plan_that_deletes_a_log_group() {
     let mut plan = adot_plan();
-    plan["resource_changes"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"address": "module.temporal_history.aws_cloudwatch_log_group.this", "change": {"actions": ["delete"]}}));
+    plan["resource_changes"].as_array_mut().unwrap().push(
+        json!({"address": "module.temporal_history.aws_cloudwatch_log_group.this", "change": {"actions": ["delete"]}}),
+    );
     let (world, ssm) = migrated_world(&plan);
     let before = world.env.text();
 
     let out = ssm.xtask(&world, &["cleanup-adot", "--execute"]);
     out.assert_code(1);
-    assert!(out.stderr.contains("would delete CloudWatch log groups (module.temporal_history.aws_cloudwatch_log_group.this)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("would delete CloudWatch log groups (module.temporal_history.aws_cloudwatch_log_group.this)"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("nothing was applied"), "{}", out.stderr);
     assert!(!subcommands(&world.terraform_calls()).contains(&"apply".to_string()), "{:?}", world.terraform_calls());
     assert_eq!(world.env.text(), before);
@@ -507,7 +609,10 @@ fn pruneable_world(validate: Reply) -> World {
     settings::set(&world.env.path, &["adot", "enabled"], false.into()).unwrap();
     install_terraform(&world, &json!({"resource_changes": []}), &[(&["validate"], validate)]);
     xtask_plain(&world, &["render"]).assert_code(0);
-    assert!(repo.join("rendered/dev/adot-sidecar-config.yaml").is_file(), "the ADOT config is rendered before the prune");
+    assert!(
+        repo.join("rendered/dev/adot-sidecar-config.yaml").is_file(),
+        "the ADOT config is rendered before the prune"
+    );
     world
 }
 
@@ -515,7 +620,10 @@ fn pruneable_world(validate: Reply) -> World {
 fn files_with_markers(repo: &Path) -> Vec<PathBuf> {
     snapshot(repo)
         .into_iter()
-        .filter(|(path, bytes)| (path.starts_with("infra") || path.starts_with("templates")) && String::from_utf8_lossy(bytes).contains(">>> adot"))
+        .filter(|(path, bytes)| {
+            (path.starts_with("infra") || path.starts_with("templates"))
+                && String::from_utf8_lossy(bytes).contains(">>> adot")
+        })
         .map(|(path, _)| path)
         .collect()
 }
@@ -551,7 +659,12 @@ fn prune_code_lists_then_removes_the_adot_code_and_validates() {
         assert!(out.stdout.contains(&format!("  delete {file}")), "{file} not listed:\n{}", out.stdout);
     }
     for file in marked.iter().filter(|f| !f.ends_with("adot-sidecar.tf")) {
-        assert!(out.stdout.contains(&format!("  edit   {}", file.display())), "{} not listed:\n{}", file.display(), out.stdout);
+        assert!(
+            out.stdout.contains(&format!("  edit   {}", file.display())),
+            "{} not listed:\n{}",
+            file.display(),
+            out.stdout
+        );
     }
     assert_eq!(differing(&before, &snapshot(repo)), Vec::<PathBuf>::new(), "the dry run changed files");
     assert!(world.terraform_calls().is_empty(), "{:?}", world.terraform_calls());
@@ -566,7 +679,11 @@ fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     assert!(!std::fs::read_to_string(repo.join("infra/alloy-sidecar.tf")).unwrap().contains("<<< adot"));
     // Only the marked blocks went: the tests' other runs stay, files without markers are untouched.
     let tests = std::fs::read_to_string(repo.join("infra/tests/alloy_sidecar.tftest.hcl")).unwrap();
-    assert!(tests.contains(r#"run "req_3_1_alloy_sidecar_in_each_task""#) && !tests.contains("req_8_2_one_service_at_a_time"), "{tests}");
+    assert!(
+        tests.contains(r#"run "req_3_1_alloy_sidecar_in_each_task""#)
+            && !tests.contains("req_8_2_one_service_at_a_time"),
+        "{tests}"
+    );
     let after = snapshot(repo);
     assert_eq!(after.get(Path::new("infra/loki.tf")), before.get(Path::new("infra/loki.tf")));
     let calls = world.terraform_calls();
@@ -582,7 +699,11 @@ fn prune_code_restores_every_file_when_validation_fails() {
     let before = snapshot(repo);
     let out = world.xtask(&["cleanup-adot", "--prune-code", "--execute"]);
     out.assert_code(1);
-    assert!(out.stderr.contains("pruning the ADOT code broke the configuration; every file was restored"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("pruning the ADOT code broke the configuration; every file was restored"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("Reference to undeclared resource"), "{}", out.stderr);
     assert!(subcommands(&world.terraform_calls()).contains(&"validate".to_string()));
     assert_eq!(differing(&before, &snapshot(repo)), Vec::<PathBuf>::new(), "not restored byte for byte");

@@ -27,7 +27,12 @@ fn ready_to_migrate_worker(state: StackState) -> World {
     let world = World::deployed(&["worker"], state);
     settings::set_collector(&world.env.path, "worker", Collector::Adot).unwrap();
     settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
-    world.stack.add_service_lines("worker", &world.cluster, "temporal-worker", &[r#"{"level":"info","msg":"started"}"#]);
+    world.stack.add_service_lines(
+        "worker",
+        &world.cluster,
+        "temporal-worker",
+        &[r#"{"level":"info","msg":"started"}"#],
+    );
     world.set_terraform(&world.outputs(), &worker_plan(), None);
     world
 }
@@ -106,7 +111,10 @@ fn a_failed_checkpoint_rolls_the_service_back_and_leaves_the_env_file() {
     assert_eq!(subcommands(&calls).iter().filter(|c| *c == "apply").count(), 2, "{calls:?}");
     let rollback_vars = plans[1].iter().find_map(|a| a.strip_prefix("-var-file=")).unwrap();
     assert!(std::fs::read_to_string(rollback_vars).unwrap().contains("\"worker\"           = \"adot\""));
-    assert!(!world.env.repo().join("infra/.terraform/envs/dev/migrating").exists(), "the journal is cleared after a rollback");
+    assert!(
+        !world.env.repo().join("infra/.terraform/envs/dev/migrating").exists(),
+        "the journal is cleared after a rollback"
+    );
     world.assert_no_tunnel_left();
 }
 
@@ -118,7 +126,12 @@ fn an_interrupted_migration_resumes_with_the_same_service() {
     // Two wanted, one running: the wait after the apply never ends until the test says so.
     let worker = world.service_name("worker");
     world.aws(&["ecs", "update-service", "--cluster", &world.cluster, "--service", &worker, "--desired-count", "2"]);
-    let mut child = world.xtask_command(&["migrate-sidecars", "--all", "--execute"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = world
+        .xtask_command(&["migrate-sidecars", "--all", "--execute"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     // The raw log: a line may be half-written while we look.
     while !std::fs::read_to_string(world.bins.log_path()).unwrap_or_default().contains(r#""argv":["apply""#) {
@@ -154,7 +167,12 @@ fn cleanup_is_refused_while_a_service_uses_adot() {
     let before = world.env.text();
     let run = world.xtask(&["cleanup-adot", "--execute"]);
     run.assert_code(2);
-    assert!(run.stderr.contains("refusing: history, matching, frontend, benchmark-worker still use ADOT") || run.stderr.contains("still use ADOT"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("refusing: history, matching, frontend, benchmark-worker still use ADOT")
+            || run.stderr.contains("still use ADOT"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("migrate-sidecars"), "{}", run.stderr);
     assert_eq!(world.env.text(), before);
     assert!(world.terraform_calls().is_empty(), "nothing ran: {:?}", world.terraform_calls());
@@ -165,7 +183,10 @@ fn plans_reaching_outside_the_phase_or_a_held_lock_stop_before_apply() {
     let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
     let before = world.env.text();
     let mut plan = worker_plan();
-    plan["resource_changes"].as_array_mut().unwrap().push(json!({"address": "module.temporal_history.aws_ecs_service.this[0]", "change": {"actions": ["update"]}}));
+    plan["resource_changes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"address": "module.temporal_history.aws_ecs_service.this[0]", "change": {"actions": ["update"]}}));
     world.set_terraform(&world.outputs(), &plan, None);
     let run = world.xtask(&["migrate-sidecars", "--execute"]);
     run.assert_code(1);
@@ -174,10 +195,19 @@ fn plans_reaching_outside_the_phase_or_a_held_lock_stop_before_apply() {
     assert!(!subcommands(&world.terraform_calls()).contains(&"apply".to_string()));
     assert_eq!(world.env.text(), before);
 
-    world.set_terraform(&world.outputs(), &worker_plan(), Some((1, "Error: Error acquiring the state lock\n\nLock Info:\n  ID:        8d1e-77aa\n")));
+    world.set_terraform(
+        &world.outputs(),
+        &worker_plan(),
+        Some((1, "Error: Error acquiring the state lock\n\nLock Info:\n  ID:        8d1e-77aa\n")),
+    );
     let run = world.xtask(&["migrate-sidecars", "--execute"]);
     run.assert_code(2);
-    assert!(run.stderr.contains("locked by another run (lock ID 8d1e-77aa)") && run.stderr.contains("force-unlock 8d1e-77aa"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("locked by another run (lock ID 8d1e-77aa)")
+            && run.stderr.contains("force-unlock 8d1e-77aa"),
+        "{}",
+        run.stderr
+    );
     assert!(!subcommands(&world.terraform_calls()).contains(&"apply".to_string()));
     assert_eq!(world.env.text(), before);
 }
@@ -193,7 +223,10 @@ fn bad_input_changes_nothing_and_exits_2() {
     let out = command.output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no usable AWS credentials"));
-    assert!(world.terraform_calls().iter().all(|argv| argv[0] != "init" || argv.contains(&"-backend=false".to_string())));
+    assert!(world
+        .terraform_calls()
+        .iter()
+        .all(|argv| argv[0] != "init" || argv.contains(&"-backend=false".to_string())));
 
     // A checkpoint's phase before its prerequisite: migrating without Loki.
     let run = world.xtask(&["migrate-sidecars", "--execute"]);
@@ -205,7 +238,13 @@ fn bad_input_changes_nothing_and_exits_2() {
     let enabled = world.env.text();
     let run = world.xtask(&["migrate-sidecars", "--service", "scheduler"]);
     run.assert_code(2);
-    assert!(run.stderr.contains("unknown service `scheduler`; expected one of: worker, benchmark-worker, matching, history, frontend"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "unknown service `scheduler`; expected one of: worker, benchmark-worker, matching, history, frontend"
+        ),
+        "{}",
+        run.stderr
+    );
     assert_eq!(world.env.text(), enabled);
 
     // Malformed and unknown-key env files: the file, the key and the allowed values are named.
@@ -227,7 +266,11 @@ fn bad_input_changes_nothing_and_exits_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no environment `nope`"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no environment `nope`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // req: 1.1, 8.1

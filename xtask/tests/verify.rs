@@ -15,7 +15,12 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
     let services = ["history", "matching", "frontend", "worker"];
     let world = World::deployed(&services, healthy_stack(&example_cluster(), &services));
     for service in services {
-        world.stack.add_service_lines(service, &world.cluster, &container(service), &[r#"{"level":"info","msg":"started"}"#]);
+        world.stack.add_service_lines(
+            service,
+            &world.cluster,
+            &container(service),
+            &[r#"{"level":"info","msg":"started"}"#],
+        );
     }
 
     let run = world.xtask(&["verify", "2"]);
@@ -26,7 +31,14 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
     }
     // Every external command is logged with its purpose, the tunnel's among them.
     assert!(run.stderr.contains("open an SSM tunnel to Loki"), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("ssm start-session --target {} --document-name AWS-StartPortForwardingSessionToRemoteHost", world.instance_id)), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "ssm start-session --target {} --document-name AWS-StartPortForwardingSessionToRemoteHost",
+            world.instance_id
+        )),
+        "{}",
+        run.stderr
+    );
 
     // The tunnel went through the cluster's instance to the Loki task's private address.
     let calls = world.plugin_calls();
@@ -38,8 +50,19 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
     assert_eq!(params["DocumentName"], "AWS-StartPortForwardingSessionToRemoteHost");
     assert_eq!(params["Parameters"]["portNumber"], json!(["3100"]));
     let tasks = world.aws(&["ecs", "list-tasks", "--cluster", &world.cluster]);
-    let described = world.aws(&[&["ecs", "describe-tasks", "--cluster", &world.cluster, "--tasks"][..], &tasks["taskArns"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>()].concat());
-    let loki_ip = described["tasks"].as_array().unwrap().iter().find(|t| t["group"] == format!("service:{}", world.loki_service()).as_str()).unwrap()["attachments"][0]["details"]
+    let described = world.aws(
+        &[
+            &["ecs", "describe-tasks", "--cluster", &world.cluster, "--tasks"][..],
+            &tasks["taskArns"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>(),
+        ]
+        .concat(),
+    );
+    let loki_ip = described["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["group"] == format!("service:{}", world.loki_service()).as_str())
+        .unwrap()["attachments"][0]["details"]
         .as_array()
         .unwrap()
         .iter()
@@ -49,13 +72,24 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
     assert_eq!(params["Parameters"]["host"][0], loki_ip);
     assert!(world.stack.state().requests.contains(&"SSM StartSession".to_string()));
     // The probe line reached "Loki".
-    assert!(world.stack.state().entries.iter().any(|e| e.labels.get("service_name").map(String::as_str) == Some("xtask-verify")));
+    assert!(world
+        .stack
+        .state()
+        .entries
+        .iter()
+        .any(|e| e.labels.get("service_name").map(String::as_str) == Some("xtask-verify")));
     world.assert_no_tunnel_left();
 
     let run = world.xtask(&["verify", "5", "--service", "worker"]);
     run.assert_code(0);
     assert!(run.stdout.starts_with("checkpoint 5 (worker): PASS\n"), "{}", run.stdout);
-    for name in ["worker: service stable", "worker: logs in loki", "worker: stream labels", "worker: metrics in amp", "worker: alloy sidecar without errors"] {
+    for name in [
+        "worker: service stable",
+        "worker: logs in loki",
+        "worker: stream labels",
+        "worker: metrics in amp",
+        "worker: alloy sidecar without errors",
+    ] {
         assert!(run.stdout.contains(&format!("pass  {name}")), "{name} missing:\n{}", run.stdout);
     }
     // AMP was queried with SigV4 headers, for the worker job of this cluster.
@@ -66,7 +100,9 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
 
     let run = world.xtask(&["verify", "7"]);
     run.assert_code(0);
-    for name in ["grafana service stable", "grafana healthy", "grafana loki datasource", "grafana logql query returns lines"] {
+    for name in
+        ["grafana service stable", "grafana healthy", "grafana loki datasource", "grafana logql query returns lines"]
+    {
         assert!(run.stdout.contains(&format!("pass  {name}")), "{name} missing:\n{}", run.stdout);
     }
     // The admin password came from Secrets Manager and was never printed.
@@ -82,7 +118,15 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
         assert!(check["name"].is_string() && check["passed"] == true && check["detail"].is_string(), "{check}");
     }
     let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    for name in ["loki ready", "history: metrics in amp", "frontend: stream labels", "grafana loki datasource", "amp answers queries", "s3 holds chunks", "s3 holds index"] {
+    for name in [
+        "loki ready",
+        "history: metrics in amp",
+        "frontend: stream labels",
+        "grafana loki datasource",
+        "amp answers queries",
+        "s3 holds chunks",
+        "s3 holds index",
+    ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
     // One tunnel per run and target (2: Loki, 5: Loki, 7: Grafana, all: both), all closed.
@@ -95,20 +139,33 @@ fn failed_checks_exit_1_by_name_and_logs_reads_the_service() {
     // worker runs Alloy, but nothing reaches AMP and its sidecar logs errors.
     let world = World::deployed(&["worker"], StackState::default());
     world.sidecar_log("worker", "level=error msg=\"Failed to send batch, retrying\" component=prometheus.remote_write.amp err=\"403 Forbidden\"");
-    world.stack.add_service_lines("worker", &world.cluster, "temporal-worker", &[
-        r#"{"level":"info","msg":"first"}"#,
-        r#"{"level":"error","msg":"second"}"#,
-        r#"{"level":"info","msg":"third"}"#,
-        r#"{"level":"ERROR","msg":"fourth"}"#,
-    ]);
+    world.stack.add_service_lines(
+        "worker",
+        &world.cluster,
+        "temporal-worker",
+        &[
+            r#"{"level":"info","msg":"first"}"#,
+            r#"{"level":"error","msg":"second"}"#,
+            r#"{"level":"info","msg":"third"}"#,
+            r#"{"level":"ERROR","msg":"fourth"}"#,
+        ],
+    );
 
     let run = world.xtask(&["verify", "5"]);
     run.assert_code(1);
     assert!(run.stdout.starts_with("checkpoint 5: FAIL\n"), "{}", run.stdout);
     assert!(run.stdout.contains("pass  worker: logs in loki"), "{}", run.stdout);
     assert!(run.stdout.contains("FAIL  worker: metrics in amp"), "{}", run.stdout);
-    assert!(run.stdout.contains("FAIL  worker: alloy sidecar without errors") && run.stdout.contains("403 Forbidden"), "{}", run.stdout);
-    assert!(run.stderr.contains("error: checkpoint 5 failed: worker: metrics in amp, worker: alloy sidecar without errors"), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("FAIL  worker: alloy sidecar without errors") && run.stdout.contains("403 Forbidden"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("error: checkpoint 5 failed: worker: metrics in amp, worker: alloy sidecar without errors"),
+        "{}",
+        run.stderr
+    );
     world.assert_no_tunnel_left();
 
     let run = world.xtask(&["logs", "worker", "--since", "10m", "--level", "error"]);
@@ -135,7 +192,12 @@ fn failed_checks_exit_1_by_name_and_logs_reads_the_service() {
 #[test]
 fn ctrl_c_closes_the_tunnel() {
     let world = World::deployed(&[], StackState { ready_delay_ms: 20_000, ..StackState::default() });
-    let mut child = world.xtask_command(&["verify", "2"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start xtask");
+    let mut child = world
+        .xtask_command(&["verify", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start xtask");
     // Wait until the tunnel is open and /ready is in flight (the stand-in holds it for 20 s).
     let started = Instant::now();
     while !world.stack.state().requests.iter().any(|r| r == "GET /ready") {
@@ -168,7 +230,12 @@ fn checkpoints_that_cannot_run_yet_exit_2_with_the_fix() {
     world.set_outputs(&json!({}));
     let run = world.xtask(&["verify", "2"]);
     run.assert_code(2);
-    assert!(run.stderr.contains("the Terraform output `loki_service_name` is missing") && run.stderr.contains("run `cargo xtask deploy loki --execute` first"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the Terraform output `loki_service_name` is missing")
+            && run.stderr.contains("run `cargo xtask deploy loki --execute` first"),
+        "{}",
+        run.stderr
+    );
 
     // Before `deploy grafana`.
     let mut outputs = world.outputs();

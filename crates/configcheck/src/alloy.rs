@@ -34,17 +34,8 @@ pub const ALLOY_VERSION: &str = "v1.21";
 const COMPONENT_TABLE: &str = include_str!("../data/alloy-components.txt");
 
 /// Namespaces and functions of Alloy's standard library (syntax/internal/stdlib/stdlib.go).
-const STDLIB_ROOTS: &[&str] = &[
-    "sys",
-    "encoding",
-    "string",
-    "array",
-    "convert",
-    "file",
-    "coalesce",
-    "json_path",
-    "constants",
-];
+const STDLIB_ROOTS: &[&str] =
+    &["sys", "encoding", "string", "array", "convert", "file", "coalesce", "json_path", "constants"];
 /// Un-namespaced functions kept only as deprecated aliases.
 const DEPRECATED_FUNCTIONS: &[(&str, &str)] = &[
     ("env", "sys.env"),
@@ -83,11 +74,7 @@ impl fmt::Display for Finding {
 }
 
 fn finding(pos: Pos, message: impl Into<String>) -> Finding {
-    Finding {
-        line: pos.line,
-        column: pos.column,
-        message: message.into(),
-    }
+    Finding { line: pos.line, column: pos.column, message: message.into() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,8 +193,8 @@ impl fmt::Display for Tok {
 }
 
 const PUNCTS: &[&str] = &[
-    "==", "!=", "<=", ">=", "&&", "||", "{", "}", "[", "]", "(", ")", ",", ".", "=", "<", ">", "+",
-    "-", "*", "/", "%", "^", "!", ":",
+    "==", "!=", "<=", ">=", "&&", "||", "{", "}", "[", "]", "(", ")", ",", ".", "=", "<", ">", "+", "-", "*", "/", "%",
+    "^", "!", ":",
 ];
 
 fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, Finding> {
@@ -294,12 +281,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, Finding> {
                         bump!(1);
                         break;
                     }
-                    '\n' => {
-                        return Err(finding(
-                            pos,
-                            "newline in string (use \\n or a `raw string`)",
-                        ))
-                    }
+                    '\n' => return Err(finding(pos, "newline in string (use \\n or a `raw string`)")),
                     '\\' => {
                         let esc_pos = Pos { line, column: col };
                         let Some(&e) = chars.get(i + 1) else {
@@ -328,16 +310,13 @@ fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, Finding> {
                                     .then(|| u32::from_str_radix(&digits, 16).ok())
                                     .flatten()
                                     .and_then(char::from_u32)
-                                    .ok_or_else(|| {
-                                        finding(esc_pos, format!("invalid \\{e} escape"))
-                                    })?;
+                                    .ok_or_else(|| finding(esc_pos, format!("invalid \\{e} escape")))?;
                                 value.push(code);
                                 bump!(n);
                             }
                             '0'..='7' => {
-                                let digits: String = std::iter::once(e)
-                                    .chain(chars.iter().skip(i).take(2).copied())
-                                    .collect();
+                                let digits: String =
+                                    std::iter::once(e).chain(chars.iter().skip(i).take(2).copied()).collect();
                                 let code = u32::from_str_radix(&digits, 8)
                                     .ok()
                                     .filter(|_| digits.len() == 3)
@@ -346,12 +325,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, Finding> {
                                 value.push(code);
                                 bump!(2);
                             }
-                            other => {
-                                return Err(finding(
-                                    esc_pos,
-                                    format!("unknown escape sequence \\{other}"),
-                                ))
-                            }
+                            other => return Err(finding(esc_pos, format!("unknown escape sequence \\{other}"))),
                         }
                     }
                     other => {
@@ -399,10 +373,7 @@ type PResult<T> = Result<T, Finding>;
 
 /// Parses a whole config file.
 pub fn parse(src: &str) -> Result<Body, Finding> {
-    let mut p = Parser {
-        toks: lex(src)?,
-        at: 0,
-    };
+    let mut p = Parser { toks: lex(src)?, at: 0 };
     let body = p.body(true)?;
     Ok(body)
 }
@@ -433,10 +404,7 @@ impl Parser {
         if self.is_punct(p) {
             Ok(self.next().1)
         } else {
-            Err(finding(
-                self.pos(),
-                format!("expected `{p}`, found {}", self.peek()),
-            ))
+            Err(finding(self.pos(), format!("expected `{p}`, found {}", self.peek())))
         }
     }
 
@@ -449,10 +417,7 @@ impl Parser {
                 Tok::Punct("}") if !top => break,
                 Tok::Ident(_) => statements.push(self.statement()?),
                 other => {
-                    return Err(finding(
-                        self.pos(),
-                        format!("expected an attribute or block, found {other}"),
-                    ));
+                    return Err(finding(self.pos(), format!("expected an attribute or block, found {other}")));
                 }
             }
             // A statement ends at a newline, `}` or the end of the file.
@@ -460,10 +425,7 @@ impl Parser {
                 Tok::Newline | Tok::Eof => {}
                 Tok::Punct("}") if !top => {}
                 other => {
-                    return Err(finding(
-                        self.pos(),
-                        format!("expected a new line after the statement, found {other}"),
-                    ))
+                    return Err(finding(self.pos(), format!("expected a new line after the statement, found {other}")))
                 }
             }
         }
@@ -478,11 +440,7 @@ impl Parser {
         if self.is_punct("=") {
             self.next();
             let value = self.expr()?;
-            return Ok(Statement::Attribute(Attribute {
-                name: first,
-                value,
-                pos,
-            }));
+            return Ok(Statement::Attribute(Attribute { name: first, value, pos }));
         }
         let mut name = first;
         while self.is_punct(".") {
@@ -492,12 +450,7 @@ impl Parser {
                     name.push('.');
                     name.push_str(&part);
                 }
-                (other, pos) => {
-                    return Err(finding(
-                        pos,
-                        format!("expected a name after `.`, found {other}"),
-                    ))
-                }
+                (other, pos) => return Err(finding(pos, format!("expected a name after `.`, found {other}"))),
             }
         }
         let label = if let Tok::Str(label) = self.peek().clone() {
@@ -507,25 +460,13 @@ impl Parser {
             None
         };
         if !self.is_punct("{") {
-            let what = if name.contains('.') || label.is_some() {
-                "`{` to open the block"
-            } else {
-                "`=` or `{`"
-            };
-            return Err(finding(
-                self.pos(),
-                format!("expected {what} after `{name}`, found {}", self.peek()),
-            ));
+            let what = if name.contains('.') || label.is_some() { "`{` to open the block" } else { "`=` or `{`" };
+            return Err(finding(self.pos(), format!("expected {what} after `{name}`, found {}", self.peek())));
         }
         self.next();
         let body = self.body(false)?;
         self.expect("}")?;
-        Ok(Statement::Block(Block {
-            name,
-            label,
-            body,
-            pos,
-        }))
+        Ok(Statement::Block(Block { name, label, body, pos }))
     }
 
     fn expr(&mut self) -> PResult<Expr> {
@@ -567,10 +508,7 @@ impl Parser {
                 match self.next() {
                     (Tok::Ident(name), _) => e = Expr::Access(Box::new(e), name, pos),
                     (other, pos) => {
-                        return Err(finding(
-                            pos,
-                            format!("expected a field name after `.`, found {other}"),
-                        ))
+                        return Err(finding(pos, format!("expected a field name after `.`, found {other}")))
                     }
                 }
             } else if self.is_punct("[") {
@@ -608,10 +546,7 @@ impl Parser {
                 self.next();
                 return Ok(items);
             } else {
-                return Err(finding(
-                    self.pos(),
-                    format!("expected `,` or `{close}`, found {}", self.peek()),
-                ));
+                return Err(finding(self.pos(), format!("expected `,` or `{close}`, found {}", self.peek())));
             }
         }
     }
@@ -636,12 +571,7 @@ impl Parser {
             }
             Tok::Punct("[") => Expr::Array(self.list("]")?, pos),
             Tok::Punct("{") => Expr::Object(self.object_fields()?, pos),
-            other => {
-                return Err(finding(
-                    pos,
-                    format!("expected an expression, found {other}"),
-                ))
-            }
+            other => return Err(finding(pos, format!("expected an expression, found {other}"))),
         })
     }
 
@@ -655,12 +585,7 @@ impl Parser {
             }
             let key = match self.next() {
                 (Tok::Ident(k), _) | (Tok::Str(k), _) => k,
-                (other, pos) => {
-                    return Err(finding(
-                        pos,
-                        format!("expected an object key, found {other}"),
-                    ))
-                }
+                (other, pos) => return Err(finding(pos, format!("expected an object key, found {other}"))),
             };
             self.expect("=")?;
             self.skip_newlines();
@@ -672,10 +597,7 @@ impl Parser {
                 self.next();
                 return Ok(fields);
             } else {
-                return Err(finding(
-                    self.pos(),
-                    format!("expected `,` or `}}` in object, found {}", self.peek()),
-                ));
+                return Err(finding(self.pos(), format!("expected `,` or `}}` in object, found {}", self.peek())));
             }
         }
     }
@@ -758,11 +680,8 @@ fn load_table() -> Table {
     ) {
         for (indent, text) in lines {
             if let Some(g) = text.strip_prefix("use ") {
-                let body = groups
-                    .get(g)
-                    .unwrap_or_else(|| panic!("alloy-components.txt: unknown group {g}"));
-                let shifted: Vec<(usize, String)> =
-                    body.iter().map(|(i, t)| (i + indent, t.clone())).collect();
+                let body = groups.get(g).unwrap_or_else(|| panic!("alloy-components.txt: unknown group {g}"));
+                let shifted: Vec<(usize, String)> = body.iter().map(|(i, t)| (i + indent, t.clone())).collect();
                 expand(&shifted, groups, out);
             } else {
                 out.push((*indent, text.clone()));
@@ -774,9 +693,7 @@ fn load_table() -> Table {
 
     let mut top = BTreeMap::new();
     let mut stack: Vec<(String, BlockSpec)> = Vec::new();
-    let close = |stack: &mut Vec<(String, BlockSpec)>,
-                 top: &mut BTreeMap<String, BlockSpec>,
-                 depth: usize| {
+    let close = |stack: &mut Vec<(String, BlockSpec)>, top: &mut BTreeMap<String, BlockSpec>, depth: usize| {
         while stack.len() > depth {
             let (name, spec) = stack.pop().expect("non-empty");
             match stack.last_mut() {
@@ -797,13 +714,7 @@ fn load_table() -> Table {
         match kind {
             "component" | "config" => {
                 close(&mut stack, &mut top, 0);
-                stack.push((
-                    arg,
-                    BlockSpec {
-                        component: kind == "component",
-                        ..BlockSpec::default()
-                    },
-                ));
+                stack.push((arg, BlockSpec { component: kind == "component", ..BlockSpec::default() }));
             }
             "block" => {
                 close(&mut stack, &mut top, indent);
@@ -811,10 +722,7 @@ fn load_table() -> Table {
             }
             _ => {
                 close(&mut stack, &mut top, indent);
-                let spec = &mut stack
-                    .last_mut()
-                    .expect("alloy-components.txt: line outside a block")
-                    .1;
+                let spec = &mut stack.last_mut().expect("alloy-components.txt: line outside a block").1;
                 match kind {
                     "attr" => {
                         if flag == Some("required") {
@@ -834,11 +742,7 @@ fn load_table() -> Table {
                         spec.exports.insert(name, signal);
                     }
                     "forwards" => {
-                        spec.forwards = Some(if arg == "logs" {
-                            Signal::Logs
-                        } else {
-                            Signal::Metrics
-                        });
+                        spec.forwards = Some(if arg == "logs" { Signal::Logs } else { Signal::Metrics });
                     }
                     other => panic!("alloy-components.txt: unknown keyword {other}"),
                 }
@@ -871,12 +775,7 @@ impl Component<'_> {
 pub fn check_alloy_config(src: &str, env_set_by_task: &[&str]) -> Vec<Finding> {
     let body = match parse(src) {
         Ok(body) => body,
-        Err(f) => {
-            return vec![Finding {
-                message: format!("syntax error: {}", f.message),
-                ..f
-            }]
-        }
+        Err(f) => return vec![Finding { message: format!("syntax error: {}", f.message), ..f }],
     };
     let table = load_table();
     let mut findings = Vec::new();
@@ -887,20 +786,14 @@ pub fn check_alloy_config(src: &str, env_set_by_task: &[&str]) -> Vec<Finding> {
     for statement in &body.statements {
         match statement {
             Statement::Attribute(a) => {
-                findings.push(finding(
-                    a.pos,
-                    format!("attribute `{}` outside any block", a.name),
-                ));
+                findings.push(finding(a.pos, format!("attribute `{}` outside any block", a.name)));
             }
             Statement::Block(b) => {
                 let Some(spec) = table.top.get(&b.name) else {
                     let hint = suggest(&b.name, table.top.keys().map(String::as_str));
                     findings.push(finding(
                         b.pos,
-                        format!(
-                            "unknown component `{}` for Alloy {ALLOY_VERSION}{hint}",
-                            b.name
-                        ),
+                        format!("unknown component `{}` for Alloy {ALLOY_VERSION}{hint}", b.name),
                     ));
                     continue;
                 };
@@ -909,31 +802,17 @@ pub fn check_alloy_config(src: &str, env_set_by_task: &[&str]) -> Vec<Finding> {
                     let Some(label) = &b.label else {
                         findings.push(finding(
                             b.pos,
-                            format!(
-                                "component `{}` needs a label, e.g. {} \"default\" {{ ... }}",
-                                b.name, b.name
-                            ),
+                            format!("component `{}` needs a label, e.g. {} \"default\" {{ ... }}", b.name, b.name),
                         ));
                         continue;
                     };
                     if !seen.insert((b.name.clone(), label.clone())) {
-                        findings.push(finding(
-                            b.pos,
-                            format!("component {} \"{label}\" is declared twice", b.name),
-                        ));
+                        findings.push(finding(b.pos, format!("component {} \"{label}\" is declared twice", b.name)));
                         continue;
                     }
-                    components.push(Component {
-                        name: b.name.clone(),
-                        label: label.clone(),
-                        block: b,
-                        spec,
-                    });
+                    components.push(Component { name: b.name.clone(), label: label.clone(), block: b, spec });
                 } else if let Some(label) = &b.label {
-                    findings.push(finding(
-                        b.pos,
-                        format!("`{}` takes no label (found \"{label}\")", b.name),
-                    ));
+                    findings.push(finding(b.pos, format!("`{}` takes no label (found \"{label}\")", b.name)));
                 }
             }
         }
@@ -988,11 +867,7 @@ pub fn check_alloy_config(src: &str, env_set_by_task: &[&str]) -> Vec<Finding> {
             let exports: Vec<&str> = component.spec.exports.keys().map(String::as_str).collect();
             findings.push(finding(
                 component.block.pos,
-                format!(
-                    "orphan component {}: nothing uses its {}",
-                    component.id(),
-                    exports.join(" or ")
-                ),
+                format!("orphan component {}: nothing uses its {}", component.id(), exports.join(" or ")),
             ));
         }
     }
@@ -1011,16 +886,10 @@ fn check_body(path: &str, body: &Body, spec: &BlockSpec, findings: &mut Vec<Find
                     let hint = suggest(&a.name, spec.attrs.iter().map(String::as_str));
                     findings.push(finding(
                         a.pos,
-                        format!(
-                            "{path}: unknown argument `{}` for Alloy {ALLOY_VERSION}{hint}",
-                            a.name
-                        ),
+                        format!("{path}: unknown argument `{}` for Alloy {ALLOY_VERSION}{hint}", a.name),
                     ));
                 } else if !present.insert(a.name.clone()) {
-                    findings.push(finding(
-                        a.pos,
-                        format!("{path}: argument `{}` set twice", a.name),
-                    ));
+                    findings.push(finding(a.pos, format!("{path}: argument `{}` set twice", a.name)));
                 }
             }
             Statement::Block(b) => {
@@ -1030,9 +899,7 @@ fn check_body(path: &str, body: &Body, spec: &BlockSpec, findings: &mut Vec<Find
                         if let Some(label) = &b.label {
                             findings.push(finding(
                                 b.pos,
-                                format!(
-                                    "{inner_path}: nested blocks take no label (found \"{label}\")"
-                                ),
+                                format!("{inner_path}: nested blocks take no label (found \"{label}\")"),
                             ));
                         }
                         check_body(&inner_path, &b.body, inner, findings);
@@ -1041,10 +908,7 @@ fn check_body(path: &str, body: &Body, spec: &BlockSpec, findings: &mut Vec<Find
                         let hint = suggest(&b.name, spec.blocks.keys().map(String::as_str));
                         findings.push(finding(
                             b.pos,
-                            format!(
-                                "{path}: unknown block `{}` for Alloy {ALLOY_VERSION}{hint}",
-                                b.name
-                            ),
+                            format!("{path}: unknown block `{}` for Alloy {ALLOY_VERSION}{hint}", b.name),
                         ));
                     }
                 }
@@ -1068,12 +932,7 @@ fn body_pos(body: &Body) -> Option<Pos> {
 
 /// Collects every component reference (dotted paths not rooted in the standard library) and
 /// checks sys.env calls on the way.
-fn collect_refs(
-    body: &Body,
-    refs: &mut Vec<(Vec<String>, Pos)>,
-    findings: &mut Vec<Finding>,
-    env: &BTreeSet<&str>,
-) {
+fn collect_refs(body: &Body, refs: &mut Vec<(Vec<String>, Pos)>, findings: &mut Vec<Finding>, env: &BTreeSet<&str>) {
     for statement in &body.statements {
         match statement {
             Statement::Attribute(a) => collect_expr_refs(&a.value, refs, findings, env),
@@ -1082,20 +941,11 @@ fn collect_refs(
     }
 }
 
-fn collect_expr_refs(
-    e: &Expr,
-    refs: &mut Vec<(Vec<String>, Pos)>,
-    findings: &mut Vec<Finding>,
-    env: &BTreeSet<&str>,
-) {
+fn collect_expr_refs(e: &Expr, refs: &mut Vec<(Vec<String>, Pos)>, findings: &mut Vec<Finding>, env: &BTreeSet<&str>) {
     match e {
         Expr::Null(_) | Expr::Bool(..) | Expr::Number(..) | Expr::String(..) => {}
-        Expr::Array(items, _) => items
-            .iter()
-            .for_each(|i| collect_expr_refs(i, refs, findings, env)),
-        Expr::Object(fields, _) => fields
-            .iter()
-            .for_each(|(_, v)| collect_expr_refs(v, refs, findings, env)),
+        Expr::Array(items, _) => items.iter().for_each(|i| collect_expr_refs(i, refs, findings, env)),
+        Expr::Object(fields, _) => fields.iter().for_each(|(_, v)| collect_expr_refs(v, refs, findings, env)),
         Expr::Unary(_, inner, _) => collect_expr_refs(inner, refs, findings, env),
         Expr::Binary(_, l, r, _) => {
             collect_expr_refs(l, refs, findings, env);
@@ -1117,25 +967,19 @@ fn collect_expr_refs(
                             ));
                         }
                     }
-                    _ => findings.push(finding(
-                        *pos,
-                        "sys.env takes one string literal here, so the variable can be checked",
-                    )),
+                    _ => findings
+                        .push(finding(*pos, "sys.env takes one string literal here, so the variable can be checked")),
                 },
                 Some(n) => {
                     if let Some((_, new)) = DEPRECATED_FUNCTIONS.iter().find(|(old, _)| *old == n) {
-                        findings.push(finding(
-                            *pos,
-                            format!("`{n}` is a deprecated alias; use `{new}`"),
-                        ));
+                        findings.push(finding(*pos, format!("`{n}` is a deprecated alias; use `{new}`")));
                     } else if !STDLIB_ROOTS.contains(&n.split('.').next().unwrap_or_default()) {
                         findings.push(finding(*pos, format!("unknown function `{n}`")));
                     }
                 }
                 None => collect_expr_refs(function, refs, findings, env),
             }
-            args.iter()
-                .for_each(|a| collect_expr_refs(a, refs, findings, env));
+            args.iter().for_each(|a| collect_expr_refs(a, refs, findings, env));
         }
         Expr::Identifier(..) | Expr::Access(..) => match e.dotted() {
             Some(parts) if STDLIB_ROOTS.contains(&parts[0].as_str()) => {}
@@ -1150,24 +994,16 @@ fn collect_expr_refs(
 }
 
 /// The component a dotted path starts with (`<name> <label> ...`).
-fn find_component<'c, 'a>(
-    parts: &[String],
-    components: &'c [Component<'a>],
-) -> Option<&'c Component<'a>> {
+fn find_component<'c, 'a>(parts: &[String], components: &'c [Component<'a>]) -> Option<&'c Component<'a>> {
     components.iter().find(|c| {
         let name_parts: Vec<&str> = c.name.split('.').collect();
         let n = name_parts.len();
-        parts.len() > n
-            && parts[..n].iter().zip(&name_parts).all(|(a, b)| a == b)
-            && parts[n] == c.label
+        parts.len() > n && parts[..n].iter().zip(&name_parts).all(|(a, b)| a == b) && parts[n] == c.label
     })
 }
 
 /// `loki.write.default.receiver` => (the component, "receiver").
-fn resolve<'c, 'a>(
-    parts: &[String],
-    components: &'c [Component<'a>],
-) -> Result<(&'c Component<'a>, String), String> {
+fn resolve<'c, 'a>(parts: &[String], components: &'c [Component<'a>]) -> Result<(&'c Component<'a>, String), String> {
     let text = parts.join(".");
     if let Some(c) = find_component(parts, components) {
         let n = c.name.split('.').count();
@@ -1177,22 +1013,13 @@ fn resolve<'c, 'a>(
             };
             if !c.spec.exports.contains_key(export) {
                 let known: Vec<&str> = c.spec.exports.keys().map(String::as_str).collect();
-                let known = if known.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    known.join(", ")
-                };
-                return Err(format!(
-                    "`{text}`: {} has no export `{export}` (it exports {known})",
-                    c.id()
-                ));
+                let known = if known.is_empty() { "nothing".to_string() } else { known.join(", ") };
+                return Err(format!("`{text}`: {} has no export `{export}` (it exports {known})", c.id()));
             }
             return Ok((c, export.clone()));
         }
     }
-    Err(format!(
-        "dangling reference `{text}`: no such component in this config"
-    ))
+    Err(format!("dangling reference `{text}`: no such component in this config"))
 }
 
 /// Every forward_to element must be `<component>.<label>.receiver` of a receiver of the same signal.
@@ -1205,29 +1032,17 @@ fn check_forward_to(component: &Component, components: &[Component], findings: &
             continue;
         }
         let Expr::Array(items, _) = &a.value else {
-            findings.push(finding(
-                a.pos,
-                format!("{}: forward_to must be a list of receivers", component.id()),
-            ));
+            findings.push(finding(a.pos, format!("{}: forward_to must be a list of receivers", component.id())));
             continue;
         };
         if items.is_empty() {
-            findings.push(finding(
-                a.pos,
-                format!(
-                    "{}: forward_to is empty, its data goes nowhere",
-                    component.id()
-                ),
-            ));
+            findings.push(finding(a.pos, format!("{}: forward_to is empty, its data goes nowhere", component.id())));
         }
         for item in items {
             let Some(parts) = item.dotted() else {
                 findings.push(finding(
                     item.pos(),
-                    format!(
-                        "{}: forward_to elements must be component receivers",
-                        component.id()
-                    ),
+                    format!("{}: forward_to elements must be component receivers", component.id()),
                 ));
                 continue;
             };
@@ -1235,17 +1050,10 @@ fn check_forward_to(component: &Component, components: &[Component], findings: &
             let Ok((target, export)) = resolve(&parts, components) else {
                 continue;
             };
-            match (
-                target.spec.exports.get(&export).copied().flatten(),
-                component.spec.forwards,
-            ) {
+            match (target.spec.exports.get(&export).copied().flatten(), component.spec.forwards) {
                 (None, _) => findings.push(finding(
                     item.pos(),
-                    format!(
-                        "{}: forward_to `{}` is not a receiver",
-                        component.id(),
-                        parts.join(".")
-                    ),
+                    format!("{}: forward_to `{}` is not a receiver", component.id(), parts.join(".")),
                 )),
                 (Some(got), Some(want)) if got != want => findings.push(finding(
                     item.pos(),
@@ -1277,11 +1085,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
         }
         prev = cur;
     }
@@ -1294,30 +1098,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Names of the `environment` and `secrets` entries of `container` in ECS container definitions
 /// JSON (as in `aws ecs describe-task-definition` or the `container_definitions` attribute of a
 /// Terraform plan), sorted. The ECS agent's own variables ([`ECS_AGENT_ENV`]) are not included.
-pub fn env_names_from_container_definitions(
-    json: &str,
-    container: &str,
-) -> Result<Vec<String>, String> {
-    let value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| format!("container definitions are not JSON: {e}"))?;
+pub fn env_names_from_container_definitions(json: &str, container: &str) -> Result<Vec<String>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("container definitions are not JSON: {e}"))?;
     let defs = value
         .as_array()
         .or_else(|| value.get("containerDefinitions").and_then(|v| v.as_array()))
-        .ok_or(
-            "container definitions must be a JSON array (or an object with containerDefinitions)",
-        )?;
+        .ok_or("container definitions must be a JSON array (or an object with containerDefinitions)")?;
     let def = defs
         .iter()
         .find(|d| d.get("name").and_then(|n| n.as_str()) == Some(container))
         .ok_or_else(|| format!("no container named `{container}` in the container definitions"))?;
     let mut names = BTreeSet::new();
     for key in ["environment", "secrets"] {
-        for entry in def
-            .get(key)
-            .and_then(|v| v.as_array())
-            .into_iter()
-            .flatten()
-        {
+        for entry in def.get(key).and_then(|v| v.as_array()).into_iter().flatten() {
             if let Some(name) = entry.get("name").and_then(|n| n.as_str()) {
                 names.insert(name.to_string());
             }

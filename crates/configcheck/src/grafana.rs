@@ -96,13 +96,7 @@ const SIGV4_JSON_DATA: &[&str] = &[
     "assumeRoleArn",
     "externalId",
 ];
-const SIGV4_AUTH_TYPES: &[&str] = &[
-    "default",
-    "keys",
-    "credentials",
-    "ec2_iam_role",
-    "grafana_assume_role",
-];
+const SIGV4_AUTH_TYPES: &[&str] = &["default", "keys", "credentials", "ec2_iam_role", "grafana_assume_role"];
 
 const AMAZON_PROMETHEUS: &str = "grafana-amazonprometheus-datasource";
 
@@ -147,11 +141,7 @@ pub fn check_grafana_dir(dir: &Path) -> Vec<Finding> {
         if let Some(text) = read(dir, &file, &mut out) {
             if let Some(uid) = check_dashboard(&file, &text, &datasources, &mut out) {
                 if let Some(first) = uids.insert(uid.clone(), file.clone()) {
-                    out.push(at(
-                        &file,
-                        "uid",
-                        format!("dashboard uid `{uid}` is also used by {first}"),
-                    ));
+                    out.push(at(&file, "uid", format!("dashboard uid `{uid}` is also used by {first}")));
                 }
             }
         }
@@ -162,10 +152,7 @@ pub fn check_grafana_dir(dir: &Path) -> Vec<Finding> {
 /// The Grafana version the Dockerfile's final `FROM` pins (`grafana/grafana:<x.y.z>`, optionally
 /// with a digest). `cargo xtask build-grafana` tags the image with it.
 pub fn grafana_version(dockerfile: &str) -> Result<String, String> {
-    let from = instructions(dockerfile)
-        .into_iter()
-        .rfind(|(name, _)| name == "FROM")
-        .ok_or("no FROM instruction")?;
+    let from = instructions(dockerfile).into_iter().rfind(|(name, _)| name == "FROM").ok_or("no FROM instruction")?;
     let image = from_image(&from.1).ok_or("FROM names no image")?;
     let (name, tag, _) = split_image(&image);
     if name != "grafana/grafana" && name != "docker.io/grafana/grafana" {
@@ -175,12 +162,8 @@ pub fn grafana_version(dockerfile: &str) -> Result<String, String> {
     }
     match tag {
         Some(tag) if is_version(tag) => Ok(tag.to_string()),
-        Some(tag) => Err(format!(
-            "`{image}`: tag `{tag}` is not a release version such as 13.2.3"
-        )),
-        None => Err(format!(
-            "`{image}` has no version tag; pin one such as grafana/grafana:13.2.3"
-        )),
+        Some(tag) => Err(format!("`{image}`: tag `{tag}` is not a release version such as 13.2.3")),
+        None => Err(format!("`{image}` has no version tag; pin one such as grafana/grafana:13.2.3")),
     }
 }
 
@@ -195,9 +178,13 @@ fn check_dockerfile(text: &str, dir: &Path, out: &mut Vec<Finding>) -> Vec<(Stri
     for (name, args) in instructions(text) {
         match name.as_str() {
             "FROM" => match from_image(&args) {
-                Some(image) if image.contains('$') => {
-                    out.push(at(file, "FROM", format!("`{image}`: write the base image literally, not through an ARG, so it is pinned in the file")))
-                }
+                Some(image) if image.contains('$') => out.push(at(
+                    file,
+                    "FROM",
+                    format!(
+                        "`{image}`: write the base image literally, not through an ARG, so it is pinned in the file"
+                    ),
+                )),
                 Some(image) => {
                     if let Err(why) = pinned(&image) {
                         out.push(at(file, "FROM", why));
@@ -237,12 +224,9 @@ fn check_dockerfile(text: &str, dir: &Path, out: &mut Vec<Finding>) -> Vec<(Stri
     }
     match user.as_deref() {
         None => {} // the base image's user (grafana, 472)
-        Some(u) if u == "root" || u == "0" || u.starts_with("root:") || u.starts_with("0:") => out
-            .push(at(
-                file,
-                "USER",
-                "the image ends as root; end with `USER 472` (Grafana's own user)",
-            )),
+        Some(u) if u == "root" || u == "0" || u.starts_with("root:") || u.starts_with("0:") => {
+            out.push(at(file, "USER", "the image ends as root; end with `USER 472` (Grafana's own user)"))
+        }
         Some(_) => {}
     }
     copies
@@ -258,36 +242,20 @@ fn check_copy_source(source: &str, dir: &Path, instruction: &str, out: &mut Vec<
         return;
     }
     let relative = source.trim_start_matches("./");
-    if Path::new(relative)
-        .components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
+    if Path::new(relative).components().any(|c| matches!(c, std::path::Component::ParentDir))
         || relative.starts_with('/')
     {
-        out.push(at(
-            "Dockerfile",
-            instruction,
-            format!(
-                "`{source}` is outside the build context ({})",
-                dir.display()
-            ),
-        ));
+        out.push(at("Dockerfile", instruction, format!("`{source}` is outside the build context ({})", dir.display())));
         return;
     }
     // A wildcard is checked by its directory; Docker fails the build when nothing matches.
     let literal = if relative.contains(['*', '?', '[']) {
-        Path::new(relative)
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        Path::new(relative).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
     } else {
         relative.to_string()
     };
     if !dir.join(&literal).exists() {
-        out.push(at(
-            "Dockerfile",
-            instruction,
-            format!("source `{source}` does not exist in {}", dir.display()),
-        ));
+        out.push(at("Dockerfile", instruction, format!("source `{source}` does not exist in {}", dir.display())));
     }
 }
 
@@ -341,11 +309,7 @@ fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
     };
     let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
     match rest[last_slash..].rfind(':') {
-        Some(i) => (
-            &rest[..last_slash + i],
-            Some(&rest[last_slash + i + 1..]),
-            digest,
-        ),
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..]), digest),
         None => (rest, None, digest),
     }
 }
@@ -353,23 +317,16 @@ fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
 fn pinned(image: &str) -> Result<(), String> {
     match split_image(image) {
         (_, _, Some(digest)) if digest.starts_with("sha256:") && digest.len() == 71 => Ok(()),
-        (_, Some("latest"), _) => Err(format!(
-            "`{image}`: `latest` is not a version; pin a release tag"
-        )),
+        (_, Some("latest"), _) => Err(format!("`{image}`: `latest` is not a version; pin a release tag")),
         (_, Some(tag), _) if !tag.is_empty() => Ok(()),
-        _ => Err(format!(
-            "`{image}` has no tag; pin a release tag or a digest"
-        )),
+        _ => Err(format!("`{image}` has no tag; pin a release tag or a digest")),
     }
 }
 
 fn is_version(tag: &str) -> bool {
     let core = tag.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 // --- Provisioning: datasources -------------------------------------------------------------------
@@ -437,22 +394,12 @@ fn check_json_data(file: &str, path: &str, kind: &str, ds: &Yaml, out: &mut Vec<
         AMAZON_PROMETHEUS => [HTTP_JSON_DATA, PROMETHEUS_JSON_DATA, SIGV4_JSON_DATA].concat(),
         _ => return, // other plugins: their own keys, not checked here
     };
-    if ["loki", "prometheus", AMAZON_PROMETHEUS].contains(&kind)
-        && ds["url"].as_str().is_none_or(str::is_empty)
-    {
-        out.push(at(
-            file,
-            path.trim_end_matches(".jsonData"),
-            format!("`url` is required for a {kind} datasource"),
-        ));
+    if ["loki", "prometheus", AMAZON_PROMETHEUS].contains(&kind) && ds["url"].as_str().is_none_or(str::is_empty) {
+        out.push(at(file, path.trim_end_matches(".jsonData"), format!("`url` is required for a {kind} datasource")));
     }
     if json_data.is_badvalue() {
         if kind == AMAZON_PROMETHEUS {
-            out.push(at(
-                file,
-                &path,
-                "missing: sigV4Auth and sigV4Region are required",
-            ));
+            out.push(at(file, &path, "missing: sigV4Auth and sigV4Region are required"));
         }
         return;
     }
@@ -482,30 +429,19 @@ fn check_json_data(file: &str, path: &str, kind: &str, ds: &Yaml, out: &mut Vec<
     }
     if let Some(method) = json_data["httpMethod"].as_str() {
         if method != "GET" && method != "POST" {
-            out.push(at(
-                file,
-                &format!("{path}.httpMethod"),
-                format!("`{method}`: expected GET or POST"),
-            ));
+            out.push(at(file, &format!("{path}.httpMethod"), format!("`{method}`: expected GET or POST")));
         }
     }
     let sigv4 = &json_data["sigV4Auth"];
     if !sigv4.is_badvalue() && sigv4.as_bool().is_none() {
-        out.push(at(
-            file,
-            &format!("{path}.sigV4Auth"),
-            "must be true or false",
-        ));
+        out.push(at(file, &format!("{path}.sigV4Auth"), "must be true or false"));
     }
     if let Some(auth_type) = json_data["sigV4AuthType"].as_str() {
         if !SIGV4_AUTH_TYPES.contains(&auth_type) && !is_env_reference(auth_type) {
             out.push(at(
                 file,
                 &format!("{path}.sigV4AuthType"),
-                format!(
-                    "`{auth_type}`: expected one of {}",
-                    SIGV4_AUTH_TYPES.join(", ")
-                ),
+                format!("`{auth_type}`: expected one of {}", SIGV4_AUTH_TYPES.join(", ")),
             ));
         }
     }
@@ -517,7 +453,11 @@ fn check_json_data(file: &str, path: &str, kind: &str, ds: &Yaml, out: &mut Vec<
         )),
         AMAZON_PROMETHEUS => {
             if sigv4.as_bool() != Some(true) {
-                out.push(at(file, &format!("{path}.sigV4Auth"), "must be true: AMP only accepts SigV4-signed requests"));
+                out.push(at(
+                    file,
+                    &format!("{path}.sigV4Auth"),
+                    "must be true: AMP only accepts SigV4-signed requests",
+                ));
             }
             if json_data["sigV4Region"].as_str().is_none_or(str::is_empty) {
                 out.push(at(file, &format!("{path}.sigV4Region"), "required: the region SigV4 signs for"));
@@ -540,7 +480,11 @@ fn check_secure_json_data(file: &str, path: &str, ds: &Yaml, out: &mut Vec<Findi
         };
         if literal {
             let key = key.as_str().unwrap_or_default();
-            out.push(at(file, &format!("{path}.secureJsonData.{key}"), "a literal secret in a file baked into the image; use a $VAR set from Secrets Manager"));
+            out.push(at(
+                file,
+                &format!("{path}.secureJsonData.{key}"),
+                "a literal secret in a file baked into the image; use a $VAR set from Secrets Manager",
+            ));
         }
     }
 }
@@ -550,33 +494,22 @@ fn check_datasources_together(datasources: &[Datasource], out: &mut Vec<Finding>
     let mut names: BTreeMap<&str, &str> = BTreeMap::new();
     for ds in datasources {
         if let Some(first) = uids.insert(&ds.uid, &ds.file) {
-            out.push(at(
-                &ds.file,
-                "uid",
-                format!("datasource uid `{}` is also provisioned in {first}", ds.uid),
-            ));
+            out.push(at(&ds.file, "uid", format!("datasource uid `{}` is also provisioned in {first}", ds.uid)));
         }
         if let Some(first) = names.insert(&ds.name, &ds.file) {
-            out.push(at(
-                &ds.file,
-                "name",
-                format!(
-                    "datasource name `{}` is also provisioned in {first}",
-                    ds.name
-                ),
-            ));
+            out.push(at(&ds.file, "name", format!("datasource name `{}` is also provisioned in {first}", ds.name)));
         }
     }
-    let defaults: Vec<&str> = datasources
-        .iter()
-        .filter(|d| d.is_default)
-        .map(|d| d.uid.as_str())
-        .collect();
+    let defaults: Vec<&str> = datasources.iter().filter(|d| d.is_default).map(|d| d.uid.as_str()).collect();
     if defaults.len() > 1 {
         out.push(at(
             "provisioning/datasources",
             "isDefault",
-            format!("{} datasources are marked default ({}); Grafana refuses to start with more than one", defaults.len(), defaults.join(", ")),
+            format!(
+                "{} datasources are marked default ({}); Grafana refuses to start with more than one",
+                defaults.len(),
+                defaults.join(", ")
+            ),
         ));
     }
 }
@@ -591,11 +524,7 @@ fn check_provider_file(file: &str, text: &str, out: &mut Vec<Finding>) -> Vec<St
     check_api_version(file, &doc, out);
     unknown_keys(file, "", &doc, PROVIDER_FILE_KEYS, out);
     let Some(list) = doc["providers"].as_vec() else {
-        out.push(at(
-            file,
-            "providers",
-            "required: a list of dashboard providers",
-        ));
+        out.push(at(file, "providers", "required: a list of dashboard providers"));
         return Vec::new();
     };
     let mut paths = Vec::new();
@@ -605,21 +534,11 @@ fn check_provider_file(file: &str, text: &str, out: &mut Vec<Finding>) -> Vec<St
         required_str(file, &path, provider, "name", out);
         if let Some(kind) = provider["type"].as_str() {
             if kind != "file" {
-                out.push(at(
-                    file,
-                    &format!("{path}.type"),
-                    format!("`{kind}`: only `file` providers exist"),
-                ));
+                out.push(at(file, &format!("{path}.type"), format!("`{kind}`: only `file` providers exist")));
             }
         }
         let options = &provider["options"];
-        unknown_keys(
-            file,
-            &format!("{path}.options"),
-            options,
-            PROVIDER_OPTION_KEYS,
-            out,
-        );
+        unknown_keys(file, &format!("{path}.options"), options, PROVIDER_OPTION_KEYS, out);
         match options["path"].as_str() {
             Some(p) if !p.is_empty() => paths.push(p.to_string()),
             _ => out.push(at(
@@ -633,23 +552,20 @@ fn check_provider_file(file: &str, text: &str, out: &mut Vec<Finding>) -> Vec<St
 }
 
 /// The provider's directory must be where the Dockerfile copies this repository's dashboards.
-fn check_provider_path(
-    file: &str,
-    path: &str,
-    copies: &[(String, String)],
-    dir: &Path,
-    out: &mut Vec<Finding>,
-) {
+fn check_provider_path(file: &str, path: &str, copies: &[(String, String)], dir: &Path, out: &mut Vec<Finding>) {
     let want = path.trim_end_matches('/');
-    let source = copies
-        .iter()
-        .find(|(_, dest)| dest.trim_end_matches('/') == want)
-        .map(|(src, _)| src);
+    let source = copies.iter().find(|(_, dest)| dest.trim_end_matches('/') == want).map(|(src, _)| src);
     match source {
-        None => out.push(at(file, "options.path", format!("`{path}` is not a COPY destination in the Dockerfile, so Grafana finds no dashboards there"))),
+        None => out.push(at(
+            file,
+            "options.path",
+            format!("`{path}` is not a COPY destination in the Dockerfile, so Grafana finds no dashboards there"),
+        )),
         Some(src) => {
             let has_json = std::fs::read_dir(dir.join(src.trim_start_matches("./")))
-                .map(|entries| entries.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == "json")))
+                .map(|entries| {
+                    entries.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == "json"))
+                })
                 .unwrap_or(false);
             if !has_json {
                 out.push(at(file, "options.path", format!("`{path}` receives `{src}`, which holds no dashboard JSON")));
@@ -661,12 +577,7 @@ fn check_provider_path(
 // --- Dashboards ----------------------------------------------------------------------------------
 
 /// Returns the dashboard's uid when it has a usable one.
-fn check_dashboard(
-    file: &str,
-    text: &str,
-    datasources: &[Datasource],
-    out: &mut Vec<Finding>,
-) -> Option<String> {
+fn check_dashboard(file: &str, text: &str, datasources: &[Datasource], out: &mut Vec<Finding>) -> Option<String> {
     let doc: Value = match serde_json::from_str(text) {
         Ok(doc) => doc,
         Err(e) => {
@@ -693,11 +604,7 @@ fn check_dashboard(
             }
         },
         None => {
-            out.push(at(
-                file,
-                "uid",
-                "required: a fixed uid keeps links to the dashboard stable",
-            ));
+            out.push(at(file, "uid", "required: a fixed uid keeps links to the dashboard stable"));
             None
         }
     };
@@ -708,8 +615,7 @@ fn check_dashboard(
         .filter(|v| v["type"] == "datasource")
         .filter_map(|v| v["name"].as_str())
         .collect();
-    let known: BTreeMap<&str, &Datasource> =
-        datasources.iter().map(|d| (d.uid.as_str(), d)).collect();
+    let known: BTreeMap<&str, &Datasource> = datasources.iter().map(|d| (d.uid.as_str(), d)).collect();
     walk_references(file, &doc, "", &known, &variables, out);
     uid
 }
@@ -725,11 +631,7 @@ fn walk_references(
     match node {
         Value::Object(map) => {
             for (key, value) in map {
-                let here = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
+                let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                 if key == "datasource" {
                     check_reference(file, &here, value, known, variables, out);
                 }
@@ -760,9 +662,7 @@ fn check_reference(
             out.push(at(
                 file,
                 path,
-                format!(
-                    "refers to a datasource by name (`{name}`); use {{\"type\": …, \"uid\": …}}"
-                ),
+                format!("refers to a datasource by name (`{name}`); use {{\"type\": …, \"uid\": …}}"),
             ));
             return;
         }
@@ -774,11 +674,7 @@ fn check_reference(
             }
         },
         _ => {
-            out.push(at(
-                file,
-                path,
-                "a datasource reference must be an object with type and uid",
-            ));
+            out.push(at(file, path, "a datasource reference must be an object with type and uid"));
             return;
         }
     };
@@ -788,36 +684,18 @@ fn check_reference(
     if let Some(variable) = uid.strip_prefix('$') {
         let variable = variable.trim_start_matches('{').trim_end_matches('}');
         if !variables.contains(variable) {
-            out.push(at(
-                file,
-                path,
-                format!("`{uid}` is not a datasource variable of this dashboard"),
-            ));
+            out.push(at(file, path, format!("`{uid}` is not a datasource variable of this dashboard")));
         }
         return;
     }
     let Some(ds) = known.get(uid) else {
         let provisioned: Vec<&str> = known.keys().copied().collect();
-        out.push(at(
-            file,
-            path,
-            format!(
-                "uid `{uid}` is not provisioned (provisioned: {})",
-                provisioned.join(", ")
-            ),
-        ));
+        out.push(at(file, path, format!("uid `{uid}` is not provisioned (provisioned: {})", provisioned.join(", "))));
         return;
     };
     if let Some(kind) = value["type"].as_str() {
         if kind != ds.kind {
-            out.push(at(
-                file,
-                path,
-                format!(
-                    "type `{kind}` but datasource `{uid}` is {} ({})",
-                    ds.kind, ds.file
-                ),
-            ));
+            out.push(at(file, path, format!("type `{kind}` but datasource `{uid}` is {} ({})", ds.kind, ds.file)));
         }
     }
 }
@@ -825,26 +703,15 @@ fn check_reference(
 // --- Helpers -------------------------------------------------------------------------------------
 
 fn at(file: &str, path: &str, message: impl Into<String>) -> Finding {
-    let path = if path.is_empty() {
-        file.to_string()
-    } else {
-        format!("{file}: {path}")
-    };
-    Finding {
-        path,
-        message: message.into(),
-    }
+    let path = if path.is_empty() { file.to_string() } else { format!("{file}: {path}") };
+    Finding { path, message: message.into() }
 }
 
 fn read(dir: &Path, file: &str, out: &mut Vec<Finding>) -> Option<String> {
     match std::fs::read_to_string(dir.join(file)) {
         Ok(text) => Some(text),
         Err(e) => {
-            out.push(at(
-                file,
-                "",
-                format!("cannot read {}: {e}", dir.join(file).display()),
-            ));
+            out.push(at(file, "", format!("cannot read {}: {e}", dir.join(file).display())));
             None
         }
     }
@@ -855,27 +722,15 @@ fn files(dir: &Path, sub: &str, extensions: &[&str], out: &mut Vec<Finding>) -> 
     let entries = match std::fs::read_dir(dir.join(sub)) {
         Ok(entries) => entries,
         Err(e) => {
-            out.push(at(
-                sub,
-                "",
-                format!("cannot list {}: {e}", dir.join(sub).display()),
-            ));
+            out.push(at(sub, "", format!("cannot list {}: {e}", dir.join(sub).display())));
             return Vec::new();
         }
     };
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|x| x.to_str())
-                    .is_some_and(|x| extensions.contains(&x))
-        })
-        .filter_map(|p| {
-            p.file_name()
-                .map(|n| format!("{sub}/{}", n.to_string_lossy()))
-        })
+        .filter(|p| p.is_file() && p.extension().and_then(|x| x.to_str()).is_some_and(|x| extensions.contains(&x)))
+        .filter_map(|p| p.file_name().map(|n| format!("{sub}/{}", n.to_string_lossy())))
         .collect();
     names.sort();
     if names.is_empty() {
@@ -888,11 +743,7 @@ fn parse_yaml(file: &str, text: &str, out: &mut Vec<Finding>) -> Option<Yaml> {
     match YamlLoader::load_from_str(text) {
         Ok(mut docs) if docs.len() == 1 => Some(docs.remove(0)),
         Ok(docs) => {
-            out.push(at(
-                file,
-                "",
-                format!("{} YAML documents; Grafana reads exactly one", docs.len()),
-            ));
+            out.push(at(file, "", format!("{} YAML documents; Grafana reads exactly one", docs.len())));
             None
         }
         Err(e) => {
@@ -913,30 +764,17 @@ fn unknown_keys(file: &str, path: &str, node: &Yaml, allowed: &[&str], out: &mut
     for key in map.keys() {
         let name = key.as_str().unwrap_or_default();
         if !allowed.contains(&name) {
-            let here = if path.is_empty() {
-                name.to_string()
-            } else {
-                format!("{path}.{name}")
-            };
+            let here = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
             out.push(at(
                 file,
                 &here,
-                format!(
-                    "unknown key (Grafana ignores it silently); known: {}",
-                    allowed.join(", ")
-                ),
+                format!("unknown key (Grafana ignores it silently); known: {}", allowed.join(", ")),
             ));
         }
     }
 }
 
-fn required_str(
-    file: &str,
-    path: &str,
-    node: &Yaml,
-    key: &str,
-    out: &mut Vec<Finding>,
-) -> Option<String> {
+fn required_str(file: &str, path: &str, node: &Yaml, key: &str, out: &mut Vec<Finding>) -> Option<String> {
     match node[key].as_str() {
         Some(value) if !value.is_empty() => Some(value.to_string()),
         _ => {
@@ -948,26 +786,18 @@ fn required_str(
 
 /// Grafana's uid rule: 1-40 letters, digits, `-` and `_`.
 fn check_uid(uid: &str) -> Result<(), String> {
-    let ok = !uid.is_empty()
-        && uid.len() <= 40
-        && uid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok =
+        !uid.is_empty() && uid.len() <= 40 && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{uid}`: a uid is 1-40 letters, digits, '-' or '_'"
-        ))
+        Err(format!("`{uid}`: a uid is 1-40 letters, digits, '-' or '_'"))
     }
 }
 
 /// `$VAR` or `${VAR}`: resolved by Grafana from the environment.
 fn is_env_reference(value: &str) -> bool {
-    let name = value
-        .strip_prefix("${")
-        .and_then(|v| v.strip_suffix('}'))
-        .or_else(|| value.strip_prefix('$'));
+    let name = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')).or_else(|| value.strip_prefix('$'));
     name.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
 }
 

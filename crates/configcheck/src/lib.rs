@@ -11,23 +11,11 @@ pub(crate) fn rendered_files(matches: impl Fn(&str) -> bool) -> Vec<std::path::P
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&rendered)
         .expect("rendered/ exists")
         .flatten()
-        .flat_map(|env_dir| {
-            std::fs::read_dir(env_dir.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
+        .flat_map(|env_dir| std::fs::read_dir(env_dir.path()).into_iter().flatten().flatten())
         .map(|file| file.path())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(&matches)
-        })
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(&matches))
         .collect();
     files.sort();
-    assert!(
-        !files.is_empty(),
-        "no matching files under rendered/: run `cargo xtask render`"
-    );
+    assert!(!files.is_empty(), "no matching files under rendered/: run `cargo xtask render`");
     files
 }

@@ -40,10 +40,7 @@ impl fmt::Display for Finding {
 }
 
 fn finding(path: &str, message: impl Into<String>) -> Finding {
-    Finding {
-        path: path.to_string(),
-        message: message.into(),
-    }
+    Finding { path: path.to_string(), message: message.into() }
 }
 
 /// What the environment (and so the Terraform variables) says the config must agree with.
@@ -81,18 +78,11 @@ pub fn check_loki_config_for(yaml: &str, expected: &Expected) -> Vec<Finding> {
 }
 
 fn parse(yaml: &str) -> Result<Yaml, Finding> {
-    let mut docs =
-        YamlLoader::load_from_str(yaml).map_err(|e| finding("", format!("not valid YAML: {e}")))?;
+    let mut docs = YamlLoader::load_from_str(yaml).map_err(|e| finding("", format!("not valid YAML: {e}")))?;
     match docs.len() {
         1 => Ok(docs.remove(0)),
-        0 => Err(finding(
-            "",
-            "empty file: Loki needs at least schema_config and storage",
-        )),
-        n => Err(finding(
-            "",
-            format!("{n} YAML documents; Loki reads exactly one"),
-        )),
+        0 => Err(finding("", "empty file: Loki needs at least schema_config and storage")),
+        n => Err(finding("", format!("{n} YAML documents; Loki reads exactly one"))),
     }
 }
 
@@ -133,49 +123,22 @@ fn key_list() -> &'static KeyList {
 
 /// Keys that 2.x configs still carry and 3.x rejects, with what replaced them (Loki's upgrade guide).
 const REMOVED_KEYS: &[(&str, &str)] = &[
-    (
-        "ingester.max_transfer_retries",
-        "removed in 3.0: the WAL replaces hand-over on shutdown",
-    ),
+    ("ingester.max_transfer_retries", "removed in 3.0: the WAL replaces hand-over on shutdown"),
     ("limits_config.enforce_metric_name", "removed in 3.0"),
-    (
-        "chunk_store_config.max_look_back_period",
-        "removed in 3.0: use limits_config.max_query_lookback",
-    ),
-    (
-        "storage_config.tsdb_shipper.shared_store",
-        "removed in 3.0: the object store comes from schema_config",
-    ),
-    (
-        "storage_config.boltdb_shipper.shared_store",
-        "removed in 3.0: the object store comes from schema_config",
-    ),
-    (
-        "compactor.shared_store",
-        "removed in 3.0: use compactor.delete_request_store for delete requests",
-    ),
-    (
-        "querier.query_timeout",
-        "moved in 3.0 to limits_config.query_timeout",
-    ),
-    (
-        "query_range.split_queries_by_interval",
-        "moved in 3.0 to limits_config.split_queries_by_interval",
-    ),
-    (
-        "compactor.deletion_mode",
-        "moved in 3.0 to limits_config.deletion_mode",
-    ),
+    ("chunk_store_config.max_look_back_period", "removed in 3.0: use limits_config.max_query_lookback"),
+    ("storage_config.tsdb_shipper.shared_store", "removed in 3.0: the object store comes from schema_config"),
+    ("storage_config.boltdb_shipper.shared_store", "removed in 3.0: the object store comes from schema_config"),
+    ("compactor.shared_store", "removed in 3.0: use compactor.delete_request_store for delete requests"),
+    ("querier.query_timeout", "moved in 3.0 to limits_config.query_timeout"),
+    ("query_range.split_queries_by_interval", "moved in 3.0 to limits_config.split_queries_by_interval"),
+    ("compactor.deletion_mode", "moved in 3.0 to limits_config.deletion_mode"),
 ];
 
 fn check_keys(doc: &Yaml) -> Vec<Finding> {
     let mut out = Vec::new();
     match doc {
         Yaml::Hash(_) => walk(key_list(), doc, "", "", &mut out),
-        _ => out.push(finding(
-            "",
-            "the top level must be a mapping of config blocks",
-        )),
+        _ => out.push(finding("", "the top level must be a mapping of config blocks")),
     }
     out
 }
@@ -210,9 +173,7 @@ fn walk(keys: &KeyList, node: &Yaml, schema: &str, shown: &str, out: &mut Vec<Fi
                     for (i, item) in items.iter().enumerate() {
                         let item_path = format!("{shown_path}[{i}]");
                         match item {
-                            Yaml::Hash(_) => {
-                                walk(keys, item, &format!("{schema_path}[]"), &item_path, out)
-                            }
+                            Yaml::Hash(_) => walk(keys, item, &format!("{schema_path}[]"), &item_path, out),
                             _ => out.push(finding(&item_path, "must be a mapping")),
                         }
                     }
@@ -223,17 +184,8 @@ fn walk(keys: &KeyList, node: &Yaml, schema: &str, shown: &str, out: &mut Vec<Fi
             Some(Kind::Map) => match value {
                 Yaml::Hash(entries) => {
                     for (k, v) in entries {
-                        let label = k
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| format!("{k:?}"));
-                        walk(
-                            keys,
-                            v,
-                            &format!("{schema_path}.*"),
-                            &join(&shown_path, &label),
-                            out,
-                        );
+                        let label = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
+                        walk(keys, v, &format!("{schema_path}.*"), &join(&shown_path, &label), out);
                     }
                 }
                 Yaml::Null => {}
@@ -241,10 +193,7 @@ fn walk(keys: &KeyList, node: &Yaml, schema: &str, shown: &str, out: &mut Vec<Fi
             },
             Some(Kind::Value(ty)) => {
                 if let Some(problem) = value_shape(ty, value) {
-                    out.push(finding(
-                        &shown_path,
-                        format!("{problem} (Loki expects <{ty}>)"),
-                    ));
+                    out.push(finding(&shown_path, format!("{problem} (Loki expects <{ty}>)")));
                 }
             }
         }
@@ -254,9 +203,7 @@ fn walk(keys: &KeyList, node: &Yaml, schema: &str, shown: &str, out: &mut Vec<Fi
 /// Only the shape (scalar, list, mapping) of values whose type the reference spells out; YAML 1.1
 /// scalars such as `yes` are Loki's business, and opaque types (`relabel_config...`) are skipped.
 fn value_shape(ty: &str, value: &Yaml) -> Option<&'static str> {
-    const SCALARS: &[&str] = &[
-        "string", "int", "duration", "boolean", "float", "url", "time", "daytime",
-    ];
+    const SCALARS: &[&str] = &["string", "int", "duration", "boolean", "float", "url", "time", "daytime"];
     let is_container = matches!(value, Yaml::Array(_) | Yaml::Hash(_));
     if SCALARS.contains(&ty) {
         return match value {
@@ -266,54 +213,30 @@ fn value_shape(ty: &str, value: &Yaml) -> Option<&'static str> {
         };
     }
     if ty.starts_with("list of ") && !matches!(value, Yaml::Array(_) | Yaml::Null) {
-        return Some(if is_container {
-            "is a mapping"
-        } else {
-            "is a single value"
-        });
+        return Some(if is_container { "is a mapping" } else { "is a single value" });
     }
     if ty.starts_with("map of ") && !matches!(value, Yaml::Hash(_) | Yaml::Null) {
-        return Some(if is_container {
-            "is a list"
-        } else {
-            "is a single value"
-        });
+        return Some(if is_container { "is a list" } else { "is a single value" });
     }
     None
 }
 
-fn unknown_key(
-    keys: &KeyList,
-    parent: &str,
-    schema_path: &str,
-    shown: &str,
-    name: &str,
-) -> Finding {
+fn unknown_key(keys: &KeyList, parent: &str, schema_path: &str, shown: &str, name: &str) -> Finding {
     if let Some((_, why)) = REMOVED_KEYS.iter().find(|(k, _)| *k == schema_path) {
         return finding(shown, format!("not a Loki {LOKI_VERSION} key: {why}"));
     }
-    let prefix = if parent.is_empty() {
-        String::new()
-    } else {
-        format!("{parent}.")
-    };
+    let prefix = if parent.is_empty() { String::new() } else { format!("{parent}.") };
     let siblings = keys
         .kinds
         .keys()
         .filter_map(|k| k.strip_prefix(prefix.as_str()))
         .filter(|rest| !rest.contains('.') && !rest.contains('['));
-    let best = siblings
-        .map(|s| (edit_distance(s, name), s))
-        .filter(|(d, _)| *d <= 3)
-        .min();
+    let best = siblings.map(|s| (edit_distance(s, name), s)).filter(|(d, _)| *d <= 3).min();
     let hint = match best {
         Some((_, s)) => format!("; did you mean `{s}`?"),
         None => String::new(),
     };
-    finding(
-        shown,
-        format!("unknown key: Loki {LOKI_VERSION} rejects the whole config{hint}"),
-    )
+    finding(shown, format!("unknown key: Loki {LOKI_VERSION} rejects the whole config{hint}"))
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -352,7 +275,10 @@ fn check_settings(doc: &Yaml) -> Vec<Finding> {
 
     // Chunks under fake/ is what the S3 lifecycle rule (req 2.3) is scoped to.
     if get(doc, "auth_enabled").and_then(Yaml::as_bool) != Some(false) {
-        out.push(finding("auth_enabled", "must be false: single tenant, chunks under fake/ (the S3 lifecycle rule expires only that prefix)"));
+        out.push(finding(
+            "auth_enabled",
+            "must be false: single tenant, chunks under fake/ (the S3 lifecycle rule expires only that prefix)",
+        ));
     }
 
     // Req 2.1, 2.2, 10.4: TSDB v13 on S3 with a 24h index (retention needs 24h).
@@ -361,10 +287,7 @@ fn check_settings(doc: &Yaml) -> Vec<Finding> {
             for (i, p) in periods.iter().enumerate() {
                 let at = |k: &str| format!("schema_config.configs[{i}].{k}");
                 if p["store"].as_str() != Some("tsdb") {
-                    out.push(finding(
-                        &at("store"),
-                        "must be tsdb (req 2.2; no BoltDB or DynamoDB)",
-                    ));
+                    out.push(finding(&at("store"), "must be tsdb (req 2.2; no BoltDB or DynamoDB)"));
                 }
                 if !is_s3(p["object_store"].as_str()) {
                     out.push(finding(&at("object_store"), "must be s3 (req 2.1)"));
@@ -386,10 +309,7 @@ fn check_settings(doc: &Yaml) -> Vec<Finding> {
                 }
             }
         }
-        _ => out.push(finding(
-            "schema_config.configs",
-            "missing: Loki needs at least one period (tsdb, s3, v13, 24h)",
-        )),
+        _ => out.push(finding("schema_config.configs", "missing: Loki needs at least one period (tsdb, s3, v13, 24h)")),
     }
 
     // Req 2.2, 10.4: the TSDB index needs no table store; these blocks exist only for DynamoDB
@@ -427,18 +347,12 @@ fn check_settings(doc: &Yaml) -> Vec<Finding> {
                 }
             }
         }
-        _ => out.push(finding(
-            "common.storage.s3",
-            "missing: chunks and index go to S3 (req 2.1)",
-        )),
+        _ => out.push(finding("common.storage.s3", "missing: chunks and index go to S3 (req 2.1)")),
     }
 
     // Req 5.3: the compactor enforces retention.
     if get(doc, "compactor.retention_enabled").and_then(Yaml::as_bool) != Some(true) {
-        out.push(finding(
-            "compactor.retention_enabled",
-            "must be true, or logs are kept forever (req 5.3)",
-        ));
+        out.push(finding("compactor.retention_enabled", "must be true, or logs are kept forever (req 5.3)"));
     }
     if !is_s3(get_str(doc, "compactor.delete_request_store")) {
         out.push(finding(
@@ -452,14 +366,11 @@ fn check_settings(doc: &Yaml) -> Vec<Finding> {
             "limits_config.retention_period",
             "must be at least 24h (Loki's minimum; 0 keeps logs forever)",
         )),
-        Some((s, None)) => out.push(finding(
-            "limits_config.retention_period",
-            format!("`{s}` is not a duration such as 168h"),
-        )),
-        None => out.push(finding(
-            "limits_config.retention_period",
-            "missing: the retention the compactor enforces (req 5.1)",
-        )),
+        Some((s, None)) => {
+            out.push(finding("limits_config.retention_period", format!("`{s}` is not a duration such as 168h")))
+        }
+        None => out
+            .push(finding("limits_config.retention_period", "missing: the retention the compactor enforces (req 5.1)")),
     }
 
     // The task's disk goes with the task: flush chunks on SIGTERM.
@@ -477,15 +388,16 @@ fn check_settings(doc: &Yaml) -> Vec<Finding> {
     }
     if let Some(port) = get(doc, "server.http_listen_port").and_then(Yaml::as_i64) {
         if port != 3100 {
-            out.push(finding("server.http_listen_port", format!("is {port}; Service Connect, the health check and the security group use 3100 (req 1.3)")));
+            out.push(finding(
+                "server.http_listen_port",
+                format!("is {port}; Service Connect, the health check and the security group use 3100 (req 1.3)"),
+            ));
         }
     }
 
     // Req 7.3: a memberlist ring needs peers; an in-memory ring cannot replicate.
     let store = get_str(doc, "common.ring.kvstore.store");
-    let rf = get(doc, "common.replication_factor")
-        .and_then(Yaml::as_i64)
-        .unwrap_or(3);
+    let rf = get(doc, "common.replication_factor").and_then(Yaml::as_i64).unwrap_or(3);
     match store {
         Some("inmemory") if rf != 1 => {
             out.push(finding(
@@ -494,9 +406,7 @@ fn check_settings(doc: &Yaml) -> Vec<Finding> {
             ));
         }
         Some("memberlist")
-            if get(doc, "memberlist.join_members")
-                .and_then(Yaml::as_vec)
-                .is_none_or(|m| m.is_empty()) =>
+            if get(doc, "memberlist.join_members").and_then(Yaml::as_vec).is_none_or(|m| m.is_empty()) =>
         {
             out.push(finding(
                 "memberlist.join_members",
@@ -532,25 +442,15 @@ fn check_agreement(doc: &Yaml, expected: &Expected) -> Vec<Finding> {
         ));
     }
 
-    let (store, rf) = if expected.replicas > 1 {
-        ("memberlist", 3)
-    } else {
-        ("inmemory", 1)
-    };
+    let (store, rf) = if expected.replicas > 1 { ("memberlist", 3) } else { ("inmemory", 1) };
     if get_str(doc, "common.ring.kvstore.store") != Some(store) {
         out.push(finding(
             "common.ring.kvstore.store",
-            format!(
-                "must be {store} for loki.count = {} (req 7.3)",
-                expected.replicas
-            ),
+            format!("must be {store} for loki.count = {} (req 7.3)", expected.replicas),
         ));
     }
     if get(doc, "common.replication_factor").and_then(Yaml::as_i64) != Some(rf) {
-        out.push(finding(
-            "common.replication_factor",
-            format!("must be {rf} for loki.count = {}", expected.replicas),
-        ));
+        out.push(finding("common.replication_factor", format!("must be {rf} for loki.count = {}", expected.replicas)));
     }
 
     let memory = u64::from(expected.memory_mib) << 20;
@@ -566,15 +466,9 @@ fn check_agreement(doc: &Yaml, expected: &Expected) -> Vec<Finding> {
             Some(bytes) if bytes <= memory * 9 / 10 => {}
             Some(_) => out.push(finding(
                 "ingester.wal.replay_memory_ceiling",
-                format!(
-                    "exceeds 90 % of the task's {} MiB; about 75 % is recommended",
-                    expected.memory_mib
-                ),
+                format!("exceeds 90 % of the task's {} MiB; about 75 % is recommended", expected.memory_mib),
             )),
-            None => out.push(finding(
-                "ingester.wal.replay_memory_ceiling",
-                "is not a size such as 768MB",
-            )),
+            None => out.push(finding("ingester.wal.replay_memory_ceiling", "is not a size such as 768MB")),
         },
     }
     out
@@ -591,9 +485,7 @@ fn parse_duration_secs(s: &str) -> Option<u64> {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
         let n: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let secs = match &rest[..unit_len] {
             "y" => 365 * 86400,
             "w" => 7 * 86400,

@@ -99,27 +99,19 @@ fn run() -> Result<(), String> {
     runtime.block_on(serve(provider, identity))
 }
 
-async fn serve(
-    provider: provider::OfflineProvider,
-    identity: tls::ServerIdentity,
-) -> Result<(), String> {
+async fn serve(provider: provider::OfflineProvider, identity: tls::ServerIdentity) -> Result<(), String> {
     let dir = make_socket_dir()?;
     let socket = dir.join("plugin.sock");
-    let listener = UnixListener::bind(&socket)
-        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     watch_signals()?;
     watch_parent();
 
     // The handshake line tells go-plugin where to connect and which certificate to trust.
     let cert = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&identity.cert_der);
     let mut stdout = std::io::stdout().lock();
-    writeln!(
-        stdout,
-        "1|{PROTOCOL_VERSION}|unix|{}|grpc|{cert}",
-        socket.display()
-    )
-    .and_then(|()| stdout.flush())
-    .map_err(|e| format!("cannot write the handshake line: {e}"))?;
+    writeln!(stdout, "1|{PROTOCOL_VERSION}|unix|{}|grpc|{cert}", socket.display())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write the handshake line: {e}"))?;
     drop(stdout);
 
     let router = Router {
@@ -195,13 +187,7 @@ impl Service<http::Request<Body>> for Router {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let service = request
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default();
+        let service = request.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default();
         if service == ProviderServer::<provider::OfflineProvider>::NAME {
             self.provider.call(request)
         } else if service == ControllerServer::<provider::Controller>::NAME {
@@ -212,17 +198,14 @@ impl Service<http::Request<Body>> for Router {
             self.health.call(request)
         } else {
             // e.g. go-plugin's GRPCBroker, which Terraform providers do not use.
-            let status =
-                tonic::Status::unimplemented(format!("service {service} is not implemented"));
+            let status = tonic::Status::unimplemented(format!("service {service} is not implemented"));
             Box::pin(std::future::ready(Ok(status.into_http())))
         }
     }
 }
 
 fn make_socket_dir() -> Result<PathBuf, String> {
-    let base = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let pid = std::process::id();
     for attempt in 0..100 {
         let dir = base.join(format!("tf-offline-aws-{pid}-{attempt}"));
@@ -232,28 +215,18 @@ fn make_socket_dir() -> Result<PathBuf, String> {
                 return Ok(dir);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(format!(
-                    "cannot create a socket directory in {}: {e}",
-                    base.display()
-                ))
-            }
+            Err(e) => return Err(format!("cannot create a socket directory in {}: {e}", base.display())),
         }
     }
-    Err(format!(
-        "cannot create a socket directory in {}: all names taken",
-        base.display()
-    ))
+    Err(format!("cannot create a socket directory in {}: all names taken", base.display()))
 }
 
 /// SIGTERM ends the plugin (after removing the socket); SIGINT is ignored, as in
 /// go-plugin servers: on Ctrl-C Terraform itself decides when to shut plugins down.
 fn watch_signals() -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
     tokio::spawn(async move {
         loop {
             tokio::select! {

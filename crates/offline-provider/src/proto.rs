@@ -17,9 +17,7 @@ pub mod go_plugin {
     #![allow(clippy::upper_case_acronyms)]
     include!(concat!(env!("OUT_DIR"), "/plugin.GRPCController.rs"));
     include!(concat!(env!("OUT_DIR"), "/plugin.GRPCStdio.rs"));
-    pub use g_r_p_c_controller_server::{
-        GRPCController as Controller, GRPCControllerServer as ControllerServer,
-    };
+    pub use g_r_p_c_controller_server::{GRPCController as Controller, GRPCControllerServer as ControllerServer};
     pub use g_r_p_c_stdio_server::{GRPCStdio as Stdio, GRPCStdioServer as StdioServer};
 }
 pub mod health {

@@ -30,10 +30,7 @@ struct Loaded {
 
 impl OfflineProvider {
     pub fn new(schema_path: PathBuf) -> Self {
-        Self {
-            schema_path,
-            loaded: OnceCell::new(),
-        }
+        Self { schema_path, loaded: OnceCell::new() }
     }
 
     async fn loaded(&self) -> Result<Arc<Loaded>, Diagnostic> {
@@ -47,9 +44,7 @@ impl OfflineProvider {
                     .unwrap_or_else(|e| Err(format!("schema loading failed: {e}")))
             })
             .await;
-        result
-            .clone()
-            .map_err(|message| error("Cannot load the provider schema", message))
+        result.clone().map_err(|message| error("Cannot load the provider schema", message))
     }
 }
 
@@ -61,11 +56,7 @@ fn load(path: &Path) -> Result<Arc<Loaded>, String> {
         ..Default::default()
     };
     let type_names = |names: std::collections::btree_map::Keys<'_, String, Schema>| {
-        names
-            .map(|n| TypeNameMetadata {
-                type_name: n.clone(),
-            })
-            .collect()
+        names.map(|n| TypeNameMetadata { type_name: n.clone() }).collect()
     };
     let metadata = GetMetadataResponse {
         server_capabilities: Some(capabilities.clone()),
@@ -88,10 +79,7 @@ fn load(path: &Path) -> Result<Arc<Loaded>, String> {
         path.display(),
         schema_reply.0.len()
     );
-    Ok(Arc::new(Loaded {
-        schema_reply,
-        metadata,
-    }))
+    Ok(Arc::new(Loaded { schema_reply, metadata }))
 }
 
 fn ok<T>(message: T) -> Reply<T> {
@@ -99,11 +87,7 @@ fn ok<T>(message: T) -> Reply<T> {
 }
 
 fn error(summary: &str, detail: String) -> Diagnostic {
-    Diagnostic {
-        severity: 1,
-        summary: summary.to_string(),
-        detail,
-    }
+    Diagnostic { severity: 1, summary: summary.to_string(), detail }
 }
 
 #[tonic::async_trait]
@@ -111,10 +95,7 @@ impl tfplugin6::provider_server::Provider for OfflineProvider {
     async fn get_metadata(&self, _: Request<GetMetadataRequest>) -> Reply<GetMetadataResponse> {
         match self.loaded().await {
             Ok(loaded) => ok(loaded.metadata.clone()),
-            Err(diagnostic) => ok(GetMetadataResponse {
-                diagnostics: vec![diagnostic],
-                ..Default::default()
-            }),
+            Err(diagnostic) => ok(GetMetadataResponse { diagnostics: vec![diagnostic], ..Default::default() }),
         }
     }
 
@@ -123,10 +104,9 @@ impl tfplugin6::provider_server::Provider for OfflineProvider {
             // Cloning `Bytes` is a reference-count increment.
             Ok(loaded) => ok(loaded.schema_reply.clone()),
             // Terraform shows these diagnostics to the user.
-            Err(diagnostic) => ok(PreEncoded::new(&GetProviderSchemaResponse {
-                diagnostics: vec![diagnostic],
-                ..Default::default()
-            })),
+            Err(diagnostic) => {
+                ok(PreEncoded::new(&GetProviderSchemaResponse { diagnostics: vec![diagnostic], ..Default::default() }))
+            }
         }
     }
 
@@ -170,18 +150,12 @@ impl tfplugin6::provider_server::Provider for OfflineProvider {
                 upgraded_state: None,
                 diagnostics: vec![error(
                     "Legacy state format",
-                    format!(
-                        "The offline stand-in provider cannot upgrade flatmap state of {}.",
-                        request.type_name
-                    ),
+                    format!("The offline stand-in provider cannot upgrade flatmap state of {}.", request.type_name),
                 )],
             });
         }
         ok(UpgradeResourceStateResponse {
-            upgraded_state: Some(DynamicValue {
-                msgpack: Vec::new(),
-                json: raw.json,
-            }),
+            upgraded_state: Some(DynamicValue { msgpack: Vec::new(), json: raw.json }),
             diagnostics: Vec::new(),
         })
     }
@@ -193,23 +167,13 @@ impl tfplugin6::provider_server::Provider for OfflineProvider {
         ok(Default::default())
     }
 
-    async fn configure_provider(
-        &self,
-        _: Request<ConfigureProviderRequest>,
-    ) -> Reply<ConfigureProviderResponse> {
+    async fn configure_provider(&self, _: Request<ConfigureProviderRequest>) -> Reply<ConfigureProviderResponse> {
         ok(Default::default())
     }
 
-    async fn read_resource(
-        &self,
-        request: Request<ReadResourceRequest>,
-    ) -> Reply<ReadResourceResponse> {
+    async fn read_resource(&self, request: Request<ReadResourceRequest>) -> Reply<ReadResourceResponse> {
         let request = request.into_inner();
-        ok(ReadResourceResponse {
-            new_state: request.current_state,
-            diagnostics: Vec::new(),
-            private: request.private,
-        })
+        ok(ReadResourceResponse { new_state: request.current_state, diagnostics: Vec::new(), private: request.private })
     }
 
     async fn plan_resource_change(
@@ -236,15 +200,9 @@ impl tfplugin6::provider_server::Provider for OfflineProvider {
         })
     }
 
-    async fn read_data_source(
-        &self,
-        request: Request<ReadDataSourceRequest>,
-    ) -> Reply<ReadDataSourceResponse> {
+    async fn read_data_source(&self, request: Request<ReadDataSourceRequest>) -> Reply<ReadDataSourceResponse> {
         let request = request.into_inner();
-        ok(ReadDataSourceResponse {
-            state: request.config,
-            diagnostics: Vec::new(),
-        })
+        ok(ReadDataSourceResponse { state: request.config, diagnostics: Vec::new() })
     }
 
     async fn stop_provider(&self, _: Request<StopProviderRequest>) -> Reply<StopProviderResponse> {
@@ -270,8 +228,7 @@ pub struct Stdio;
 
 #[tonic::async_trait]
 impl go_plugin::Stdio for Stdio {
-    type StreamStdioStream =
-        Pin<Box<dyn tokio_stream::Stream<Item = Result<StdioData, Status>> + Send>>;
+    type StreamStdioStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<StdioData, Status>> + Send>>;
 
     async fn stream_stdio(&self, _: Request<Empty>) -> Reply<Self::StreamStdioStream> {
         ok(Box::pin(tokio_stream::pending()))
@@ -301,59 +258,32 @@ mod tests {
     #[tokio::test]
     async fn schema_reply_decodes_as_get_provider_schema_response() {
         let provider = OfflineProvider::new(project_schema());
-        let reply = provider
-            .get_provider_schema(Request::new(Empty {}))
-            .await
-            .expect("reply");
-        let decoded =
-            GetProviderSchemaResponse::decode(reply.into_inner().0).expect("valid protobuf");
+        let reply = provider.get_provider_schema(Request::new(Empty {})).await.expect("reply");
+        let decoded = GetProviderSchemaResponse::decode(reply.into_inner().0).expect("valid protobuf");
         assert!(decoded.diagnostics.is_empty(), "{:?}", decoded.diagnostics);
         assert!(decoded.resource_schemas.contains_key("aws_ecs_service"));
-        assert!(decoded
-            .data_source_schemas
-            .contains_key("aws_iam_policy_document"));
-        assert!(
-            decoded
-                .server_capabilities
-                .expect("capabilities")
-                .get_provider_schema_optional
-        );
+        assert!(decoded.data_source_schemas.contains_key("aws_iam_policy_document"));
+        assert!(decoded.server_capabilities.expect("capabilities").get_provider_schema_optional);
 
-        let metadata = provider
-            .get_metadata(Request::new(Empty {}))
-            .await
-            .expect("reply")
-            .into_inner();
+        let metadata = provider.get_metadata(Request::new(Empty {})).await.expect("reply").into_inner();
         assert_eq!(metadata.resources.len(), decoded.resource_schemas.len());
-        assert!(metadata
-            .data_sources
-            .iter()
-            .any(|d| d.type_name == "aws_caller_identity"));
+        assert!(metadata.data_sources.iter().any(|d| d.type_name == "aws_caller_identity"));
     }
 
     #[tokio::test]
     async fn unreadable_schema_is_reported_as_a_diagnostic() {
         let provider = OfflineProvider::new(PathBuf::from("/nonexistent/aws.schema.json"));
-        let reply = provider
-            .get_provider_schema(Request::new(Empty {}))
-            .await
-            .expect("reply");
-        let decoded =
-            GetProviderSchemaResponse::decode(reply.into_inner().0).expect("valid protobuf");
+        let reply = provider.get_provider_schema(Request::new(Empty {})).await.expect("reply");
+        let decoded = GetProviderSchemaResponse::decode(reply.into_inner().0).expect("valid protobuf");
         assert_eq!(decoded.diagnostics.len(), 1);
         assert_eq!(decoded.diagnostics[0].severity, 1);
-        assert!(decoded.diagnostics[0]
-            .detail
-            .contains("/nonexistent/aws.schema.json"));
+        assert!(decoded.diagnostics[0].detail.contains("/nonexistent/aws.schema.json"));
     }
 
     #[tokio::test]
     async fn plan_and_apply_echo_their_input() {
         let provider = OfflineProvider::new(project_schema());
-        let state = DynamicValue {
-            msgpack: vec![0x80],
-            json: Vec::new(),
-        };
+        let state = DynamicValue { msgpack: vec![0x80], json: Vec::new() };
         let planned = provider
             .plan_resource_change(Request::new(PlanResourceChangeRequest {
                 type_name: "aws_s3_bucket".into(),

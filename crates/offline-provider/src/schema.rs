@@ -7,9 +7,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::proto::{
-    Attribute, Block, NestedBlock, NestingMode, Object, Schema, STRING_KIND_MARKDOWN,
-};
+use crate::proto::{Attribute, Block, NestedBlock, NestingMode, Object, Schema, STRING_KIND_MARKDOWN};
 
 /// The provider address this binary stands in for.
 const PROVIDER_SOURCE: &str = "registry.terraform.io/hashicorp/aws";
@@ -33,8 +31,7 @@ pub fn load(path: &Path) -> Result<ProviderSchema, String> {
     } else {
         raw
     };
-    let doc: Value = serde_json::from_slice(&json)
-        .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
+    let doc: Value = serde_json::from_slice(&json).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
     parse(&doc).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -43,24 +40,15 @@ pub fn parse(doc: &Value) -> Result<ProviderSchema, String> {
     let schemas = doc
         .get("provider_schemas")
         .and_then(Value::as_object)
-        .ok_or(
-        "no \"provider_schemas\" object: expected the output of `terraform providers schema -json`",
-    )?;
+        .ok_or("no \"provider_schemas\" object: expected the output of `terraform providers schema -json`")?;
     let entry = match schemas.get(PROVIDER_SOURCE) {
         Some(entry) => entry,
         None if schemas.len() == 1 => schemas.values().next().expect("one entry"),
-        None => {
-            return Err(format!(
-                "\"provider_schemas\" has no \"{PROVIDER_SOURCE}\" entry"
-            ))
-        }
+        None => return Err(format!("\"provider_schemas\" has no \"{PROVIDER_SOURCE}\" entry")),
     };
     let provider = match entry.get("provider") {
         Some(schema) => convert_schema(schema).map_err(|e| format!("provider: {e}"))?,
-        None => Schema {
-            version: 0,
-            block: Some(Block::default()),
-        },
+        None => Schema { version: 0, block: Some(Block::default()) },
     };
     Ok(ProviderSchema {
         provider,
@@ -73,24 +61,17 @@ fn convert_map(value: Option<&Value>, what: &str) -> Result<BTreeMap<String, Sch
     let Some(value) = value else {
         return Ok(BTreeMap::new());
     };
-    let map = value
-        .as_object()
-        .ok_or_else(|| format!("\"{what}\" is not an object"))?;
+    let map = value.as_object().ok_or_else(|| format!("\"{what}\" is not an object"))?;
     map.iter()
         .map(|(name, schema)| {
-            convert_schema(schema)
-                .map(|s| (name.clone(), s))
-                .map_err(|e| format!("{what}.{name}: {e}"))
+            convert_schema(schema).map(|s| (name.clone(), s)).map_err(|e| format!("{what}.{name}: {e}"))
         })
         .collect()
 }
 
 fn convert_schema(value: &Value) -> Result<Schema, String> {
     let block = value.get("block").ok_or("missing \"block\"")?;
-    Ok(Schema {
-        version: int(value, "version"),
-        block: Some(convert_block(block)?),
-    })
+    Ok(Schema { version: int(value, "version"), block: Some(convert_block(block)?) })
 }
 
 fn convert_block(value: &Value) -> Result<Block, String> {
@@ -98,9 +79,7 @@ fn convert_block(value: &Value) -> Result<Block, String> {
         .map(|(name, attr)| convert_attribute(name, attr).map_err(|e| format!("{name}: {e}")))
         .collect::<Result<_, _>>()?;
     let block_types = members(value, "block_types")?
-        .map(|(name, nested)| {
-            convert_nested_block(name, nested).map_err(|e| format!("{name}: {e}"))
-        })
+        .map(|(name, nested)| convert_nested_block(name, nested).map_err(|e| format!("{name}: {e}")))
         .collect::<Result<_, _>>()?;
     Ok(Block {
         version: int(value, "version"),
@@ -142,10 +121,7 @@ fn convert_object(value: &Value) -> Result<Object, String> {
     if nesting == NestingMode::Set && attributes.iter().any(attribute_has_dynamic) {
         nesting = NestingMode::List;
     }
-    Ok(Object {
-        attributes,
-        nesting: nesting as i32,
-    })
+    Ok(Object { attributes, nesting: nesting as i32 })
 }
 
 fn convert_nested_block(name: &str, value: &Value) -> Result<NestedBlock, String> {
@@ -180,10 +156,7 @@ fn nesting_mode(value: &Value) -> Result<NestingMode, String> {
 
 fn block_has_dynamic(block: &Block) -> bool {
     block.attributes.iter().any(attribute_has_dynamic)
-        || block
-            .block_types
-            .iter()
-            .any(|b| b.block.as_ref().is_some_and(block_has_dynamic))
+        || block.block_types.iter().any(|b| b.block.as_ref().is_some_and(block_has_dynamic))
 }
 
 fn attribute_has_dynamic(attr: &Attribute) -> bool {
@@ -207,10 +180,7 @@ fn type_has_dynamic(ty: &Value) -> bool {
     }
 }
 
-fn members<'a>(
-    value: &'a Value,
-    key: &str,
-) -> Result<impl Iterator<Item = (&'a String, &'a Value)>, String> {
+fn members<'a>(value: &'a Value, key: &str) -> Result<impl Iterator<Item = (&'a String, &'a Value)>, String> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
     match value.get(key) {
         None | Some(Value::Null) => Ok(EMPTY.get_or_init(Map::new).iter()),
@@ -228,11 +198,7 @@ fn int(value: &Value, key: &str) -> i64 {
 }
 
 fn string(value: &Value, key: &str) -> String {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    value.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 fn description_kind(value: &Value) -> i32 {
@@ -249,87 +215,49 @@ mod tests {
     use std::path::PathBuf;
 
     fn attr<'a>(block: &'a Block, name: &str) -> &'a Attribute {
-        block
-            .attributes
-            .iter()
-            .find(|a| a.name == name)
-            .unwrap_or_else(|| panic!("no attribute {name}"))
+        block.attributes.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("no attribute {name}"))
     }
 
     fn nested<'a>(block: &'a Block, name: &str) -> &'a NestedBlock {
-        block
-            .block_types
-            .iter()
-            .find(|b| b.type_name == name)
-            .unwrap_or_else(|| panic!("no block {name}"))
+        block.block_types.iter().find(|b| b.type_name == name).unwrap_or_else(|| panic!("no block {name}"))
     }
 
     /// The project's copy of the real schema (see infra/provider-schema/).
     fn project_schema_path() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../infra/provider-schema/aws.schema.json.gz")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../infra/provider-schema/aws.schema.json.gz")
     }
 
     #[test]
     fn converts_the_project_schema() {
         let path = project_schema_path();
-        assert!(
-            path.exists(),
-            "schema missing: {} (copy it from the shared schema directory)",
-            path.display()
-        );
+        assert!(path.exists(), "schema missing: {} (copy it from the shared schema directory)", path.display());
         let schema = load(&path).expect("schema loads");
-        assert!(
-            schema.resources.len() > 1000,
-            "resources: {}",
-            schema.resources.len()
-        );
-        assert!(
-            schema.data_sources.len() > 500,
-            "data sources: {}",
-            schema.data_sources.len()
-        );
+        assert!(schema.resources.len() > 1000, "resources: {}", schema.resources.len());
+        assert!(schema.data_sources.len() > 500, "data sources: {}", schema.data_sources.len());
 
-        let bucket = schema.resources["aws_s3_bucket"]
-            .block
-            .as_ref()
-            .expect("block");
+        let bucket = schema.resources["aws_s3_bucket"].block.as_ref().expect("block");
         let name = attr(bucket, "bucket");
         assert_eq!(name.r#type, br#""string""#);
         assert!(name.optional && !name.required);
         let arn = attr(bucket, "arn");
         assert!(arn.computed && !arn.optional);
 
-        let log_group = schema.resources["aws_cloudwatch_log_group"]
-            .block
-            .as_ref()
-            .expect("block");
+        let log_group = schema.resources["aws_cloudwatch_log_group"].block.as_ref().expect("block");
         assert_eq!(attr(log_group, "tags").r#type, br#"["map","string"]"#);
 
-        let task = schema.resources["aws_ecs_task_definition"]
-            .block
-            .as_ref()
-            .expect("block");
+        let task = schema.resources["aws_ecs_task_definition"].block.as_ref().expect("block");
         assert!(attr(task, "family").required);
         let volume = nested(task, "volume");
         assert_eq!(volume.nesting, NestingMode::Set as i32);
 
-        let service = schema.resources["aws_ecs_service"]
-            .block
-            .as_ref()
-            .expect("block");
+        let service = schema.resources["aws_ecs_service"].block.as_ref().expect("block");
         let network = nested(service, "network_configuration");
         assert_eq!(network.nesting, NestingMode::List as i32);
         assert_eq!(network.max_items, 1);
 
         // ingress is a set(object) attribute in the real provider, not a block.
-        let sg = schema.resources["aws_security_group"]
-            .block
-            .as_ref()
-            .expect("block");
-        assert!(attr(sg, "ingress")
-            .r#type
-            .starts_with(br#"["set",["object","#));
+        let sg = schema.resources["aws_security_group"].block.as_ref().expect("block");
+        assert!(attr(sg, "ingress").r#type.starts_with(br#"["set",["object","#));
 
         let provider = schema.provider.block.as_ref().expect("block");
         assert!(attr(provider, "region").optional);
@@ -365,10 +293,7 @@ mod tests {
         assert_eq!(strict.min_items, 1);
         let nested_attr = attr(block, "nested");
         assert!(nested_attr.r#type.is_empty());
-        assert_eq!(
-            nested_attr.nested_type.as_ref().expect("nested").nesting,
-            NestingMode::List as i32
-        );
+        assert_eq!(nested_attr.nested_type.as_ref().expect("nested").nesting, NestingMode::List as i32);
         let id = attr(block, "id");
         assert_eq!(id.description_kind, STRING_KIND_MARKDOWN);
         assert!(schema.data_sources.is_empty());

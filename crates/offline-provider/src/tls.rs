@@ -9,9 +9,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSuppo
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
-};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
 pub struct ServerIdentity {
     pub config: Arc<ServerConfig>,
@@ -29,21 +27,15 @@ pub fn server_config(client_cert_pem: &str) -> Result<ServerIdentity, String> {
     let key = rcgen::KeyPair::generate().map_err(|e| format!("cannot generate a key: {e}"))?;
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])
         .map_err(|e| format!("bad certificate parameters: {e}"))?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "localhost");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| format!("cannot sign the server certificate: {e}"))?;
+    let cert = params.self_signed(&key).map_err(|e| format!("cannot sign the server certificate: {e}"))?;
     let cert_der = cert.der().clone();
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(PinnedClientCert {
-        expected: client_cert,
-        algorithms: provider.signature_verification_algorithms,
-    });
+    let verifier =
+        Arc::new(PinnedClientCert { expected: client_cert, algorithms: provider.signature_verification_algorithms });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
@@ -51,10 +43,7 @@ pub fn server_config(client_cert_pem: &str) -> Result<ServerIdentity, String> {
         .with_single_cert(vec![cert_der.clone()], key_der)
         .map_err(|e| format!("TLS setup: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(ServerIdentity {
-        config: Arc::new(config),
-        cert_der: cert_der.to_vec(),
-    })
+    Ok(ServerIdentity { config: Arc::new(config), cert_der: cert_der.to_vec() })
 }
 
 /// Accepts exactly one client certificate, compared byte for byte.
@@ -83,9 +72,7 @@ impl ClientCertVerifier for PinnedClientCert {
         if end_entity.as_ref() == self.expected.as_ref() {
             Ok(ClientCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
+            Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
         }
     }
 

@@ -72,20 +72,13 @@ resource "aws_security_group" "web" {
 
 /// The schema the project keeps in its repository.
 fn schema_path() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../infra/provider-schema/aws.schema.json.gz");
-    assert!(
-        path.is_file(),
-        "provider schema missing: {}",
-        path.display()
-    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/provider-schema/aws.schema.json.gz");
+    assert!(path.is_file(), "provider schema missing: {}", path.display());
     path
 }
 
 fn find_on_path(name: &OsStr) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
 fn terraform_bin() -> PathBuf {
@@ -95,8 +88,9 @@ fn terraform_bin() -> PathBuf {
             assert!(path.is_file(), "TERRAFORM={} is not a file", path.display());
             path
         }
-        Some(name) => find_on_path(&name)
-            .unwrap_or_else(|| panic!("TERRAFORM={} not found on PATH", name.to_string_lossy())),
+        Some(name) => {
+            find_on_path(&name).unwrap_or_else(|| panic!("TERRAFORM={} not found on PATH", name.to_string_lossy()))
+        }
         None => find_on_path(OsStr::new("terraform")).unwrap_or_else(|| {
             panic!(
                 "no `terraform` on PATH: install Terraform 1.7 or later, or set TERRAFORM \
@@ -115,9 +109,7 @@ struct Workspace {
 impl Workspace {
     fn new(files: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let provider_dir = Path::new(PROVIDER_BIN)
-            .parent()
-            .expect("binary has a directory");
+        let provider_dir = Path::new(PROVIDER_BIN).parent().expect("binary has a directory");
         let cli_config = format!(
             "provider_installation {{\n  dev_overrides {{\n    \"hashicorp/aws\" = {:?}\n  }}\n  direct {{}}\n}}\n",
             provider_dir.display().to_string()
@@ -155,11 +147,7 @@ fn describe(output: &Output) -> String {
 }
 
 fn all_output(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 #[test]
@@ -167,11 +155,7 @@ fn validate_accepts_a_small_config() {
     let ws = Workspace::new(&[("main.tf", MAIN_TF)]);
     let out = ws.terraform(&["validate", "-no-color"]);
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(
-        all_output(&out).contains("The configuration is valid"),
-        "{}",
-        describe(&out)
-    );
+    assert!(all_output(&out).contains("The configuration is valid"), "{}", describe(&out));
 }
 
 #[test]
@@ -192,11 +176,7 @@ fn validate_rejects_a_missing_required_argument() {
     let out = ws.terraform(&["validate", "-no-color"]);
     assert!(!out.status.success(), "{}", describe(&out));
     let text = all_output(&out);
-    assert!(
-        text.contains("Missing required argument") && text.contains("\"family\""),
-        "{}",
-        describe(&out)
-    );
+    assert!(text.contains("Missing required argument") && text.contains("\"family\""), "{}", describe(&out));
 }
 
 const PASSING_TEST: &str = r#"
@@ -237,32 +217,18 @@ run "plan" {
 
 #[test]
 fn terraform_test_with_mock_provider_passes() {
-    let ws = Workspace::new(&[
-        ("main.tf", MAIN_TF),
-        ("tests/plan.tftest.hcl", PASSING_TEST),
-    ]);
+    let ws = Workspace::new(&[("main.tf", MAIN_TF), ("tests/plan.tftest.hcl", PASSING_TEST)]);
     let out = ws.terraform(&["test", "-no-color"]);
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(
-        all_output(&out).contains("1 passed, 0 failed"),
-        "{}",
-        describe(&out)
-    );
+    assert!(all_output(&out).contains("1 passed, 0 failed"), "{}", describe(&out));
 }
 
 #[test]
 fn terraform_test_with_mock_provider_fails_on_a_false_assertion() {
-    let ws = Workspace::new(&[
-        ("main.tf", MAIN_TF),
-        ("tests/plan.tftest.hcl", FAILING_TEST),
-    ]);
+    let ws = Workspace::new(&[("main.tf", MAIN_TF), ("tests/plan.tftest.hcl", FAILING_TEST)]);
     let out = ws.terraform(&["test", "-no-color"]);
     assert!(!out.status.success(), "{}", describe(&out));
-    assert!(
-        all_output(&out).contains("expected the wrong retention on purpose"),
-        "{}",
-        describe(&out)
-    );
+    assert!(all_output(&out).contains("expected the wrong retention on purpose"), "{}", describe(&out));
 }
 
 /// Without a mock, plan goes through the echoing plan RPCs of the stand-in.
@@ -271,25 +237,14 @@ fn plan_without_mocks_works() {
     let ws = Workspace::new(&[("main.tf", MAIN_TF)]);
     let out = ws.terraform(&["plan", "-no-color", "-input=false"]);
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(
-        all_output(&out).contains("Plan: 5 to add"),
-        "{}",
-        describe(&out)
-    );
+    assert!(all_output(&out).contains("Plan: 5 to add"), "{}", describe(&out));
 }
 
 #[test]
 fn refuses_to_run_outside_terraform() {
-    let out = Command::new(PROVIDER_BIN)
-        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
-        .output()
-        .expect("run binary");
+    let out = Command::new(PROVIDER_BIN).env_remove("TF_PLUGIN_MAGIC_COOKIE").output().expect("run binary");
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("This binary is a plugin"),
-        "{}",
-        describe(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("This binary is a plugin"), "{}", describe(&out));
 }
 
 #[test]
@@ -301,14 +256,6 @@ fn requires_the_schema_variable() {
         .output()
         .expect("run binary");
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(
-        out.stdout.is_empty(),
-        "no handshake expected: {}",
-        describe(&out)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("OFFLINE_PROVIDER_SCHEMA"),
-        "{}",
-        describe(&out)
-    );
+    assert!(out.stdout.is_empty(), "no handshake expected: {}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OFFLINE_PROVIDER_SCHEMA"), "{}", describe(&out));
 }

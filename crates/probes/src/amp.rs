@@ -116,13 +116,20 @@ impl Amp {
 
     /// `GET /api/v1/query?query=<promql>`, signed for service `aps`.
     pub fn query(&self, promql: &str, credentials: &Credentials) -> anyhow::Result<Vec<Sample>> {
-        let answer = self.signed_get("/api/v1/query", &[("query", promql)], credentials, &format!("AMP query {promql}"))?;
+        let answer =
+            self.signed_get("/api/v1/query", &[("query", promql)], credentials, &format!("AMP query {promql}"))?;
         parse_vector(&answer).with_context(|| format!("reading AMP's answer to {promql}"))
     }
 
     /// `GET /api/v1/label/<label>/values?match[]=<selector>` over the last `since`: e.g. the
     /// metric names (`__name__`) of a job's series, sorted as AMP returns them.
-    pub fn label_values(&self, label: &str, selector: &str, since: Duration, credentials: &Credentials) -> anyhow::Result<Vec<String>> {
+    pub fn label_values(
+        &self,
+        label: &str,
+        selector: &str,
+        since: Duration,
+        credentials: &Credentials,
+    ) -> anyhow::Result<Vec<String>> {
         let end = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let (start, end) = (end.saturating_sub(since).as_secs().to_string(), end.as_secs().to_string());
         let params = [("match[]", selector), ("start", start.as_str()), ("end", end.as_str())];
@@ -132,10 +139,17 @@ impl Amp {
         crate::loki::parse_labels(&answer).with_context(|| format!("reading AMP's answer for the {what}"))
     }
 
-    fn signed_get(&self, path: &str, params: &[(&str, &str)], credentials: &Credentials, what: &str) -> anyhow::Result<Value> {
+    fn signed_get(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        credentials: &Credentials,
+        what: &str,
+    ) -> anyhow::Result<Value> {
         let target = url(&self.workspace_url, path, params);
         let host = host_of(&target)?;
-        let signed = sign_headers("GET", &target, &[("host", host)], credentials, &self.region, "aps", SystemTime::now())?;
+        let signed =
+            sign_headers("GET", &target, &[("host", host)], credentials, &self.region, "aps", SystemTime::now())?;
         let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.http.get(&target, &headers)?.expect(200, what)?.json(what)
     }
@@ -160,7 +174,10 @@ pub fn parse_vector(answer: &Value) -> anyhow::Result<Vec<Sample>> {
             .as_object()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
             .unwrap_or_default();
-        let value = item["value"][1].as_str().and_then(|v| v.parse().ok()).context("a sample's value is not a number string")?;
+        let value = item["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .context("a sample's value is not a number string")?;
         samples.push(Sample { metric, value });
     }
     Ok(samples)
@@ -209,7 +226,16 @@ mod tests {
     fn a_session_token_is_sent_and_signed() {
         let mut credentials = example_credentials();
         credentials.session_token = Some("token".into());
-        let headers = sign_headers("GET", "https://h/x?query=up", &[("host", "h")], &credentials, "eu-west-1", "aps", SystemTime::now()).unwrap();
+        let headers = sign_headers(
+            "GET",
+            "https://h/x?query=up",
+            &[("host", "h")],
+            &credentials,
+            "eu-west-1",
+            "aps",
+            SystemTime::now(),
+        )
+        .unwrap();
         assert!(headers.iter().any(|(k, v)| k == "x-amz-security-token" && v == "token"));
         let auth = &headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
         assert!(auth.contains("/eu-west-1/aps/aws4_request") && auth.contains("x-amz-security-token"), "{auth}");
@@ -233,8 +259,14 @@ mod tests {
         let samples = parse_vector(&answer).unwrap();
         assert_eq!(samples, [Sample { metric: [("job".to_string(), "worker".to_string())].into(), value: 1.0 }]);
         assert!(parse_vector(&serde_json::json!({"status": "error", "error": "bad query"})).is_err());
-        assert_eq!(workspace_url("eu-west-1", "ws-1", None), "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1");
-        assert_eq!(workspace_url("eu-west-1", "ws-1", Some("http://127.0.0.1:9/")), "http://127.0.0.1:9/workspaces/ws-1");
+        assert_eq!(
+            workspace_url("eu-west-1", "ws-1", None),
+            "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1"
+        );
+        assert_eq!(
+            workspace_url("eu-west-1", "ws-1", Some("http://127.0.0.1:9/")),
+            "http://127.0.0.1:9/workspaces/ws-1"
+        );
         assert_eq!(host_of("http://127.0.0.1:9/workspaces/ws-1/api/v1/query?query=up").unwrap(), "127.0.0.1:9");
     }
 }

@@ -68,7 +68,11 @@ impl Http {
     }
 }
 
-fn finish(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, method: &str, url: &str) -> anyhow::Result<Response> {
+fn finish(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    method: &str,
+    url: &str,
+) -> anyhow::Result<Response> {
     let mut response = result.with_context(|| format!("{method} {} failed", without_query(url)))?;
     let status = response.status().as_u16();
     let body = response

@@ -57,7 +57,8 @@ impl Loki {
         let end = now_ns();
         let (start, end) = (end.saturating_sub(since.as_nanos()).to_string(), end.to_string());
         let params = [("query", selector), ("start", start.as_str()), ("end", end.as_str())];
-        let answer = self.http.get(&url(&self.base, "/loki/api/v1/labels", &params), &[])?.expect(200, "Loki labels")?;
+        let answer =
+            self.http.get(&url(&self.base, "/loki/api/v1/labels", &params), &[])?.expect(200, "Loki labels")?;
         parse_labels(&answer.json("Loki labels")?)
     }
 
@@ -66,7 +67,11 @@ impl Loki {
         let stream: serde_json::Map<String, Value> = labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         let body = json!({"streams": [{"stream": stream, "values": [[now_ns().to_string(), line]]}]});
         self.http
-            .post(&url(&self.base, "/loki/api/v1/push", &[]), &[("Content-Type", "application/json")], body.to_string().as_bytes())?
+            .post(
+                &url(&self.base, "/loki/api/v1/push", &[]),
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            )?
             .expect(204, "Loki push")?;
         Ok(())
     }
@@ -101,7 +106,10 @@ pub fn parse_streams(answer: &Value) -> anyhow::Result<Vec<LogLine>> {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect();
         for value in stream["values"].as_array().context("a stream has no `values`")? {
-            let ts_ns = value[0].as_str().and_then(|ts| ts.parse().ok()).context("an entry's timestamp is not a nanosecond string")?;
+            let ts_ns = value[0]
+                .as_str()
+                .and_then(|ts| ts.parse().ok())
+                .context("an entry's timestamp is not a nanosecond string")?;
             let line = value[1].as_str().context("an entry's line is not a string")?.to_string();
             lines.push(LogLine { ts_ns, labels: labels.clone(), line });
         }
@@ -114,7 +122,12 @@ pub fn parse_labels(answer: &Value) -> anyhow::Result<Vec<String>> {
     if answer["status"] != "success" {
         bail!("status is {} rather than \"success\"", answer["status"]);
     }
-    Ok(answer["data"].as_array().context("data is not a list")?.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+    Ok(answer["data"]
+        .as_array()
+        .context("data is not a list")?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect())
 }
 
 /// The sum of every sample of `name` (all label sets) in Prometheus text, or None if absent.

@@ -115,7 +115,9 @@ fn comment_prefix(output: &str) -> anyhow::Result<&'static str> {
     Ok(match ext {
         "yaml" | "yml" | "tfvars" | "hcl" | "conf" => "# ",
         "alloy" => "// ",
-        _ => bail!("{output}: no comment syntax known for `.{ext}` files, so it cannot carry the generated-file header"),
+        _ => {
+            bail!("{output}: no comment syntax known for `.{ext}` files, so it cannot carry the generated-file header")
+        }
     })
 }
 

@@ -11,10 +11,7 @@ fn committed_render_is_up_to_date() {
     let root = repo_root();
     let files = render_all(&root).unwrap();
     let drift = drift(&root, &files).unwrap();
-    assert!(
-        drift.is_empty(),
-        "rendered files are stale: {drift:?}; run `cargo xtask render` and commit the result"
-    );
+    assert!(drift.is_empty(), "rendered files are stale: {drift:?}; run `cargo xtask render` and commit the result");
 }
 
 #[test]

@@ -114,11 +114,7 @@ impl Vars {
 /// An HCL string literal: escapes quotes and backslashes, and template sequences so values are
 /// never interpolated.
 pub(crate) fn quote(value: &str) -> String {
-    let escaped = value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-        .replace("${", "$${")
-        .replace("%{", "%%{");
+    let escaped =
+        value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace("${", "$${").replace("%{", "%%{");
     format!("\"{escaped}\"")
 }

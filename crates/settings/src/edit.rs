@@ -22,7 +22,11 @@ pub fn set(path: &Path, keys: &[&str], new_value: toml_edit::Value) -> anyhow::R
 
 /// Sets the value at `keys` in a document, creating the key in its existing table if needed and
 /// keeping the old value's decoration (comments, spacing).
-pub fn set_in_document(doc: &mut toml_edit::DocumentMut, keys: &[&str], new_value: toml_edit::Value) -> anyhow::Result<()> {
+pub fn set_in_document(
+    doc: &mut toml_edit::DocumentMut,
+    keys: &[&str],
+    new_value: toml_edit::Value,
+) -> anyhow::Result<()> {
     let (last, tables) = keys.split_last().expect("a key path is never empty");
     let mut table: &mut dyn toml_edit::TableLike = doc.as_table_mut();
     for key in tables {
@@ -46,13 +50,9 @@ pub fn set_in_document(doc: &mut toml_edit::DocumentMut, keys: &[&str], new_valu
 
 /// Applies `change` to the document and writes it back only when the result still parses as
 /// valid settings.
-fn edit(
-    path: &Path,
-    change: impl FnOnce(&mut toml_edit::DocumentMut) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+fn edit(path: &Path, change: impl FnOnce(&mut toml_edit::DocumentMut) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut doc: toml_edit::DocumentMut =
-        text.parse().with_context(|| format!("parsing {}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().with_context(|| format!("parsing {}", path.display()))?;
     change(&mut doc).with_context(|| format!("editing {}", path.display()))?;
     let new_text = doc.to_string();
     parse(&new_text).map_err(|err| format_err!("{}: the edit would make it invalid: {err:#}", path.display()))?;
@@ -62,7 +62,8 @@ fn edit(
 /// Writes `text` to `path` so that readers see either the old or the new file, never a part.
 pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(text.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).with_context(|| format!("replacing {}", path.display()))?;

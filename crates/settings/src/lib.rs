@@ -368,6 +368,6 @@ pub fn load_all(root: &Path) -> anyhow::Result<Vec<Environment>> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod tests;

@@ -23,10 +23,8 @@ fn comment_text() -> impl Strategy<Value = String> {
 }
 
 fn decoration() -> impl Strategy<Value = Decoration> {
-    let line_before = prop_oneof![
-        Just(String::new()),
-        ("[ \t]{0,2}", comment_text()).prop_map(|(ws, text)| format!("{ws}#{text}")),
-    ];
+    let line_before =
+        prop_oneof![Just(String::new()), ("[ \t]{0,2}", comment_text()).prop_map(|(ws, text)| format!("{ws}#{text}")),];
     (
         prop::collection::vec(line_before, 0..3),
         "[ \t]{0,2}",
@@ -99,7 +97,9 @@ impl Edit {
         match self {
             Edit::LokiEnabled(on) => settings.loki.enabled == *on,
             Edit::RetentionDays(days) => settings.loki.retention_days == *days,
-            Edit::Collector(service, collector) => settings.services.get(service).map(|s| s.collector) == Some(*collector),
+            Edit::Collector(service, collector) => {
+                settings.services.get(service).map(|s| s.collector) == Some(*collector)
+            }
         }
     }
 }

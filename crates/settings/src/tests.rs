@@ -13,7 +13,11 @@ fn example_env_file_parses() {
 
 #[test]
 fn unknown_collector_names_the_key_and_the_allowed_values() {
-    let text = EXAMPLE.replacen("[services.history]\ncollector = \"adot\"", "[services.history]\ncollector = \"fluentbit\"", 1);
+    let text = EXAMPLE.replacen(
+        "[services.history]\ncollector = \"adot\"",
+        "[services.history]\ncollector = \"fluentbit\"",
+        1,
+    );
     let err = format!("{:#}", parse(&text).unwrap_err());
     assert!(err.contains("fluentbit"), "{err}");
     assert!(err.contains("`adot`") && err.contains("`alloy`"), "{err}");

@@ -105,7 +105,12 @@ impl Recorder {
                 let v: Value = serde_json::from_str(line).with_context(|| format!("stand-in log line {line:?}"))?;
                 Ok(Call {
                     tool: v["tool"].as_str().unwrap_or_default().to_string(),
-                    argv: v["argv"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)).collect(),
+                    argv: v["argv"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a.as_str().map(str::to_string))
+                        .collect(),
                     stdin: v["stdin"].as_str().map(str::to_string),
                 })
             })
@@ -130,7 +135,10 @@ impl Recorder {
         }
         let mut stdin = String::new();
         for prefix in &stand_in.stdin_prefixes {
-            stdin.push_str(&format!("  {}) printf ',\"stdin\":\"%s\"' \"$(json_escape \"$(cat)\")\" ;;\n", pattern(prefix)));
+            stdin.push_str(&format!(
+                "  {}) printf ',\"stdin\":\"%s\"' \"$(json_escape \"$(cat)\")\" ;;\n",
+                pattern(prefix)
+            ));
         }
         format!(
             r#"#!/bin/sh
@@ -195,11 +203,16 @@ mod tests {
             .reads_stdin(&["login"]);
         let path = rec.install(&tool).unwrap();
 
-        let out = std::process::Command::new(&path).args(["buildx", "version"]).stdin(std::process::Stdio::null()).output().unwrap();
+        let out = std::process::Command::new(&path)
+            .args(["buildx", "version"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
         assert!(out.status.success());
         assert_eq!(String::from_utf8_lossy(&out.stdout), "github.com/docker/buildx v0.17.1 abc\n");
 
-        let out = std::process::Command::new(&path).args(["push", "x"]).stdin(std::process::Stdio::null()).output().unwrap();
+        let out =
+            std::process::Command::new(&path).args(["push", "x"]).stdin(std::process::Stdio::null()).output().unwrap();
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(String::from_utf8_lossy(&out.stderr), "denied\n");
 

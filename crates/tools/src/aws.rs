@@ -34,7 +34,11 @@ impl Aws {
     }
 
     /// `aws <args> --region R --output json`, not yet run.
-    pub fn cmd<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, purpose: impl Into<String>, args: I) -> Cmd {
+    pub fn cmd<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
+        &self,
+        purpose: impl Into<String>,
+        args: I,
+    ) -> Cmd {
         Cmd::new(&self.program, purpose)
             .args(args)
             .args(["--region", &self.region, "--output", "json"])
@@ -42,7 +46,11 @@ impl Aws {
     }
 
     /// Runs an AWS CLI call and parses its JSON answer (empty output is `null`).
-    pub fn json<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, purpose: impl Into<String>, args: I) -> anyhow::Result<Value> {
+    pub fn json<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
+        &self,
+        purpose: impl Into<String>,
+        args: I,
+    ) -> anyhow::Result<Value> {
         let cmd = self.cmd(purpose, args);
         let out = cmd.read()?;
         if out.trim().is_empty() {

@@ -209,12 +209,7 @@ impl Cmd {
     /// Runs and captures everything; a non-zero exit is the caller's to judge.
     pub fn output(&self) -> anyhow::Result<Output> {
         self.log();
-        let output = self
-            .expression()
-            .stdout_capture()
-            .stderr_capture()
-            .run()
-            .with_context(|| self.start_error())?;
+        let output = self.expression().stdout_capture().stderr_capture().run().with_context(|| self.start_error())?;
         Ok(Output {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -236,8 +231,7 @@ fn describe(code: Option<i32>) -> String {
 
 fn shell_quote(arg: &OsStr) -> String {
     let text = arg.to_string_lossy();
-    let plain = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b));
+    let plain = !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b));
     if plain {
         text.into_owned()
     } else {
@@ -251,12 +245,10 @@ mod tests {
 
     #[test]
     fn display_quotes_and_masks_secrets() {
-        let cmd = Cmd::new("docker", "log in")
-            .args(["login", "--username", "AWS"])
-            .secret_arg("hunter2")
-            .arg("it's");
+        let cmd = Cmd::new("docker", "log in").args(["login", "--username", "AWS"]).secret_arg("hunter2").arg("it's");
         assert_eq!(cmd.display(), r"docker login --username AWS '***' 'it'\''s'");
-        let shown = Cmd::new("terraform", "plan").shown_env("TF_DATA_DIR", "a b").env("AWS_SECRET_ACCESS_KEY", "x").arg("plan");
+        let shown =
+            Cmd::new("terraform", "plan").shown_env("TF_DATA_DIR", "a b").env("AWS_SECRET_ACCESS_KEY", "x").arg("plan");
         assert_eq!(shown.display(), "TF_DATA_DIR='a b' terraform plan");
     }
 

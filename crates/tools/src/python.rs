@@ -37,7 +37,10 @@ impl PythonTools {
         if stamp_matches(root, &venv)? {
             Ok(PythonTools { venv })
         } else {
-            bail!("the project's Python tools are not installed (or are out of date) in {}; run `cargo xtask tools`", venv.display())
+            bail!(
+                "the project's Python tools are not installed (or are out of date) in {}; run `cargo xtask tools`",
+                venv.display()
+            )
         }
     }
 
@@ -52,7 +55,10 @@ impl PythonTools {
             "python3",
             "install Python 3.9 or newer with pip and venv (Debian/Ubuntu: `apt-get install python3 python3-venv python3-pip`)",
         )?;
-        eprintln!("Installing the pinned Python tools into {} (first run only; about 1-2 minutes and 800 MB)", venv.display());
+        eprintln!(
+            "Installing the pinned Python tools into {} (first run only; about 1-2 minutes and 800 MB)",
+            venv.display()
+        );
         if venv.exists() {
             // A venv from other pins, or a half-finished install: start clean.
             std::fs::remove_dir_all(&venv).with_context(|| format!("removing the stale {}", venv.display()))?;

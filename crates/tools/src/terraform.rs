@@ -113,9 +113,12 @@ impl Terraform {
     /// registry provider; modules only via `get` with the offline one (init would try the registry).
     pub fn prepare(&self, dir: &Path) -> anyhow::Result<()> {
         let cmd = match self.provider {
-            Provider::Registry => self
-                .cmd(format!("install providers and modules for {}", dir.display()))
-                .args(["init", "-backend=false", "-input=false", "-no-color"]),
+            Provider::Registry => self.cmd(format!("install providers and modules for {}", dir.display())).args([
+                "init",
+                "-backend=false",
+                "-input=false",
+                "-no-color",
+            ]),
             Provider::Offline => self.cmd(format!("install modules for {}", dir.display())).args(["get", "-no-color"]),
         };
         cmd.dir(dir).checked_output().map(drop)
@@ -124,7 +127,11 @@ impl Terraform {
     /// `terraform validate` of one root or module; the error carries Terraform's diagnostics.
     pub fn validate(&self, dir: &Path) -> anyhow::Result<()> {
         self.prepare(dir)?;
-        self.cmd(format!("validate {}", dir.display())).args(["validate", "-no-color"]).dir(dir).checked_output().map(drop)
+        self.cmd(format!("validate {}", dir.display()))
+            .args(["validate", "-no-color"])
+            .dir(dir)
+            .checked_output()
+            .map(drop)
     }
 
     /// `terraform test` of one root or module; returns Terraform's summary line.
@@ -135,7 +142,14 @@ impl Terraform {
             .args(["test", "-no-color"])
             .dir(dir)
             .checked_output()?;
-        Ok(out.stdout.lines().rev().find(|l| l.contains("passed") || l.contains("failed")).unwrap_or("").trim().to_string())
+        Ok(out
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.contains("passed") || l.contains("failed"))
+            .unwrap_or("")
+            .trim()
+            .to_string())
     }
 
     pub fn describe(&self) -> String {

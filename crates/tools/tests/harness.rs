@@ -13,9 +13,13 @@ fn root() -> PathBuf {
 fn terraform(engine: EngineChoice) -> Terraform {
     let root = root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let found = terraform::discover(&root, || PythonTools::installed(&root), engine, ProviderChoice::from_env().unwrap(), || {
-        terraform::build_offline_provider(&root, &cargo)
-    });
+    let found = terraform::discover(
+        &root,
+        || PythonTools::installed(&root),
+        engine,
+        ProviderChoice::from_env().unwrap(),
+        || terraform::build_offline_provider(&root, &cargo),
+    );
     found.unwrap_or_else(|err| panic!("no usable Terraform for the harness tests: {err:#}"))
 }
 
@@ -56,7 +60,8 @@ fn prove_harness(tf: &Terraform) {
     assert!(err.contains("retention_in_dayz"), "{}: {err}", tf.describe());
 
     let passing = fixture(Some("tests-pass"));
-    let summary = tf.test(passing.path()).unwrap_or_else(|err| panic!("{}: passing tests failed: {err:#}", tf.describe()));
+    let summary =
+        tf.test(passing.path()).unwrap_or_else(|err| panic!("{}: passing tests failed: {err:#}", tf.describe()));
     assert!(summary.contains("2 passed, 0 failed"), "{}: {summary}", tf.describe());
 
     let failing = fixture(Some("tests-fail"));

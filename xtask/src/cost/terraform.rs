@@ -40,8 +40,9 @@ pub fn read_sizes(root: &Path, tfvars: &str) -> anyhow::Result<Sizes> {
         let text = read(&adot_path)?;
         let anchors = ["adot_sidecars = {", "container = {"];
         let get = |key| {
-            number_after(&text, &anchors, key)
-                .ok_or_else(|| format_err!("{}: no `{key} = <number>` in local.adot_sidecars' container", adot_path.display()))
+            number_after(&text, &anchors, key).ok_or_else(|| {
+                format_err!("{}: no `{key} = <number>` in local.adot_sidecars' container", adot_path.display())
+            })
         };
         Some(Size { cpu: get("cpu")?, memory: get("memory")? })
     } else {

@@ -189,7 +189,8 @@ fn loki_settings_come_from_the_config_with_loki_defaults() {
     assert_eq!((l.replication_factor, l.chunk_target_bytes, l.max_chunk_age_hours), (3.0, 2e6, 1.0));
     assert_eq!((l.chunk_idle_hours, l.delete_delay_hours, l.retention_hours), (0.5, 2.0, 168.0));
     assert_eq!(l.storage_class, "INTELLIGENT_TIERING");
-    let err = loki_inputs("ingester:\n  max_chunk_age: soon\nlimits_config:\n  retention_period: 24h\n", 1, 1, 1).unwrap_err();
+    let err = loki_inputs("ingester:\n  max_chunk_age: soon\nlimits_config:\n  retention_period: 24h\n", 1, 1, 1)
+        .unwrap_err();
     assert!(format!("{err:#}").contains("ingester.max_chunk_age"), "{err:#}");
     assert!(loki_inputs("ingester: {}\n", 1, 1, 1).is_err(), "no retention means unbounded storage");
 }

@@ -104,7 +104,11 @@ fn rust_tests_are_found_with_names_tags_and_proptests() {
 fn report_lists_coverage_and_fails_on_gaps_and_unknown_ids() {
     let tree = scratch_tree();
     let report = build(tree.path()).unwrap();
-    assert!(!report.problems.iter().any(|p| p.message.contains("9.9")), "skipped dirs were scanned: {:#?}", report.problems);
+    assert!(
+        !report.problems.iter().any(|p| p.message.contains("9.9")),
+        "skipped dirs were scanned: {:#?}",
+        report.problems
+    );
     // 7.7 is named by a test but not in the fixture's requirements.toml.
     assert!(report.problems.iter().any(|p| p.message.contains("names requirement 7.7")), "{:#?}", report.problems);
     // Every offline requirement of the fixture is named somewhere; 4.5 is live only.
@@ -114,7 +118,10 @@ fn report_lists_coverage_and_fails_on_gaps_and_unknown_ids() {
     // `bad_tag_token`'s tag has a bad token, so the whole tag is ignored (and reported).
     assert_eq!(names, ["req_2_3_lifecycle_scoped_to_chunks", "req_2_3_slash_tag"]);
     let table = report.table();
-    assert!(table.contains("4.5   LogQL in Explore\n      tests: none (live only)\n      live:  verify 7\n"), "{table}");
+    assert!(
+        table.contains("4.5   LogQL in Explore\n      tests: none (live only)\n      live:  verify 7\n"),
+        "{table}"
+    );
     let json = report.to_json();
     assert_eq!(json["passed"], false);
     assert_eq!(json["requirements"][1]["tests"][0]["file"], "crates/demo/src/lib.rs");

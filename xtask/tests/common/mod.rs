@@ -26,7 +26,11 @@ pub fn root() -> PathBuf {
 pub fn venv_bin() -> PathBuf {
     let bin = root().join(".tools/venv/bin");
     for tool in ["aws", "moto_server", "python"] {
-        assert!(bin.join(tool).is_file(), "{} is missing: run `cargo xtask tools` to install the project's Python tools", bin.join(tool).display());
+        assert!(
+            bin.join(tool).is_file(),
+            "{} is missing: run `cargo xtask tools` to install the project's Python tools",
+            bin.join(tool).display()
+        );
     }
     bin
 }
@@ -92,9 +96,14 @@ impl World {
     /// moto, the stand-ins and an env file; no AWS resources yet.
     pub fn bare(alloy: &[&str], state: StackState) -> World {
         let bin = venv_bin();
-        let moto = MotoServer::start_with_env(&bin.join("moto_server"), &[("MOTO_ECS_SERVICE_RUNNING", "1")]).expect("start moto_server");
+        let moto = MotoServer::start_with_env(&bin.join("moto_server"), &[("MOTO_ECS_SERVICE_RUNNING", "1")])
+            .expect("start moto_server");
         // moto moves a task past RUNNING on every describe; these tests describe them many times.
-        post(&moto.endpoint(), "/moto-api/state-manager/set-transition", &json!({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000}}));
+        post(
+            &moto.endpoint(),
+            "/moto-api/state-manager/set-transition",
+            &json!({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000}}),
+        );
         let env = EnvFile::new(alloy);
         let settings = env.settings();
         let world = World {
@@ -108,7 +117,8 @@ impl World {
             secret_arn: String::new(),
             instance_id: String::new(),
         };
-        install_session_manager_plugin(&world.bins.bin_dir(), &bin.join("python")).expect("install the plugin stand-in");
+        install_session_manager_plugin(&world.bins.bin_dir(), &bin.join("python"))
+            .expect("install the plugin stand-in");
         world.set_outputs(&world.outputs());
         world
     }
@@ -121,10 +131,26 @@ impl World {
         let cluster = world.cluster.clone();
         world.aws(&["ecs", "create-cluster", "--cluster-name", &cluster]);
         // moto wants the EC2 instance behind a container instance to exist.
-        let ran = world.aws(&["ec2", "run-instances", "--image-id", "ami-12c6146b", "--count", "1", "--instance-type", "t4g.medium"]);
+        let ran = world.aws(&[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-12c6146b",
+            "--count",
+            "1",
+            "--instance-type",
+            "t4g.medium",
+        ]);
         world.instance_id = ran["Instances"][0]["InstanceId"].as_str().expect("an instance id").to_string();
         let document = json!({"instanceId": world.instance_id}).to_string();
-        world.aws(&["ecs", "register-container-instance", "--cluster", &cluster, "--instance-identity-document", &document]);
+        world.aws(&[
+            "ecs",
+            "register-container-instance",
+            "--cluster",
+            &cluster,
+            "--instance-identity-document",
+            &document,
+        ]);
         let subnets = world.aws(&["ec2", "describe-subnets"]);
         let subnet = subnets["Subnets"][0]["SubnetId"].as_str().expect("moto's default subnet").to_string();
         let groups = world.aws(&["ec2", "describe-security-groups"]);
@@ -134,16 +160,65 @@ impl World {
         services.extend(alloy.iter().map(|s| world.service_name(s)));
         for service in &services {
             let containers = json!([{"name": service, "image": "stand-in:1", "memory": 128}]).to_string();
-            world.aws(&["ecs", "register-task-definition", "--family", service, "--network-mode", "awsvpc", "--container-definitions", &containers]);
-            world.aws(&["ecs", "create-service", "--cluster", &cluster, "--service-name", service, "--task-definition", service, "--desired-count", "1", "--network-configuration", &network]);
-            world.aws(&["ecs", "run-task", "--cluster", &cluster, "--task-definition", service, "--group", &format!("service:{service}"), "--launch-type", "EC2", "--network-configuration", &network]);
+            world.aws(&[
+                "ecs",
+                "register-task-definition",
+                "--family",
+                service,
+                "--network-mode",
+                "awsvpc",
+                "--container-definitions",
+                &containers,
+            ]);
+            world.aws(&[
+                "ecs",
+                "create-service",
+                "--cluster",
+                &cluster,
+                "--service-name",
+                service,
+                "--task-definition",
+                service,
+                "--desired-count",
+                "1",
+                "--network-configuration",
+                &network,
+            ]);
+            world.aws(&[
+                "ecs",
+                "run-task",
+                "--cluster",
+                &cluster,
+                "--task-definition",
+                service,
+                "--group",
+                &format!("service:{service}"),
+                "--launch-type",
+                "EC2",
+                "--network-configuration",
+                &network,
+            ]);
         }
-        world.aws(&["s3api", "create-bucket", "--bucket", BUCKET, "--create-bucket-configuration", &format!("LocationConstraint={}", world.env.settings().aws.region)]);
+        world.aws(&[
+            "s3api",
+            "create-bucket",
+            "--bucket",
+            BUCKET,
+            "--create-bucket-configuration",
+            &format!("LocationConstraint={}", world.env.settings().aws.region),
+        ]);
         for key in ["index/index_20000/fake/1-compactor.tsdb.gz", "fake/6a1b2c3d/19a0b1c2d3e:19a0b1c2d3f:abcdef01"] {
             world.aws(&["s3api", "put-object", "--bucket", BUCKET, "--key", key]);
         }
         let secret = json!({"username": "admin", "password": "grafana-test-password"}).to_string();
-        let created = world.aws(&["secretsmanager", "create-secret", "--name", "temporal-dev/grafana-admin", "--secret-string", &secret]);
+        let created = world.aws(&[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            "temporal-dev/grafana-admin",
+            "--secret-string",
+            &secret,
+        ]);
         world.secret_arn = created["ARN"].as_str().expect("secret ARN").to_string();
         for service in alloy {
             world.aws(&["logs", "create-log-group", "--log-group-name", &world.log_group(service)]);
@@ -173,18 +248,32 @@ impl World {
     pub fn sidecar_log(&self, service: &str, message: &str) {
         let group = self.log_group(service);
         let stream = "ecs/alloy/0123456789abcdef";
-        let _ = self.aws_output(&["logs", "create-log-stream", "--log-group-name", &group, "--log-stream-name", stream]);
+        let _ =
+            self.aws_output(&["logs", "create-log-stream", "--log-group-name", &group, "--log-stream-name", stream]);
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        let events = json!([{"timestamp": now_ms, "message": format!("ts=2026-01-01T00:00:00Z {message}")}]).to_string();
-        self.aws(&["logs", "put-log-events", "--log-group-name", &group, "--log-stream-name", stream, "--log-events", &events]);
+        let events =
+            json!([{"timestamp": now_ms, "message": format!("ts=2026-01-01T00:00:00Z {message}")}]).to_string();
+        self.aws(&[
+            "logs",
+            "put-log-events",
+            "--log-group-name",
+            &group,
+            "--log-stream-name",
+            stream,
+            "--log-events",
+            &events,
+        ]);
     }
 
     /// `terraform output -json` as Terraform would print it after every phase.
     pub fn outputs(&self) -> Value {
-        let services: serde_json::Map<String, Value> = ["history", "matching", "frontend", "worker", "benchmark-worker"]
-            .iter()
-            .map(|s| (s.to_string(), json!({"service_name": self.service_name(s), "log_group_name": self.log_group(s)})))
-            .collect();
+        let services: serde_json::Map<String, Value> =
+            ["history", "matching", "frontend", "worker", "benchmark-worker"]
+                .iter()
+                .map(|s| {
+                    (s.to_string(), json!({"service_name": self.service_name(s), "log_group_name": self.log_group(s)}))
+                })
+                .collect();
         let value = |v: Value| json!({"sensitive": false, "type": "string", "value": v});
         json!({
             "loki_service_name": value(json!(self.loki_service())),
@@ -216,11 +305,23 @@ impl World {
 
     /// The terraform subcommands run so far, in order (`init`, `plan`, …), and their argv.
     pub fn terraform_calls(&self) -> Vec<Vec<String>> {
-        self.bins.argv_of("terraform").expect("read the stand-in log").into_iter().filter(|argv| argv.first().map(String::as_str) != Some("version")).collect()
+        self.bins
+            .argv_of("terraform")
+            .expect("read the stand-in log")
+            .into_iter()
+            .filter(|argv| argv.first().map(String::as_str) != Some("version"))
+            .collect()
     }
 
     pub fn env_vars(&self) -> Vec<(String, String)> {
-        let path = std::env::join_paths([self.bins.bin_dir(), venv_bin(), "/usr/local/bin".into(), "/usr/bin".into(), "/bin".into()]).unwrap();
+        let path = std::env::join_paths([
+            self.bins.bin_dir(),
+            venv_bin(),
+            "/usr/local/bin".into(),
+            "/usr/bin".into(),
+            "/bin".into(),
+        ])
+        .unwrap();
         let home = self.home.path();
         let forward = format!("3100=127.0.0.1:{port},3000=127.0.0.1:{port}", port = self.stack.port());
         [
@@ -276,7 +377,13 @@ impl World {
 
     pub fn xtask_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        command.args(args).args(["--env", &self.env.name]).current_dir(root()).env_clear().envs(self.env_vars()).stdin(Stdio::null());
+        command
+            .args(args)
+            .args(["--env", &self.env.name])
+            .current_dir(root())
+            .env_clear()
+            .envs(self.env_vars())
+            .stdin(Stdio::null());
         command
     }
 
@@ -306,7 +413,10 @@ impl World {
     pub fn assert_no_tunnel_left(&self) {
         for call in self.plugin_calls() {
             let pid = call["pid"].as_u64().expect("pid") as u32;
-            assert!(gone_within(pid, Duration::from_secs(5)), "the session-manager-plugin stand-in (pid {pid}) is still running");
+            assert!(
+                gone_within(pid, Duration::from_secs(5)),
+                "the session-manager-plugin stand-in (pid {pid}) is still running"
+            );
         }
     }
 }
@@ -338,7 +448,10 @@ pub fn gone_within(pid: u32, limit: Duration) -> bool {
     loop {
         // Gone, or a zombie waiting for a reaper that is not us.
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-        if state.as_deref().is_none_or(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))) {
+        if state
+            .as_deref()
+            .is_none_or(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        {
             return true;
         }
         if started.elapsed() > limit {
@@ -361,10 +474,12 @@ pub fn post(base: &str, path: &str, body: &Value) {
 }
 
 pub fn healthy_stack(world_cluster: &str, services: &[&str]) -> StackState {
-    StackState { up: services.iter().map(|s| (s.to_string(), world_cluster.to_string(), 1.0)).collect(), ..StackState::default() }
+    StackState {
+        up: services.iter().map(|s| (s.to_string(), world_cluster.to_string(), 1.0)).collect(),
+        ..StackState::default()
+    }
 }
 
 pub fn example_cluster() -> String {
     Environment::load(&root(), "example").expect("the example env loads").settings.platform.ecs_cluster_name
 }
-

@@ -65,10 +65,7 @@ prometheus.remote_write "amp" {
 "#;
 
 fn messages(src: &str, env: &[&str]) -> Vec<String> {
-    check_alloy_config(src, env)
-        .into_iter()
-        .map(|f| f.to_string())
-        .collect()
+    check_alloy_config(src, env).into_iter().map(|f| f.to_string()).collect()
 }
 
 fn assert_one(src: &str, env: &[&str], needle: &str) {
@@ -86,43 +83,23 @@ fn good_config_passes() {
 
 #[test]
 fn parses_expressions() {
-    let body = parse(r#"a = -1 + 2 * 3 ^ 2 ^ 1 == 19 && !false || null != "x\t\u00e9\101""#)
-        .expect("parses");
-    let Statement::Attribute(a) = &body.statements[0] else {
-        panic!("attribute")
-    };
+    let body = parse(r#"a = -1 + 2 * 3 ^ 2 ^ 1 == 19 && !false || null != "x\t\u00e9\101""#).expect("parses");
+    let Statement::Attribute(a) = &body.statements[0] else { panic!("attribute") };
     assert!(matches!(a.value, Expr::Binary("||", ..)), "{:?}", a.value);
-    let body =
-        parse("o = {\n  a = [1, 2.5e3,\n  ],\n  \"b-c\" = x.y[\"k\"](1),\n}\n").expect("parses");
-    let Statement::Attribute(a) = &body.statements[0] else {
-        panic!("attribute")
-    };
-    let Expr::Object(fields, _) = &a.value else {
-        panic!("object")
-    };
-    assert_eq!(
-        fields.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-        ["a", "b-c"]
-    );
+    let body = parse("o = {\n  a = [1, 2.5e3,\n  ],\n  \"b-c\" = x.y[\"k\"](1),\n}\n").expect("parses");
+    let Statement::Attribute(a) = &body.statements[0] else { panic!("attribute") };
+    let Expr::Object(fields, _) = &a.value else { panic!("object") };
+    assert_eq!(fields.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["a", "b-c"]);
 }
 
 #[test]
 fn syntax_errors_have_positions() {
-    let found = messages(
-        "loki.write \"x\" {\n  endpoint {\n    url = \n  }\n}\n",
-        &[],
-    );
-    assert!(
-        found.len() == 1 && found[0].starts_with("3:11: syntax error: expected an expression"),
-        "{found:?}"
-    );
+    let found = messages("loki.write \"x\" {\n  endpoint {\n    url = \n  }\n}\n", &[]);
+    assert!(found.len() == 1 && found[0].starts_with("3:11: syntax error: expected an expression"), "{found:?}");
     let found = messages("a = \"unterminated\n", &[]);
     assert!(found[0].contains("newline in string"), "{found:?}");
     // One statement per line; a one-line block body is fine.
-    let found = messages(
-        "loki.write \"x\" { endpoint { url = \"u\" max_streams = 1 } }",
-        &[],
-    );
+    let found = messages("loki.write \"x\" { endpoint { url = \"u\" max_streams = 1 } }", &[]);
     assert!(found[0].contains("expected a new line"), "{found:?}");
     assert!(parse("loki.write \"x\" { endpoint { url = \"u\" } }").is_ok());
 }
@@ -130,11 +107,7 @@ fn syntax_errors_have_positions() {
 #[test]
 fn typo_in_argument_fails() {
     let src = GOOD.replace("max_backoff_retries", "max_retries");
-    assert_one(
-        &src,
-        &[],
-        "loki.write > endpoint: unknown argument `max_retries` for Alloy v1.21",
-    );
+    assert_one(&src, &[], "loki.write > endpoint: unknown argument `max_retries` for Alloy v1.21");
     let src = GOOD.replace("poll_frequency", "poll_frequncy");
     assert_one(&src, &[], "did you mean `poll_frequency`?");
     let src = GOOD.replace("sigv4 {", "sigv5 {");
@@ -143,110 +116,55 @@ fn typo_in_argument_fails() {
 
 #[test]
 fn missing_required_argument_fails() {
-    let src = GOOD.replace(
-        "url                 = \"http://loki:3100/loki/api/v1/push\"",
-        "",
-    );
-    assert_one(
-        &src,
-        &[],
-        "loki.write > endpoint: required argument `url` is missing",
-    );
+    let src = GOOD.replace("url                 = \"http://loki:3100/loki/api/v1/push\"", "");
+    assert_one(&src, &[], "loki.write > endpoint: required argument `url` is missing");
 }
 
 #[test]
 fn dangling_reference_fails() {
-    let src = GOOD.replace(
-        "[loki.write.loki.receiver]",
-        "[loki.write.default.receiver]",
-    );
+    let src = GOOD.replace("[loki.write.loki.receiver]", "[loki.write.default.receiver]");
     let found = messages(&src, &[]);
-    assert!(
-        found
-            .iter()
-            .any(|f| f.contains("dangling reference `loki.write.default.receiver`")),
-        "{found:#?}"
-    );
+    assert!(found.iter().any(|f| f.contains("dangling reference `loki.write.default.receiver`")), "{found:#?}");
     // The unfed loki.write "loki" is now an orphan too.
-    assert!(
-        found
-            .iter()
-            .any(|f| f.contains("orphan component loki.write \"loki\"")),
-        "{found:#?}"
-    );
-    let src = GOOD.replace(
-        "discovery.docker.own_task.targets",
-        "discovery.docker.own_task.target",
-    );
+    assert!(found.iter().any(|f| f.contains("orphan component loki.write \"loki\"")), "{found:#?}");
+    let src = GOOD.replace("discovery.docker.own_task.targets", "discovery.docker.own_task.target");
     assert_one(&src, &[], "has no export `target` (it exports targets)");
 }
 
 #[test]
 fn forward_to_must_be_receiver_of_the_same_signal() {
-    let src = GOOD.replace(
-        "forward_to = [prometheus.remote_write.amp.receiver]",
-        "forward_to = [loki.write.loki.receiver]",
-    );
+    let src =
+        GOOD.replace("forward_to = [prometheus.remote_write.amp.receiver]", "forward_to = [loki.write.loki.receiver]");
     let found = messages(&src, &[]);
-    assert!(
-        found
-            .iter()
-            .any(|f| f.contains("receives logs, but this component sends metrics")),
-        "{found:#?}"
-    );
-    let src = GOOD.replace(
-        "forward_to = [loki.write.loki.receiver]",
-        "forward_to = [discovery.relabel.own_task.rules]",
-    );
+    assert!(found.iter().any(|f| f.contains("receives logs, but this component sends metrics")), "{found:#?}");
+    let src =
+        GOOD.replace("forward_to = [loki.write.loki.receiver]", "forward_to = [discovery.relabel.own_task.rules]");
     let found = messages(&src, &[]);
-    assert!(
-        found.iter().any(|f| f.contains("is not a receiver")),
-        "{found:#?}"
-    );
+    assert!(found.iter().any(|f| f.contains("is not a receiver")), "{found:#?}");
 }
 
 #[test]
 fn orphan_component_fails() {
-    let src = format!(
-        "{GOOD}\nloki.write \"spare\" {{\n  endpoint {{\n    url = \"http://x\"\n  }}\n}}\n"
-    );
-    assert_one(
-        &src,
-        &[],
-        "orphan component loki.write \"spare\": nothing uses its receiver",
-    );
+    let src = format!("{GOOD}\nloki.write \"spare\" {{\n  endpoint {{\n    url = \"http://x\"\n  }}\n}}\n");
+    assert_one(&src, &[], "orphan component loki.write \"spare\": nothing uses its receiver");
 }
 
 #[test]
 fn unset_sys_env_fails() {
     let src = GOOD.replace("region = \"eu-west-1\"", "region = sys.env(\"AWS_REGION\")");
-    assert_one(
-        &src,
-        &[],
-        "sys.env(\"AWS_REGION\") is read but the task definition does not set AWS_REGION",
-    );
+    assert_one(&src, &[], "sys.env(\"AWS_REGION\") is read but the task definition does not set AWS_REGION");
     assert_eq!(messages(&src, &["AWS_REGION"]), Vec::<String>::new());
-    let src = GOOD.replace(
-        "sys.env(\"ECS_CONTAINER_METADATA_URI_V4\")",
-        "env(\"ECS_CONTAINER_METADATA_URI_V4\")",
-    );
+    let src = GOOD.replace("sys.env(\"ECS_CONTAINER_METADATA_URI_V4\")", "env(\"ECS_CONTAINER_METADATA_URI_V4\")");
     assert_one(&src, &[], "`env` is a deprecated alias; use `sys.env`");
 }
 
 #[test]
 fn unknown_component_and_labels() {
     let src = format!("{GOOD}\nloki.wirte \"x\" {{}}\n");
-    assert_one(
-        &src,
-        &[],
-        "unknown component `loki.wirte` for Alloy v1.21, did you mean `loki.write`?",
-    );
+    assert_one(&src, &[], "unknown component `loki.wirte` for Alloy v1.21, did you mean `loki.write`?");
     let src = GOOD.replace("loki.write \"loki\" {", "loki.write {");
     let found = messages(&src, &[]);
-    assert!(
-        found.iter().any(|f| f.contains("needs a label")),
-        "{found:#?}"
-    );
+    assert!(found.iter().any(|f| f.contains("needs a label")), "{found:#?}");
 }
 
 #[test]
@@ -254,13 +172,8 @@ fn env_names_from_container_definitions_reads_env_and_secrets() {
     let json = r#"[{"name":"temporal-history","environment":[{"name":"A","value":"1"}]},
         {"name":"alloy","environment":[{"name":"GOMEMLIMIT","value":"300MiB"}],
          "secrets":[{"name":"ALLOY_CONFIG","valueFrom":"arn:aws:ssm:eu-west-1:1:parameter/x"}]}]"#;
-    assert_eq!(
-        env_names_from_container_definitions(json, "alloy").unwrap(),
-        ["ALLOY_CONFIG", "GOMEMLIMIT"]
-    );
-    assert!(env_names_from_container_definitions(json, "adot")
-        .unwrap_err()
-        .contains("no container named `adot`"));
+    assert_eq!(env_names_from_container_definitions(json, "alloy").unwrap(), ["ALLOY_CONFIG", "GOMEMLIMIT"]);
+    assert!(env_names_from_container_definitions(json, "adot").unwrap_err().contains("no container named `adot`"));
 }
 
 /// Every rendered Alloy config in the repository passes with the sidecar's environment
@@ -268,16 +181,10 @@ fn env_names_from_container_definitions_reads_env_and_secrets() {
 #[test]
 fn rendered_configs_in_repo_pass() {
     let mut checked = 0;
-    for path in crate::rendered_files(|name| name.starts_with("alloy-") && name.ends_with(".alloy"))
-    {
+    for path in crate::rendered_files(|name| name.starts_with("alloy-") && name.ends_with(".alloy")) {
         let src = std::fs::read_to_string(&path).expect("readable");
         let found = messages(&src, &["GOMEMLIMIT", "ALLOY_CONFIG"]);
-        assert!(
-            found.is_empty(),
-            "{}:\n{}",
-            path.display(),
-            found.join("\n")
-        );
+        assert!(found.is_empty(), "{}:\n{}", path.display(), found.join("\n"));
         checked += 1;
     }
     assert!(checked > 0, "no rendered/*/alloy-*.alloy found");
@@ -311,9 +218,7 @@ fn go_duration_secs(s: &str) -> Option<f64> {
         let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let n: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         total += n * match &rest[..unit] {
             "ms" => 0.001,
             "s" => 1.0,
@@ -345,8 +250,7 @@ fn req_nf5_req_3_10_log_shipping_retries_outlast_a_loki_replacement() {
     assert_eq!(go_duration_secs("500ms"), Some(0.5));
 
     let mut shipping = 0;
-    for path in crate::rendered_files(|name| name.starts_with("alloy-") && name.ends_with(".alloy"))
-    {
+    for path in crate::rendered_files(|name| name.starts_with("alloy-") && name.ends_with(".alloy")) {
         let src = std::fs::read_to_string(&path).expect("readable");
         let body = parse(&src).unwrap_or_else(|f| panic!("{}: {f}", path.display()));
         let blocks = |body: &Body, name: &str| -> Vec<Block> {
@@ -362,15 +266,8 @@ fn req_nf5_req_3_10_log_shipping_retries_outlast_a_loki_replacement() {
             continue;
         }
         let writers = blocks(&body, "loki.write");
-        let endpoints: Vec<Block> = writers
-            .iter()
-            .flat_map(|w| blocks(&w.body, "endpoint"))
-            .collect();
-        assert!(
-            !endpoints.is_empty(),
-            "{}: ships logs but has no loki.write endpoint",
-            path.display()
-        );
+        let endpoints: Vec<Block> = writers.iter().flat_map(|w| blocks(&w.body, "endpoint")).collect();
+        assert!(!endpoints.is_empty(), "{}: ships logs but has no loki.write endpoint", path.display());
         for endpoint in endpoints {
             let attr = |name: &str| {
                 endpoint.body.statements.iter().find_map(|s| match s {
@@ -380,8 +277,9 @@ fn req_nf5_req_3_10_log_shipping_retries_outlast_a_loki_replacement() {
             };
             let duration = |name: &str, default: f64| match attr(name) {
                 None => default,
-                Some(Expr::String(s, _)) => go_duration_secs(&s)
-                    .unwrap_or_else(|| panic!("{}: {name} = {s:?}", path.display())),
+                Some(Expr::String(s, _)) => {
+                    go_duration_secs(&s).unwrap_or_else(|| panic!("{}: {name} = {s:?}", path.display()))
+                }
                 Some(other) => panic!("{}: {name} is not a literal: {other:?}", path.display()),
             };
             let min = duration("min_backoff_period", 0.5);
@@ -389,10 +287,7 @@ fn req_nf5_req_3_10_log_shipping_retries_outlast_a_loki_replacement() {
             let retries = match attr("max_backoff_retries") {
                 None => 10,
                 Some(Expr::Number(n, _)) => n.parse().expect("a whole number"),
-                Some(other) => panic!(
-                    "{}: max_backoff_retries is not a literal: {other:?}",
-                    path.display()
-                ),
+                Some(other) => panic!("{}: max_backoff_retries is not a literal: {other:?}", path.display()),
             };
             if let Some(window) = min_retry_window_secs(min, max, retries) {
                 assert!(

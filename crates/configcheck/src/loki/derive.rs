@@ -30,14 +30,10 @@ const ROOT_SECTION: &str = "Supported contents and default values of `loki.yaml`
 /// reference names it (`string`, `duration`, `list of strings`, ...), which is not descended into.
 pub fn derive_key_list(markdown: &str) -> Result<String, String> {
     let sections = sections(markdown)?;
-    let root = sections.get(ROOT_SECTION).ok_or_else(|| {
-        format!("no `### {ROOT_SECTION}` section: is this Loki's configuration.md?")
-    })?;
-    let mut out = Flattener {
-        sections: &sections,
-        seen: HashSet::new(),
-        lines: Vec::new(),
-    };
+    let root = sections
+        .get(ROOT_SECTION)
+        .ok_or_else(|| format!("no `### {ROOT_SECTION}` section: is this Loki's configuration.md?"))?;
+    let mut out = Flattener { sections: &sections, seen: HashSet::new(), lines: Vec::new() };
     out.entries(root, "", 0)?;
     let mut text = String::new();
     for (path, kind) in out.lines {
@@ -62,8 +58,7 @@ fn sections(markdown: &str) -> Result<HashMap<String, Vec<Entry>>, String> {
                 let first = lines.iter().find(|l| !is_skippable(l));
                 if let (Some(n), Some(first)) = (name.as_ref(), first) {
                     if !first.starts_with(' ') && !sections.contains_key(n) {
-                        let entries =
-                            parse_block(&lines).map_err(|e| format!("section `{n}`: {e}"))?;
+                        let entries = parse_block(&lines).map_err(|e| format!("section `{n}`: {e}"))?;
                         sections.insert(n.clone(), entries);
                     }
                 }
@@ -121,20 +116,14 @@ fn parse_entries(lines: &[&str], i: &mut usize, level: usize) -> Result<Vec<Entr
                 .and_then(|(_, r)| r.split_once('>'))
                 .map(|(ty, _)| ty.trim())
                 .ok_or_else(|| format!("no <type> in `{t}`"))?;
-            entries.push(Entry {
-                name: name.to_string(),
-                body: Body::Typed(ty.to_string()),
-            });
+            entries.push(Entry { name: name.to_string(), body: Body::Typed(ty.to_string()) });
         } else if let Some(name) = t.strip_suffix(':') {
             let child_level = lines.get(*i).map(|l| indent(l)).filter(|&c| c > level);
             let children = match child_level {
                 Some(c) => parse_entries(lines, i, c)?,
                 None => Vec::new(),
             };
-            entries.push(Entry {
-                name: name.to_string(),
-                body: Body::Inline(children),
-            });
+            entries.push(Entry { name: name.to_string(), body: Body::Inline(children) });
         } else {
             return Err(format!("cannot read `{t}`"));
         }
@@ -170,11 +159,7 @@ impl Flattener<'_> {
             match &entry.body {
                 Body::Inline(children) => {
                     // `http_headers:` + `[: <map of string to Header>]`: a free-form map.
-                    if let [Entry {
-                        name,
-                        body: Body::Typed(ty),
-                    }] = children.as_slice()
-                    {
+                    if let [Entry { name, body: Body::Typed(ty) }] = children.as_slice() {
                         if name.is_empty() && !self.sections.contains_key(ty) {
                             self.push(path, ty);
                             continue;
@@ -202,18 +187,12 @@ impl Flattener<'_> {
             return Ok(());
         }
         // `list of period_configs` → the `period_config` block, one per item.
-        if let Some(block) = ty
-            .strip_prefix("list of ")
-            .and_then(|p| p.strip_suffix('s'))
-            .and_then(|b| sections.get(b))
+        if let Some(block) = ty.strip_prefix("list of ").and_then(|p| p.strip_suffix('s')).and_then(|b| sections.get(b))
         {
             self.push(path.to_string(), "list");
             return self.entries(block, &format!("{path}[]"), depth + 1);
         }
-        if let Some(block) = ty
-            .strip_prefix("map of string to ")
-            .and_then(|b| sections.get(b))
-        {
+        if let Some(block) = ty.strip_prefix("map of string to ").and_then(|b| sections.get(b)) {
             self.push(path.to_string(), "map");
             return self.entries(block, &format!("{path}.*"), depth + 1);
         }

@@ -39,11 +39,7 @@ limits_config:
   retention_period: 168h
 "#;
 
-const DEV: Expected = Expected {
-    retention_days: 7,
-    replicas: 1,
-    memory_mib: 1024,
-};
+const DEV: Expected = Expected { retention_days: 7, replicas: 1, memory_mib: 1024 };
 
 fn paths(findings: &[Finding]) -> Vec<&str> {
     findings.iter().map(|f| f.path.as_str()).collect()
@@ -60,23 +56,10 @@ fn a_complete_config_has_no_findings() {
 
 #[test]
 fn an_unknown_key_is_named_with_its_full_path_and_a_suggestion() {
-    let yaml = GOOD.replace(
-        "flush_on_shutdown: true",
-        "flush_on_shutdown: true\n    flush_on_shutdwn: true",
-    );
+    let yaml = GOOD.replace("flush_on_shutdown: true", "flush_on_shutdown: true\n    flush_on_shutdwn: true");
     let findings = check_loki_config(&yaml);
-    assert_eq!(
-        paths(&findings),
-        ["ingester.wal.flush_on_shutdwn"],
-        "{findings:?}"
-    );
-    assert!(
-        findings[0]
-            .message
-            .contains("did you mean `flush_on_shutdown`"),
-        "{}",
-        findings[0]
-    );
+    assert_eq!(paths(&findings), ["ingester.wal.flush_on_shutdwn"], "{findings:?}");
+    assert!(findings[0].message.contains("did you mean `flush_on_shutdown`"), "{}", findings[0]);
 }
 
 #[test]
@@ -86,10 +69,7 @@ fn unknown_keys_are_found_inside_lists_and_named_maps() {
     let findings = check_loki_config(&yaml);
     assert_eq!(
         paths(&findings),
-        [
-            "schema_config.configs[0].index.perod",
-            "storage_config.named_stores.aws.archive.bucket_name"
-        ],
+        ["schema_config.configs[0].index.perod", "storage_config.named_stores.aws.archive.bucket_name"],
         "{findings:?}"
     );
 }
@@ -99,18 +79,8 @@ fn keys_removed_in_loki_3_say_what_replaced_them() {
     let yaml = GOOD.replace("ingester:\n", "ingester:\n  max_transfer_retries: 0\n")
         + "chunk_store_config:\n  max_look_back_period: 0s\n";
     let findings = check_loki_config(&yaml);
-    assert_eq!(
-        paths(&findings),
-        [
-            "ingester.max_transfer_retries",
-            "chunk_store_config.max_look_back_period"
-        ]
-    );
-    assert!(
-        findings[1].message.contains("max_query_lookback"),
-        "{}",
-        findings[1]
-    );
+    assert_eq!(paths(&findings), ["ingester.max_transfer_retries", "chunk_store_config.max_look_back_period"]);
+    assert!(findings[1].message.contains("max_query_lookback"), "{}", findings[1]);
 }
 
 #[test]
@@ -130,18 +100,10 @@ fn a_block_given_a_scalar_or_a_scalar_given_a_list_is_reported() {
 
 #[test]
 fn duplicate_keys_and_broken_yaml_are_reported() {
-    let dup = GOOD.replace(
-        "auth_enabled: false",
-        "auth_enabled: false\nauth_enabled: true",
-    );
+    let dup = GOOD.replace("auth_enabled: false", "auth_enabled: false\nauth_enabled: true");
     let findings = check_loki_config(&dup);
-    assert!(
-        findings[0].message.contains("duplicated key"),
-        "{findings:?}"
-    );
-    assert!(check_loki_config("server: [\n")[0]
-        .message
-        .contains("not valid YAML"));
+    assert!(findings[0].message.contains("duplicated key"), "{findings:?}");
+    assert!(check_loki_config("server: [\n")[0].message.contains("not valid YAML"));
     assert!(check_loki_config("")[0].message.contains("empty"));
 }
 
@@ -152,17 +114,11 @@ fn required_settings_are_enforced() {
         .replace("schema: v13", "schema: v12")
         .replace("period: 24h", "period: 168h")
         .replace("retention_enabled: true", "retention_enabled: false")
-        .replace(
-            "delete_request_store: s3",
-            "working_directory: /loki/compactor",
-        )
+        .replace("delete_request_store: s3", "working_directory: /loki/compactor")
         .replace("flush_on_shutdown: true", "flush_on_shutdown: false")
         .replace("reporting_enabled: false", "reporting_enabled: true")
         .replace("retention_period: 168h", "retention_period: 12h")
-        .replace(
-            "region: ${AWS_REGION}",
-            "region: ${AWS_REGION}\n      secret_access_key: x",
-        );
+        .replace("region: ${AWS_REGION}", "region: ${AWS_REGION}\n      secret_access_key: x");
     let findings = check_loki_config(&yaml);
     let got = paths(&findings);
     assert_eq!(
@@ -184,16 +140,10 @@ fn required_settings_are_enforced() {
 #[test]
 fn an_inmemory_ring_cannot_replicate_and_memberlist_needs_peers() {
     let rf3 = GOOD.replace("replication_factor: 1", "replication_factor: 3");
-    assert_eq!(
-        paths(&check_loki_config(&rf3)),
-        ["common.replication_factor"]
-    );
+    assert_eq!(paths(&check_loki_config(&rf3)), ["common.replication_factor"]);
 
     let no_peers = rf3.replace("store: inmemory", "store: memberlist");
-    assert_eq!(
-        paths(&check_loki_config(&no_peers)),
-        ["memberlist.join_members"]
-    );
+    assert_eq!(paths(&check_loki_config(&no_peers)), ["memberlist.join_members"]);
 
     let ha = no_peers.clone() + "memberlist:\n  join_members: [\"${LOKI_MEMBERLIST_JOIN}\"]\n";
     assert_eq!(check_loki_config(&ha), vec![]);
@@ -202,27 +152,15 @@ fn an_inmemory_ring_cannot_replicate_and_memberlist_needs_peers() {
 #[test]
 fn the_config_must_agree_with_the_environment() {
     let three = Expected { replicas: 3, ..DEV };
-    assert_eq!(
-        paths(&check_loki_config_for(GOOD, &three)),
-        ["common.ring.kvstore.store", "common.replication_factor"]
-    );
+    assert_eq!(paths(&check_loki_config_for(GOOD, &three)), ["common.ring.kvstore.store", "common.replication_factor"]);
 
-    let fourteen = Expected {
-        retention_days: 14,
-        ..DEV
-    };
+    let fourteen = Expected { retention_days: 14, ..DEV };
     let findings = check_loki_config_for(GOOD, &fourteen);
     assert_eq!(paths(&findings), ["limits_config.retention_period"]);
     assert!(findings[0].message.contains("336h"), "{}", findings[0]);
 
-    let small = Expected {
-        memory_mib: 512,
-        ..DEV
-    };
-    assert_eq!(
-        paths(&check_loki_config_for(GOOD, &small)),
-        ["ingester.wal.replay_memory_ceiling"]
-    );
+    let small = Expected { memory_mib: 512, ..DEV };
+    assert_eq!(paths(&check_loki_config_for(GOOD, &small)), ["ingester.wal.replay_memory_ceiling"]);
 }
 
 #[test]
@@ -246,15 +184,8 @@ fn the_key_list_is_the_pinned_release_and_covers_what_the_template_uses() {
     assert!(keys.kinds.len() > 3000, "only {} keys", keys.kinds.len());
     assert_eq!(keys.kinds.get("schema_config.configs"), Some(&Kind::List));
     assert_eq!(keys.kinds.get("common.storage.s3"), Some(&Kind::Block));
-    assert_eq!(
-        keys.kinds.get("storage_config.named_stores.aws"),
-        Some(&Kind::Map)
-    );
-    assert_eq!(
-        keys.kinds
-            .get("compactor.deletion_marker_object_store_prefix"),
-        Some(&Kind::Value("string"))
-    );
+    assert_eq!(keys.kinds.get("storage_config.named_stores.aws"), Some(&Kind::Map));
+    assert_eq!(keys.kinds.get("compactor.deletion_marker_object_store_prefix"), Some(&Kind::Value("string")));
 }
 
 /// `rendered/*/loki-config.yaml`, sorted; at least one.
@@ -268,11 +199,7 @@ fn keys_containing(node: &Yaml, needle: &str, at: &str, out: &mut Vec<String>) {
         Yaml::Hash(map) => {
             for (k, v) in map {
                 let name = k.as_str().unwrap_or_default();
-                let path = if at.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{at}.{name}")
-                };
+                let path = if at.is_empty() { name.to_string() } else { format!("{at}.{name}") };
                 if name.to_ascii_lowercase().contains(needle) {
                     out.push(path.clone());
                 }
@@ -293,20 +220,12 @@ fn keys_containing(node: &Yaml, needle: &str, at: &str, out: &mut Vec<String>) {
 #[test]
 fn req_2_2_req_10_4_tsdb_v13_index_in_s3_without_dynamodb() {
     for file in rendered_loki_configs() {
-        let yaml =
-            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let yaml = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let doc = parse(&yaml).unwrap_or_else(|f| panic!("{}: {f}", file.display()));
-        let periods = doc["schema_config"]["configs"]
-            .as_vec()
-            .cloned()
-            .unwrap_or_default();
+        let periods = doc["schema_config"]["configs"].as_vec().cloned().unwrap_or_default();
         assert!(!periods.is_empty(), "{}: no schema period", file.display());
         for (i, p) in periods.iter().enumerate() {
-            let got = (
-                p["store"].as_str(),
-                p["object_store"].as_str(),
-                p["index"]["period"].as_str(),
-            );
+            let got = (p["store"].as_str(), p["object_store"].as_str(), p["index"]["period"].as_str());
             assert_eq!(
                 got,
                 (Some("tsdb"), Some("s3"), Some("24h")),
@@ -329,20 +248,13 @@ fn req_2_2_req_10_4_tsdb_v13_index_in_s3_without_dynamodb() {
         );
     }
 
-    let with_dynamodb = GOOD.to_string()
-        + "storage_config:\n  aws:\n    dynamodb:\n      dynamodb_url: dynamodb://eu-west-1\n";
-    let with_table_manager =
-        GOOD.to_string() + "table_manager:\n  retention_deletes_enabled: true\n";
+    let with_dynamodb =
+        GOOD.to_string() + "storage_config:\n  aws:\n    dynamodb:\n      dynamodb_url: dynamodb://eu-west-1\n";
+    let with_table_manager = GOOD.to_string() + "table_manager:\n  retention_deletes_enabled: true\n";
     for (yaml, path) in [
         // `aws` is the DynamoDB index store.
-        (
-            GOOD.replace("store: tsdb", "store: aws"),
-            "schema_config.configs[0].store",
-        ),
-        (
-            GOOD.replace("object_store: s3", "object_store: filesystem"),
-            "schema_config.configs[0].object_store",
-        ),
+        (GOOD.replace("store: tsdb", "store: aws"), "schema_config.configs[0].store"),
+        (GOOD.replace("object_store: s3", "object_store: filesystem"), "schema_config.configs[0].object_store"),
         (with_dynamodb, "storage_config.aws.dynamodb"),
         (with_table_manager, "table_manager"),
     ] {
@@ -358,13 +270,8 @@ fn the_rendered_configs_in_the_repository_pass() {
     let files = rendered_loki_configs();
 
     for file in &files {
-        let yaml =
-            std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let env_name = file
-            .parent()
-            .and_then(Path::file_name)
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let yaml = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let env_name = file.parent().and_then(Path::file_name).and_then(|n| n.to_str()).unwrap_or_default();
         let env_file = root.join("envs").join(format!("{env_name}.toml"));
         let expected = expected_from_env(&env_file);
         let findings = match expected {
@@ -375,10 +282,7 @@ fn the_rendered_configs_in_the_repository_pass() {
             findings.is_empty(),
             "{}:\n{}",
             file.display(),
-            findings
-                .iter()
-                .map(|f| format!("  {f}\n"))
-                .collect::<String>()
+            findings.iter().map(|f| format!("  {f}\n")).collect::<String>()
         );
     }
 }
