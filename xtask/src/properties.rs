@@ -22,7 +22,9 @@
 //! - **P5, sidecar resilience.** One task of the first service: its `alloy` container gets
 //!   SIGTERM through ECS Exec (`kill 1`: Alloy is PID 1 there, its start script `exec`s it, and
 //!   SIGKILL from inside a PID namespace never reaches init). The main container must keep
-//!   running, the same container throughout, and ECS's restart policy must bring the sidecar back.
+//!   running, the same container throughout, and ECS's restart policy must bring the sidecar back:
+//!   RUNNING again with a new start-up line in its CloudWatch stream (`ecs/alloy/<task>`), since
+//!   DescribeTasks reports no restart count.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -51,7 +53,7 @@ const CURRENT_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// P3: series a collector adds itself rather than scrapes (OpenTelemetry's resource info).
 const COLLECTOR_ONLY: &[&str] = &["target_info"];
 /// P5: longest wait for the sidecar to be running again.
-const SIDECAR_RETURN: Duration = Duration::from_secs(8);
+const SIDECAR_RETURN: Duration = Duration::from_secs(180);
 const P3_NO_SNAPSHOT: &str = "no snapshot: it is taken by migrate-sidecars before the switch";
 
 /// Runs the property checks and prints the report; exit 1 when one fails, 2 when they cannot run.
@@ -77,15 +79,23 @@ pub fn verify(project: &Project, env: &str, service: Option<String>, json: bool)
         report.check(format!("P3 {name}: metric names as under adot"), checks.p3_metric_names(name));
     }
     // Last, and on one service only: it restarts a sidecar.
-    report.check(format!("P5 {}: sidecar failure leaves the main container running", services[0]), checks.p5_sidecar_restart(services[0]));
+    report.check(
+        format!("P5 {}: sidecar failure leaves the main container running", services[0]),
+        checks.p5_sidecar_restart(services[0]),
+    );
     drop(checks); // closes the tunnel before the verdict
     print_verdict(&report, json)
 }
 
 /// The services the properties apply to: on Alloy and enabled, in migration order.
 fn migrated_services(env: &Environment, only: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
-    let on_alloy: Vec<&'static str> =
-        env.settings.services.iter().filter(|(_, s)| s.enabled && s.collector == Collector::Alloy).map(|(n, _)| n).collect();
+    let on_alloy: Vec<&'static str> = env
+        .settings
+        .services
+        .iter()
+        .filter(|(_, s)| s.enabled && s.collector == Collector::Alloy)
+        .map(|(n, _)| n)
+        .collect();
     let chosen = match only {
         Some(name) => {
             let name = settings::check_service_name(name).map_err(usage)?;
@@ -125,8 +135,13 @@ pub fn snapshot_series(live: &Live, service: &str) -> anyhow::Result<()> {
     let definition = checks.service_task_definition(&ecs_service)?;
     if container(&definition, ALLOY_CONTAINER).is_some() {
         match path.is_file() {
-            true => eprintln!("  {service} already runs Alloy: keeping the metrics snapshot {}", live.project.rel(&path).display()),
-            false => eprintln!("  warning: {service} already runs Alloy, too late for a metrics snapshot; P3 cannot check it"),
+            true => eprintln!(
+                "  {service} already runs Alloy: keeping the metrics snapshot {}",
+                live.project.rel(&path).display()
+            ),
+            false => eprintln!(
+                "  warning: {service} already runs Alloy, too late for a metrics snapshot; P3 cannot check it"
+            ),
         }
         return Ok(());
     }
@@ -144,9 +159,15 @@ pub fn snapshot_series(live: &Live, service: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(path.parent().context("the snapshot path has a folder")?)?;
     settings::write_atomically(&path, &serde_json::to_string_pretty(&snapshot)?)?;
     if names.is_empty() {
-        eprintln!("  warning: AMP has no series for {selector} in the last hour; the snapshot is empty and P3 will say so");
+        eprintln!(
+            "  warning: AMP has no series for {selector} in the last hour; the snapshot is empty and P3 will say so"
+        );
     }
-    eprintln!("  snapshot of {} metric name(s) of {selector} for P3: {}", names.len(), live.project.rel(&path).display());
+    eprintln!(
+        "  snapshot of {} metric name(s) of {selector} for P3: {}",
+        names.len(),
+        live.project.rel(&path).display()
+    );
     Ok(())
 }
 
@@ -175,7 +196,12 @@ fn main_container(definition: &Value) -> anyhow::Result<String> {
         .find(|c| c["name"] != ALLOY_CONTAINER && c["essential"].as_bool() != Some(false))
         .and_then(|c| c["name"].as_str())
         .map(str::to_string)
-        .with_context(|| format!("task definition {} has no essential container besides {ALLOY_CONTAINER}", definition["taskDefinitionArn"]))
+        .with_context(|| {
+            format!(
+                "task definition {} has no essential container besides {ALLOY_CONTAINER}",
+                definition["taskDefinitionArn"]
+            )
+        })
 }
 
 /// The P1 command: `n` numbered lines onto the container's stdout (PID 1's), no tool but `sh`.
@@ -189,7 +215,11 @@ impl Checks<'_, '_> {
 
     fn p1_ingestion(&self, service: &str, run_id: &str) -> anyhow::Result<String> {
         let ecs_service = self.service_outputs(service)?.ecs_service;
-        let task = self.task_ids(&ecs_service, "RUNNING")?.into_iter().next().with_context(|| format!("ECS service {ecs_service} has no running task"))?;
+        let task = self
+            .task_ids(&ecs_service, "RUNNING")?
+            .into_iter()
+            .next()
+            .with_context(|| format!("ECS service {ecs_service} has no running task"))?;
         let main = main_container(&self.service_task_definition(&ecs_service)?)?;
         let marker = format!("xtask-p1 {run_id}");
         let out = self
@@ -197,7 +227,17 @@ impl Checks<'_, '_> {
             .aws
             .cmd(
                 format!("write {P1_LINES} numbered lines to the stdout of {main} in task {task} (ECS Exec)"),
-                ["ecs", "execute-command", "--cluster", &self.cluster, "--task", &task, "--container", &main, "--interactive"],
+                [
+                    "ecs",
+                    "execute-command",
+                    "--cluster",
+                    &self.cluster,
+                    "--task",
+                    &task,
+                    "--container",
+                    &main,
+                    "--interactive",
+                ],
             )
             .args(["--command", &p1_command(&marker, P1_LINES)])
             .output()?;
@@ -209,11 +249,17 @@ impl Checks<'_, '_> {
         }
         let written = Instant::now();
         let loki = self.loki()?;
-        let query = format!("{} |= {}", logql::selector(&[("service_name", service), ("cluster", &self.cluster)]), logql::quote(&format!("{marker} ")));
+        let query = format!(
+            "{} |= {}",
+            logql::selector(&[("service_name", service), ("cluster", &self.cluster)]),
+            logql::quote(&format!("{marker} "))
+        );
         loop {
             let lines = loki.query_range(&query, Duration::from_secs(300), (P1_LINES * 2) as u32)?;
-            let seen: BTreeSet<&str> = lines.iter().filter_map(|l| l.line.trim().strip_prefix(&marker)).map(str::trim).collect();
-            let missing: Vec<String> = (1..=P1_LINES).map(|i| format!("{i}/{P1_LINES}")).filter(|n| !seen.contains(n.as_str())).collect();
+            let seen: BTreeSet<&str> =
+                lines.iter().filter_map(|l| l.line.trim().strip_prefix(&marker)).map(str::trim).collect();
+            let missing: Vec<String> =
+                (1..=P1_LINES).map(|i| format!("{i}/{P1_LINES}")).filter(|n| !seen.contains(n.as_str())).collect();
             if missing.is_empty() {
                 return Ok(format!(
                     "all {P1_LINES} lines written to {main} (task {task}) queryable {:.1}s later ({query})",
@@ -221,11 +267,13 @@ impl Checks<'_, '_> {
                 ));
             }
             if written.elapsed() >= P1_WITHIN {
+                let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
                 bail!(
-                    "{} of {P1_LINES} lines written to {main} (task {task}) reached Loki within {}s; missing {}: check the Alloy sidecar's logs (CloudWatch, stream prefix ecs/alloy/) ({query})",
+                    "{} of {P1_LINES} lines written to {main} (task {task}) reached Loki within {}s; missing {}{}: check the Alloy sidecar's logs (CloudWatch, stream prefix ecs/alloy/) ({query})",
                     P1_LINES - missing.len(),
                     P1_WITHIN.as_secs(),
-                    missing.join(", ")
+                    shown.join(", "),
+                    if missing.len() > shown.len() { ", …" } else { "" }
                 );
             }
             std::thread::sleep(Duration::from_millis(1000));
@@ -253,12 +301,22 @@ impl Checks<'_, '_> {
         for line in &lines {
             let container = line.labels.get("container").map(String::as_str).unwrap_or("");
             if !containers.contains(container) {
-                bail!("an entry has container={container:?}, not a container of {ecs_service} ({}); its labels: {:?}", join(&containers), line.labels);
+                bail!(
+                    "an entry has container={container:?}, not a container of {ecs_service} ({}); its labels: {:?}",
+                    join(&containers),
+                    line.labels
+                );
             }
             match line.labels.get("task_id") {
-                None => bail!("an entry of {container} has no task_id (neither label nor structured metadata); its labels: {:?}", line.labels),
+                None => bail!(
+                    "an entry of {container} has no task_id (neither label nor structured metadata); its labels: {:?}",
+                    line.labels
+                ),
                 Some(id) if !tasks.contains(id) => {
-                    bail!("an entry of {container} has task_id={id:?}, not a task of {ecs_service}; its labels: {:?}", line.labels)
+                    bail!(
+                        "an entry of {container} has task_id={id:?}, not a task of {ecs_service}; its labels: {:?}",
+                        line.labels
+                    )
                 }
                 Some(_) => {}
             }
@@ -275,7 +333,8 @@ impl Checks<'_, '_> {
                 if wanted { "a stream label" } else { "structured metadata (req 3.8)" }
             );
         }
-        let tasks_seen: BTreeSet<&str> = lines.iter().filter_map(|l| l.labels.get("task_id").map(String::as_str)).collect();
+        let tasks_seen: BTreeSet<&str> =
+            lines.iter().filter_map(|l| l.labels.get("task_id").map(String::as_str)).collect();
         Ok(format!(
             "{} entries: service_name, cluster, container of the task definition, task_id of {} task(s) as {}",
             lines.len(),
@@ -290,13 +349,24 @@ impl Checks<'_, '_> {
         let path = snapshot_path(self.live, service);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!("{P3_NO_SNAPSHOT} ({} is missing)", self.live.project.rel(&path).display()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                bail!("{P3_NO_SNAPSHOT} ({} is missing)", self.live.project.rel(&path).display())
+            }
             Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
         };
         let snapshot: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-        let before: BTreeSet<&str> =
-            snapshot["names"].as_array().context("the snapshot has no `names` list")?.iter().filter_map(Value::as_str).filter(|n| !COLLECTOR_ONLY.contains(n)).collect();
-        let age = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs().saturating_sub(snapshot["taken_at"].as_u64().unwrap_or(0));
+        let before: BTreeSet<&str> = snapshot["names"]
+            .as_array()
+            .context("the snapshot has no `names` list")?
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|n| !COLLECTOR_ONLY.contains(n))
+            .collect();
+        let age = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            .saturating_sub(snapshot["taken_at"].as_u64().unwrap_or(0));
         if before.is_empty() {
             bail!("the snapshot ({}) holds no metric name: AMP had no series of job {service} before the switch, nothing to compare", self.live.project.rel(&path).display());
         }
@@ -308,7 +378,8 @@ impl Checks<'_, '_> {
         }
         let selector = job_selector(service, &self.cluster, Some(&tasks));
         let (amp, credentials) = self.amp()?;
-        let now: BTreeSet<String> = amp.label_values("__name__", &selector, CURRENT_WINDOW, credentials)?.into_iter().collect();
+        let now: BTreeSet<String> =
+            amp.label_values("__name__", &selector, CURRENT_WINDOW, credentials)?.into_iter().collect();
         let missing: Vec<&str> = before.iter().copied().filter(|n| !now.contains(*n)).collect();
         if !missing.is_empty() {
             let shown: Vec<&str> = missing.iter().copied().take(20).collect();
@@ -322,17 +393,27 @@ impl Checks<'_, '_> {
             );
         }
         let added = now.iter().filter(|n| !before.contains(n.as_str())).count();
-        Ok(format!("all {} metric name(s) of the snapshot ({}m old) present for {selector} ({added} new)", before.len(), age / 60))
+        Ok(format!(
+            "all {} metric name(s) of the snapshot ({}m old) present for {selector} ({added} new)",
+            before.len(),
+            age / 60
+        ))
     }
 
     // ---- P5 -----------------------------------------------------------------------------------
 
     fn p5_sidecar_restart(&self, service: &str) -> anyhow::Result<String> {
-        let ecs_service = self.service_outputs(service)?.ecs_service;
-        let task = self.task_ids(&ecs_service, "RUNNING")?.into_iter().next().with_context(|| format!("ECS service {ecs_service} has no running task"))?;
+        let outputs = self.service_outputs(service)?;
+        let ecs_service = outputs.ecs_service;
+        let task = self
+            .task_ids(&ecs_service, "RUNNING")?
+            .into_iter()
+            .next()
+            .with_context(|| format!("ECS service {ecs_service} has no running task"))?;
         let described = self.describe_task(&task)?;
         let definition = self.task_definition(described["taskDefinitionArn"].as_str().unwrap_or_default())?;
-        let sidecar = container(&definition, ALLOY_CONTAINER).with_context(|| format!("task {task} has no {ALLOY_CONTAINER} container"))?;
+        let sidecar = container(&definition, ALLOY_CONTAINER)
+            .with_context(|| format!("task {task} has no {ALLOY_CONTAINER} container"))?;
         // Stopping an essential sidecar would stop the task: refuse, that is the failure itself.
         if sidecar["essential"].as_bool() != Some(false) {
             bail!("the {ALLOY_CONTAINER} container of {ecs_service} is essential: its failure stops the task (req 3.11); not stopping it");
@@ -341,9 +422,13 @@ impl Checks<'_, '_> {
             bail!("the {ALLOY_CONTAINER} container of {ecs_service} has no enabled restartPolicy: once stopped it stays stopped (req 3.11); not stopping it");
         }
         let main = main_container(&definition)?;
-        let main_before = container(&described, &main).with_context(|| format!("task {task} has no {main} container"))?;
-        let main_runtime = main_before["runtimeId"].clone();
-        let restarts_before = container(&described, ALLOY_CONTAINER).map_or(0, |c| c["restartCount"].as_u64().unwrap_or(0));
+        let main_runtime = container(&described, &main)
+            .with_context(|| format!("task {task} has no {main} container"))?["runtimeId"]
+            .clone();
+        // ECS reports no restart count (only the task metadata endpoint inside the task does):
+        // each start of Alloy logs this line to the sidecar's own stream in CloudWatch.
+        let stream = format!("ecs/{ALLOY_CONTAINER}/{task}");
+        let starts_before = self.sidecar_starts(&outputs.log_group, &stream)?;
 
         // The session dies with the container it runs in: a failed exit is expected, judged below.
         let out = self
@@ -358,7 +443,10 @@ impl Checks<'_, '_> {
         let exec_said = if out.success() { String::new() } else { format!("; the exec said: {}", out.stderr.trim()) };
 
         let started = Instant::now();
-        eprintln!("  waiting for the {ALLOY_CONTAINER} sidecar of task {task} to come back (up to {}s)", SIDECAR_RETURN.as_secs());
+        eprintln!(
+            "  waiting for the {ALLOY_CONTAINER} sidecar of task {task} to start again (up to {}s)",
+            SIDECAR_RETURN.as_secs()
+        );
         loop {
             std::thread::sleep(poll_interval().min(Duration::from_secs(5)));
             let now = self.describe_task(&task)?;
@@ -373,36 +461,72 @@ impl Checks<'_, '_> {
                 );
             }
             if main_now.map(|c| &c["runtimeId"]) != Some(&main_runtime) {
-                bail!("{main} of task {task} was replaced (runtime id {main_runtime} → {}) after its sidecar was stopped", main_now.map_or(&Value::Null, |c| &c["runtimeId"]));
+                bail!(
+                    "{main} of task {task} was replaced (runtime id {main_runtime} → {}) after its sidecar was stopped",
+                    main_now.map_or(&Value::Null, |c| &c["runtimeId"])
+                );
             }
-            let sidecar_now = container(&now, ALLOY_CONTAINER);
-            let status = sidecar_now.map_or("absent", |c| c["lastStatus"].as_str().unwrap_or("unknown"));
-            let restarts = sidecar_now.map_or(0, |c| c["restartCount"].as_u64().unwrap_or(0));
-            if restarts > restarts_before && status == "RUNNING" {
+            let status =
+                container(&now, ALLOY_CONTAINER).map_or("absent", |c| c["lastStatus"].as_str().unwrap_or("unknown"));
+            let starts = self.sidecar_starts(&outputs.log_group, &stream)?;
+            if starts > starts_before && status == "RUNNING" {
                 return Ok(format!(
-                    "task {task}: {ALLOY_CONTAINER} restarted (restartCount {restarts_before} → {restarts}) and running after {}s; {main} kept running, same container",
-                    started.elapsed().as_secs()
+                    "task {task}: {ALLOY_CONTAINER} started again {}s after SIGTERM (start-up {starts} in {} {stream}) and is RUNNING; {main} kept running, same container",
+                    started.elapsed().as_secs(),
+                    outputs.log_group
                 ));
             }
             if started.elapsed() >= SIDECAR_RETURN {
                 bail!(
-                    "the {ALLOY_CONTAINER} sidecar of task {task} is {status} with restartCount {restarts} (was {restarts_before}) {}s after it was stopped; ECS did not restart it (the restart policy needs ECS agent 1.86.0+, and skips a container that ran less than restartAttemptPeriod){exec_said}",
+                    "the {ALLOY_CONTAINER} sidecar of task {task} is {status} and logged no new start-up in {} {stream} {}s after it was stopped; ECS did not restart it (the restart policy needs ECS agent 1.86.0+, and skips a container that ran less than restartAttemptPeriod){exec_said}",
+                    outputs.log_group,
                     SIDECAR_RETURN.as_secs()
                 );
             }
-            eprintln!("  … {ALLOY_CONTAINER}: {status}, restartCount {restarts}; {main}: RUNNING ({}s)", started.elapsed().as_secs());
+            eprintln!(
+                "  … {ALLOY_CONTAINER}: {status}, {starts} start-up(s) logged; {main}: RUNNING ({}s)",
+                started.elapsed().as_secs()
+            );
         }
+    }
+
+    /// How many times Alloy logged its start-up line in the sidecar's log stream.
+    fn sidecar_starts(&self, log_group: &str, stream: &str) -> anyhow::Result<usize> {
+        let found = self.live.aws.json(
+            format!("count the start-ups of the Alloy sidecar in {log_group} {stream}"),
+            [
+                "logs",
+                "filter-log-events",
+                "--log-group-name",
+                log_group,
+                "--log-stream-names",
+                stream,
+                "--filter-pattern",
+                "\"now listening for http traffic\"",
+            ],
+        )?;
+        Ok(found["events"].as_array().map_or(0, Vec::len))
     }
 
     // ---- ECS ----------------------------------------------------------------------------------
 
     fn describe_task(&self, task: &str) -> anyhow::Result<Value> {
-        let answer = self.live.aws.json(format!("read the containers of task {task}"), ["ecs", "describe-tasks", "--cluster", &self.cluster, "--tasks", task])?;
-        answer["tasks"].as_array().and_then(|t| t.first()).cloned().with_context(|| format!("task {task} is not in cluster {}", self.cluster))
+        let answer = self.live.aws.json(
+            format!("read the containers of task {task}"),
+            ["ecs", "describe-tasks", "--cluster", &self.cluster, "--tasks", task],
+        )?;
+        answer["tasks"]
+            .as_array()
+            .and_then(|t| t.first())
+            .cloned()
+            .with_context(|| format!("task {task} is not in cluster {}", self.cluster))
     }
 
     fn task_definition(&self, arn: &str) -> anyhow::Result<Value> {
-        let answer = self.live.aws.json(format!("read the task definition {arn}"), ["ecs", "describe-task-definition", "--task-definition", arn])?;
+        let answer = self.live.aws.json(
+            format!("read the task definition {arn}"),
+            ["ecs", "describe-task-definition", "--task-definition", arn],
+        )?;
         Ok(answer["taskDefinition"].clone())
     }
 
@@ -412,7 +536,9 @@ impl Checks<'_, '_> {
             format!("read the task definition of ECS service {ecs_service}"),
             ["ecs", "describe-services", "--cluster", &self.cluster, "--services", ecs_service],
         )?;
-        let arn = answer["services"][0]["taskDefinition"].as_str().with_context(|| format!("ECS service {ecs_service} does not exist in cluster {}", self.cluster))?;
+        let arn = answer["services"][0]["taskDefinition"]
+            .as_str()
+            .with_context(|| format!("ECS service {ecs_service} does not exist in cluster {}", self.cluster))?;
         self.task_definition(arn)
     }
 }
@@ -434,7 +560,10 @@ mod tests {
     #[test]
     fn job_selectors_quote_and_restrict_to_tasks() {
         assert_eq!(job_selector("worker", "c", None), r#"{job="worker", cluster="c"}"#);
-        assert_eq!(job_selector("worker", "c", Some(&["a".into(), "b".into()])), r#"{job="worker", cluster="c", task_id=~"a|b"}"#);
+        assert_eq!(
+            job_selector("worker", "c", Some(&["a".into(), "b".into()])),
+            r#"{job="worker", cluster="c", task_id=~"a|b"}"#
+        );
     }
 
     #[test]

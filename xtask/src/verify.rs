@@ -185,7 +185,10 @@ impl<'l, 'p> Checks<'l, 'p> {
         let service = self.live.output_str("loki_service_name", DEPLOY_LOKI)?;
         let bucket = self.live.output_str("loki_bucket_name", DEPLOY_LOKI)?;
         report.check("loki service stable", self.service_stable(&service));
-        report.check("loki ready", self.loki().and_then(|loki| loki.ready().map(|body| format!("/ready answered 200 {body:?}"))));
+        report.check(
+            "loki ready",
+            self.loki().and_then(|loki| loki.ready().map(|body| format!("/ready answered 200 {body:?}"))),
+        );
         let pushed = report.check("loki ingests a probe line", self.probe_line());
         let flushed = pushed && self.loki().and_then(Loki::flush).is_ok();
         report.check("s3 holds loki objects", self.s3_writes(&bucket, flushed));
@@ -245,7 +248,9 @@ impl<'l, 'p> Checks<'l, 'p> {
         let services = &self.live.env.settings.services;
         let names: Vec<&'static str> = match only {
             Some(name) => vec![settings::check_service_name(name).map_err(usage)?],
-            None => services.iter().filter(|(_, s)| s.enabled && s.collector == Collector::Alloy).map(|(n, _)| n).collect(),
+            None => {
+                services.iter().filter(|(_, s)| s.enabled && s.collector == Collector::Alloy).map(|(n, _)| n).collect()
+            }
         };
         if names.is_empty() {
             bail!(usage(format!(
@@ -268,7 +273,8 @@ impl<'l, 'p> Checks<'l, 'p> {
         report.check(format!("{service}: logs in loki"), lines().and_then(|lines| describe_lines(service, lines)));
         report.check(format!("{service}: stream labels"), lines().and_then(|lines| self.labels_ok(service, lines)));
         report.check(format!("{service}: metrics in amp"), self.amp_up(service, &outputs.ecs_service));
-        report.check(format!("{service}: alloy sidecar without errors"), self.sidecar_quiet(service, &outputs.log_group));
+        report
+            .check(format!("{service}: alloy sidecar without errors"), self.sidecar_quiet(service, &outputs.log_group));
         Ok(())
     }
 
@@ -285,7 +291,8 @@ impl<'l, 'p> Checks<'l, 'p> {
             let label = |name: &str| line.labels.get(name).map(String::as_str).unwrap_or("");
             let problems: Vec<String> = [
                 (label("service_name") != service).then(|| format!("service_name={:?}", label("service_name"))),
-                (label("cluster") != self.cluster).then(|| format!("cluster={:?} (expected {:?})", label("cluster"), self.cluster)),
+                (label("cluster") != self.cluster)
+                    .then(|| format!("cluster={:?} (expected {:?})", label("cluster"), self.cluster)),
                 label("container").is_empty().then(|| "no container label".to_string()),
             ]
             .into_iter()
@@ -325,7 +332,9 @@ impl<'l, 'p> Checks<'l, 'p> {
     }
 
     fn sidecar_quiet(&self, service: &str, log_group: &str) -> anyhow::Result<String> {
-        let start_ms = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().saturating_sub(RECENT)).as_millis().to_string();
+        let start_ms = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().saturating_sub(RECENT))
+            .as_millis()
+            .to_string();
         let found = self.live.aws.json(
             format!("look for errors in the Alloy sidecar logs of {service}"),
             [
@@ -343,10 +352,16 @@ impl<'l, 'p> Checks<'l, 'p> {
                 "20",
             ],
         )?;
-        let events: Vec<&str> = found["events"].as_array().into_iter().flatten().filter_map(|e| e["message"].as_str()).collect();
+        let events: Vec<&str> =
+            found["events"].as_array().into_iter().flatten().filter_map(|e| e["message"].as_str()).collect();
         if !events.is_empty() {
             let shown: Vec<String> = events.iter().take(3).map(|m| m.trim().chars().take(200).collect()).collect();
-            bail!("{} error line(s) in {log_group} (ecs/alloy/*) in the last {}m, e.g.: {}", events.len(), RECENT.as_secs() / 60, shown.join(" | "));
+            bail!(
+                "{} error line(s) in {log_group} (ecs/alloy/*) in the last {}m, e.g.: {}",
+                events.len(),
+                RECENT.as_secs() / 60,
+                shown.join(" | ")
+            );
         }
         Ok(format!("no level=error line in {log_group} (ecs/alloy/*) in the last {}m", RECENT.as_secs() / 60))
     }
@@ -356,14 +371,20 @@ impl<'l, 'p> Checks<'l, 'p> {
     fn seven(&self, report: &mut Report) -> anyhow::Result<()> {
         let service = self.live.output_str("grafana_service_name", DEPLOY_GRAFANA)?;
         report.check("grafana service stable", self.service_stable(&service));
-        report.check("grafana healthy", self.grafana().and_then(|g| g.health().map(|v| format!("/api/health: database ok, version {v}"))));
-        report.check("grafana loki datasource", self.grafana().and_then(|g| {
-            let ds = g.datasource(LOKI_DATASOURCE_UID)?;
-            if ds["type"] != "loki" {
-                bail!("datasource `{LOKI_DATASOURCE_UID}` has type {} rather than \"loki\"", ds["type"]);
-            }
-            Ok(format!("uid {LOKI_DATASOURCE_UID}, type loki, url {}", ds["url"].as_str().unwrap_or("?")))
-        }));
+        report.check(
+            "grafana healthy",
+            self.grafana().and_then(|g| g.health().map(|v| format!("/api/health: database ok, version {v}"))),
+        );
+        report.check(
+            "grafana loki datasource",
+            self.grafana().and_then(|g| {
+                let ds = g.datasource(LOKI_DATASOURCE_UID)?;
+                if ds["type"] != "loki" {
+                    bail!("datasource `{LOKI_DATASOURCE_UID}` has type {} rather than \"loki\"", ds["type"]);
+                }
+                Ok(format!("uid {LOKI_DATASOURCE_UID}, type loki, url {}", ds["url"].as_str().unwrap_or("?")))
+            }),
+        );
         let expr = logql::selector(&[("cluster", &self.cluster)]);
         report.check("grafana logql query returns lines", self.grafana().and_then(|g| {
             let lines = g.loki_query_lines(LOKI_DATASOURCE_UID, &expr, 60, 20)?;
@@ -387,22 +408,31 @@ impl<'l, 'p> Checks<'l, 'p> {
             report.check(format!("{service}: logs in loki"), check);
         }
         let query = format!("count by (job) (up{{cluster={}}})", logql::quote(&self.cluster));
-        report.check("amp answers queries", self.amp_query(&query).and_then(|samples| {
-            let mut jobs: Vec<&str> = samples.iter().filter_map(|s| s.metric.get("job").map(String::as_str)).collect();
-            jobs.sort_unstable();
-            if jobs.is_empty() {
-                bail!("{query} returned no series: no metrics from this cluster reach AMP");
-            }
-            Ok(format!("jobs: {}", jobs.join(", ")))
-        }));
-        let bucket = self.live.output_str("loki_bucket_name", DEPLOY_LOKI)?;
-        for (name, prefix, what) in [("s3 holds chunks", "fake/", "chunks"), ("s3 holds index", "index/", "TSDB index files")] {
-            report.check(name, self.s3_count(&bucket, prefix).and_then(|n| {
-                if n == 0 {
-                    bail!("s3://{bucket}/{prefix} is empty: Loki has written no {what} yet");
+        report.check(
+            "amp answers queries",
+            self.amp_query(&query).and_then(|samples| {
+                let mut jobs: Vec<&str> =
+                    samples.iter().filter_map(|s| s.metric.get("job").map(String::as_str)).collect();
+                jobs.sort_unstable();
+                if jobs.is_empty() {
+                    bail!("{query} returned no series: no metrics from this cluster reach AMP");
                 }
-                Ok(format!("{n}+ object(s) under s3://{bucket}/{prefix}"))
-            }));
+                Ok(format!("jobs: {}", jobs.join(", ")))
+            }),
+        );
+        let bucket = self.live.output_str("loki_bucket_name", DEPLOY_LOKI)?;
+        for (name, prefix, what) in
+            [("s3 holds chunks", "fake/", "chunks"), ("s3 holds index", "index/", "TSDB index files")]
+        {
+            report.check(
+                name,
+                self.s3_count(&bucket, prefix).and_then(|n| {
+                    if n == 0 {
+                        bail!("s3://{bucket}/{prefix} is empty: Loki has written no {what} yet");
+                    }
+                    Ok(format!("{n}+ object(s) under s3://{bucket}/{prefix}"))
+                }),
+            );
         }
         Ok(())
     }
@@ -413,9 +443,23 @@ impl<'l, 'p> Checks<'l, 'p> {
     fn task_ids(&self, ecs_service: &str, desired_status: &str) -> anyhow::Result<Vec<String>> {
         let listed = self.live.aws.json(
             format!("list the {} tasks of {ecs_service}", desired_status.to_lowercase()),
-            ["ecs", "list-tasks", "--cluster", &self.cluster, "--service-name", ecs_service, "--desired-status", desired_status],
+            [
+                "ecs",
+                "list-tasks",
+                "--cluster",
+                &self.cluster,
+                "--service-name",
+                ecs_service,
+                "--desired-status",
+                desired_status,
+            ],
         )?;
-        Ok(listed["taskArns"].as_array().into_iter().flatten().filter_map(|a| Some(a.as_str()?.rsplit('/').next()?.to_string())).collect())
+        Ok(listed["taskArns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| Some(a.as_str()?.rsplit('/').next()?.to_string()))
+            .collect())
     }
 
     fn service_stable(&self, service: &str) -> anyhow::Result<String> {
@@ -423,9 +467,15 @@ impl<'l, 'p> Checks<'l, 'p> {
             format!("read the state of ECS service {service}"),
             ["ecs", "describe-services", "--cluster", &self.cluster, "--services", service],
         )?;
-        let found = answer["services"].as_array().and_then(|s| s.first()).with_context(|| format!("ECS service {service} does not exist in cluster {}", self.cluster))?;
+        let found = answer["services"]
+            .as_array()
+            .and_then(|s| s.first())
+            .with_context(|| format!("ECS service {service} does not exist in cluster {}", self.cluster))?;
         match rollout(found) {
-            Rollout::Stable => Ok(format!("{service}: {}/{} tasks running, one deployment", found["runningCount"], found["desiredCount"])),
+            Rollout::Stable => Ok(format!(
+                "{service}: {}/{} tasks running, one deployment",
+                found["runningCount"], found["desiredCount"]
+            )),
             Rollout::InProgress(progress) => bail!("{service} is not stable: {progress}"),
             Rollout::Failed(why) => bail!("{service}: {why}"),
         }
@@ -441,13 +491,17 @@ impl<'l, 'p> Checks<'l, 'p> {
                 self.live.env.name
             ))
         };
-        Ok(ServiceOutputs { ecs_service: field("service_name").ok_or_else(missing)?, log_group: field("log_group_name").ok_or_else(missing)? })
+        Ok(ServiceOutputs {
+            ecs_service: field("service_name").ok_or_else(missing)?,
+            log_group: field("log_group_name").ok_or_else(missing)?,
+        })
     }
 
     fn loki(&self) -> anyhow::Result<&Loki> {
         let opened = self.loki.get_or_init(|| {
             let service = self.live.output_str("loki_service_name", DEPLOY_LOKI).map_err(|e| format!("{e:#}"))?;
-            let tunnel = Tunnel::open(self.live, &Endpoint { what: "Loki", service: &service, port: LOKI_PORT }).map_err(|e| format!("{e:#}"))?;
+            let tunnel = Tunnel::open(self.live, &Endpoint { what: "Loki", service: &service, port: LOKI_PORT })
+                .map_err(|e| format!("{e:#}"))?;
             let loki = Loki::new(&tunnel.base_url(), self.http.clone());
             Ok((tunnel, loki))
         });
@@ -460,9 +514,15 @@ impl<'l, 'p> Checks<'l, 'p> {
                 let service = self.live.output_str("grafana_service_name", DEPLOY_GRAFANA)?;
                 let secret = self.live.output_str("grafana_admin_secret_arn", DEPLOY_GRAFANA)?;
                 // Captured, never printed: Cmd logs the command line only.
-                let answer = self.live.aws.json("read the Grafana admin credentials from Secrets Manager", ["secretsmanager", "get-secret-value", "--secret-id", &secret])?;
-                let login = Login::from_secret_string(answer["SecretString"].as_str().context("the Grafana admin secret has no SecretString")?)?;
-                let tunnel = Tunnel::open(self.live, &Endpoint { what: "Grafana", service: &service, port: GRAFANA_PORT })?;
+                let answer = self.live.aws.json(
+                    "read the Grafana admin credentials from Secrets Manager",
+                    ["secretsmanager", "get-secret-value", "--secret-id", &secret],
+                )?;
+                let login = Login::from_secret_string(
+                    answer["SecretString"].as_str().context("the Grafana admin secret has no SecretString")?,
+                )?;
+                let tunnel =
+                    Tunnel::open(self.live, &Endpoint { what: "Grafana", service: &service, port: GRAFANA_PORT })?;
                 let grafana = Grafana::new(&tunnel.base_url(), self.http.clone(), Some(login));
                 Ok((tunnel, grafana))
             };
@@ -492,7 +552,10 @@ impl<'l, 'p> Checks<'l, 'p> {
         let out = self
             .live
             .aws
-            .cmd("export the AWS CLI's credentials to sign AMP queries (SigV4)", ["configure", "export-credentials", "--format", "process"])
+            .cmd(
+                "export the AWS CLI's credentials to sign AMP queries (SigV4)",
+                ["configure", "export-credentials", "--format", "process"],
+            )
             .output()?;
         if out.success() {
             return Credentials::from_process_json(&out.stdout);
@@ -510,10 +573,17 @@ fn describe_lines(service: &str, lines: &[probes::loki::LogLine]) -> anyhow::Res
             RECENT.as_secs() / 60
         );
     }
-    let mut containers: Vec<&str> = lines.iter().filter_map(|l| l.labels.get("container").map(String::as_str)).collect();
+    let mut containers: Vec<&str> =
+        lines.iter().filter_map(|l| l.labels.get("container").map(String::as_str)).collect();
     containers.sort_unstable();
     containers.dedup();
-    Ok(format!("{}{} line(s) in the last {}m from {}", lines.len(), if lines.len() >= 100 { "+" } else { "" }, RECENT.as_secs() / 60, containers.join(", ")))
+    Ok(format!(
+        "{}{} line(s) in the last {}m from {}",
+        lines.len(),
+        if lines.len() >= 100 { "+" } else { "" },
+        RECENT.as_secs() / 60,
+        containers.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -528,7 +598,11 @@ mod tests {
 
     #[test]
     fn line_summaries_name_the_containers_or_the_fix() {
-        let line = |c: &str| probes::loki::LogLine { ts_ns: 1, labels: [("container".to_string(), c.to_string())].into(), line: "x".into() };
+        let line = |c: &str| probes::loki::LogLine {
+            ts_ns: 1,
+            labels: [("container".to_string(), c.to_string())].into(),
+            line: "x".into(),
+        };
         let summary = describe_lines("worker", &[line("temporal-worker"), line("temporal-worker")]).unwrap();
         assert_eq!(summary, "2 line(s) in the last 15m from temporal-worker");
         assert!(format!("{:#}", describe_lines("worker", &[]).unwrap_err()).contains("ecs/alloy/"));

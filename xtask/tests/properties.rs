@@ -28,20 +28,69 @@ fn migrated(services: &[&str], state: StackState) -> World {
         subnets["Subnets"][0]["SubnetId"].as_str().unwrap(),
         groups["SecurityGroups"][0]["GroupId"].as_str().unwrap()
     );
+    let region = world.env.settings().aws.region;
     for service in services {
         let family = world.service_name(service);
+        let awslogs = json!({"logDriver": "awslogs", "options": {"awslogs-group": world.log_group(service), "awslogs-region": region, "awslogs-stream-prefix": "ecs"}});
         let containers = json!([
-            {"name": container(service), "image": "temporalio/server:1.28.1", "memory": 256, "essential": true},
-            {"name": "alloy", "image": "grafana/alloy:v1.21.2", "memory": 128, "essential": false,
+            {"name": container(service), "image": "temporalio/server:1.28.1", "memory": 256, "essential": true, "logConfiguration": awslogs},
+            {"name": "alloy", "image": "grafana/alloy:v1.21.2", "memory": 128, "essential": false, "logConfiguration": awslogs,
              "restartPolicy": {"enabled": true, "ignoredExitCodes": [], "restartAttemptPeriod": 60}},
         ])
         .to_string();
-        let registered = world.aws(&["ecs", "register-task-definition", "--family", &family, "--network-mode", "awsvpc", "--container-definitions", &containers]);
+        let registered = world.aws(&[
+            "ecs",
+            "register-task-definition",
+            "--family",
+            &family,
+            "--network-mode",
+            "awsvpc",
+            "--container-definitions",
+            &containers,
+        ]);
         let arn = registered["taskDefinition"]["taskDefinitionArn"].as_str().unwrap();
-        world.aws(&["ecs", "update-service", "--cluster", &world.cluster, "--service", &family, "--task-definition", arn]);
+        world.aws(&[
+            "ecs",
+            "update-service",
+            "--cluster",
+            &world.cluster,
+            "--service",
+            &family,
+            "--task-definition",
+            arn,
+        ]);
         // The service's task now runs the new revision (moto starts no tasks for services).
         world.aws(&["ecs", "stop-task", "--cluster", &world.cluster, "--task", &running_task(&world, service)]);
-        world.aws(&["ecs", "run-task", "--cluster", &world.cluster, "--task-definition", arn, "--group", &format!("service:{family}"), "--launch-type", "EC2", "--network-configuration", &network]);
+        let ran = world.aws(&[
+            "ecs",
+            "run-task",
+            "--cluster",
+            &world.cluster,
+            "--task-definition",
+            arn,
+            "--group",
+            &format!("service:{family}"),
+            "--launch-type",
+            "EC2",
+            "--network-configuration",
+            &network,
+        ]);
+        // The sidecar's first start, in its own stream as the awslogs driver names it.
+        let task = ran["tasks"][0]["taskArn"].as_str().unwrap().rsplit('/').next().unwrap();
+        let (group, stream) = (world.log_group(service), format!("ecs/alloy/{task}"));
+        world.aws(&["logs", "create-log-stream", "--log-group-name", &group, "--log-stream-name", &stream]);
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let events = json!([{"timestamp": now_ms, "message": "level=info msg=\"now listening for http traffic\" service=http addr=127.0.0.1:12345"}]).to_string();
+        world.aws(&[
+            "logs",
+            "put-log-events",
+            "--log-group-name",
+            &group,
+            "--log-stream-name",
+            &stream,
+            "--log-events",
+            &events,
+        ]);
     }
     world
 }
@@ -50,9 +99,15 @@ fn migrated(services: &[&str], state: StackState) -> World {
 fn running_task(world: &World, service: &str) -> String {
     let listed = world.aws(&["ecs", "list-tasks", "--cluster", &world.cluster, "--desired-status", "RUNNING"]);
     let arns: Vec<&str> = listed["taskArns"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-    let described = world.aws(&[&["ecs", "describe-tasks", "--cluster", &world.cluster, "--tasks"][..], &arns].concat());
+    let described =
+        world.aws(&[&["ecs", "describe-tasks", "--cluster", &world.cluster, "--tasks"][..], &arns].concat());
     let group = format!("service:{}", world.service_name(service));
-    let task = described["tasks"].as_array().unwrap().iter().find(|t| t["group"] == group.as_str()).expect("a running task of the service");
+    let task = described["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["group"] == group.as_str())
+        .expect("a running task of the service");
     task["taskArn"].as_str().unwrap().rsplit('/').next().unwrap().to_string()
 }
 
@@ -61,7 +116,11 @@ fn properties(world: &World, extra: &[&str]) -> Run {
     let started = Instant::now();
     let args = [&["verify", "properties"][..], extra].concat();
     let out = world.xtask_command(&args).env("AWS_ENDPOINT_URL_ECS", world.stack.url()).output().expect("run xtask");
-    let run = Run { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() };
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
     eprintln!("xtask {args:?}: exit {:?} in {:.1}s\n{}", run.code, started.elapsed().as_secs_f32(), run.stdout);
     run
 }
@@ -83,22 +142,35 @@ fn metric_names(job: &str, names: &[&str]) -> Vec<(String, String)> {
 }
 
 fn row<'r>(report: &'r Value, prefix: &str) -> &'r Value {
-    report["checks"].as_array().unwrap().iter().find(|c| c["name"].as_str().unwrap().starts_with(prefix)).unwrap_or_else(|| panic!("no check {prefix}: {report}"))
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no check {prefix}: {report}"))
 }
 
 // req: P1, P2, P3, P5
 #[test]
 fn the_properties_hold_on_a_healthy_migrated_service() {
-    let state = StackState { metric_names: metric_names("worker", &["up", "temporal_request", "persistence_latency_bucket", "target_info"]), ..StackState::default() };
+    let state = StackState {
+        metric_names: metric_names("worker", &["up", "temporal_request", "persistence_latency_bucket", "target_info"]),
+        ..StackState::default()
+    };
     let world = migrated(&["worker"], state);
     let task = running_task(&world, "worker");
-    world.stack.add_task_lines("worker", &world.cluster, "temporal-worker", &task, &[r#"{"level":"info","msg":"started"}"#]);
+    world.stack.add_task_lines(
+        "worker",
+        &world.cluster,
+        "temporal-worker",
+        &task,
+        &[r#"{"level":"info","msg":"started"}"#],
+    );
     // ADOT wrote `target_info` itself; Alloy does not, and P3 does not count it.
     write_snapshot(&world, "worker", &["up", "temporal_request", "persistence_latency_bucket", "target_info"]);
     world.stack.state().metric_names.retain(|(_, n)| n != "target_info");
 
     let run = properties(&world, &["--json"]);
-    { let st = world.stack.state(); eprintln!("DEBUG execs {:?} restarts {:?}", st.execs, st.restarts); }
     run.assert_code(0);
     let report: Value = serde_json::from_str(&run.stdout).expect("--json prints only JSON on stdout");
     assert_eq!(report["checkpoint"], "properties");
@@ -106,16 +178,35 @@ fn the_properties_hold_on_a_healthy_migrated_service() {
     assert!(row(&report, "P1 worker").detail_contains("all 20 lines written to temporal-worker"), "{report:#}");
     assert!(row(&report, "P2 worker").detail_contains("task_id of 1 task(s) as structured metadata"), "{report:#}");
     assert!(row(&report, "P3 worker").detail_contains("all 3 metric name(s) of the snapshot (10m old)"), "{report:#}");
-    assert!(row(&report, "P5 worker").detail_contains("restartCount 0 → 1"), "{report:#}");
+    assert!(
+        row(&report, "P5 worker").detail_contains("alloy started again")
+            && row(&report, "P5 worker").detail_contains("(start-up 2 in /ecs/"),
+        "{report:#}"
+    );
 
     // P1 wrote 20 numbered lines into the main container's stdout, with one run id; P5 stopped
     // only the sidecar. Nothing else was exec'd, and never into the main container twice.
     let execs = world.stack.state().execs.clone();
     assert_eq!(execs.len(), 2, "{execs:?}");
     assert_eq!((execs[0].task_id.as_str(), execs[0].container.as_str()), (task.as_str(), "temporal-worker"));
-    assert!(execs[0].command.starts_with("/bin/sh -c 'for i in 1 2 3 ") && execs[0].command.ends_with("; done > /proc/1/fd/1'"), "{execs:?}");
-    assert_eq!((execs[1].task_id.as_str(), execs[1].container.as_str(), execs[1].command.as_str()), (task.as_str(), "alloy", "/bin/sh -c 'kill 1'"));
-    let probe_lines: Vec<String> = world.stack.state().entries.iter().filter(|e| e.line.starts_with("xtask-p1 ")).map(|e| e.line.clone()).collect();
+    assert!(
+        execs[0].command.starts_with("/bin/sh -c 'for i in 1 2 3 ")
+            && execs[0].command.ends_with("; done > /proc/1/fd/1'"),
+        "{execs:?}"
+    );
+    assert_eq!(
+        (execs[1].task_id.as_str(), execs[1].container.as_str(), execs[1].command.as_str()),
+        (task.as_str(), "alloy", "/bin/sh -c 'kill 1'")
+    );
+    assert_eq!(world.stack.state().restarts.get(&(task.clone(), "alloy".to_string())), Some(&1));
+    let probe_lines: Vec<String> = world
+        .stack
+        .state()
+        .entries
+        .iter()
+        .filter(|e| e.line.starts_with("xtask-p1 "))
+        .map(|e| e.line.clone())
+        .collect();
     assert_eq!(probe_lines.len(), 20);
     assert!(probe_lines[19].ends_with(" 20/20"), "{probe_lines:?}");
     // Every external command was logged with its purpose, the exec's among them.
@@ -123,7 +214,11 @@ fn the_properties_hold_on_a_healthy_migrated_service() {
     assert!(run.stderr.contains("stop the alloy sidecar of task"), "{}", run.stderr);
     // AMP's label values were asked for the job's current tasks, signed.
     let amp = world.stack.state().amp_queries.clone();
-    assert!(amp.iter().any(|(q, signed)| *signed && q == &format!(r#"{{job="worker", cluster="{}", task_id=~"{task}"}}"#, world.cluster)), "{amp:?}");
+    assert!(
+        amp.iter().any(|(q, signed)| *signed
+            && q == &format!(r#"{{job="worker", cluster="{}", task_id=~"{task}"}}"#, world.cluster)),
+        "{amp:?}"
+    );
     world.assert_no_tunnel_left();
 }
 
@@ -131,7 +226,8 @@ fn the_properties_hold_on_a_healthy_migrated_service() {
 #[test]
 fn failed_properties_exit_1_by_name() {
     // The sidecar ships nothing new, an entry lacks `cluster`, a metric name disappeared.
-    let state = StackState { ship_exec_lines: false, metric_names: metric_names("worker", &["up"]), ..StackState::default() };
+    let state =
+        StackState { ship_exec_lines: false, metric_names: metric_names("worker", &["up"]), ..StackState::default() };
     let world = migrated(&["worker"], state);
     let task = running_task(&world, "worker");
     world.stack.add_task_lines("worker", "", "temporal-worker", &task, &["no cluster label"]);
@@ -140,9 +236,23 @@ fn failed_properties_exit_1_by_name() {
     let run = properties(&world, &[]);
     run.assert_code(1);
     assert!(run.stdout.starts_with("checkpoint properties: FAIL\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("FAIL  P1 worker: every stdout line reaches loki") && run.stdout.contains("0 of 20 lines written to temporal-worker"), "{}", run.stdout);
-    assert!(run.stdout.contains("FAIL  P2 worker: labels on every entry") && run.stdout.contains("cluster=\"\""), "{}", run.stdout);
-    assert!(run.stdout.contains("FAIL  P3 worker: metric names as under adot") && run.stdout.contains("1 of 2 metric name(s) of the snapshot (10m old) are gone under Alloy"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("FAIL  P1 worker: every stdout line reaches loki")
+            && run.stdout.contains("0 of 20 lines written to temporal-worker"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("FAIL  P2 worker: labels on every entry") && run.stdout.contains("cluster=\"\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("FAIL  P3 worker: metric names as under adot")
+            && run.stdout.contains("1 of 2 metric name(s) of the snapshot (10m old) are gone under Alloy"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains(": temporal_request"), "{}", run.stdout);
     assert!(run.stdout.contains("pass  P5 worker"), "{}", run.stdout);
     assert!(run.stderr.contains("error: checkpoint properties failed: P1 worker: every stdout line reaches loki, P2 worker: labels on every entry, P3 worker: metric names as under adot"), "{}", run.stderr);
@@ -155,7 +265,8 @@ fn failed_properties_exit_1_by_name() {
     let run = properties(&world, &["--service", "worker"]);
     run.assert_code(1);
     assert!(run.stdout.contains("pass  P1 worker") && run.stdout.contains("pass  P2 worker"), "{}", run.stdout);
-    assert!(run.stdout.contains("FAIL  P3 worker: metric names as under adot  no snapshot: it is taken by migrate-sidecars before the switch"), "{}", run.stdout);
+    assert!(run.stdout.contains("FAIL  P3 worker: metric names as under adot"), "{}", run.stdout);
+    assert!(run.stdout.contains("no snapshot: it is taken by migrate-sidecars before the switch (infra/.terraform/envs/dev/series-worker.json is missing)"), "{}", run.stdout);
     world.assert_no_tunnel_left();
 }
 
@@ -171,7 +282,47 @@ fn a_task_id_label_against_the_setting_fails_p2() {
     }
     let run = properties(&world, &[]);
     run.assert_code(1);
-    assert!(run.stdout.contains("task_id is a stream label but alloy.task_id_label = false wants it structured metadata (req 3.8)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "task_id is a stream label but alloy.task_id_label = false wants it structured metadata (req 3.8)"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+// req: P3
+#[test]
+fn migrate_sidecars_snapshots_the_metric_names_before_the_switch() {
+    let state = StackState {
+        up: vec![("worker".into(), example_cluster(), 1.0)],
+        metric_names: metric_names("worker", &["up", "temporal_request"]),
+        ..StackState::default()
+    };
+    let world = World::deployed(&["worker"], state);
+    settings::set_collector(&world.env.path, "worker", settings::Collector::Adot).unwrap();
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
+    world.stack.add_service_lines(
+        "worker",
+        &world.cluster,
+        "temporal-worker",
+        &[r#"{"level":"info","msg":"started"}"#],
+    );
+    let plan = json!({"resource_changes": [
+        {"address": "module.temporal_worker.aws_ecs_task_definition.this", "change": {"actions": ["delete", "create"]}},
+    ]});
+    world.set_terraform(&world.outputs(), &plan, None);
+
+    let run = world.xtask(&["migrate-sidecars", "--service", "worker", "--execute"]);
+    run.assert_code(0);
+    assert!(run.stderr.contains("snapshot of 2 metric name(s) of {job=\"worker\", cluster=\"temporal-dev\"} for P3: infra/.terraform/envs/dev/series-worker.json"), "{}", run.stderr);
+    let snapshot: Value =
+        serde_json::from_str(&std::fs::read_to_string(snapshot_path(&world, "worker")).unwrap()).unwrap();
+    assert_eq!(snapshot["names"], json!(["temporal_request", "up"]));
+    assert_eq!(snapshot["window_seconds"], 3600);
+    // Its AMP request came first, before checkpoint 5's (after the switch).
+    let requests = world.stack.state().amp_queries.clone();
+    assert_eq!(requests[0], (r#"{job="worker", cluster="temporal-dev"}"#.to_string(), true), "{requests:?}");
 }
 
 #[test]
@@ -179,7 +330,11 @@ fn properties_need_a_migrated_service() {
     let world = World::bare(&[], StackState::default());
     let run = properties(&world, &[]);
     run.assert_code(2);
-    assert!(run.stderr.contains("no enabled service of `dev` uses it yet; run `cargo xtask migrate-sidecars` first"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no enabled service of `dev` uses it yet; run `cargo xtask migrate-sidecars` first"),
+        "{}",
+        run.stderr
+    );
     let world = World::bare(&["worker"], StackState::default());
     let run = properties(&world, &["--service", "history"]);
     run.assert_code(2);

@@ -9,14 +9,17 @@
 //! it and set [`StackState::ecs_upstream`] to moto): every ECS call goes to moto, except
 //! - `ExecuteCommand`, answered here and recorded in [`StackState::execs`], with the effect the
 //!   command would have in a real task: into the `alloy` container, any command stops the sidecar
-//!   and ECS's restart policy brings it back (`restartCount + 1`; stays STOPPED when
-//!   [`StackState::sidecar_restarts`] is false); into another container, the one command shape
+//!   and ECS's restart policy brings it back: counted in [`StackState::restarts`], and its start-up
+//!   line (`msg="now listening for http traffic"`) goes to the awslogs group and stream of its
+//!   container definition in moto (it stays STOPPED when [`StackState::sidecar_restarts`] is
+//!   false); into another container, the one command shape
 //!   `/bin/sh -c 'for i in <numbers>; do echo <words with $i>; done > /proc/1/fd/1'` writes its lines
 //!   to the container's stdout, which the task's Alloy ships to "Loki" as an entry each (labels
 //!   `service_name` from [`StackState::alloy_services`], `cluster`, `container`; `task_id` as
 //!   structured metadata), unless [`StackState::ship_exec_lines`] is false;
 //! - `DescribeTasks`, whose tasks get one container per container definition (moto gives only the
-//!   first) with `runtimeId`, `lastStatus` and `restartCount`;
+//!   first) with `runtimeId` and `lastStatus` (ECS reports no restart count: the sidecar's own
+//!   log tells a restart);
 //! - `ListTasks`, filtered by `serviceName` (moto ignores it) through the task group `service:<name>`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -215,7 +218,12 @@ fn ssm(operation: &str, req: &Request) -> Answer {
             "StreamUrl": "wss://ssmmessages.invalid/v1/data-channel/xtask-test",
         }),
         "TerminateSession" => json!({"SessionId": body["SessionId"]}),
-        _ => return Answer::json(400, &json!({"__type": "InvalidAction", "message": format!("the stand-in has no {operation}")})),
+        _ => {
+            return Answer::json(
+                400,
+                &json!({"__type": "InvalidAction", "message": format!("the stand-in has no {operation}")}),
+            )
+        }
     };
     Answer { status: 200, content_type: "application/x-amz-json-1.1".into(), body: answer.to_string() }
 }
@@ -308,7 +316,8 @@ impl LogQuery {
 }
 
 fn select<'a>(state: &'a StackState, query: &str, req: &Request) -> Result<Vec<&'a Entry>, Answer> {
-    let parsed = parse_logql(query).ok_or_else(|| Answer::text(400, &format!("parse error : syntax error in {query}")))?;
+    let parsed =
+        parse_logql(query).ok_or_else(|| Answer::text(400, &format!("parse error : syntax error in {query}")))?;
     let start: u128 = req.query.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
     let end: u128 = req.query.get("end").and_then(|s| s.parse().ok()).unwrap_or(u128::MAX);
     Ok(state.entries.iter().filter(|e| e.ts_ns >= start && e.ts_ns <= end && parsed.matches(e)).collect())
@@ -359,7 +368,12 @@ fn push(state: &mut StackState, req: &Request) -> Answer {
             .unwrap_or_default();
         for value in stream["values"].as_array().into_iter().flatten() {
             let ts_ns = value[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
-            state.entries.push(Entry { labels: labels.clone(), ts_ns, line: value[1].as_str().unwrap_or("").to_string(), metadata: BTreeMap::new() });
+            state.entries.push(Entry {
+                labels: labels.clone(),
+                ts_ns,
+                line: value[1].as_str().unwrap_or("").to_string(),
+                metadata: BTreeMap::new(),
+            });
         }
     }
     Answer::text(204, "")
@@ -367,7 +381,8 @@ fn push(state: &mut StackState, req: &Request) -> Answer {
 
 fn authorised(state: &StackState, req: &Request) -> bool {
     let expected = format!("{}:{}", state.grafana_user, state.grafana_password);
-    req.header("authorization").and_then(|h| h.strip_prefix("Basic ")).map(base64_decode).as_deref() == Some(expected.as_str())
+    req.header("authorization").and_then(|h| h.strip_prefix("Basic ")).map(base64_decode).as_deref()
+        == Some(expected.as_str())
 }
 
 fn datasource(state: &StackState, req: &Request, uid: &str) -> Answer {
@@ -375,7 +390,10 @@ fn datasource(state: &StackState, req: &Request, uid: &str) -> Answer {
         return Answer::json(401, &json!({"message": "Unauthorized"}));
     }
     match (&state.loki_datasource_type, uid) {
-        (Some(kind), "loki") => Answer::json(200, &json!({"id": 1, "uid": "loki", "name": "Loki", "type": kind, "url": "http://loki:3100", "access": "proxy"})),
+        (Some(kind), "loki") => Answer::json(
+            200,
+            &json!({"id": 1, "uid": "loki", "name": "Loki", "type": kind, "url": "http://loki:3100", "access": "proxy"}),
+        ),
         _ => Answer::json(404, &json!({"message": "Data source not found"})),
     }
 }
@@ -389,7 +407,12 @@ fn ds_query(state: &StackState, req: &Request) -> Answer {
     let expr = query["expr"].as_str().unwrap_or("");
     let found = match select(state, expr, req) {
         Ok(found) => found,
-        Err(_) => return Answer::json(200, &json!({"results": {"A": {"status": 400, "error": format!("parse error: {expr}")}}})),
+        Err(_) => {
+            return Answer::json(
+                200,
+                &json!({"results": {"A": {"status": 400, "error": format!("parse error: {expr}")}}}),
+            )
+        }
     };
     let lines: Vec<&str> = found.iter().map(|e| e.line.as_str()).collect();
     let times: Vec<u128> = found.iter().map(|e| e.ts_ns / 1_000_000).collect();
@@ -403,7 +426,8 @@ fn ds_query(state: &StackState, req: &Request) -> Answer {
 
 fn amp_query(state: &mut StackState, req: &Request) -> Answer {
     let query = req.query.get("query").cloned().unwrap_or_default();
-    let signed = req.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 Credential=")) && req.header("x-amz-date").is_some();
+    let signed = req.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 Credential="))
+        && req.header("x-amz-date").is_some();
     state.amp_queries.push((query.clone(), signed));
     if !signed {
         return Answer::json(403, &json!({"message": "Missing Authentication Token"}));
@@ -438,14 +462,20 @@ fn amp_query(state: &mut StackState, req: &Request) -> Answer {
 /// `/api/v1/label/__name__/values?match[]={job="…", …}`: the names of the job's series.
 fn amp_names(state: &mut StackState, req: &Request) -> Answer {
     let selector = req.query.get("match[]").cloned().unwrap_or_default();
-    let signed = req.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 Credential=")) && req.header("x-amz-date").is_some();
+    let signed = req.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 Credential="))
+        && req.header("x-amz-date").is_some();
     state.amp_queries.push((selector.clone(), signed));
     if !signed {
         return Answer::json(403, &json!({"message": "Missing Authentication Token"}));
     }
-    let job = parse_logql(&selector).and_then(|q| q.matchers.into_iter().find(|(name, _, _)| name == "job").map(|(_, _, value)| value));
-    let names: BTreeSet<&str> =
-        state.metric_names.iter().filter(|(j, _)| job.as_ref().is_none_or(|want| want == j)).map(|(_, name)| name.as_str()).collect();
+    let job = parse_logql(&selector)
+        .and_then(|q| q.matchers.into_iter().find(|(name, _, _)| name == "job").map(|(_, _, value)| value));
+    let names: BTreeSet<&str> = state
+        .metric_names
+        .iter()
+        .filter(|(j, _)| job.as_ref().is_none_or(|want| want == j))
+        .map(|(_, name)| name.as_str())
+        .collect();
     Answer::json(200, &json!({"status": "success", "data": names}))
 }
 
@@ -465,17 +495,34 @@ fn ecs(state: &mut StackState, operation: &str, req: &Request) -> Answer {
 }
 
 fn ecs_error(kind: &str, message: &str) -> Answer {
-    Answer { status: 400, content_type: "application/x-amz-json-1.1".into(), body: json!({"__type": kind, "message": message}).to_string() }
+    Answer {
+        status: 400,
+        content_type: "application/x-amz-json-1.1".into(),
+        body: json!({"__type": kind, "message": message}).to_string(),
+    }
 }
 
 /// One ECS call to moto with the caller's headers (moto reads the region from the signature).
 fn forward(upstream: &str, req: &Request, operation: &str, body: &str) -> anyhow::Result<Answer> {
+    call_moto(upstream, req, "ecs", &format!("{ECS_TARGET}{operation}"), body)
+}
+
+/// A JSON-protocol call to moto as `service` (moto picks the backend by the signature's scope).
+fn call_moto(upstream: &str, req: &Request, service: &str, target: &str, body: &str) -> anyhow::Result<Answer> {
     let addr = upstream.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     // HTTP/1.0: the answer is never chunked and ends when the connection closes.
-    let mut head = format!("POST / HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\nX-Amz-Target: {ECS_TARGET}{operation}\r\n", body.len());
+    let mut head =
+        format!("POST / HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\nX-Amz-Target: {target}\r\n", body.len());
     for (name, value) in &req.headers {
-        if !["host", "content-length", "connection", "x-amz-target", "expect", "transfer-encoding"].contains(&name.as_str()) {
+        if !["host", "content-length", "connection", "x-amz-target", "expect", "transfer-encoding"]
+            .contains(&name.as_str())
+        {
+            let value = if name == "authorization" {
+                value.replace("/ecs/aws4_request", &format!("/{service}/aws4_request"))
+            } else {
+                value.clone()
+            };
             head.push_str(&format!("{name}: {value}\r\n"));
         }
     }
@@ -487,7 +534,9 @@ fn forward(upstream: &str, req: &Request, operation: &str, body: &str) -> anyhow
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("moto's answer has no status")?;
     let content_type = head
         .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string()))
+        .find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| "application/x-amz-json-1.1".into());
     Ok(Answer { status, content_type, body: body.to_string() })
 }
@@ -505,8 +554,15 @@ fn list_tasks(upstream: &str, req: &Request) -> anyhow::Result<Answer> {
         let group = format!("service:{service}");
         let mut kept = Vec::new();
         if !arns.is_empty() {
-            let described = forward_json(upstream, req, "DescribeTasks", &json!({"cluster": body["cluster"], "tasks": arns}))?;
-            kept = described["tasks"].as_array().into_iter().flatten().filter(|t| t["group"] == group.as_str()).map(|t| t["taskArn"].clone()).collect();
+            let described =
+                forward_json(upstream, req, "DescribeTasks", &json!({"cluster": body["cluster"], "tasks": arns}))?;
+            kept = described["tasks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["group"] == group.as_str())
+                .map(|t| t["taskArn"].clone())
+                .collect();
         }
         listed["taskArns"] = Value::Array(kept);
     }
@@ -522,7 +578,12 @@ fn describe_tasks(state: &StackState, upstream: &str, req: &Request) -> anyhow::
     let mut described = forward_json(upstream, req, "DescribeTasks", &body)?;
     for task in described["tasks"].as_array_mut().into_iter().flatten() {
         let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
-        let definition = forward_json(upstream, req, "DescribeTaskDefinition", &json!({"taskDefinition": task["taskDefinitionArn"]}))?;
+        let definition = forward_json(
+            upstream,
+            req,
+            "DescribeTaskDefinition",
+            &json!({"taskDefinition": task["taskDefinitionArn"]}),
+        )?;
         let containers: Vec<Value> = definition["taskDefinition"]["containerDefinitions"]
             .as_array()
             .into_iter()
@@ -539,7 +600,6 @@ fn describe_tasks(state: &StackState, upstream: &str, req: &Request) -> anyhow::
                     "runtimeId": format!("{}-{name}", key.0),
                     "lastStatus": if stopped { json!("STOPPED") } else { task["lastStatus"].clone() },
                     "exitCode": if stopped { json!(0) } else { Value::Null },
-                    "restartCount": state.restarts.get(&key).copied().unwrap_or(0),
                 })
             })
             .collect();
@@ -550,13 +610,21 @@ fn describe_tasks(state: &StackState, upstream: &str, req: &Request) -> anyhow::
 
 fn execute_command(state: &mut StackState, upstream: &str, req: &Request) -> anyhow::Result<Answer> {
     let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
-    let (cluster, container, command) = (body["cluster"].as_str().unwrap_or_default(), body["container"].as_str().unwrap_or_default(), body["command"].as_str().unwrap_or_default());
-    let described = forward_json(upstream, req, "DescribeTasks", &json!({"cluster": cluster, "tasks": [body["task"]]}))?;
+    let (cluster, container, command) = (
+        body["cluster"].as_str().unwrap_or_default(),
+        body["container"].as_str().unwrap_or_default(),
+        body["command"].as_str().unwrap_or_default(),
+    );
+    let described =
+        forward_json(upstream, req, "DescribeTasks", &json!({"cluster": cluster, "tasks": [body["task"]]}))?;
     let Some(task) = described["tasks"].as_array().and_then(|t| t.first()) else {
         return Ok(ecs_error("InvalidParameterException", "The specified task is not found."));
     };
     if task["lastStatus"] != "RUNNING" {
-        return Ok(ecs_error("InvalidParameterException", "The execute command failed because the task is not running."));
+        return Ok(ecs_error(
+            "InvalidParameterException",
+            "The execute command failed because the task is not running.",
+        ));
     }
     let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
     let id = task_id(&arn);
@@ -565,14 +633,22 @@ fn execute_command(state: &mut StackState, upstream: &str, req: &Request) -> any
         let key = (id.clone(), container.to_string());
         if state.sidecar_restarts {
             *state.restarts.entry(key).or_default() += 1;
+            log_sidecar_start(upstream, req, task, &id)?;
         } else {
             state.stopped_containers.insert(key);
         }
     } else if let Some(lines) = stdout_lines(command) {
-        let service = task["group"].as_str().and_then(|g| g.strip_prefix("service:")).and_then(|s| state.alloy_services.get(s)).cloned();
+        let service = task["group"]
+            .as_str()
+            .and_then(|g| g.strip_prefix("service:"))
+            .and_then(|s| state.alloy_services.get(s))
+            .cloned();
         if let Some(service) = service.filter(|_| state.ship_exec_lines) {
             let labels: BTreeMap<String, String> =
-                [("service_name", service.as_str()), ("cluster", cluster), ("container", container)].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                [("service_name", service.as_str()), ("cluster", cluster), ("container", container)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
             let now = now_ns();
             for (i, line) in lines.into_iter().enumerate() {
                 let metadata = [("task_id".to_string(), id.clone())].into();
@@ -589,6 +665,39 @@ fn execute_command(state: &mut StackState, upstream: &str, req: &Request) -> any
         "session": {"sessionId": format!("ecs-execute-command-{id}"), "streamUrl": "wss://ssmmessages.invalid/v1/data-channel/xtask-test", "tokenValue": "stand-in-token"},
     });
     Ok(Answer { status: 200, content_type: "application/x-amz-json-1.1".into(), body: answer.to_string() })
+}
+
+/// A restarted `alloy` container's start-up line, where its awslogs driver sends it: the group
+/// and `<prefix>/alloy/<task id>` stream of its task definition's logConfiguration.
+fn log_sidecar_start(upstream: &str, req: &Request, task: &Value, task_id: &str) -> anyhow::Result<()> {
+    let definition =
+        forward_json(upstream, req, "DescribeTaskDefinition", &json!({"taskDefinition": task["taskDefinitionArn"]}))?;
+    let alloy = definition["taskDefinition"]["containerDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "alloy");
+    let Some(options) =
+        alloy.map(|c| &c["logConfiguration"]).filter(|l| l["logDriver"] == "awslogs").map(|l| &l["options"])
+    else {
+        return Ok(());
+    };
+    let group = options["awslogs-group"].as_str().unwrap_or_default();
+    let stream = format!("{}/alloy/{task_id}", options["awslogs-stream-prefix"].as_str().unwrap_or("ecs"));
+    // An existing stream answers 400 (ResourceAlreadyExistsException): fine.
+    call_moto(
+        upstream,
+        req,
+        "logs",
+        "Logs_20140328.CreateLogStream",
+        &json!({"logGroupName": group, "logStreamName": stream}).to_string(),
+    )?;
+    let now_ms = (now_ns() / 1_000_000) as u64;
+    let message = "level=info msg=\"now listening for http traffic\" service=http addr=127.0.0.1:12345";
+    let events = json!({"logGroupName": group, "logStreamName": stream, "logEvents": [{"timestamp": now_ms, "message": message}]});
+    let answer = call_moto(upstream, req, "logs", "Logs_20140328.PutLogEvents", &events.to_string())?;
+    anyhow::ensure!(answer.status == 200, "moto refused the sidecar's log line: {}", answer.body);
+    Ok(())
 }
 
 /// The lines `/bin/sh -c 'for i in 1 2; do echo <words> $i/2; done > /proc/1/fd/1'` writes to the
@@ -715,7 +824,8 @@ mod tests {
         assert_eq!(q.matchers.len(), 2);
         assert_eq!(q.contains, [("error".to_string(), true), ("x\"y".to_string(), false)]);
         let entry = |line: &str| Entry {
-            labels: [("service_name".to_string(), "worker".to_string()), ("cluster".to_string(), "c".to_string())].into(),
+            labels: [("service_name".to_string(), "worker".to_string()), ("cluster".to_string(), "c".to_string())]
+                .into(),
             ts_ns: 1,
             line: line.into(),
             metadata: BTreeMap::new(),
