@@ -5,15 +5,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Instant;
 
 use common::*;
 use serde_json::{json, Value};
-use standins::http::{Answer, HttpServer, Request};
 use standins::observability::StackState;
 use standins::{Reply, StandIn};
 
@@ -423,9 +420,11 @@ fn adot_plan() -> Value {
 }
 
 /// Every service on Alloy, checkpoint 5 healthy for the enabled ones, their log groups in moto,
-/// no ADOT SSM parameter left; ADOT still enabled in the env file.
-fn migrated_world(plan: &Value) -> (World, SsmRouter) {
+/// no ADOT SSM parameter left; ADOT still enabled in the env file. SSM parameter calls pass through
+/// the stand-in (it serves the session calls moto lacks) to moto.
+fn migrated_world(plan: &Value) -> World {
     let world = World::deployed(&ALL_SERVICES, healthy_stack(&example_cluster(), &ENABLED_SERVICES));
+    world.stack.state().ecs_upstream = Some(world.moto.endpoint());
     for service in ENABLED_SERVICES {
         world.stack.add_service_lines(
             service,
@@ -435,98 +434,20 @@ fn migrated_world(plan: &Value) -> (World, SsmRouter) {
         );
     }
     world.set_terraform(&world.outputs(), plan, None);
-    let router = SsmRouter::start(&world);
-    (world, router)
-}
-
-/// SSM split between two servers. The World points all of SSM at the observability stand-in
-/// (moto has no StartSession), but that stand-in has no parameter API, and cleanup-adot both
-/// tunnels (checkpoint 5) and lists the ADOT parameters. So: sessions go to the stand-in,
-/// everything else (the parameters) to moto.
-struct SsmRouter {
-    server: HttpServer,
-}
-
-impl SsmRouter {
-    fn start(world: &World) -> SsmRouter {
-        let (moto, stack) = (world.moto.endpoint(), world.stack.url());
-        let server = HttpServer::start(Arc::new(move |req: &Request| {
-            let target = req.header("x-amz-target").unwrap_or("");
-            let session = target.ends_with(".StartSession") || target.ends_with(".TerminateSession");
-            forward(if session { &stack } else { &moto }, req)
-                .unwrap_or_else(|err| Answer::text(502, &format!("{err:#}")))
-        }))
-        .expect("start the SSM router");
-        SsmRouter { server }
-    }
-
-    fn env(&self, world: &World) -> Vec<(String, String)> {
-        let mut vars = world.env_vars();
-        vars.retain(|(k, _)| k != "AWS_ENDPOINT_URL_SSM");
-        vars.push(("AWS_ENDPOINT_URL_SSM".into(), self.server.url()));
-        vars
-    }
-
-    fn xtask(&self, world: &World, args: &[&str]) -> Run {
-        let mut command = world.xtask_command(args);
-        command.envs(self.env(world));
-        run(command, &format!("{args:?}"))
-    }
-
-    /// The real aws CLI against moto's SSM (through the router).
-    fn aws(&self, world: &World, args: &[&str]) {
-        let out = Command::new(venv_bin().join("aws"))
-            .args(args)
-            .args(["--region", &world.env.settings().aws.region])
-            .env_clear()
-            .envs(self.env(world))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-/// One request passed on as it came (HTTP/1.0, so the answer is never chunked).
-fn forward(upstream: &str, req: &Request) -> anyhow::Result<Answer> {
-    let addr = upstream.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    let mut head =
-        format!("{} {} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", req.method, req.path, req.body.len());
-    for (name, value) in &req.headers {
-        if !["host", "content-length", "connection", "expect", "transfer-encoding"].contains(&name.as_str()) {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    stream.write_all(format!("{head}\r\n{}", req.body).as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::format_err!("no header end in {text}"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow::format_err!("no status in {head}"))?;
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "application/x-amz-json-1.1".into());
-    Ok(Answer { status, content_type, body: body.to_string() })
+    world
 }
 
 // A leftover ADOT parameter fails the after-check (env unchanged); once it is gone, cleanup records adot off, log groups kept.
 // req: 8.1, 8.3
 #[test]
 fn cleanup_adot_removes_adot_keeps_the_log_groups_and_records_it() {
-    let (world, ssm) = migrated_world(&adot_plan());
+    let world = migrated_world(&adot_plan());
     let before = world.env.text();
 
     // The apply "forgot" the ADOT parameter: the after-check fails and nothing is recorded.
     let leftover = format!("/{}/adot/collector-config", world.project);
-    ssm.aws(&world, &["ssm", "put-parameter", "--name", &leftover, "--type", "String", "--value", "receivers: {}"]);
-    let out = ssm.xtask(&world, &["cleanup-adot", "--execute"]);
+    world.aws(&["ssm", "put-parameter", "--name", &leftover, "--type", "String", "--value", "receivers: {}"]);
+    let out = world.xtask(&["cleanup-adot", "--execute"]);
     out.assert_code(1);
     assert!(
         out.stderr.contains(&format!("FAIL  no ADOT SSM parameter left       still there: {leftover}")),
@@ -540,8 +461,8 @@ fn cleanup_adot_removes_adot_keeps_the_log_groups_and_records_it() {
     );
     assert_eq!(world.env.text(), before);
 
-    ssm.aws(&world, &["ssm", "delete-parameter", "--name", &leftover]);
-    let out = ssm.xtask(&world, &["cleanup-adot", "--execute"]);
+    world.aws(&["ssm", "delete-parameter", "--name", &leftover]);
+    let out = world.xtask(&["cleanup-adot", "--execute"]);
     out.assert_code(0);
     assert!(
         out.stdout.contains("ADOT is gone from `dev`; the CloudWatch log groups stay for rollback."),
@@ -580,10 +501,10 @@ fn cleanup_adot_refuses_a_plan_that_deletes_a_log_group() {
     plan["resource_changes"].as_array_mut().unwrap().push(
         json!({"address": "module.temporal_history.aws_cloudwatch_log_group.this", "change": {"actions": ["delete"]}}),
     );
-    let (world, ssm) = migrated_world(&plan);
+    let world = migrated_world(&plan);
     let before = world.env.text();
 
-    let out = ssm.xtask(&world, &["cleanup-adot", "--execute"]);
+    let out = world.xtask(&["cleanup-adot", "--execute"]);
     out.assert_code(1);
     assert!(
         out.stderr

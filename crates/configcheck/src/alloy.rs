@@ -1072,24 +1072,11 @@ fn check_forward_to(component: &Component, components: &[Component], findings: &
 /// ", did you mean `x`?" for a close known name.
 fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
     known
-        .map(|k| (edit_distance(name, k), k))
+        .map(|k| (crate::edit_distance(name, k), k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min()
         .map(|(_, k)| format!(", did you mean `{k}`?"))
         .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 // ---------------------------------------------------------------------------------------------

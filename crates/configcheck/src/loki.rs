@@ -231,26 +231,12 @@ fn unknown_key(keys: &KeyList, parent: &str, schema_path: &str, shown: &str, nam
         .keys()
         .filter_map(|k| k.strip_prefix(prefix.as_str()))
         .filter(|rest| !rest.contains('.') && !rest.contains('['));
-    let best = siblings.map(|s| (edit_distance(s, name), s)).filter(|(d, _)| *d <= 3).min();
+    let best = siblings.map(|s| (crate::edit_distance(s, name), s)).filter(|(d, _)| *d <= 3).min();
     let hint = match best {
         Some((_, s)) => format!("; did you mean `{s}`?"),
         None => String::new(),
     };
     finding(shown, format!("unknown key: Loki {LOKI_VERSION} rejects the whole config{hint}"))
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 // --- Settings this project relies on -------------------------------------------------------------

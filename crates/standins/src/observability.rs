@@ -187,7 +187,7 @@ fn route(state: &mut StackState, req: &Request) -> Answer {
         if let Some(operation) = target.strip_prefix(ECS_TARGET) {
             return ecs(state, operation, req);
         }
-        return ssm(target.rsplit('.').next().unwrap_or(target), req);
+        return ssm(state, target, req);
     }
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/ready") if state.loki_ready => Answer::text(200, "ready\n"),
@@ -209,7 +209,10 @@ fn route(state: &mut StackState, req: &Request) -> Answer {
     }
 }
 
-fn ssm(operation: &str, req: &Request) -> Answer {
+/// The session calls moto lacks; every other SSM call (parameters) goes on to moto when
+/// [`StackState::ecs_upstream`] names it.
+fn ssm(state: &StackState, target: &str, req: &Request) -> Answer {
+    let operation = target.rsplit('.').next().unwrap_or(target);
     let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
     let answer = match operation {
         "StartSession" => json!({
@@ -219,10 +222,14 @@ fn ssm(operation: &str, req: &Request) -> Answer {
         }),
         "TerminateSession" => json!({"SessionId": body["SessionId"]}),
         _ => {
-            return Answer::json(
-                400,
-                &json!({"__type": "InvalidAction", "message": format!("the stand-in has no {operation}")}),
-            )
+            return match &state.ecs_upstream {
+                Some(upstream) => call_moto(upstream, req, "ssm", target, &req.body)
+                    .unwrap_or_else(|err| Answer::text(502, &format!("{err:#}"))),
+                None => Answer::json(
+                    400,
+                    &json!({"__type": "InvalidAction", "message": format!("the stand-in has no {operation}")}),
+                ),
+            }
         }
     };
     Answer { status: 200, content_type: "application/x-amz-json-1.1".into(), body: answer.to_string() }
