@@ -44,7 +44,18 @@ pub fn add_stages(project: &Project, stages: &mut Stages) {
     if let Some(tools) = &tools {
         stages.run("checkov", || {
             tools::Cmd::new(tools.bin("checkov"), "scan infra/ with checkov (skips need an inline reason)")
-                .args(["--directory", "infra", "--framework", "terraform", "--compact", "--quiet", "--skip-download"])
+                .args([
+                    "--directory",
+                    "infra",
+                    "--framework",
+                    "terraform",
+                    "--compact",
+                    "--quiet",
+                    "--skip-download",
+                    // Terraform test files are not resources (and checkov cannot parse them).
+                    "--skip-path",
+                    "infra/tests",
+                ])
                 .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
                 .dir(&project.root)
                 .run()
