@@ -1,28 +1,6 @@
 # Grafana's image repository and roles (plan task 6.3; req 4.4, 6.6, 9.4): immutable scanned tags with
 # a bounded history; AMP query on one workspace; the admin secret readable by ECS only.
 
-variables {
-  aws_region                    = "eu-west-1"
-  aws_account_id                = "123456789012"
-  project_name                  = "temporal-dev"
-  environment                   = "example"
-  rendered_config_dir           = "../rendered/example"
-  vpc_id                        = "vpc-0123456789abcdef0"
-  vpc_cidr                      = "10.0.0.0/16"
-  private_subnet_ids            = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-  ecs_cluster_name              = "temporal-dev"
-  capacity_provider_name        = "temporal-dev-arm64"
-  instance_security_group_id    = "sg-0123456789abcdef0"
-  service_connect_namespace_arn = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
-  s3_prefix_list_id             = "pl-6da54004"
-  amp_workspace_id              = "ws-01234567-89ab-cdef-0123-456789abcdef"
-  loki_image                    = "grafana/loki:3.7.6"
-  alloy_image                   = "grafana/alloy:v1.21.2"
-  temporal_image                = "temporalio/server:1.28.1"
-  temporal_db_host              = "temporal-db.example.internal"
-
-  temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"
-}
 
 mock_provider "aws" {
   override_during = plan

@@ -2,32 +2,11 @@
 
 # The example environment (envs/example.toml), so every run plans what `dev` would.
 variables {
-  aws_region                    = "eu-west-1"
-  aws_account_id                = "123456789012"
-  project_name                  = "temporal-dev"
-  environment                   = "example"
-  rendered_config_dir           = "../rendered/example"
-  vpc_id                        = "vpc-0123456789abcdef0"
-  vpc_cidr                      = "10.0.0.0/16"
-  private_subnet_ids            = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-  ecs_cluster_name              = "temporal-dev"
-  capacity_provider_name        = "temporal-dev-arm64"
-  instance_security_group_id    = "sg-0123456789abcdef0"
-  service_connect_namespace_arn = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
-  s3_prefix_list_id             = "pl-6da54004"
-  amp_workspace_id              = "ws-01234567-89ab-cdef-0123-456789abcdef"
-  loki_image                    = "grafana/loki:3.7.6"
-  alloy_image                   = "grafana/alloy:v1.21.2"
-  loki_enabled                  = true
-  loki_cpu                      = 512
-  loki_memory                   = 1024
-  loki_count                    = 1
-  loki_retention_days           = 7
-
-  # Required by the Temporal services in the same root module.
-  temporal_image                  = "temporalio/server:1.28.1"
-  temporal_db_host                = "temporal-db.example.internal"
-  temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"
+  loki_enabled        = true
+  loki_cpu            = 512
+  loki_memory         = 1024
+  loki_count          = 1
+  loki_retention_days = 7
 }
 
 # Plan-only: computed attributes get mock values during plan, nothing talks to AWS.
