@@ -1,7 +1,8 @@
 # Loki's roles (req 2.6, 6.6): credentials come from the task role through the ECS agent, never keys.
 
 locals {
-  # Both roles may only be assumed by ECS tasks of this account (confused-deputy guard).
+  # Every task role (Loki, Grafana, the Temporal services) may only be assumed by ECS tasks of
+  # this account (confused-deputy guard).
   ecs_tasks_assume_role_policy = jsonencode({
     Version = "2012-10-17"
     Statement = [

@@ -22,6 +22,8 @@ locals {
     # req 5.5: the CloudWatch retention follows Loki's.
     log_retention_days      = var.loki_retention_days
     cloudwatch_parallel_run = var.cloudwatch_parallel_run
+    # One trust policy for every task role (iam.tf): only this account's ECS tasks.
+    task_assume_role_policy = local.ecs_tasks_assume_role_policy
   }
 
   temporal_frontend_address = "temporal-frontend:7233"

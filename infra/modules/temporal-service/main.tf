@@ -107,14 +107,7 @@ resource "aws_iam_role" "execution" {
   name_prefix = substr("${local.family}-exec-", 0, 38)
   description = "ECS agent for ${local.family}: pull images, write logs, resolve the task's secrets"
 
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ecs-tasks.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+  assume_role_policy = var.platform.task_assume_role_policy
 
   tags = var.tags
 }
@@ -152,14 +145,7 @@ resource "aws_iam_role" "task" {
   name_prefix = substr("${local.family}-task-", 0, 38)
   description = "Containers of ${local.family}: remote-write metrics to AMP, ECS Exec"
 
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ecs-tasks.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+  assume_role_policy = var.platform.task_assume_role_policy
 
   tags = var.tags
 }

@@ -123,8 +123,9 @@ variable "platform" {
     amp_workspace_arn             = string
     log_retention_days            = number
     cloudwatch_parallel_run       = bool
+    task_assume_role_policy       = string
   })
-  description = "Settings shared by every Temporal-side service: cluster, network, AMP workspace, CloudWatch retention and whether container logs keep going to CloudWatch while a sidecar also ships them to Loki."
+  description = "Settings shared by every Temporal-side service: cluster, network, AMP workspace, CloudWatch retention, whether container logs keep going to CloudWatch while a sidecar also ships them to Loki, and the trust policy of the tasks' roles."
   nullable    = false
 }
 
