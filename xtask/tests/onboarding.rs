@@ -225,7 +225,7 @@ fn doctor_passes_with_every_tool_and_names_their_versions() {
     assert_eq!(doctor_row(&out.stdout, "session-manager-plugin").1, "1.2.764.0");
     assert_eq!(doctor_row(&out.stdout, "docker").1, "github.com/docker/buildx v0.17.1 257815a");
     let (_, credentials) = doctor_row(&out.stdout, "aws credentials");
-    assert!(credentials.contains(&format!("(account {MOTO_ACCOUNT})")), "{credentials}");
+    assert!(credentials.contains(&format!("(account {})", world.api.account)), "{credentials}");
     assert_eq!(doctor_row(&out.stdout, "env file").1, "envs/dev.toml is valid");
 }
 
@@ -266,7 +266,8 @@ fn doctor_says_what_to_fix_and_exits_1() {
     let (ok, credentials) = doctor_row(&out.stdout, "aws credentials");
     assert!(!ok, "{credentials}");
     assert!(
-        credentials.contains(&format!("is account {MOTO_ACCOUNT}, the env file says 210987654321; switch profile")),
+        credentials
+            .contains(&format!("is account {}, the env file says 210987654321; switch profile", world.api.account)),
         "{credentials}"
     );
     assert!(
@@ -283,7 +284,8 @@ fn doctor_says_what_to_fix_and_exits_1() {
     assert!(!ok && python.contains("are not installed") && python.ends_with("run `cargo xtask tools`"), "{python}");
 
     // An invalid env file: its row names the file and the key.
-    let text = world.env.text().replace("210987654321", MOTO_ACCOUNT).replace("[loki]\n", "[loki]\nretension = 3\n");
+    let text =
+        world.env.text().replace("210987654321", &world.api.account).replace("[loki]\n", "[loki]\nretension = 3\n");
     std::fs::write(&world.env.path, text).unwrap();
     let out = doctor();
     out.assert_code(1);
@@ -300,7 +302,7 @@ fn doctor_says_what_to_fix_and_exits_1() {
 
 /// A scratch repository with the example env init copies from (and the `dev` env EnvFile makes).
 fn init_repo() -> EnvFile {
-    let repo = EnvFile::new(&[]);
+    let repo = EnvFile::new(&[], OFFLINE_ACCOUNT);
     std::fs::copy(root().join("envs/example.toml"), repo.repo().join("envs/example.toml")).unwrap();
     repo
 }
@@ -446,7 +448,7 @@ fn cleanup_adot_removes_adot_keeps_the_log_groups_and_records_it() {
 
     // The apply "forgot" the ADOT parameter: the after-check fails and nothing is recorded.
     let leftover = format!("/{}/adot/collector-config", world.project);
-    world.aws(&["ssm", "put-parameter", "--name", &leftover, "--type", "String", "--value", "receivers: {}"]);
+    world.call("ssm", "PutParameter", json!({"Name": leftover, "Type": "String", "Value": "receivers: {}"}));
     let out = world.xtask(&["cleanup-adot", "--execute"]);
     out.assert_code(1);
     assert!(
@@ -461,7 +463,7 @@ fn cleanup_adot_removes_adot_keeps_the_log_groups_and_records_it() {
     );
     assert_eq!(world.env.text(), before);
 
-    world.aws(&["ssm", "delete-parameter", "--name", &leftover]);
+    world.call("ssm", "DeleteParameter", json!({"Name": leftover}));
     let out = world.xtask(&["cleanup-adot", "--execute"]);
     out.assert_code(0);
     assert!(
@@ -488,7 +490,7 @@ fn cleanup_adot_removes_adot_keeps_the_log_groups_and_records_it() {
     let order: Vec<String> = subcommands(&calls).into_iter().filter(|c| c != "output").collect();
     assert_eq!(order, vec!["init", "plan", "show", "apply", "init", "plan", "show", "apply"], "{calls:?}");
     for service in ALL_SERVICES {
-        let groups = world.aws(&["logs", "describe-log-groups", "--log-group-name-prefix", &world.log_group(service)]);
+        let groups = world.call("logs", "DescribeLogGroups", json!({"logGroupNamePrefix": world.log_group(service)}));
         assert_eq!(groups["logGroups"].as_array().map(Vec::len), Some(1), "{service}: {groups}");
     }
     world.assert_no_tunnel_left();
@@ -647,7 +649,7 @@ fn outside_the_repository_the_binary_says_where_to_run_it() {
 // An unknown subcommand: clap's error naming it, exit 2.
 #[test]
 fn an_unknown_command_is_named_and_exits_2() {
-    let repo = EnvFile::new(&[]);
+    let repo = EnvFile::new(&[], OFFLINE_ACCOUNT);
     let out = xtask_in(repo.repo(), &["frobnicate"]);
     out.assert_code(2);
     assert!(out.stderr.contains("unrecognized subcommand 'frobnicate'"), "{}", out.stderr);

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -123,32 +122,50 @@ fn a_failed_checkpoint_rolls_the_service_back_and_leaves_the_env_file() {
 fn an_interrupted_migration_resumes_with_the_same_service() {
     let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
     let before = world.env.text();
-    // Two wanted, one running: the wait after the apply never ends until the test says so.
+    // ECS through the stand-in, which keeps the worker's rollout going until the test ends it.
     let worker = world.service_name("worker");
-    world.aws(&["ecs", "update-service", "--cluster", &world.cluster, "--service", &worker, "--desired-count", "2"]);
+    {
+        let mut state = world.stack.state();
+        state.ecs_upstream = Some(world.moto.endpoint());
+        state.held_rollouts.insert(worker.clone());
+    }
+    let output = world.home.path().join("interrupted-run.log");
+    let log = std::fs::File::create(&output).unwrap();
     let mut child = world
         .xtask_command(&["migrate-sidecars", "--all", "--execute"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .env("AWS_ENDPOINT_URL_ECS", world.stack.url())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    // The raw log: a line may be half-written while we look.
-    while !std::fs::read_to_string(world.bins.log_path()).unwrap_or_default().contains(r#""argv":["apply""#) {
-        assert!(started.elapsed() < Duration::from_secs(60), "the first run never applied");
-        std::thread::sleep(Duration::from_millis(200));
+    // Applied, and now waiting for ECS: it cannot get past the wait while the rollout is held.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut held_before_apply = None;
+    loop {
+        let printed = std::fs::read_to_string(&output).unwrap_or_default();
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before waiting for ECS:\n{printed}");
+        assert!(Instant::now() < deadline, "the run never waited for the worker's rollout:\n{printed}");
+        let held = world.stack.state().held_answers;
+        match held_before_apply {
+            None if subcommands(&world.terraform_calls()).contains(&"apply".to_string()) => {
+                held_before_apply = Some(held)
+            }
+            Some(before) if held > before => break,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(child.try_wait().unwrap().is_none(), "the run should still be waiting for ECS");
     // Ctrl-C, as an operator would.
     assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     assert!(!child.wait().unwrap().success());
-    assert_eq!(world.env.text(), before, "an interrupted phase records nothing");
+    let printed = std::fs::read_to_string(&output).unwrap_or_default();
+    assert_eq!(world.env.text(), before, "an interrupted phase records nothing:\n{printed}");
+    assert!(!printed.contains("passed checkpoint 5"), "{printed}");
     let journal = world.env.repo().join("infra/.terraform/envs/dev/migrating");
     assert_eq!(std::fs::read_to_string(&journal).unwrap(), "worker");
 
     // ECS catches up; the rerun names the service it takes up and finishes it first.
-    world.aws(&["ecs", "update-service", "--cluster", &world.cluster, "--service", &worker, "--desired-count", "1"]);
+    world.stack.state().held_rollouts.clear();
     let run = world.xtask(&["migrate-sidecars", "--service", "history", "--execute"]);
     assert!(run.stderr.contains("Resuming: the last run stopped while moving worker to Alloy"), "{}", run.stderr);
     assert_eq!(collector(&world, "worker"), Collector::Alloy, "{}", run.stderr);

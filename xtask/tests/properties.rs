@@ -21,13 +21,7 @@ fn migrated(services: &[&str], state: StackState) -> World {
         state.ecs_upstream = Some(world.moto.endpoint());
         state.alloy_services = services.iter().map(|s| (world.service_name(s), s.to_string())).collect();
     }
-    let subnets = world.aws(&["ec2", "describe-subnets"]);
-    let groups = world.aws(&["ec2", "describe-security-groups"]);
-    let network = format!(
-        "awsvpcConfiguration={{subnets=[{}],securityGroups=[{}]}}",
-        subnets["Subnets"][0]["SubnetId"].as_str().unwrap(),
-        groups["SecurityGroups"][0]["GroupId"].as_str().unwrap()
-    );
+    let network = world.network();
     let region = world.env.settings().aws.region;
     for service in services {
         let family = world.service_name(service);
@@ -36,78 +30,36 @@ fn migrated(services: &[&str], state: StackState) -> World {
             {"name": container(service), "image": "temporalio/server:1.28.1", "memory": 256, "essential": true, "logConfiguration": awslogs},
             {"name": "alloy", "image": "grafana/alloy:v1.21.2", "memory": 128, "essential": false, "logConfiguration": awslogs,
              "restartPolicy": {"enabled": true, "ignoredExitCodes": [], "restartAttemptPeriod": 60}},
-        ])
-        .to_string();
-        let registered = world.aws(&[
-            "ecs",
-            "register-task-definition",
-            "--family",
-            &family,
-            "--network-mode",
-            "awsvpc",
-            "--container-definitions",
-            &containers,
         ]);
+        let registered = world.ecs(
+            "RegisterTaskDefinition",
+            json!({"family": family, "networkMode": "awsvpc", "containerDefinitions": containers}),
+        );
         let arn = registered["taskDefinition"]["taskDefinitionArn"].as_str().unwrap();
-        world.aws(&[
-            "ecs",
-            "update-service",
-            "--cluster",
-            &world.cluster,
-            "--service",
-            &family,
-            "--task-definition",
-            arn,
-        ]);
+        world.ecs("UpdateService", json!({"cluster": world.cluster, "service": family, "taskDefinition": arn}));
         // The service's task now runs the new revision (moto starts no tasks for services).
-        world.aws(&["ecs", "stop-task", "--cluster", &world.cluster, "--task", &running_task(&world, service)]);
-        let ran = world.aws(&[
-            "ecs",
-            "run-task",
-            "--cluster",
-            &world.cluster,
-            "--task-definition",
-            arn,
-            "--group",
-            &format!("service:{family}"),
-            "--launch-type",
-            "EC2",
-            "--network-configuration",
-            &network,
-        ]);
+        world.ecs("StopTask", json!({"cluster": world.cluster, "task": running_task(&world, service)}));
+        let ran = world.ecs(
+            "RunTask",
+            json!({"cluster": world.cluster, "taskDefinition": arn, "group": format!("service:{family}"),
+                   "launchType": "EC2", "networkConfiguration": network}),
+        );
         // The sidecar's first start, in its own stream as the awslogs driver names it.
         let task = ran["tasks"][0]["taskArn"].as_str().unwrap().rsplit('/').next().unwrap();
-        let (group, stream) = (world.log_group(service), format!("ecs/alloy/{task}"));
-        world.aws(&["logs", "create-log-stream", "--log-group-name", &group, "--log-stream-name", &stream]);
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        let events = json!([{"timestamp": now_ms, "message": "level=info msg=\"now listening for http traffic\" service=http addr=127.0.0.1:12345"}]).to_string();
-        world.aws(&[
-            "logs",
-            "put-log-events",
-            "--log-group-name",
-            &group,
-            "--log-stream-name",
-            &stream,
-            "--log-events",
-            &events,
-        ]);
+        world.put_log_line(
+            &world.log_group(service),
+            &format!("ecs/alloy/{task}"),
+            "level=info msg=\"now listening for http traffic\" service=http addr=127.0.0.1:12345",
+        );
     }
     world
 }
 
 /// The id of the running task of a service (moto's list-tasks ignores --service-name).
 fn running_task(world: &World, service: &str) -> String {
-    let listed = world.aws(&["ecs", "list-tasks", "--cluster", &world.cluster, "--desired-status", "RUNNING"]);
-    let arns: Vec<&str> = listed["taskArns"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-    let described =
-        world.aws(&[&["ecs", "describe-tasks", "--cluster", &world.cluster, "--tasks"][..], &arns].concat());
+    let described = world.tasks("RUNNING");
     let group = format!("service:{}", world.service_name(service));
-    let task = described["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["group"] == group.as_str())
-        .expect("a running task of the service");
+    let task = described.iter().find(|t| t["group"] == group.as_str()).expect("a running task of the service");
     task["taskArn"].as_str().unwrap().rsplit('/').next().unwrap().to_string()
 }
 

@@ -49,20 +49,9 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
     assert_eq!(params["Target"], world.instance_id.as_str());
     assert_eq!(params["DocumentName"], "AWS-StartPortForwardingSessionToRemoteHost");
     assert_eq!(params["Parameters"]["portNumber"], json!(["3100"]));
-    let tasks = world.aws(&["ecs", "list-tasks", "--cluster", &world.cluster]);
-    let described = world.aws(
-        &[
-            &["ecs", "describe-tasks", "--cluster", &world.cluster, "--tasks"][..],
-            &tasks["taskArns"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>(),
-        ]
-        .concat(),
-    );
-    let loki_ip = described["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["group"] == format!("service:{}", world.loki_service()).as_str())
-        .unwrap()["attachments"][0]["details"]
+    let tasks = world.tasks("RUNNING");
+    let loki_ip = tasks.iter().find(|t| t["group"] == format!("service:{}", world.loki_service()).as_str()).unwrap()
+        ["attachments"][0]["details"]
         .as_array()
         .unwrap()
         .iter()

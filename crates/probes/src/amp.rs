@@ -62,6 +62,21 @@ pub fn sign_headers(
     service: &str,
     time: SystemTime,
 ) -> anyhow::Result<Vec<(String, String)>> {
+    sign_request(method, url, headers, &[], credentials, region, service, time)
+}
+
+/// Like [`sign_headers`], for a request with this body.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    credentials: &Credentials,
+    region: &str,
+    service: &str,
+    time: SystemTime,
+) -> anyhow::Result<Vec<(String, String)>> {
     let identity: Identity = SdkCredentials::new(
         &credentials.access_key_id,
         &credentials.secret_access_key,
@@ -79,9 +94,9 @@ pub fn sign_headers(
         .build()
         .context("building the SigV4 signing parameters")?
         .into();
-    let request = SignableRequest::new(method, url, headers.iter().copied(), SignableBody::Bytes(&[]))
-        .context("the AMP request cannot be signed")?;
-    let (instructions, _signature) = sign(request, &params).context("signing the AMP request")?.into_parts();
+    let request = SignableRequest::new(method, url, headers.iter().copied(), SignableBody::Bytes(body))
+        .context("the request cannot be signed")?;
+    let (instructions, _signature) = sign(request, &params).context("signing the request")?.into_parts();
     Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 

@@ -66,6 +66,14 @@ impl Http {
         }
         finish(request.send(body), "POST", url)
     }
+
+    pub fn put(&self, url: &str, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<Response> {
+        let mut request = self.agent.put(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        finish(request.send(body), "PUT", url)
+    }
 }
 
 fn finish(

@@ -20,7 +20,9 @@
 //! - `DescribeTasks`, whose tasks get one container per container definition (moto gives only the
 //!   first) with `runtimeId` and `lastStatus` (ECS reports no restart count: the sidecar's own
 //!   log tells a restart);
-//! - `ListTasks`, filtered by `serviceName` (moto ignores it) through the task group `service:<name>`.
+//! - `ListTasks`, filtered by `serviceName` (moto ignores it) through the task group `service:<name>`;
+//! - `DescribeServices`, where a service named in [`StackState::held_rollouts`] is one task short
+//!   of its desired count: its rollout goes on until the test takes the name out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -77,6 +79,10 @@ pub struct StackState {
     pub restarts: BTreeMap<(String, String), u64>,
     /// Containers stopped and not restarted, as `(task id, container)`.
     pub stopped_containers: BTreeSet<(String, String)>,
+    /// ECS services whose rollout does not finish while they are named here.
+    pub held_rollouts: BTreeSet<String>,
+    /// How often `DescribeServices` reported a held rollout.
+    pub held_answers: u64,
 }
 
 /// One `ExecuteCommand` the ECS proxy answered.
@@ -107,6 +113,8 @@ impl Default for StackState {
             execs: Vec::new(),
             restarts: BTreeMap::new(),
             stopped_containers: BTreeSet::new(),
+            held_rollouts: BTreeSet::new(),
+            held_answers: 0,
         }
     }
 }
@@ -496,6 +504,7 @@ fn ecs(state: &mut StackState, operation: &str, req: &Request) -> Answer {
         "ExecuteCommand" => execute_command(state, &upstream, req),
         "DescribeTasks" => describe_tasks(state, &upstream, req),
         "ListTasks" => list_tasks(&upstream, req),
+        "DescribeServices" if !state.held_rollouts.is_empty() => describe_services(state, &upstream, req),
         _ => forward(&upstream, req, operation, &req.body),
     };
     answered.unwrap_or_else(|err| ecs_error("ServerException", &format!("ECS proxy: {err:#}")))
@@ -552,6 +561,19 @@ fn forward_json(upstream: &str, req: &Request, operation: &str, body: &Value) ->
     let answer = forward(upstream, req, operation, &body.to_string())?;
     anyhow::ensure!(answer.status == 200, "moto answered {operation} with {}: {}", answer.status, answer.body);
     serde_json::from_str(&answer.body).with_context(|| format!("moto's {operation} answer is not JSON"))
+}
+
+fn describe_services(state: &mut StackState, upstream: &str, req: &Request) -> anyhow::Result<Answer> {
+    let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
+    let mut described = forward_json(upstream, req, "DescribeServices", &body)?;
+    for service in described["services"].as_array_mut().into_iter().flatten() {
+        if state.held_rollouts.contains(service["serviceName"].as_str().unwrap_or_default()) {
+            let desired = service["desiredCount"].as_i64().unwrap_or(1);
+            service["runningCount"] = json!(desired - 1);
+            state.held_answers += 1;
+        }
+    }
+    Ok(Answer::json(200, &described))
 }
 
 fn list_tasks(upstream: &str, req: &Request) -> anyhow::Result<Answer> {

@@ -100,7 +100,10 @@ impl Recorder {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e).context("reading the stand-in log"),
         };
-        text.lines()
+        // A call still being recorded has no newline yet: it is not a call so far.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .map(|line| {
                 let v: Value = serde_json::from_str(line).with_context(|| format!("stand-in log line {line:?}"))?;
                 Ok(Call {
@@ -147,7 +150,9 @@ impl Recorder {
 json_escape() {{
   printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/{tab}/\\t/g' | awk 'BEGIN {{ ORS = "" }} {{ if (NR > 1) print "\\n"; print }}'
 }}
-{{
+# The record is built first and appended with one write: a reader never sees half a line
+# that ends in a newline.
+record=$(
   printf '{{"tool":"%s","argv":[' {name_q}
   sep=''
   for arg in "$@"; do
@@ -157,8 +162,9 @@ json_escape() {{
   printf ']'
   case " $* " in
 {stdin}  esac
-  printf '}}\n'
-}} >> {log}
+  printf '}}'
+)
+printf '%s\n' "$record" >> {log}
 case " $* " in
 {cases}esac
 exit 0

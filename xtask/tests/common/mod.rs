@@ -3,20 +3,22 @@
 //! really forwards: moto has no StartSession, so AWS_ENDPOINT_URL_SSM points at the observability
 //! stand-in, and the `session-manager-plugin` stand-in forwards its local port to that same
 //! stand-in (loopback only), which answers as Loki, Grafana and AMP in their documented shapes.
-//! Each world acts on a scratch copy of the repository (XTASK_ROOT), never on `envs/` itself.
+//! Each world acts on a scratch copy of the repository (XTASK_ROOT), never on `envs/` itself, and
+//! in an AWS account of its own on the test binary's one moto_server. Worlds are set up and
+//! inspected with direct API calls (`standins::AwsApi`); the commands under test use the aws CLI.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use settings::{Collector, Environment};
 use standins::observability::{install_session_manager_plugin, FakeStack, StackState};
-use standins::{MotoServer, Recorder, Reply, StandIn};
+use standins::{AwsApi, MotoServer, Recorder, Reply, StandIn};
 
-pub const BUCKET: &str = "temporal-dev-loki-test";
-pub const MOTO_ACCOUNT: &str = "123456789012";
+/// The account of an env file that never meets moto (commands that stop before AWS).
+pub const OFFLINE_ACCOUNT: &str = "123456789012";
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ is in the repository").to_path_buf()
@@ -45,7 +47,7 @@ pub struct EnvFile {
 }
 
 impl EnvFile {
-    pub fn new(alloy: &[&str]) -> EnvFile {
+    pub fn new(alloy: &[&str], account: &str) -> EnvFile {
         let scratch = tempfile::Builder::new().prefix("xtask-repo-").tempdir().expect("scratch repository");
         let repo = scratch.path();
         for dir in ["envs", "infra", "templates", "rendered"] {
@@ -60,7 +62,7 @@ impl EnvFile {
         let path = repo.join("envs").join(format!("{name}.toml"));
         std::fs::copy(root().join("envs/example.toml"), &path).expect("copy the example env");
         let file = EnvFile { name, path, scratch };
-        settings::set(&file.path, &["aws", "account_id"], MOTO_ACCOUNT.into()).expect("set the account");
+        settings::set(&file.path, &["aws", "account_id"], account.into()).expect("set the account");
         for service in alloy {
             settings::set_collector(&file.path, service, Collector::Alloy).expect("set a collector");
         }
@@ -81,7 +83,10 @@ impl EnvFile {
 }
 
 pub struct World {
-    pub moto: MotoServer,
+    pub moto: &'static MotoServer,
+    /// This world's own account on the shared moto.
+    pub api: AwsApi,
+    pub bucket: String,
     pub stack: FakeStack,
     pub bins: Recorder,
     pub home: tempfile::TempDir,
@@ -96,18 +101,18 @@ impl World {
     /// moto, the stand-ins and an env file; no AWS resources yet.
     pub fn bare(alloy: &[&str], state: StackState) -> World {
         let bin = venv_bin();
-        let moto = MotoServer::start_with_env(&bin.join("moto_server"), &[("MOTO_ECS_SERVICE_RUNNING", "1")])
-            .expect("start moto_server");
-        // moto moves a task past RUNNING on every describe; these tests describe them many times.
-        post(
-            &moto.endpoint(),
-            "/moto-api/state-manager/set-transition",
-            &json!({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000}}),
-        );
-        let env = EnvFile::new(alloy);
+        let moto = MotoServer::shared(&bin.join("python"));
+        let region = settings::parse(&std::fs::read_to_string(root().join("envs/example.toml")).expect("example env"))
+            .expect("the example env parses")
+            .aws
+            .region;
+        let api = moto.new_account(&region).expect("a fresh moto account");
+        let env = EnvFile::new(alloy, &api.account);
         let settings = env.settings();
         let world = World {
             moto,
+            bucket: format!("temporal-dev-loki-{}", api.account),
+            api,
             stack: FakeStack::start(state).expect("start the observability stand-in"),
             bins: Recorder::new().expect("stand-in dir"),
             home: tempfile::tempdir().expect("home"),
@@ -129,103 +134,84 @@ impl World {
     pub fn deployed(alloy: &[&str], state: StackState) -> World {
         let mut world = World::bare(alloy, state);
         let cluster = world.cluster.clone();
-        world.aws(&["ecs", "create-cluster", "--cluster-name", &cluster]);
+        world.ecs("CreateCluster", json!({"clusterName": cluster}));
         // moto wants the EC2 instance behind a container instance to exist.
-        let ran = world.aws(&[
-            "ec2",
-            "run-instances",
-            "--image-id",
-            "ami-12c6146b",
-            "--count",
-            "1",
-            "--instance-type",
-            "t4g.medium",
-        ]);
-        world.instance_id = ran["Instances"][0]["InstanceId"].as_str().expect("an instance id").to_string();
+        let ran = world.ec2(
+            "RunInstances",
+            &[("ImageId", "ami-12c6146b"), ("MinCount", "1"), ("MaxCount", "1"), ("InstanceType", "t4g.medium")],
+        );
+        world.instance_id = first_xml(&ran, "instanceId");
         let document = json!({"instanceId": world.instance_id}).to_string();
-        world.aws(&[
-            "ecs",
-            "register-container-instance",
-            "--cluster",
-            &cluster,
-            "--instance-identity-document",
-            &document,
-        ]);
-        let subnets = world.aws(&["ec2", "describe-subnets"]);
-        let subnet = subnets["Subnets"][0]["SubnetId"].as_str().expect("moto's default subnet").to_string();
-        let groups = world.aws(&["ec2", "describe-security-groups"]);
-        let group = groups["SecurityGroups"][0]["GroupId"].as_str().expect("moto's default security group").to_string();
-        let network = format!("awsvpcConfiguration={{subnets=[{subnet}],securityGroups=[{group}]}}");
+        world.ecs("RegisterContainerInstance", json!({"cluster": cluster, "instanceIdentityDocument": document}));
+        let network = world.network();
         let mut services: Vec<String> = vec![world.loki_service(), world.grafana_service()];
         services.extend(alloy.iter().map(|s| world.service_name(s)));
         for service in &services {
-            let containers = json!([{"name": service, "image": "stand-in:1", "memory": 128}]).to_string();
-            world.aws(&[
-                "ecs",
-                "register-task-definition",
-                "--family",
-                service,
-                "--network-mode",
-                "awsvpc",
-                "--container-definitions",
-                &containers,
-            ]);
-            world.aws(&[
-                "ecs",
-                "create-service",
-                "--cluster",
-                &cluster,
-                "--service-name",
-                service,
-                "--task-definition",
-                service,
-                "--desired-count",
-                "1",
-                "--network-configuration",
-                &network,
-            ]);
-            world.aws(&[
-                "ecs",
-                "run-task",
-                "--cluster",
-                &cluster,
-                "--task-definition",
-                service,
-                "--group",
-                &format!("service:{service}"),
-                "--launch-type",
-                "EC2",
-                "--network-configuration",
-                &network,
-            ]);
+            let containers = json!([{"name": service, "image": "stand-in:1", "memory": 128}]);
+            world.ecs(
+                "RegisterTaskDefinition",
+                json!({"family": service, "networkMode": "awsvpc", "containerDefinitions": containers}),
+            );
+            world.ecs(
+                "CreateService",
+                json!({"cluster": cluster, "serviceName": service, "taskDefinition": service, "desiredCount": 1,
+                       "networkConfiguration": network}),
+            );
+            world.ecs(
+                "RunTask",
+                json!({"cluster": cluster, "taskDefinition": service, "group": format!("service:{service}"),
+                       "launchType": "EC2", "networkConfiguration": network}),
+            );
         }
-        world.aws(&[
-            "s3api",
-            "create-bucket",
-            "--bucket",
-            BUCKET,
-            "--create-bucket-configuration",
-            &format!("LocationConstraint={}", world.env.settings().aws.region),
-        ]);
+        world.api.create_bucket(&world.bucket).expect("create the Loki bucket");
         for key in ["index/index_20000/fake/1-compactor.tsdb.gz", "fake/6a1b2c3d/19a0b1c2d3e:19a0b1c2d3f:abcdef01"] {
-            world.aws(&["s3api", "put-object", "--bucket", BUCKET, "--key", key]);
+            world.api.s3_put(&format!("/{}/{key}", world.bucket), b"").expect("put a Loki object");
         }
         let secret = json!({"username": "admin", "password": "grafana-test-password"}).to_string();
-        let created = world.aws(&[
+        let created = world.call(
             "secretsmanager",
-            "create-secret",
-            "--name",
-            "temporal-dev/grafana-admin",
-            "--secret-string",
-            &secret,
-        ]);
+            "CreateSecret",
+            json!({"Name": "temporal-dev/grafana-admin", "SecretString": secret}),
+        );
         world.secret_arn = created["ARN"].as_str().expect("secret ARN").to_string();
         for service in alloy {
-            world.aws(&["logs", "create-log-group", "--log-group-name", &world.log_group(service)]);
+            world.call("logs", "CreateLogGroup", json!({"logGroupName": world.log_group(service)}));
             world.sidecar_log(service, "level=info msg=\"now listening\" service=http");
         }
         world.set_outputs(&world.outputs());
         world
+    }
+
+    /// A JSON-protocol call in this world's account; panics with the answer on failure.
+    pub fn call(&self, service: &str, action: &str, input: Value) -> Value {
+        self.api.json(service, action, &input).unwrap_or_else(|err| panic!("{service} {action}: {err:#}"))
+    }
+
+    pub fn ecs(&self, action: &str, input: Value) -> Value {
+        self.call("ecs", action, input)
+    }
+
+    /// An EC2 query action; its XML answer.
+    pub fn ec2(&self, action: &str, params: &[(&str, &str)]) -> String {
+        self.api.query("ec2", action, "2016-11-15", params).unwrap_or_else(|err| panic!("ec2 {action}: {err:#}"))
+    }
+
+    /// The awsvpc configuration of this account's default subnet and security group.
+    pub fn network(&self) -> Value {
+        let subnet = first_xml(&self.ec2("DescribeSubnets", &[]), "subnetId");
+        let group = first_xml(&self.ec2("DescribeSecurityGroups", &[]), "groupId");
+        json!({"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})
+    }
+
+    /// Every task of the cluster with this desired status, described.
+    pub fn tasks(&self, desired_status: &str) -> Vec<Value> {
+        let listed = self.ecs("ListTasks", json!({"cluster": self.cluster, "desiredStatus": desired_status}));
+        let arns = listed["taskArns"].clone();
+        if arns.as_array().is_none_or(Vec::is_empty) {
+            return Vec::new();
+        }
+        let described = self.ecs("DescribeTasks", json!({"cluster": self.cluster, "tasks": arns}));
+        described["tasks"].as_array().cloned().unwrap_or_default()
     }
 
     pub fn loki_service(&self) -> String {
@@ -246,23 +232,23 @@ impl World {
 
     /// One line in the service's CloudWatch group, stream `ecs/alloy/<task>`.
     pub fn sidecar_log(&self, service: &str, message: &str) {
-        let group = self.log_group(service);
-        let stream = "ecs/alloy/0123456789abcdef";
-        let _ =
-            self.aws_output(&["logs", "create-log-stream", "--log-group-name", &group, "--log-stream-name", stream]);
+        self.put_log_line(
+            &self.log_group(service),
+            "ecs/alloy/0123456789abcdef",
+            &format!("ts=2026-01-01T00:00:00Z {message}"),
+        );
+    }
+
+    /// One line in a CloudWatch stream, created when missing.
+    pub fn put_log_line(&self, group: &str, stream: &str, message: &str) {
+        // An existing stream is refused (ResourceAlreadyExistsException): fine.
+        let _ = self.api.json("logs", "CreateLogStream", &json!({"logGroupName": group, "logStreamName": stream}));
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        let events =
-            json!([{"timestamp": now_ms, "message": format!("ts=2026-01-01T00:00:00Z {message}")}]).to_string();
-        self.aws(&[
+        self.call(
             "logs",
-            "put-log-events",
-            "--log-group-name",
-            &group,
-            "--log-stream-name",
-            stream,
-            "--log-events",
-            &events,
-        ]);
+            "PutLogEvents",
+            json!({"logGroupName": group, "logStreamName": stream, "logEvents": [{"timestamp": now_ms, "message": message}]}),
+        );
     }
 
     /// `terraform output -json` as Terraform would print it after every phase.
@@ -277,7 +263,7 @@ impl World {
         let value = |v: Value| json!({"sensitive": false, "type": "string", "value": v});
         json!({
             "loki_service_name": value(json!(self.loki_service())),
-            "loki_bucket_name": value(json!(BUCKET)),
+            "loki_bucket_name": value(json!(self.bucket)),
             "loki_log_group_name": value(json!(format!("/ecs/{}-loki", self.project))),
             "grafana_service_name": value(json!(self.grafana_service())),
             "grafana_admin_secret_arn": value(json!(self.secret_arn)),
@@ -328,10 +314,7 @@ impl World {
             ("PATH", path.to_string_lossy().into_owned()),
             ("HOME", home.display().to_string()),
             ("LANG", "C.UTF-8".into()),
-            ("AWS_ENDPOINT_URL", self.moto.endpoint()),
             ("AWS_ENDPOINT_URL_SSM", self.stack.url()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("AWS_CONFIG_FILE", home.join("aws-config").display().to_string()),
             ("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials").display().to_string()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
@@ -344,35 +327,13 @@ impl World {
             ("STANDIN_PLUGIN_LOG", self.plugin_log().display().to_string()),
         ]
         .into_iter()
+        .chain(self.api.env_vars())
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
 
     pub fn plugin_log(&self) -> PathBuf {
         self.home.path().join("plugin-calls.jsonl")
-    }
-
-    pub fn aws_output(&self, args: &[&str]) -> Output {
-        let region = self.env.settings().aws.region;
-        Command::new(venv_bin().join("aws"))
-            .args(args)
-            .args(["--region", &region, "--output", "json"])
-            .env_clear()
-            .envs(self.env_vars())
-            .output()
-            .expect("run the aws CLI")
-    }
-
-    /// Sets moto up through the real CLI; panics with its stderr on failure.
-    pub fn aws(&self, args: &[&str]) -> Value {
-        let out = self.aws_output(args);
-        assert!(out.status.success(), "aws {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).expect("aws printed JSON")
-        }
     }
 
     pub fn xtask_command(&self, args: &[&str]) -> Command {
@@ -461,23 +422,16 @@ pub fn gone_within(pid: u32, limit: Duration) -> bool {
     }
 }
 
-/// A JSON POST over a raw socket (moto's state-manager API; no HTTP client in the dev-deps).
-pub fn post(base: &str, path: &str, body: &Value) {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to moto");
-    let body = body.to_string();
-    write!(stream, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 2") || answer.starts_with("HTTP/1.0 2"), "moto answered {answer}");
-}
-
 pub fn healthy_stack(world_cluster: &str, services: &[&str]) -> StackState {
     StackState {
         up: services.iter().map(|s| (s.to_string(), world_cluster.to_string(), 1.0)).collect(),
         ..StackState::default()
     }
+}
+
+/// The first `<tag>` of an XML answer.
+pub fn first_xml(xml: &str, tag: &str) -> String {
+    standins::aws::xml_values(xml, tag).into_iter().next().unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
 }
 
 pub fn example_cluster() -> String {
