@@ -119,8 +119,17 @@ fn validate(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
 fn test(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
     let mut failures = Vec::new();
     for dir in terraform_dirs(project)?.into_iter().filter(|d| d.join("tests").is_dir()) {
-        match terraform.test(&dir) {
-            Ok(summary) => eprintln!("    {}: {summary}", project.rel(&dir).display()),
+        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        match terraform.test(&dir, jobs) {
+            Ok(files) => {
+                for (file, summary, took) in files {
+                    eprintln!(
+                        "    {}/tests/{file}: {summary} ({:.1}s)",
+                        project.rel(&dir).display(),
+                        took.as_secs_f64()
+                    );
+                }
+            }
             Err(err) => failures.push(format!("{}: {err:#}", project.rel(&dir).display())),
         }
     }

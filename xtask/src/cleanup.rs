@@ -106,9 +106,12 @@ fn log_groups(live: &Live) -> anyhow::Result<Vec<String>> {
         services.values().filter_map(|s| s["log_group_name"].as_str().map(str::to_string)).collect();
     let mut found = Vec::new();
     for name in names {
-        let answer = live.aws.json(
+        let answer = live.api.json_all(
             format!("look up log group {name}"),
-            ["logs", "describe-log-groups", "--log-group-name-prefix", &name],
+            &probes::aws::LOGS,
+            "DescribeLogGroups",
+            serde_json::json!({"logGroupNamePrefix": name}),
+            "logGroups",
         )?;
         let exists = answer["logGroups"]
             .as_array()
@@ -122,9 +125,12 @@ fn log_groups(live: &Live) -> anyhow::Result<Vec<String>> {
 
 fn no_adot_parameters(live: &Live) -> anyhow::Result<String> {
     let path = format!("/{}/adot", live.env.settings.project.name);
-    let answer = live.aws.json(
+    let answer = live.api.json_all(
         format!("list SSM parameters under {path}"),
-        ["ssm", "get-parameters-by-path", "--path", &path, "--recursive"],
+        &probes::aws::SSM,
+        "GetParametersByPath",
+        serde_json::json!({"Path": path, "Recursive": true}),
+        "Parameters",
     )?;
     let left: Vec<&str> = answer["Parameters"]
         .as_array()

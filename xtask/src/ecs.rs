@@ -3,8 +3,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use serde_json::Value;
-use tools::aws::Aws;
+use probes::aws::ECS;
+use serde_json::{json, Value};
+
+use crate::api::Api;
 
 /// Seconds between polls; `XTASK_POLL_SECONDS` shortens it (tests, impatient operators).
 pub fn poll_interval() -> Duration {
@@ -44,18 +46,16 @@ pub fn rollout(service: &Value) -> Rollout {
 }
 
 /// Polls until the service is stable; prints progress; fails on a failed rollout or the timeout.
-pub fn wait_stable(aws: &Aws, cluster: &str, service: &str, timeout: Duration) -> anyhow::Result<()> {
+pub fn wait_stable(api: &Api, cluster: &str, service: &str, timeout: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     eprintln!("  waiting for ECS service {service} in {cluster} to become stable (up to {}s)", timeout.as_secs());
     loop {
-        let answer = aws
-            .cmd(
-                format!("read the state of ECS service {service}"),
-                ["ecs", "describe-services", "--cluster", cluster, "--services", service],
-            )
-            .quiet()
-            .read()?;
-        let answer: Value = serde_json::from_str(&answer)?;
+        let answer = api.json_quietly(
+            &format!("read the state of ECS service {service}"),
+            &ECS,
+            "DescribeServices",
+            json!({"cluster": cluster, "services": [service]}),
+        )?;
         let Some(found) = answer["services"].as_array().and_then(|s| s.first()) else {
             bail!("ECS service {service} does not exist in cluster {cluster}");
         };

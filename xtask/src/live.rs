@@ -1,5 +1,5 @@
-//! A deployed environment: its settings, the AWS CLI with credentials for its account, and
-//! Terraform initialised against its state backend.
+//! A deployed environment: its settings, the AWS CLI and API with credentials for its account,
+//! and Terraform initialised against its state backend.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -11,12 +11,14 @@ use settings::Environment;
 use tools::aws::{Aws, Identity};
 use tools::terraform::{EngineChoice, ProviderChoice, Terraform};
 
+use crate::api::Api;
 use crate::project::{usage, Project};
 
 pub struct Live<'p> {
     pub project: &'p Project,
     pub env: Environment,
     pub aws: Aws,
+    pub api: Api,
     pub identity: Identity,
     pub terraform: Terraform,
     /// Read once per apply: `phase::apply` forgets them, so a phase never sees stale outputs.
@@ -27,7 +29,8 @@ impl<'p> Live<'p> {
     /// Checks the credentials belong to the env's account and initialises its Terraform backend.
     pub fn connect(project: &'p Project, env: Environment) -> anyhow::Result<Live<'p>> {
         let aws = Aws::find(&env.settings.aws.region)?;
-        let identity = aws.identity().map_err(usage)?;
+        let api = Api::connect(&aws)?;
+        let identity = api.identity().map_err(usage)?;
         if identity.account != env.settings.aws.account_id {
             bail!(usage(format!(
                 "the AWS credentials are for account {} ({}) but {} is account {}; switch to that account's profile",
@@ -39,7 +42,7 @@ impl<'p> Live<'p> {
         }
         let terraform = terraform_for_env(project, &env)?;
         init_backend(&terraform, project, &env)?;
-        Ok(Live { project, env, aws, identity, terraform, outputs: RefCell::new(None) })
+        Ok(Live { project, env, aws, api, identity, terraform, outputs: RefCell::new(None) })
     }
 
     pub fn infra_dir(&self) -> PathBuf {

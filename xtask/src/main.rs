@@ -1,5 +1,6 @@
 //! `cargo xtask`: parses, finds the repository, dispatches. Behaviour is in one module per command.
 
+mod api;
 mod build_grafana;
 mod check;
 mod cleanup;

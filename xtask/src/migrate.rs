@@ -123,7 +123,7 @@ fn migrate_one(live: &Live, journal: &Journal, service: &'static str, timeout: D
             phase::apply(live, &plan)?;
             if let Some(output) = &rollback.ecs_service_output {
                 let name = live.output_str(output, &rollback.title)?;
-                crate::ecs::wait_stable(&live.aws, &live.env.settings.platform.ecs_cluster_name, &name, timeout)?;
+                crate::ecs::wait_stable(&live.api, &live.env.settings.platform.ecs_cluster_name, &name, timeout)?;
             }
             journal.finish()?;
             bail!(

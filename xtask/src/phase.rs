@@ -336,7 +336,10 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
     for (n, step) in steps.iter().enumerate() {
         println!("  {}. {step}", n + 1);
     }
-    match tools::aws::Aws::find(&env.settings.aws.region).and_then(|aws| aws.identity()) {
+    let identity = tools::aws::Aws::find(&env.settings.aws.region)
+        .and_then(|aws| crate::api::Api::connect(&aws))
+        .and_then(|api| api.identity());
+    match identity {
         Err(err) => println!(
             "\nNo AWS access ({}), so no live plan; the steps above are the plan.",
             first_line(&format!("{err:#}"))
@@ -366,7 +369,7 @@ pub fn execute(
     apply(live, &plan)?;
     if let Some(output) = &spec.ecs_service_output {
         let service = live.output_str(output, &spec.title)?;
-        crate::ecs::wait_stable(&live.aws, &live.env.settings.platform.ecs_cluster_name, &service, spec.timeout)?;
+        crate::ecs::wait_stable(&live.api, &live.env.settings.platform.ecs_cluster_name, &service, spec.timeout)?;
     }
     let report = checkpoint(live)?;
     eprint!("{}", report.table());

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use probes::aws::{ECS, LOGS};
 use probes::logql;
 use serde_json::{json, Value};
 use settings::{Collector, Environment};
@@ -147,7 +148,7 @@ pub fn snapshot_series(live: &Live, service: &str) -> anyhow::Result<()> {
     }
     let selector = job_selector(service, &checks.cluster, None);
     let (amp, credentials) = checks.amp()?;
-    let names = amp.label_values("__name__", &selector, SNAPSHOT_WINDOW, credentials)?;
+    let names = amp.label_values("__name__", &selector, SNAPSHOT_WINDOW, &credentials)?;
     let taken_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let snapshot = json!({
         "service": service,
@@ -379,7 +380,7 @@ impl Checks<'_, '_> {
         let selector = job_selector(service, &self.cluster, Some(&tasks));
         let (amp, credentials) = self.amp()?;
         let now: BTreeSet<String> =
-            amp.label_values("__name__", &selector, CURRENT_WINDOW, credentials)?.into_iter().collect();
+            amp.label_values("__name__", &selector, CURRENT_WINDOW, &credentials)?.into_iter().collect();
         let missing: Vec<&str> = before.iter().copied().filter(|n| !now.contains(*n)).collect();
         if !missing.is_empty() {
             let shown: Vec<&str> = missing.iter().copied().take(20).collect();
@@ -492,18 +493,13 @@ impl Checks<'_, '_> {
 
     /// How many times Alloy logged its start-up line in the sidecar's log stream.
     fn sidecar_starts(&self, log_group: &str, stream: &str) -> anyhow::Result<usize> {
-        let found = self.live.aws.json(
+        let found = self.live.api.json_all(
             format!("count the start-ups of the Alloy sidecar in {log_group} {stream}"),
-            [
-                "logs",
-                "filter-log-events",
-                "--log-group-name",
-                log_group,
-                "--log-stream-names",
-                stream,
-                "--filter-pattern",
-                "\"now listening for http traffic\"",
-            ],
+            &LOGS,
+            "FilterLogEvents",
+            json!({"logGroupName": log_group, "logStreamNames": [stream],
+                   "filterPattern": "\"now listening for http traffic\""}),
+            "events",
         )?;
         Ok(found["events"].as_array().map_or(0, Vec::len))
     }
@@ -511,9 +507,11 @@ impl Checks<'_, '_> {
     // ---- ECS ----------------------------------------------------------------------------------
 
     fn describe_task(&self, task: &str) -> anyhow::Result<Value> {
-        let answer = self.live.aws.json(
+        let answer = self.live.api.json(
             format!("read the containers of task {task}"),
-            ["ecs", "describe-tasks", "--cluster", &self.cluster, "--tasks", task],
+            &ECS,
+            "DescribeTasks",
+            json!({"cluster": self.cluster, "tasks": [task]}),
         )?;
         answer["tasks"]
             .as_array()
@@ -523,18 +521,22 @@ impl Checks<'_, '_> {
     }
 
     fn task_definition(&self, arn: &str) -> anyhow::Result<Value> {
-        let answer = self.live.aws.json(
+        let answer = self.live.api.json(
             format!("read the task definition {arn}"),
-            ["ecs", "describe-task-definition", "--task-definition", arn],
+            &ECS,
+            "DescribeTaskDefinition",
+            json!({"taskDefinition": arn}),
         )?;
         Ok(answer["taskDefinition"].clone())
     }
 
     /// The task definition the ECS service runs now.
     fn service_task_definition(&self, ecs_service: &str) -> anyhow::Result<Value> {
-        let answer = self.live.aws.json(
+        let answer = self.live.api.json(
             format!("read the task definition of ECS service {ecs_service}"),
-            ["ecs", "describe-services", "--cluster", &self.cluster, "--services", ecs_service],
+            &ECS,
+            "DescribeServices",
+            json!({"cluster": self.cluster, "services": [ecs_service]}),
         )?;
         let arn = answer["services"][0]["taskDefinition"]
             .as_str()

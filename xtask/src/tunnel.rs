@@ -13,8 +13,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use probes::aws::ECS;
+use serde_json::json;
 use serde_json::Value;
-use tools::aws::Aws;
+
+use crate::api::Api;
 
 use crate::live::Live;
 use crate::project::usage;
@@ -55,7 +58,7 @@ impl Tunnel {
     pub fn open(live: &Live, endpoint: &Endpoint) -> anyhow::Result<Tunnel> {
         require_plugin()?;
         let cluster = &live.env.settings.platform.ecs_cluster_name;
-        let task = running_task(&live.aws, cluster, endpoint.service)?;
+        let task = running_task(&live.api, cluster, endpoint.service)?;
         let local_port = free_port()?;
         let (what, port) = (endpoint.what, endpoint.port);
         // ECS Exec into the task when its agent runs (no security-group rule needed: the traffic
@@ -69,7 +72,7 @@ impl Tunnel {
                 format!("ECS Exec into task {}", task.id),
             ),
             None => {
-                let instance = container_instance(&live.aws, cluster, task.container_instance.as_deref())?;
+                let instance = container_instance(&live.api, cluster, task.container_instance.as_deref())?;
                 let parameters = format!("host={},portNumber={port},localPortNumber={local_port}", task.ip);
                 let via = format!("{} through instance {instance}", task.ip);
                 (instance, "AWS-StartPortForwardingSessionToRemoteHost", parameters, via)
@@ -308,18 +311,24 @@ pub struct Task {
     pub exec_target: Option<String>,
 }
 
-fn running_task(aws: &Aws, cluster: &str, service: &str) -> anyhow::Result<Task> {
-    let listed = aws.json(
+fn running_task(api: &Api, cluster: &str, service: &str) -> anyhow::Result<Task> {
+    let listed = api.json_all(
         format!("find the running tasks of ECS service {service}"),
-        ["ecs", "list-tasks", "--cluster", cluster, "--service-name", service, "--desired-status", "RUNNING"],
+        &ECS,
+        "ListTasks",
+        json!({"cluster": cluster, "serviceName": service, "desiredStatus": "RUNNING"}),
+        "taskArns",
     )?;
     let arns: Vec<&str> = listed["taskArns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     if arns.is_empty() {
         bail!("ECS service {service} in cluster {cluster} has no running task to connect to");
     }
-    let mut args = vec!["ecs", "describe-tasks", "--cluster", cluster, "--tasks"];
-    args.extend(arns.iter().take(100));
-    let described = aws.json(format!("read the network address of a {service} task"), args)?;
+    let described = api.json(
+        format!("read the network address of a {service} task"),
+        &ECS,
+        "DescribeTasks",
+        json!({"cluster": cluster, "tasks": arns.iter().take(100).collect::<Vec<_>>()}),
+    )?;
     pick_task(&described, cluster, service)
         .with_context(|| format!("ECS service {service} in cluster {cluster} has no running task with a private IP"))
 }
@@ -360,19 +369,25 @@ pub fn pick_task(described: &Value, cluster: &str, service: &str) -> Option<Task
 
 /// The EC2 instance to start the session on: the task's own host if it is usable, else any
 /// active container instance with a connected agent.
-fn container_instance(aws: &Aws, cluster: &str, preferred: Option<&str>) -> anyhow::Result<String> {
-    let listed = aws.json(
+fn container_instance(api: &Api, cluster: &str, preferred: Option<&str>) -> anyhow::Result<String> {
+    let listed = api.json_all(
         format!("list the container instances of cluster {cluster}"),
-        ["ecs", "list-container-instances", "--cluster", cluster, "--status", "ACTIVE"],
+        &ECS,
+        "ListContainerInstances",
+        json!({"cluster": cluster, "status": "ACTIVE"}),
+        "containerInstanceArns",
     )?;
     let arns: Vec<&str> =
         listed["containerInstanceArns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     if arns.is_empty() {
         bail!("cluster {cluster} has no active container instance to open an SSM session on");
     }
-    let mut args = vec!["ecs", "describe-container-instances", "--cluster", cluster, "--container-instances"];
-    args.extend(arns.iter().take(100));
-    let described = aws.json(format!("find an EC2 instance of cluster {cluster} for the SSM session"), args)?;
+    let described = api.json(
+        format!("find an EC2 instance of cluster {cluster} for the SSM session"),
+        &ECS,
+        "DescribeContainerInstances",
+        json!({"cluster": cluster, "containerInstances": arns.iter().take(100).collect::<Vec<_>>()}),
+    )?;
     pick_instance(&described, preferred)
         .with_context(|| format!("no container instance of cluster {cluster} is ACTIVE with a connected agent"))
 }

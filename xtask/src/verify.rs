@@ -12,10 +12,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, format_err, Context};
 use probes::amp::{Amp, Credentials};
+use probes::aws::{ECS, LOGS, SECRETS_MANAGER};
 use probes::grafana::{Grafana, Login};
 use probes::logql;
 use probes::loki::Loki;
 use probes::Http;
+use serde_json::json;
 use settings::{Collector, Environment};
 
 use crate::cli::{CheckpointArg, VerifyArgs};
@@ -124,14 +126,13 @@ struct ServiceOutputs {
     log_group: String,
 }
 
-/// What checks share within one run: the tunnels (opened on first use) and credentials.
+/// What checks share within one run: the tunnels (opened on first use).
 struct Checks<'l, 'p> {
     live: &'l Live<'p>,
     cluster: String,
     http: Http,
     loki: OnceCell<Result<(Tunnel, Loki), String>>,
     grafana: OnceCell<Result<(Tunnel, Grafana), String>>,
-    credentials: OnceCell<Result<Credentials, String>>,
 }
 
 impl<'l, 'p> Checks<'l, 'p> {
@@ -142,7 +143,6 @@ impl<'l, 'p> Checks<'l, 'p> {
             http: Http::default(),
             loki: OnceCell::new(),
             grafana: OnceCell::new(),
-            credentials: OnceCell::new(),
         })
     }
 
@@ -233,11 +233,13 @@ impl<'l, 'p> Checks<'l, 'p> {
     }
 
     fn s3_count(&self, bucket: &str, prefix: &str) -> anyhow::Result<usize> {
-        let listed = self.live.aws.json(
+        let keys = self.live.api.s3_keys(
             format!("look for Loki's objects under s3://{bucket}/{prefix}"),
-            ["s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix, "--max-items", "5"],
+            bucket,
+            prefix,
+            5,
         )?;
-        Ok(listed["Contents"].as_array().map_or(0, Vec::len))
+        Ok(keys.len())
     }
 
     // ---- checkpoint 5 -------------------------------------------------------------------------
@@ -332,25 +334,15 @@ impl<'l, 'p> Checks<'l, 'p> {
     }
 
     fn sidecar_quiet(&self, service: &str, log_group: &str) -> anyhow::Result<String> {
-        let start_ms = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().saturating_sub(RECENT))
-            .as_millis()
-            .to_string();
-        let found = self.live.aws.json(
+        let start_ms =
+            (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().saturating_sub(RECENT)).as_millis();
+        let found = self.live.api.json_all(
             format!("look for errors in the Alloy sidecar logs of {service}"),
-            [
-                "logs",
-                "filter-log-events",
-                "--log-group-name",
-                log_group,
-                "--log-stream-name-prefix",
-                "ecs/alloy/",
-                "--start-time",
-                &start_ms,
-                "--filter-pattern",
-                "\"level=error\"",
-                "--max-items",
-                "20",
-            ],
+            &LOGS,
+            "FilterLogEvents",
+            json!({"logGroupName": log_group, "logStreamNamePrefix": "ecs/alloy/", "startTime": start_ms as u64,
+                   "filterPattern": "\"level=error\""}),
+            "events",
         )?;
         let events: Vec<&str> =
             found["events"].as_array().into_iter().flatten().filter_map(|e| e["message"].as_str()).collect();
@@ -441,18 +433,12 @@ impl<'l, 'p> Checks<'l, 'p> {
 
     /// The ids of the service's tasks with this desired status (RUNNING, STOPPED).
     fn task_ids(&self, ecs_service: &str, desired_status: &str) -> anyhow::Result<Vec<String>> {
-        let listed = self.live.aws.json(
+        let listed = self.live.api.json_all(
             format!("list the {} tasks of {ecs_service}", desired_status.to_lowercase()),
-            [
-                "ecs",
-                "list-tasks",
-                "--cluster",
-                &self.cluster,
-                "--service-name",
-                ecs_service,
-                "--desired-status",
-                desired_status,
-            ],
+            &ECS,
+            "ListTasks",
+            json!({"cluster": self.cluster, "serviceName": ecs_service, "desiredStatus": desired_status}),
+            "taskArns",
         )?;
         Ok(listed["taskArns"]
             .as_array()
@@ -463,9 +449,11 @@ impl<'l, 'p> Checks<'l, 'p> {
     }
 
     fn service_stable(&self, service: &str) -> anyhow::Result<String> {
-        let answer = self.live.aws.json(
+        let answer = self.live.api.json(
             format!("read the state of ECS service {service}"),
-            ["ecs", "describe-services", "--cluster", &self.cluster, "--services", service],
+            &ECS,
+            "DescribeServices",
+            json!({"cluster": self.cluster, "services": [service]}),
         )?;
         let found = answer["services"]
             .as_array()
@@ -514,9 +502,11 @@ impl<'l, 'p> Checks<'l, 'p> {
                 let service = self.live.output_str("grafana_service_name", DEPLOY_GRAFANA)?;
                 let secret = self.live.output_str("grafana_admin_secret_arn", DEPLOY_GRAFANA)?;
                 // Captured, never printed: Cmd logs the command line only.
-                let answer = self.live.aws.json(
+                let answer = self.live.api.json(
                     "read the Grafana admin credentials from Secrets Manager",
-                    ["secretsmanager", "get-secret-value", "--secret-id", &secret],
+                    &SECRETS_MANAGER,
+                    "GetSecretValue",
+                    json!({"SecretId": secret}),
                 )?;
                 let login = Login::from_secret_string(
                     answer["SecretString"].as_str().context("the Grafana admin secret has no SecretString")?,
@@ -533,36 +523,16 @@ impl<'l, 'p> Checks<'l, 'p> {
 
     fn amp_query(&self, promql: &str) -> anyhow::Result<Vec<probes::amp::Sample>> {
         let (amp, credentials) = self.amp()?;
-        amp.query(promql, credentials)
+        amp.query(promql, &credentials)
     }
 
-    /// The env's AMP workspace and the credentials to sign for it (exported once per run).
-    fn amp(&self) -> anyhow::Result<(Amp, &Credentials)> {
-        let credentials = self.credentials.get_or_init(|| self.export_credentials().map_err(|e| format!("{e:#}")));
-        let credentials = credentials.as_ref().map_err(|e| format_err!("{e}"))?;
+    /// The env's AMP workspace and the credentials to sign for it.
+    fn amp(&self) -> anyhow::Result<(Amp, Credentials)> {
+        let credentials = self.live.api.credentials()?;
         let s = &self.live.env.settings;
         let override_base = std::env::var("XTASK_AMP_ENDPOINT").ok().filter(|v| !v.is_empty());
         let url = probes::amp::workspace_url(&s.aws.region, &s.platform.amp_workspace_id, override_base.as_deref());
         Ok((Amp::new(&url, &s.aws.region, self.http.clone()), credentials))
-    }
-
-    /// The CLI's own credentials (any profile, SSO, role), via AWS CLI v2's
-    /// `configure export-credentials`; else the AWS_* environment variables (CLI v1 has no export).
-    fn export_credentials(&self) -> anyhow::Result<Credentials> {
-        let out = self
-            .live
-            .aws
-            .cmd(
-                "export the AWS CLI's credentials to sign AMP queries (SigV4)",
-                ["configure", "export-credentials", "--format", "process"],
-            )
-            .output()?;
-        if out.success() {
-            return Credentials::from_process_json(&out.stdout);
-        }
-        Credentials::from_env().context(
-            "AMP queries are signed with the AWS CLI's credentials, and `aws configure export-credentials` is not available (it needs AWS CLI v2): upgrade the CLI, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-        )
     }
 }
 

@@ -50,7 +50,7 @@ impl Harness {
     }
 
     fn with_moto(mut self) -> Harness {
-        self.moto = Some(MotoServer::start(&self.tools.bin("moto_server")).unwrap());
+        self.moto = Some(MotoServer::start(&self.tools.bin("python")).unwrap());
         self
     }
 

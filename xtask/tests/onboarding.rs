@@ -225,7 +225,7 @@ fn doctor_passes_with_every_tool_and_names_their_versions() {
     assert_eq!(doctor_row(&out.stdout, "session-manager-plugin").1, "1.2.764.0");
     assert_eq!(doctor_row(&out.stdout, "docker").1, "github.com/docker/buildx v0.17.1 257815a");
     let (_, credentials) = doctor_row(&out.stdout, "aws credentials");
-    assert!(credentials.contains(&format!("(account {})", world.api.account)), "{credentials}");
+    assert!(credentials.contains(&format!("(account {})", world.account)), "{credentials}");
     assert_eq!(doctor_row(&out.stdout, "env file").1, "envs/dev.toml is valid");
 }
 
@@ -266,8 +266,7 @@ fn doctor_says_what_to_fix_and_exits_1() {
     let (ok, credentials) = doctor_row(&out.stdout, "aws credentials");
     assert!(!ok, "{credentials}");
     assert!(
-        credentials
-            .contains(&format!("is account {}, the env file says 210987654321; switch profile", world.api.account)),
+        credentials.contains(&format!("is account {}, the env file says 210987654321; switch profile", world.account)),
         "{credentials}"
     );
     assert!(
@@ -284,8 +283,7 @@ fn doctor_says_what_to_fix_and_exits_1() {
     assert!(!ok && python.contains("are not installed") && python.ends_with("run `cargo xtask tools`"), "{python}");
 
     // An invalid env file: its row names the file and the key.
-    let text =
-        world.env.text().replace("210987654321", &world.api.account).replace("[loki]\n", "[loki]\nretension = 3\n");
+    let text = world.env.text().replace("210987654321", &world.account).replace("[loki]\n", "[loki]\nretension = 3\n");
     std::fs::write(&world.env.path, text).unwrap();
     let out = doctor();
     out.assert_code(1);

@@ -3,6 +3,7 @@
 //! caller supplies URLs and credentials.
 
 pub mod amp;
+pub mod aws;
 pub mod grafana;
 pub mod http;
 pub mod logql;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::aws::{xml_values, AwsApi};
+use probes::amp::Credentials;
+use probes::aws::{xml_values, AwsApi, STS};
 
 /// A `moto_server` on a free loopback port, stopped (by its process id) when dropped. It also
 /// exits on its own when this process ends (it watches its stdin, whose write end only we hold),
@@ -85,15 +86,17 @@ impl MotoServer {
         self.child.id()
     }
 
-    /// Credentials of a new, empty AWS account: moto's AssumeRole into a role of another account
-    /// switches to that account (the role need not exist).
-    pub fn new_account(&self, region: &str) -> anyhow::Result<AwsApi> {
+    /// A client for a new, empty AWS account, and the account's id: moto's AssumeRole into a
+    /// role of another account switches to that account (the role need not exist).
+    pub fn new_account(&self, region: &str) -> anyhow::Result<(AwsApi, String)> {
         let number = self.next_account.fetch_add(1, Ordering::SeqCst);
         let account = format!("{:012}", 100_000_000_000 + number);
-        let default = AwsApi::new(&self.endpoint(), region, "testing", "testing", None);
+        let any =
+            Credentials { access_key_id: "testing".into(), secret_access_key: "testing".into(), session_token: None };
+        let default = AwsApi::new(region, any, probes::Http::default()).with_endpoint(&self.endpoint());
         let role = format!("arn:aws:iam::{account}:role/xtask-test");
         let answer = default.query(
-            "sts",
+            &STS,
             "AssumeRole",
             "2011-06-15",
             &[("RoleArn", role.as_str()), ("RoleSessionName", "xtask-test")],
@@ -101,14 +104,12 @@ impl MotoServer {
         let field = |tag: &str| {
             xml_values(&answer, tag).into_iter().next().with_context(|| format!("AssumeRole answered no {tag}"))
         };
-        Ok(AwsApi::new(
-            &self.endpoint(),
-            region,
-            &field("AccessKeyId")?,
-            &field("SecretAccessKey")?,
-            Some(field("SessionToken")?),
-        )
-        .in_account(&account))
+        let credentials = Credentials {
+            access_key_id: field("AccessKeyId")?,
+            secret_access_key: field("SecretAccessKey")?,
+            session_token: Some(field("SessionToken")?),
+        };
+        Ok((AwsApi::new(region, credentials, probes::Http::default()).with_endpoint(&self.endpoint()), account))
     }
 
     /// moto moves a task past RUNNING on every describe; the tests describe them many times.

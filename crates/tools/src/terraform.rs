@@ -134,22 +134,49 @@ impl Terraform {
             .map(drop)
     }
 
-    /// `terraform test` of one root or module; returns Terraform's summary line.
-    pub fn test(&self, dir: &Path) -> anyhow::Result<String> {
+    /// `terraform test` of one root or module, one process per test file, `jobs` at a time (the
+    /// runs of one file go one after another inside Terraform); returns each file's summary line
+    /// and wall time, in file order. Fails naming every file that failed, with its output.
+    pub fn test(&self, dir: &Path, jobs: usize) -> anyhow::Result<Vec<(String, String, std::time::Duration)>> {
         self.prepare(dir)?;
-        let out = self
-            .cmd(format!("run the terraform tests of {}", dir.display()))
-            .args(["test", "-no-color"])
-            .dir(dir)
-            .checked_output()?;
-        Ok(out
-            .stdout
-            .lines()
-            .rev()
-            .find(|l| l.contains("passed") || l.contains("failed"))
-            .unwrap_or("")
-            .trim()
-            .to_string())
+        let mut files: Vec<String> = std::fs::read_dir(dir.join("tests"))
+            .with_context(|| format!("reading {}", dir.join("tests").display()))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|name| name.ends_with(".tftest.hcl") || name.ends_with(".tftest.json"))
+            .collect();
+        files.sort();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<std::sync::Mutex<Option<anyhow::Result<(String, std::time::Duration)>>>> =
+            files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.clamp(1, files.len().max(1)) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(file) = files.get(i) else { break };
+                    let started = std::time::Instant::now();
+                    let result = self
+                        .cmd(format!("run the terraform tests of {}", dir.join("tests").join(file).display()))
+                        .args(["test", "-no-color", &format!("-filter=tests/{file}")])
+                        .dir(dir)
+                        .quiet()
+                        .checked_output()
+                        .map(|out| (summary(&out.stdout), started.elapsed()));
+                    *results[i].lock().expect("result slot") = Some(result);
+                });
+            }
+        });
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        for (file, slot) in files.into_iter().zip(results) {
+            match slot.into_inner().expect("result slot").expect("every file ran") {
+                Ok((summary, took)) => done.push((file, summary, took)),
+                Err(err) => failures.push(format!("tests/{file}: {err:#}")),
+            }
+        }
+        if !failures.is_empty() {
+            bail!("{}", failures.join("\n"));
+        }
+        Ok(done)
     }
 
     pub fn describe(&self) -> String {
@@ -163,6 +190,11 @@ impl Terraform {
         };
         format!("Terraform {} ({engine}), {provider}", self.version)
     }
+}
+
+/// Terraform's closing `N passed, M failed` line.
+fn summary(stdout: &str) -> String {
+    stdout.lines().rev().find(|l| l.contains("passed") || l.contains("failed")).unwrap_or("").trim().to_string()
 }
 
 /// Finds Terraform and sets up the provider. `build_offline_provider` builds the stand-in plugin

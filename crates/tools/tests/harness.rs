@@ -60,12 +60,13 @@ fn prove_harness(tf: &Terraform) {
     assert!(err.contains("retention_in_dayz"), "{}: {err}", tf.describe());
 
     let passing = fixture(Some("tests-pass"));
-    let summary =
-        tf.test(passing.path()).unwrap_or_else(|err| panic!("{}: passing tests failed: {err:#}", tf.describe()));
-    assert!(summary.contains("2 passed, 0 failed"), "{}: {summary}", tf.describe());
+    let files =
+        tf.test(passing.path(), 2).unwrap_or_else(|err| panic!("{}: passing tests failed: {err:#}", tf.describe()));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].1.contains("2 passed, 0 failed"), "{}: {files:?}", tf.describe());
 
     let failing = fixture(Some("tests-fail"));
-    let err = format!("{:#}", tf.test(failing.path()).expect_err("a false assertion must fail terraform test"));
+    let err = format!("{:#}", tf.test(failing.path(), 2).expect_err("a false assertion must fail terraform test"));
     assert!(err.contains("deliberately false"), "{}: {err}", tf.describe());
     assert!(err.contains("0 passed, 1 failed"), "{}: {err}", tf.describe());
 }

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use probes::aws::{AwsApi, EC2, ECS};
 use serde_json::{json, Value};
 use settings::{Collector, Environment};
 use standins::observability::{install_session_manager_plugin, FakeStack, StackState};
-use standins::{AwsApi, MotoServer, Recorder, Reply, StandIn};
+use standins::{MotoServer, Recorder, Reply, StandIn};
 
 /// The account of an env file that never meets moto (commands that stop before AWS).
 pub const OFFLINE_ACCOUNT: &str = "123456789012";
@@ -84,8 +85,9 @@ impl EnvFile {
 
 pub struct World {
     pub moto: &'static MotoServer,
-    /// This world's own account on the shared moto.
+    /// This world's own account on the shared moto, and its id.
     pub api: AwsApi,
+    pub account: String,
     pub bucket: String,
     pub stack: FakeStack,
     pub bins: Recorder,
@@ -106,13 +108,14 @@ impl World {
             .expect("the example env parses")
             .aws
             .region;
-        let api = moto.new_account(&region).expect("a fresh moto account");
-        let env = EnvFile::new(alloy, &api.account);
+        let (api, account) = moto.new_account(&region).expect("a fresh moto account");
+        let env = EnvFile::new(alloy, &account);
         let settings = env.settings();
         let world = World {
             moto,
-            bucket: format!("temporal-dev-loki-{}", api.account),
+            bucket: format!("temporal-dev-loki-{account}"),
             api,
+            account,
             stack: FakeStack::start(state).expect("start the observability stand-in"),
             bins: Recorder::new().expect("stand-in dir"),
             home: tempfile::tempdir().expect("home"),
@@ -163,7 +166,11 @@ impl World {
                        "launchType": "EC2", "networkConfiguration": network}),
             );
         }
-        world.api.create_bucket(&world.bucket).expect("create the Loki bucket");
+        let location = format!(
+            "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+            world.api.region
+        );
+        world.api.s3_put(&format!("/{}", world.bucket), location.as_bytes()).expect("create the Loki bucket");
         for key in ["index/index_20000/fake/1-compactor.tsdb.gz", "fake/6a1b2c3d/19a0b1c2d3e:19a0b1c2d3f:abcdef01"] {
             world.api.s3_put(&format!("/{}/{key}", world.bucket), b"").expect("put a Loki object");
         }
@@ -184,7 +191,14 @@ impl World {
 
     /// A JSON-protocol call in this world's account; panics with the answer on failure.
     pub fn call(&self, service: &str, action: &str, input: Value) -> Value {
-        self.api.json(service, action, &input).unwrap_or_else(|err| panic!("{service} {action}: {err:#}"))
+        let service = match service {
+            "ecs" => &ECS,
+            "logs" => &probes::aws::LOGS,
+            "secretsmanager" => &probes::aws::SECRETS_MANAGER,
+            "ssm" => &probes::aws::SSM,
+            other => panic!("no JSON-protocol service {other}"),
+        };
+        self.api.json(service, action, &input).unwrap_or_else(|err| panic!("{action}: {err:#}"))
     }
 
     pub fn ecs(&self, action: &str, input: Value) -> Value {
@@ -193,7 +207,7 @@ impl World {
 
     /// An EC2 query action; its XML answer.
     pub fn ec2(&self, action: &str, params: &[(&str, &str)]) -> String {
-        self.api.query("ec2", action, "2016-11-15", params).unwrap_or_else(|err| panic!("ec2 {action}: {err:#}"))
+        self.api.query(&EC2, action, "2016-11-15", params).unwrap_or_else(|err| panic!("ec2 {action}: {err:#}"))
     }
 
     /// The awsvpc configuration of this account's default subnet and security group.
@@ -242,7 +256,11 @@ impl World {
     /// One line in a CloudWatch stream, created when missing.
     pub fn put_log_line(&self, group: &str, stream: &str, message: &str) {
         // An existing stream is refused (ResourceAlreadyExistsException): fine.
-        let _ = self.api.json("logs", "CreateLogStream", &json!({"logGroupName": group, "logStreamName": stream}));
+        let _ = self.api.json(
+            &probes::aws::LOGS,
+            "CreateLogStream",
+            &json!({"logGroupName": group, "logStreamName": stream}),
+        );
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
         self.call(
             "logs",
@@ -327,9 +345,20 @@ impl World {
             ("STANDIN_PLUGIN_LOG", self.plugin_log().display().to_string()),
         ]
         .into_iter()
-        .chain(self.api.env_vars())
+        .chain(self.credential_vars())
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+
+    /// moto's endpoint and this world's credentials, as the commands under test get them.
+    fn credential_vars(&self) -> Vec<(&'static str, String)> {
+        let credentials = self.api.credentials();
+        vec![
+            ("AWS_ENDPOINT_URL", self.moto.endpoint()),
+            ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key.clone()),
+            ("AWS_SESSION_TOKEN", credentials.session_token.clone().unwrap_or_default()),
+        ]
     }
 
     pub fn plugin_log(&self) -> PathBuf {
@@ -431,7 +460,7 @@ pub fn healthy_stack(world_cluster: &str, services: &[&str]) -> StackState {
 
 /// The first `<tag>` of an XML answer.
 pub fn first_xml(xml: &str, tag: &str) -> String {
-    standins::aws::xml_values(xml, tag).into_iter().next().unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
+    probes::aws::xml_values(xml, tag).into_iter().next().unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
 }
 
 pub fn example_cluster() -> String {
