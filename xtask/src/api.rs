@@ -114,8 +114,15 @@ fn credentials(aws: &Aws) -> anyhow::Result<(Credentials, Option<Instant>)> {
     if out.success() {
         return Ok((Credentials::from_process_json(&out.stdout)?, Some(Instant::now())));
     }
-    let reason = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+    // Why not: the CLI's own answer to a call that needs credentials says it best.
+    let asked = aws.cmd("check the AWS credentials", ["sts", "get-caller-identity"]).output()?;
+    let why = if asked.success() {
+        "the AWS CLI has credentials but cannot export them: `aws configure export-credentials` needs AWS CLI v2"
+            .to_string()
+    } else {
+        asked.stderr.trim().to_string()
+    };
     anyhow::bail!(crate::project::usage(format!(
-        "no usable AWS credentials ({reason}): log in (`aws sso login --profile P` and `export AWS_PROFILE=P`, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); AWS CLI v2 is needed to export a profile's credentials"
+        "no usable AWS credentials ({why}): log in (`aws sso login --profile P` and `export AWS_PROFILE=P`, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     )))
 }

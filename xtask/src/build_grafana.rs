@@ -166,7 +166,7 @@ fn check_aws_version(aws: &Aws) -> anyhow::Result<()> {
 
 /// Pushing to another account's registry is never what was meant.
 fn check_account(aws: &Aws, env: &Environment) -> anyhow::Result<()> {
-    let identity = aws.identity()?;
+    let identity = crate::api::Api::connect(aws)?.identity()?;
     let wanted = &env.settings.aws.account_id;
     if &identity.account != wanted {
         bail!(

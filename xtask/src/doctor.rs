@@ -124,7 +124,7 @@ fn credentials(aws: Option<&Aws>, env: Option<&str>, project: &Project) -> Findi
     let Some(aws) = aws else {
         return Finding { what: "aws credentials", ok: false, detail: "no aws CLI to ask".into() };
     };
-    match aws.identity() {
+    match crate::api::Api::connect(aws).and_then(|api| api.identity()) {
         Err(err) => Finding { what: "aws credentials", ok: false, detail: format!("{err:#}") },
         Ok(identity) => {
             let expected =

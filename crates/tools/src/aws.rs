@@ -59,17 +59,6 @@ impl Aws {
         serde_json::from_str(&out).with_context(|| format!("`{}` did not print JSON", cmd.display()))
     }
 
-    /// The caller's identity; fails with the fix when there are no usable credentials.
-    pub fn identity(&self) -> anyhow::Result<Identity> {
-        let answer = self.json("check the AWS credentials", ["sts", "get-caller-identity"]).context(
-            "no usable AWS credentials: log in (`aws sso login --profile P` and `export AWS_PROFILE=P`, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
-        )?;
-        Ok(Identity {
-            account: answer["Account"].as_str().unwrap_or_default().to_string(),
-            arn: answer["Arn"].as_str().unwrap_or_default().to_string(),
-        })
-    }
-
     /// `aws --version`, e.g. `aws-cli/2.17.0 Python/3.11 …`.
     pub fn version(&self) -> anyhow::Result<String> {
         let out = Cmd::new(&self.program, "read the AWS CLI version").arg("--version").quiet().output()?;

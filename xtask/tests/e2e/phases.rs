@@ -2,11 +2,9 @@
 //! order, what the env file says before and after, and the failure paths: a failed checkpoint
 //! rolls back, an interrupted run resumes, and bad input changes nothing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use settings::Collector;
 use standins::observability::StackState;
@@ -46,10 +44,6 @@ fn subcommands(calls: &[Vec<String>]) -> Vec<String> {
 
 fn collector(world: &World, service: &str) -> Collector {
     world.env.settings().services.get(service).unwrap().collector
-}
-
-fn example_cluster() -> String {
-    settings::Environment::load(&root(), "example").unwrap().settings.platform.ecs_cluster_name
 }
 
 // req: 8.2, 8.1

@@ -260,7 +260,8 @@ fn no_credentials_is_a_clear_error() {
         cmd.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
     });
     assert_failed_with(&out, &["no usable AWS credentials", "aws sso login", "Unable to locate credentials"]);
-    assert_eq!(out.status.code(), Some(1));
+    // Missing credentials are a configuration error, as for every command.
+    assert_eq!(out.status.code(), Some(2));
     assert_nothing_pushed(&h);
 }
 

@@ -4,11 +4,9 @@
 //! an exec that writes lines to a container's stdout puts them in "Loki" as that task's Alloy
 //! would, and an exec into the `alloy` container restarts it as ECS's restart policy would.
 
-mod common;
-
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use standins::observability::StackState;
 

@@ -2,14 +2,12 @@
 //! `common`): `doctor`, `init`, `cleanup-adot` (with and without `--prune-code`), and what the
 //! binary says outside the repository or to a command it does not know.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use standins::observability::StackState;
 use standins::{Reply, StandIn};

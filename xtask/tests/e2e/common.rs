@@ -6,7 +6,6 @@
 //! Each world acts on a scratch copy of the repository (XTASK_ROOT), never on `envs/` itself, and
 //! in an AWS account of its own on the test binary's one moto_server. Worlds are set up and
 //! inspected with direct API calls (`standins::AwsApi`); the commands under test use the aws CLI.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -340,6 +339,8 @@ impl World {
             ("XTASK_TERRAFORM", self.bins.bin_dir().join("terraform").display().to_string()),
             ("XTASK_AMP_ENDPOINT", self.stack.url()),
             ("XTASK_POLL_SECONDS", "1".into()),
+            // A failing P1 waits its whole deadline.
+            ("XTASK_P1_SECONDS", "3".into()),
             ("XTASK_TUNNEL_TIMEOUT_SECONDS", "30".into()),
             ("STANDIN_FORWARD", forward),
             ("STANDIN_PLUGIN_LOG", self.plugin_log().display().to_string()),

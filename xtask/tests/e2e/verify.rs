@@ -1,12 +1,10 @@
 //! `cargo xtask verify` and `cargo xtask logs` end to end, as an operator runs them (see
 //! `common` for the stand-ins).
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use standins::observability::StackState;
 

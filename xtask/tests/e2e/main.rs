@@ -1,0 +1,9 @@
+//! The built `xtask` end to end, as an operator runs it, against moto and the stand-ins (see
+//! `common`). One test binary: one link, and one moto_server shared by every test.
+
+mod build_grafana;
+mod common;
+mod onboarding;
+mod phases;
+mod properties;
+mod verify;
