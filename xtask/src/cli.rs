@@ -24,6 +24,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the whole test suite: `cargo test --workspace`, then `check`
     Test(TestArgs),
+    /// Print the timings the tests must not assert: the requirement scan, then the suite's stages
+    Bench(BenchArgs),
     /// Render templates and terraform.tfvars for every environment into rendered/
     Render(RenderArgs),
     /// Manage the hashicorp/aws provider schema the offline checks validate against
@@ -202,6 +204,13 @@ pub struct CheckArgs {}
 
 #[derive(Debug, Args)]
 pub struct TestArgs {}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Only the micro-benchmarks, not the whole suite
+    #[arg(long)]
+    pub quick: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {

@@ -1,6 +1,7 @@
 //! `cargo xtask`: parses, finds the repository, dispatches. Behaviour is in one module per command.
 
 mod api;
+mod bench;
 mod build_grafana;
 mod check;
 mod cleanup;
@@ -50,6 +51,7 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check(args) => args.run(&project),
         Command::Test(args) => args.run(&project),
+        Command::Bench(args) => args.run(&project),
         Command::Render(args) => args.run(&project),
         Command::Schema(args) => args.run(&project),
         Command::Doctor(args) => args.run(&project),

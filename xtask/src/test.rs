@@ -6,6 +6,13 @@ use crate::stages::Stages;
 
 impl TestArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        suite(project).finish("test")
+    }
+}
+
+/// Every stage of the suite, run; the caller prints the table.
+pub fn suite(project: &Project) -> Stages {
+    {
         let mut stages = Stages::default();
         // The Rust tests drive Terraform and moto too: install the tools first.
         stages.run("python tools", || project.python_tools().map(drop));
@@ -17,6 +24,6 @@ impl TestArgs {
                 .run()
         });
         crate::check::add_stages(project, &mut stages);
-        stages.finish("test")
+        stages
     }
 }

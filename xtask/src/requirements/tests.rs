@@ -172,11 +172,9 @@ fn committed_requirements_cover_every_numbered_requirement() {
 
 /// The real tree scans well under a second (the walk skips target/ and .tools/).
 #[test]
-fn scanning_the_repository_is_fast() {
+fn scanning_the_repository_finds_its_tests() {
+    // How long it takes is `cargo xtask bench`'s to print, not a test's to assert.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let start = std::time::Instant::now();
     let scan = scan(root).unwrap();
-    let took = start.elapsed();
-    assert!(!scan.tests.is_empty());
-    assert!(took.as_millis() < 500, "scan took {took:?}");
+    assert!(scan.tests.iter().any(|t| t.name.starts_with("req_")), "{} tests found", scan.tests.len());
 }
