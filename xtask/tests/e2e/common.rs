@@ -379,16 +379,7 @@ impl World {
     }
 
     pub fn xtask(&self, args: &[&str]) -> Run {
-        let started = Instant::now();
-        let out = self.xtask_command(args).output().expect("run xtask");
-        let run = Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        // Shown when a test fails (or with --nocapture).
-        eprintln!("xtask {args:?}: exit {:?} in {:.1}s\n{}", run.code, started.elapsed().as_secs_f32(), run.stdout);
-        run
+        run_xtask(self.xtask_command(args), args)
     }
 
     /// Each session-manager-plugin start: its argv and pid.
@@ -419,6 +410,20 @@ pub fn container(service: &str) -> String {
     } else {
         format!("temporal-{service}")
     }
+}
+
+/// Runs a prepared xtask command (its `args` for the log) and captures what it did.
+pub fn run_xtask(mut command: Command, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let out = command.output().expect("run xtask");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    // Shown when a test fails (or with --nocapture).
+    eprintln!("xtask {args:?}: exit {:?} in {:.1}s\n{}", run.code, started.elapsed().as_secs_f32(), run.stdout);
+    run
 }
 
 pub struct Run {

@@ -4,8 +4,6 @@
 //! an exec that writes lines to a container's stdout puts them in "Loki" as that task's Alloy
 //! would, and an exec into the `alloy` container restarts it as ECS's restart policy would.
 
-use std::time::Instant;
-
 use crate::common::*;
 use serde_json::{json, Value};
 use standins::observability::StackState;
@@ -63,16 +61,10 @@ fn running_task(world: &World, service: &str) -> String {
 
 /// `verify properties` with ECS behind the stand-in's proxy.
 fn properties(world: &World, extra: &[&str]) -> Run {
-    let started = Instant::now();
     let args = [&["verify", "properties"][..], extra].concat();
-    let out = world.xtask_command(&args).env("AWS_ENDPOINT_URL_ECS", world.stack.url()).output().expect("run xtask");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("xtask {args:?}: exit {:?} in {:.1}s\n{}", run.code, started.elapsed().as_secs_f32(), run.stdout);
-    run
+    let mut command = world.xtask_command(&args);
+    command.env("AWS_ENDPOINT_URL_ECS", world.stack.url());
+    run_xtask(command, &args)
 }
 
 fn snapshot_path(world: &World, service: &str) -> std::path::PathBuf {
