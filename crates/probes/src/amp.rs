@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use aws_credential_types::Credentials as SdkCredentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
+};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use serde_json::Value;
@@ -90,7 +93,7 @@ pub fn sign_request(
         .region(region)
         .name(service)
         .time(time)
-        .settings(SigningSettings::default())
+        .settings(settings_for(service))
         .build()
         .context("building the SigV4 signing parameters")?
         .into();
@@ -98,6 +101,17 @@ pub fn sign_request(
         .context("the request cannot be signed")?;
     let (instructions, _signature) = sign(request, &params).context("signing the request")?.into_parts();
     Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+/// S3 signs differently: an `x-amz-content-sha256` header, and the path encoded once, as sent.
+fn settings_for(service: &str) -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    }
+    settings
 }
 
 pub struct Amp {
@@ -235,6 +249,26 @@ mod tests {
                  SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
             )
         );
+    }
+
+    #[test]
+    fn s3_requests_carry_their_payload_hash() {
+        let headers = sign_request(
+            "GET",
+            "https://b.s3.eu-west-1.amazonaws.com/?list-type=2",
+            &[("host", "b.s3.eu-west-1.amazonaws.com")],
+            &[],
+            &example_credentials(),
+            "eu-west-1",
+            "s3",
+            SystemTime::now(),
+        )
+        .unwrap();
+        // SHA-256 of the empty body.
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert!(headers.iter().any(|(k, v)| k == "x-amz-content-sha256" && v == empty), "{headers:?}");
+        let auth = &headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        assert!(auth.contains("x-amz-content-sha256"), "{auth}");
     }
 
     #[test]
