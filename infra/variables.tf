@@ -8,8 +8,9 @@ variable "aws_region" {
   description = "AWS region everything is deployed to, e.g. eu-west-1."
 
   validation {
-    # The same list the env-file rules read (crates/settings).
-    condition     = contains([for line in split("\n", file("${path.module}/../data/aws-regions.txt")) : split(" ", line)[0] if trimspace(line) != "" && !startswith(line, "#")], var.aws_region)
+    # The same list the env-file rules read (crates/settings). Relative to infra/ like
+    # rendered_config_dir: Terraform before 1.9 allows no other reference (path.module) here.
+    condition     = contains([for line in split("\n", file("../data/aws-regions.txt")) : split(" ", line)[0] if trimspace(line) != "" && !startswith(line, "#")], var.aws_region)
     error_message = "aws_region must be an AWS region listed in data/aws-regions.txt, such as eu-west-1."
   }
 }

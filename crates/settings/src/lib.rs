@@ -262,9 +262,12 @@ pub fn parse(text: &str) -> anyhow::Result<Settings> {
 /// [`parse`] for the env file named `env` (its name is a setting too: Terraform's `environment`).
 /// Reports every problem at once; a type or unknown-key error ends the list.
 pub fn parse_env(env: Option<&str>, text: &str) -> anyhow::Result<Settings> {
-    let mut table: toml::Table = toml::from_str(text).map_err(|err| format_err!("{}", err.to_string().trim_end()))?;
-    let mut problems = rules::check_numbers(&mut table);
-    match Settings::deserialize(table) {
+    let mut doc: TomlDocument =
+        text.parse().map_err(|err: toml_edit::TomlError| format_err!("{}", err.to_string().trim_end()))?;
+    let mut problems = rules::check_numbers(&mut doc);
+    // Parsed from text (the patched one after bad numbers) so serde's errors keep line and key.
+    let patched = if problems.is_empty() { text.to_string() } else { doc.to_string() };
+    match toml::from_str::<Settings>(&patched) {
         Ok(settings) => {
             let reported: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
             problems.extend(rules::check(env, &settings).into_iter().filter(|p| !reported.contains(&p.key)));

@@ -253,14 +253,19 @@ const NUMBERS: &[NumberRule] = &[
     ("temporal.db_port", "temporal_db_port", |n| (1..=65_535).contains(&n), 5432),
 ];
 
-/// Checks the numbers in the raw table, where a negative or fractional one is still visible, and
+/// Checks the numbers in the document, where a negative or fractional one is still visible, and
 /// replaces each bad one so the typed parse can report the rest.
-pub(crate) fn check_numbers(table: &mut toml::Table) -> Vec<Problem> {
+pub(crate) fn check_numbers(doc: &mut toml_edit::DocumentMut) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut good = BTreeMap::new();
     for (key, variable, rest, fallback) in NUMBERS {
         let (section, field) = key.split_once('.').expect("section.field");
-        let Some(value) = table.get_mut(section).and_then(|t| t.as_table_mut()).and_then(|t| t.get_mut(field)) else {
+        let Some(value) = doc
+            .get_mut(section)
+            .and_then(|t| t.as_table_like_mut())
+            .and_then(|t| t.get_mut(field))
+            .and_then(|item| item.as_value_mut())
+        else {
             continue;
         };
         let result = match value.as_integer() {
@@ -272,8 +277,12 @@ pub(crate) fn check_numbers(table: &mut toml::Table) -> Vec<Problem> {
                 good.insert(*key, n);
             }
             Err(why) => {
-                problems.push(Problem::new(key, shown(value), why));
-                *value = toml::Value::Integer(*fallback);
+                let mut shown = value.clone();
+                shown.decor_mut().clear();
+                problems.push(Problem::new(key, shown, why));
+                let decor = value.decor().clone();
+                *value = (*fallback).into();
+                *value.decor_mut() = decor;
             }
         }
     }
@@ -289,17 +298,6 @@ pub(crate) fn check_numbers(table: &mut toml::Table) -> Vec<Problem> {
         }
     }
     problems
-}
-
-/// A raw value as the env file writes it.
-fn shown(value: &toml::Value) -> String {
-    match value {
-        toml::Value::String(s) => format!("{s:?}"),
-        toml::Value::Integer(n) => n.to_string(),
-        toml::Value::Float(f) => f.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        other => format!("a {}", other.type_str()),
-    }
 }
 
 /// Every rule on the typed settings of env `env` (the numbers are checked before).

@@ -244,3 +244,15 @@ fn retarget_moves_the_example_arns_and_hosts_only() {
     let changed = EXAMPLE.lines().zip(text.lines()).filter(|(a, b)| a != b).count();
     assert_eq!(changed, 3, "comments and other values stay");
 }
+
+#[test]
+fn a_wrong_type_names_its_line_and_key_next_to_the_other_problems() {
+    let text = EXAMPLE.replacen("enabled = false\ncpu = 512", "enabled = \"no\"\ncpu = -512", 1).replacen(
+        "task_id_label = false",
+        "task_id_label = \"no\"",
+        1,
+    );
+    let err = problems(&text);
+    assert!(err.contains("loki.cpu = -512: must be one of"), "{err}");
+    assert!(err.contains("line ") && err.contains("expected a boolean"), "{err}");
+}
