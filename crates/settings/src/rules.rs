@@ -66,6 +66,8 @@ pub struct Validation {
     pub one_of: Option<Vec<i64>>,
     /// The error message without the variable's name: "must be …".
     pub message: String,
+    /// The condition without the terms read above: what rules.rs restates (a test pins it).
+    pub restated: String,
 }
 
 /// The first validation of every variable in infra/variables.tf.
@@ -95,17 +97,26 @@ pub fn validations(text: &str) -> BTreeMap<String, Validation> {
 
 fn parse_condition(condition: &str, message: String) -> Validation {
     let mut patterns = Vec::new();
+    let mut restated = condition.to_string();
     for (at, _) in condition.match_indices("regex(\"") {
         let pattern = hcl_string(&condition[at + 6..]).expect("a closed string");
         let negated = condition[..at].ends_with("!can(");
         patterns.push((Regex::new(&pattern).unwrap_or_else(|err| panic!("regex {pattern:?}: {err}")), negated));
+        // The whole `[!]can(regex("…", x))` term.
+        let start = at - if negated { 5 } else { 4 };
+        let end = at + condition[at..].find("))").expect("a closed call") + 2;
+        restated = restated.replacen(&condition[start..end], "", 1);
     }
     let one_of = condition.find("contains([").and_then(|at| {
         let list = &condition[at + 10..];
-        let list = &list[..list.find(']')?];
-        list.split(',').map(|n| n.trim().parse::<i64>().ok()).collect()
+        let numbers: Vec<i64> =
+            list[..list.find(']')?].split(',').map(|n| n.trim().parse().ok()).collect::<Option<_>>()?;
+        let end = at + condition[at..].find(')')? + 1;
+        restated = restated.replacen(&condition[at..end], "", 1);
+        Some(numbers)
     });
-    Validation { patterns, one_of, message }
+    let restated = restated.split("&&").map(str::trim).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" && ");
+    Validation { patterns, one_of, message, restated }
 }
 
 /// The HCL string literal at the start of `text`, unescaped.

@@ -256,3 +256,46 @@ fn a_wrong_type_names_its_line_and_key_next_to_the_other_problems() {
     assert!(err.contains("loki.cpu = -512: must be one of"), "{err}");
     assert!(err.contains("line ") && err.contains("expected a boolean"), "{err}");
 }
+
+/// The parts of Terraform conditions rules.rs restates (the rest is read from variables.tf). When
+/// one changes, change the rule and its cases in infra/tests/settings_cases.toml, then the pin.
+const RESTATED: &[(&str, &str)] = &[
+    (
+        "aws_region",
+        r##"contains([for line in split("\n", file("../data/aws-regions.txt")) : split(" ", line)[0] if trimspace(line) != "" && !startswith(line, "#")], var.aws_region)"##,
+    ),
+    (
+        "vpc_cidr",
+        r#"try(cidrsubnet(var.vpc_cidr, 0, 0) == var.vpc_cidr && tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 28, false)"#,
+    ),
+    (
+        "private_subnet_ids",
+        "length(var.private_subnet_ids) > 0 && length(var.private_subnet_ids) <= 16 && length(distinct(var.private_subnet_ids)) == length(var.private_subnet_ids) && alltrue([for s in var.private_subnet_ids : ])",
+    ),
+    ("loki_memory", "var.loki_memory >= 512 && var.loki_memory <= 122880 && floor(var.loki_memory) == var.loki_memory"),
+    (
+        "loki_count",
+        "floor(var.loki_count) == var.loki_count && (var.loki_count == 1 || (var.loki_count >= 3 && var.loki_count <= 9))",
+    ),
+    ("loki_retention_days", "var.loki_retention_days >= 1 && var.loki_retention_days <= 3650"),
+    ("temporal_db_host", "length(var.temporal_db_host) <= 253"),
+    (
+        "temporal_db_port",
+        "var.temporal_db_port >= 1 && var.temporal_db_port <= 65535 && floor(var.temporal_db_port) == var.temporal_db_port",
+    ),
+    ("grafana_image", "var.grafana_image == null ||"),
+];
+
+// A Terraform condition that changes beyond its regexes and lists fails here, not in production.
+#[test]
+fn the_terraform_conditions_restated_in_rust_are_pinned() {
+    let images = ["loki_image", "alloy_image", "temporal_image", "benchmark_worker_image", "grafana_image"];
+    for variable in rules::TERRAFORM_VARIABLES.iter().map(|(_, v)| *v).chain(images) {
+        let pinned = RESTATED.iter().find(|(v, _)| *v == variable).map_or("", |(_, c)| *c);
+        assert_eq!(
+            rules::TERRAFORM[variable].restated,
+            pinned,
+            "infra/variables.tf: the condition of {variable} changed; restate it in crates/settings/src/rules.rs"
+        );
+    }
+}
