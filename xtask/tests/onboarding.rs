@@ -259,8 +259,11 @@ fn doctor_says_what_to_fix_and_exits_1() {
     assert!(doctor_row(&out.stdout, "aws credentials").0, "{}", out.stdout);
     assert!(out.stderr.contains("error: not ready: fix session-manager-plugin, docker (see above)"), "{}", out.stderr);
 
-    // Credentials for another account than the env file's.
-    settings::set(&world.env.path, &["aws", "account_id"], "210987654321".into()).unwrap();
+    // Credentials for another account than the env file's (its ARNs moved along, as init does).
+    let mut doc: settings::TomlDocument = world.env.text().parse().unwrap();
+    settings::retarget(&mut doc, "eu-west-1", "210987654321");
+    settings::set_in_document(&mut doc, &["aws", "account_id"], "210987654321".into()).unwrap();
+    std::fs::write(&world.env.path, doc.to_string()).unwrap();
     let out = doctor();
     out.assert_code(1);
     let (ok, credentials) = doctor_row(&out.stdout, "aws credentials");
