@@ -95,6 +95,19 @@ pub fn validations(text: &str) -> BTreeMap<String, Validation> {
     out
 }
 
+/// Variables of infra/variables.tf without a default: Terraform cannot plan without them.
+pub static REQUIRED: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
+    let mut required = BTreeSet::new();
+    for block in VARIABLES_TF.split("\nvariable \"").skip(1) {
+        let name = block.split('"').next().unwrap_or_default();
+        let body = block.split("\n}").next().unwrap_or_default();
+        if !body.lines().any(|l| l.trim_start().starts_with("default ") || l.trim_start().starts_with("default=")) {
+            required.insert(name.to_string());
+        }
+    }
+    required
+});
+
 fn parse_condition(condition: &str, message: String) -> Validation {
     let mut patterns = Vec::new();
     let mut restated = condition.to_string();
@@ -311,6 +324,13 @@ pub(crate) fn check_numbers(doc: &mut toml_edit::DocumentMut) -> Vec<Problem> {
     problems
 }
 
+/// Records a refused string setting.
+fn string(problems: &mut Vec<Problem>, key: &str, value: &str, result: Result<(), String>) {
+    if let Err(why) = result {
+        problems.push(Problem::new(key, format!("{value:?}"), why));
+    }
+}
+
 /// Every rule on the typed settings of env `env` (the numbers are checked before).
 pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -322,19 +342,14 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
     if let Err(why) = check_string("private_subnet_ids", bad.map_or("subnet-00000000", |s| s), rest) {
         problems.push(Problem::new("platform.private_subnet_ids", format!("{subnets:?}"), why));
     }
-    let mut string = |key: &str, value: &str, result: Result<(), String>| {
-        if let Err(why) = result {
-            problems.push(Problem::new(key, format!("{value:?}"), why));
-        }
-    };
     if let Some(env) = env {
-        string("env", env, check_env_name(env));
+        string(&mut problems, "env", env, check_env_name(env));
     }
-    string("aws.region", &s.aws.region, check_region(&s.aws.region));
-    string("aws.account_id", &s.aws.account_id, check_string("aws_account_id", &s.aws.account_id, true));
-    string("project.name", &s.project.name, check_string("project_name", &s.project.name, true));
-    string("state.bucket", &s.state.bucket, check_bucket_name(&s.state.bucket));
-    string("state.key", &s.state.key, check_state_key(&s.state.key));
+    string(&mut problems, "aws.region", &s.aws.region, check_region(&s.aws.region));
+    string(&mut problems, "aws.account_id", &s.aws.account_id, check_string("aws_account_id", &s.aws.account_id, true));
+    string(&mut problems, "project.name", &s.project.name, check_string("project_name", &s.project.name, true));
+    string(&mut problems, "state.bucket", &s.state.bucket, check_bucket_name(&s.state.bucket));
+    string(&mut problems, "state.key", &s.state.key, check_state_key(&s.state.key));
     for (key, value) in [
         ("platform.vpc_id", &p.vpc_id),
         ("platform.ecs_cluster_name", &p.ecs_cluster_name),
@@ -344,9 +359,14 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         ("platform.s3_prefix_list_id", &p.s3_prefix_list_id),
         ("platform.amp_workspace_id", &p.amp_workspace_id),
     ] {
-        string(key, value, check_string(terraform_variable(key).expect("mapped"), value, true));
+        string(&mut problems, key, value, check_string(terraform_variable(key).expect("mapped"), value, true));
     }
-    string("platform.vpc_cidr", &p.vpc_cidr, check_string("vpc_cidr", &p.vpc_cidr, vpc_cidr_ok(&p.vpc_cidr)));
+    string(
+        &mut problems,
+        "platform.vpc_cidr",
+        &p.vpc_cidr,
+        check_string("vpc_cidr", &p.vpc_cidr, vpc_cidr_ok(&p.vpc_cidr)),
+    );
     let known_images: Vec<&str> =
         TERRAFORM.keys().map(String::as_str).chain(["adot_image"]).filter(|v| v.ends_with("_image")).collect();
     for (name, image) in &s.versions {
@@ -364,17 +384,28 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         } else {
             Err(format!("not an image this project runs; expected one of: {}", known_images.join(", ")))
         };
-        string(&key, image, result);
+        string(&mut problems, &key, image, result);
+    }
+    for image in known_images.iter().filter(|v| REQUIRED.contains(**v) && !s.versions.contains_key(**v)) {
+        problems.push(Problem {
+            key: format!("versions.{image}"),
+            message: format!("versions.{image} is missing: Terraform needs it; {}", terraform(image).message),
+        });
     }
     let t = &s.temporal;
-    string("temporal.db_host", &t.db_host, check_string("temporal_db_host", &t.db_host, t.db_host.len() <= 253));
+    string(
+        &mut problems,
+        "temporal.db_host",
+        &t.db_host,
+        check_string("temporal_db_host", &t.db_host, t.db_host.len() <= 253),
+    );
     for (key, value) in [
         ("temporal.db_name", &t.db_name),
         ("temporal.visibility_db_name", &t.visibility_db_name),
         ("temporal.db_user", &t.db_user),
         ("temporal.db_password_secret_arn", &t.db_password_secret_arn),
     ] {
-        string(key, value, check_string(terraform_variable(key).expect("mapped"), value, true));
+        string(&mut problems, key, value, check_string(terraform_variable(key).expect("mapped"), value, true));
     }
     // The example's ARNs and host names carry its region and account: another env must use its own.
     if let Some(partition) = partition(&s.aws.region) {
@@ -383,11 +414,11 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
             ("platform.service_connect_namespace_arn", &p.service_connect_namespace_arn),
             ("temporal.db_password_secret_arn", &t.db_password_secret_arn),
         ] {
-            string(key, arn, here.check_arn(arn));
+            string(&mut problems, key, arn, here.check_arn(arn));
         }
-        string("temporal.db_host", &t.db_host, here.check_host(&t.db_host));
+        string(&mut problems, "temporal.db_host", &t.db_host, here.check_host(&t.db_host));
         if let Some(image) = s.versions.get("grafana_image") {
-            string("versions.grafana_image", image, here.check_host(image));
+            string(&mut problems, "versions.grafana_image", image, here.check_host(image));
         }
     }
     if !s.adot.enabled {

@@ -299,3 +299,16 @@ fn the_terraform_conditions_restated_in_rust_are_pinned() {
         );
     }
 }
+
+#[test]
+fn an_image_terraform_requires_must_be_set() {
+    assert!(rules::REQUIRED.contains("loki_image") && !rules::REQUIRED.contains("benchmark_worker_image"));
+    assert!(rules::REQUIRED.contains("aws_region") && !rules::REQUIRED.contains("loki_cpu"));
+    let err = problems(&EXAMPLE.replacen("loki_image = \"grafana/loki:3.7.6\"\n", "", 1));
+    assert!(
+        err.contains("versions.loki_image is missing: Terraform needs it; must be pinned to a Loki 3.7.x tag"),
+        "{err}"
+    );
+    let text = EXAMPLE.replacen("benchmark_worker_image = \"ghcr.io/temporalio/benchmark-workers:v1.5.0\"\n", "", 1);
+    assert!(parse(&text).is_ok(), "benchmark_worker_image has a default");
+}
