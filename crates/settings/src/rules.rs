@@ -325,7 +325,7 @@ pub(crate) fn check_numbers(doc: &mut toml_edit::DocumentMut) -> Vec<Problem> {
 }
 
 /// Records a refused string setting.
-fn string(problems: &mut Vec<Problem>, key: &str, value: &str, result: Result<(), String>) {
+fn note(problems: &mut Vec<Problem>, key: &str, value: &str, result: Result<(), String>) {
     if let Err(why) = result {
         problems.push(Problem::new(key, format!("{value:?}"), why));
     }
@@ -343,13 +343,13 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         problems.push(Problem::new("platform.private_subnet_ids", format!("{subnets:?}"), why));
     }
     if let Some(env) = env {
-        string(&mut problems, "env", env, check_env_name(env));
+        note(&mut problems, "env", env, check_env_name(env));
     }
-    string(&mut problems, "aws.region", &s.aws.region, check_region(&s.aws.region));
-    string(&mut problems, "aws.account_id", &s.aws.account_id, check_string("aws_account_id", &s.aws.account_id, true));
-    string(&mut problems, "project.name", &s.project.name, check_string("project_name", &s.project.name, true));
-    string(&mut problems, "state.bucket", &s.state.bucket, check_bucket_name(&s.state.bucket));
-    string(&mut problems, "state.key", &s.state.key, check_state_key(&s.state.key));
+    note(&mut problems, "aws.region", &s.aws.region, check_region(&s.aws.region));
+    note(&mut problems, "aws.account_id", &s.aws.account_id, check_string("aws_account_id", &s.aws.account_id, true));
+    note(&mut problems, "project.name", &s.project.name, check_string("project_name", &s.project.name, true));
+    note(&mut problems, "state.bucket", &s.state.bucket, check_bucket_name(&s.state.bucket));
+    note(&mut problems, "state.key", &s.state.key, check_state_key(&s.state.key));
     for (key, value) in [
         ("platform.vpc_id", &p.vpc_id),
         ("platform.ecs_cluster_name", &p.ecs_cluster_name),
@@ -359,9 +359,9 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         ("platform.s3_prefix_list_id", &p.s3_prefix_list_id),
         ("platform.amp_workspace_id", &p.amp_workspace_id),
     ] {
-        string(&mut problems, key, value, check_string(terraform_variable(key).expect("mapped"), value, true));
+        note(&mut problems, key, value, check_string(terraform_variable(key).expect("mapped"), value, true));
     }
-    string(
+    note(
         &mut problems,
         "platform.vpc_cidr",
         &p.vpc_cidr,
@@ -384,7 +384,7 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         } else {
             Err(format!("not an image this project runs; expected one of: {}", known_images.join(", ")))
         };
-        string(&mut problems, &key, image, result);
+        note(&mut problems, &key, image, result);
     }
     for image in known_images.iter().filter(|v| REQUIRED.contains(**v) && !s.versions.contains_key(**v)) {
         problems.push(Problem {
@@ -393,7 +393,7 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         });
     }
     let t = &s.temporal;
-    string(
+    note(
         &mut problems,
         "temporal.db_host",
         &t.db_host,
@@ -405,7 +405,7 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         ("temporal.db_user", &t.db_user),
         ("temporal.db_password_secret_arn", &t.db_password_secret_arn),
     ] {
-        string(&mut problems, key, value, check_string(terraform_variable(key).expect("mapped"), value, true));
+        note(&mut problems, key, value, check_string(terraform_variable(key).expect("mapped"), value, true));
     }
     // The example's ARNs and host names carry its region and account: another env must use its own.
     if let Some(partition) = partition(&s.aws.region) {
@@ -414,11 +414,11 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
             ("platform.service_connect_namespace_arn", &p.service_connect_namespace_arn),
             ("temporal.db_password_secret_arn", &t.db_password_secret_arn),
         ] {
-            string(&mut problems, key, arn, here.check_arn(arn));
+            note(&mut problems, key, arn, here.check_arn(arn));
         }
-        string(&mut problems, "temporal.db_host", &t.db_host, here.check_host(&t.db_host));
+        note(&mut problems, "temporal.db_host", &t.db_host, here.check_host(&t.db_host));
         if let Some(image) = s.versions.get("grafana_image") {
-            string(&mut problems, "versions.grafana_image", image, here.check_host(image));
+            note(&mut problems, "versions.grafana_image", image, here.check_host(image));
         }
     }
     if !s.adot.enabled {
