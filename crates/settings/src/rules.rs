@@ -195,7 +195,7 @@ pub fn check_region(region: &str) -> Result<(), String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Rules Terraform cannot state
+// Conditions restated from Terraform, and AWS rules it does not carry
 
 /// A VPC's IPv4 block: `a.b.c.d/n` in canonical form (network address, no leading zeros), /16-/28.
 pub fn vpc_cidr_ok(cidr: &str) -> bool {
@@ -222,7 +222,7 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
     } else {
         Err("must be an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, starting and ending \
              with a letter or digit, without `..`, not an IP address, not starting with xn--, sthree- or \
-             amzn-s3-demo- and not ending with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3"
+             amzn-s3-demo- and not ending with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3."
             .into())
     }
 }
