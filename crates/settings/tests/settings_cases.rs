@@ -117,41 +117,43 @@ fn every_case_gets_the_env_file_answer_the_table_gives() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-/// Run blocks that plan the cases: run `n` sets every variable's `n`-th refused (or accepted)
-/// value, since Terraform reports every failing validation of one plan.
+/// Run blocks that plan the cases: each variable's refused values, then its accepted ones, one per
+/// run. Terraform reports every failing validation of a plan and fails a run on any it does not
+/// expect, so run `n` checks the `n`-th value of every variable at once.
 fn tftest(cases: &[Case]) -> String {
     let mut out = String::from(
         "# Generated from settings_cases.toml by crates/settings/tests/settings_cases.rs; do not edit.\n\
          # UPDATE_SETTINGS_CASES=1 cargo test -p settings --test settings_cases rewrites it.\n\
-         # Run n sets each variable's n-th refused (or accepted) value of the table: Terraform reports\n\
-         # every failing validation of a plan, so a few plans answer the whole table.\n\n\
+         # Run n sets each variable's n-th value of the table (refused ones first) and expects exactly\n\
+         # the refused ones to fail, so a few plans answer the whole table.\n\n\
          # Variable validations only: without Loki no precondition of its resources runs.\n\
          variables {\n  loki_enabled = false\n}\n\n\
          mock_provider \"aws\" {\n  override_during = plan\n\n  mock_data \"aws_partition\" {\n    defaults = { partition = \"aws\" }\n  }\n}\n",
     );
-    for (ok, name) in [(false, "refused"), (true, "accepted")] {
-        let mut columns: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut columns: BTreeMap<&str, Vec<(bool, String)>> = BTreeMap::new();
+    for ok in [false, true] {
         for case in cases.iter().filter(|c| c.ok == ok && c.with.is_empty()) {
             if let Some(variable) = &case.variable {
-                columns.entry(variable).or_default().push(hcl(&case.value));
+                columns.entry(variable).or_default().push((ok, hcl(&case.value)));
             }
         }
-        let runs = columns.values().map(Vec::len).max().unwrap_or(0);
-        for n in 0..runs {
-            let row: Vec<(&str, &String)> =
-                columns.iter().filter_map(|(variable, values)| values.get(n).map(|v| (*variable, v))).collect();
-            let width = row.iter().map(|(variable, _)| variable.len()).max().unwrap_or(0);
-            out.push_str(&format!("\nrun \"settings_{name}_{}\" {{\n  command = plan\n\n  variables {{\n", n + 1));
-            for (variable, value) in &row {
-                out.push_str(&format!("    {variable:width$} = {value}\n"));
-            }
-            out.push_str("  }\n");
-            if !ok {
-                let vars: Vec<String> = row.iter().map(|(variable, _)| format!("var.{variable}")).collect();
-                out.push_str(&format!("\n  expect_failures = [{}]\n", vars.join(", ")));
-            }
-            out.push_str("}\n");
+    }
+    let runs = columns.values().map(Vec::len).max().unwrap_or(0);
+    for n in 0..runs {
+        let row: Vec<(&str, &(bool, String))> =
+            columns.iter().filter_map(|(variable, values)| values.get(n).map(|v| (*variable, v))).collect();
+        let width = row.iter().map(|(variable, _)| variable.len()).max().unwrap_or(0);
+        out.push_str(&format!("\nrun \"settings_cases_{}\" {{\n  command = plan\n\n  variables {{\n", n + 1));
+        for (variable, (_, value)) in &row {
+            out.push_str(&format!("    {variable:width$} = {value}\n"));
         }
+        out.push_str("  }\n");
+        let refused: Vec<String> =
+            row.iter().filter(|(_, (ok, _))| !ok).map(|(variable, _)| format!("var.{variable}")).collect();
+        if !refused.is_empty() {
+            out.push_str(&format!("\n  expect_failures = [{}]\n", refused.join(", ")));
+        }
+        out.push_str("}\n");
     }
     out
 }
