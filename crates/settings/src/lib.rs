@@ -277,8 +277,25 @@ pub fn parse_env(env: Option<&str>, text: &str) -> anyhow::Result<Settings> {
         }
         Err(err) => problems.push(rules::Problem { key: String::new(), message: err.to_string().trim_end().into() }),
     }
+    problems.sort_by_key(|p| line_of(text, &p.key));
     let lines: Vec<String> = problems.into_iter().map(|p| p.message).collect();
     bail!("invalid settings:\n  - {}", lines.join("\n  - "))
+}
+
+/// The line of `section.field` in an env file, so problems are listed in the file's order
+/// (keys not found, and serde's own errors, last).
+fn line_of(text: &str, key: &str) -> usize {
+    let Some((section, field)) = key.split_once('.') else { return usize::MAX };
+    let mut in_section = false;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == format!("[{section}]");
+        } else if in_section && line.split('=').next().is_some_and(|name| name.trim() == field) {
+            return number;
+        }
+    }
+    usize::MAX
 }
 
 /// Retention values CloudWatch Logs accepts, within the 1-3650 days Loki's retention may take

@@ -312,3 +312,14 @@ fn an_image_terraform_requires_must_be_set() {
     let text = EXAMPLE.replacen("benchmark_worker_image = \"ghcr.io/temporalio/benchmark-workers:v1.5.0\"\n", "", 1);
     assert!(parse(&text).is_ok(), "benchmark_worker_image has a default");
 }
+
+#[test]
+fn problems_are_listed_in_the_files_order() {
+    let text = EXAMPLE
+        .replacen("retention_days = 7", "retention_days = -7", 1)
+        .replacen("region = \"eu-west-1\"", "region = \"eu-wst-1\"", 1)
+        .replacen("vpc_id = \"vpc-0123456789abcdef0\"", "vpc_id = \"bogus\"", 1);
+    let err = problems(&text);
+    let at = |key: &str| err.find(key).unwrap_or_else(|| panic!("no {key} in {err}"));
+    assert!(at("aws.region") < at("platform.vpc_id") && at("platform.vpc_id") < at("loki.retention_days"), "{err}");
+}
