@@ -8,8 +8,10 @@ variable "aws_region" {
   description = "AWS region everything is deployed to, e.g. eu-west-1."
 
   validation {
-    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.aws_region))
-    error_message = "aws_region must be an AWS region name such as eu-west-1."
+    # The same list the env-file rules read (crates/settings). Relative to infra/ like
+    # rendered_config_dir: Terraform before 1.9 allows no other reference (path.module) here.
+    condition     = contains([for line in split("\n", file("../data/aws-regions.txt")) : split(" ", line)[0] if trimspace(line) != "" && !startswith(line, "#")], var.aws_region)
+    error_message = "aws_region must be an AWS region listed in data/aws-regions.txt, such as eu-west-1."
   }
 }
 
@@ -28,9 +30,9 @@ variable "project_name" {
   description = "Prefix of every resource name this configuration creates, e.g. temporal-dev."
 
   validation {
-    # Bucket names include it and must stay within 63 characters.
-    condition     = can(regex("^[a-z][a-z0-9-]{1,22}[a-z0-9]$", var.project_name))
-    error_message = "project_name must be 3-24 characters of lowercase letters, digits and hyphens, starting with a letter."
+    # Bucket names start with it and must stay within 63 characters; S3 reserves some prefixes.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,22}[a-z0-9]$", var.project_name)) && !can(regex("^(xn--|sthree-|amzn-s3-demo-)", var.project_name))
+    error_message = "project_name must be 3-24 characters of lowercase letters, digits and hyphens, starting with a letter and ending with a letter or digit, and not starting with xn--, sthree- or amzn-s3-demo- (S3 bucket names start with it)."
   }
 }
 
@@ -51,8 +53,8 @@ variable "vpc_id" {
   description = "Id of the existing VPC the ECS cluster runs in."
 
   validation {
-    condition     = can(regex("^vpc-[0-9a-f]{8,17}$", var.vpc_id))
-    error_message = "vpc_id must look like vpc-0123456789abcdef0."
+    condition     = can(regex("^vpc-([0-9a-f]{8}|[0-9a-f]{17})$", var.vpc_id))
+    error_message = "vpc_id must be vpc- and 8 or 17 hex digits, such as vpc-0123456789abcdef0."
   }
 }
 
@@ -61,8 +63,9 @@ variable "vpc_cidr" {
   description = "IPv4 CIDR of that VPC; Loki's only non-S3 egress destination (VPC interface endpoints)."
 
   validation {
-    condition     = can(cidrhost(var.vpc_cidr, 0)) && can(regex("^[0-9.]+/[0-9]+$", var.vpc_cidr))
-    error_message = "vpc_cidr must be an IPv4 CIDR block such as 10.0.0.0/16."
+    # A VPC's IPv4 block is /16 to /28, written as its network address (security group rules need that form).
+    condition     = can(regex("^[0-9.]+/[0-9]+$", var.vpc_cidr)) && try(cidrsubnet(var.vpc_cidr, 0, 0) == var.vpc_cidr && tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 28, false)
+    error_message = "vpc_cidr must be a VPC's IPv4 CIDR block: a network address with a prefix from /16 to /28, such as 10.0.0.0/16."
   }
 }
 
@@ -72,8 +75,9 @@ variable "private_subnet_ids" {
   nullable    = false
 
   validation {
-    condition     = length(var.private_subnet_ids) > 0 && alltrue([for s in var.private_subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
-    error_message = "private_subnet_ids must list at least one subnet id such as subnet-0123456789abcdef0."
+    # An ECS service's awsvpc configuration takes at most 16 subnets.
+    condition     = length(var.private_subnet_ids) > 0 && length(var.private_subnet_ids) <= 16 && length(distinct(var.private_subnet_ids)) == length(var.private_subnet_ids) && alltrue([for s in var.private_subnet_ids : can(regex("^subnet-([0-9a-f]{8}|[0-9a-f]{17})$", s))])
+    error_message = "private_subnet_ids must list 1-16 distinct subnet ids, each subnet- and 8 or 17 hex digits, such as subnet-0123456789abcdef0."
   }
 }
 
@@ -92,8 +96,9 @@ variable "capacity_provider_name" {
   description = "The cluster's EC2 ARM64 (Graviton) capacity provider that Loki is placed on (req 1.1, 1.2)."
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.capacity_provider_name))
-    error_message = "capacity_provider_name must be 1-255 letters, digits, hyphens or underscores."
+    # ECS reserves the aws, ecs and fargate prefixes (FARGATE is not EC2 capacity).
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.capacity_provider_name)) && !can(regex("^(?i)(aws|ecs|fargate)", var.capacity_provider_name))
+    error_message = "capacity_provider_name must be 1-255 letters, digits, hyphens or underscores, not starting with aws, ecs or fargate (an EC2 capacity provider's name)."
   }
 }
 
@@ -102,8 +107,8 @@ variable "instance_security_group_id" {
   description = "Security group of the cluster's EC2 instances; allowed to reach Loki on 3100 (collectors in host/bridge mode), never attached to Loki's task."
 
   validation {
-    condition     = can(regex("^sg-[0-9a-f]{8,17}$", var.instance_security_group_id))
-    error_message = "instance_security_group_id must look like sg-0123456789abcdef0."
+    condition     = can(regex("^sg-([0-9a-f]{8}|[0-9a-f]{17})$", var.instance_security_group_id))
+    error_message = "instance_security_group_id must be sg- and 8 or 17 hex digits, such as sg-0123456789abcdef0."
   }
 }
 
@@ -122,8 +127,8 @@ variable "s3_prefix_list_id" {
   description = "Prefix list of the VPC's existing S3 gateway endpoint; Loki's S3 egress is limited to it (req 2.7, 6.5)."
 
   validation {
-    condition     = can(regex("^pl-[0-9a-f]{8,17}$", var.s3_prefix_list_id))
-    error_message = "s3_prefix_list_id must look like pl-6da54004."
+    condition     = can(regex("^pl-([0-9a-f]{8}|[0-9a-f]{17})$", var.s3_prefix_list_id))
+    error_message = "s3_prefix_list_id must be pl- and 8 or 17 hex digits, such as pl-6da54004."
   }
 }
 
@@ -132,8 +137,8 @@ variable "amp_workspace_id" {
   description = "Id of the existing Amazon Managed Prometheus workspace the collectors remote-write to."
 
   validation {
-    condition     = can(regex("^ws-[0-9a-f-]{8,}$", var.amp_workspace_id))
-    error_message = "amp_workspace_id must look like ws-01234567-89ab-cdef-0123-456789abcdef."
+    condition     = can(regex("^ws-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", var.amp_workspace_id))
+    error_message = "amp_workspace_id must be ws- and a lowercase UUID, such as ws-01234567-89ab-cdef-0123-456789abcdef."
   }
 }
 
@@ -241,7 +246,7 @@ variable "loki_client_security_group_ids" {
   nullable    = false
 
   validation {
-    condition     = alltrue([for s in var.loki_client_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", s))])
+    condition     = alltrue([for s in var.loki_client_security_group_ids : can(regex("^sg-([0-9a-f]{8}|[0-9a-f]{17})$", s))])
     error_message = "loki_client_security_group_ids must only contain security group ids such as sg-0123456789abcdef0."
   }
 }
@@ -365,8 +370,9 @@ variable "temporal_db_host" {
   description = "Host name of the existing PostgreSQL-compatible database of the Temporal cluster."
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9.-]+$", var.temporal_db_host))
-    error_message = "temporal_db_host must be a DNS name or IPv4 address."
+    # DNS: labels of 1-63 letters, digits and inner hyphens; 253 characters in all.
+    condition     = length(var.temporal_db_host) <= 253 && can(regex("^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$", var.temporal_db_host))
+    error_message = "temporal_db_host must be a DNS name or IPv4 address (labels of 1-63 letters, digits and inner hyphens, 253 characters at most)."
   }
 }
 
@@ -376,8 +382,8 @@ variable "temporal_db_port" {
   default     = 5432
 
   validation {
-    condition     = var.temporal_db_port >= 1 && var.temporal_db_port <= 65535
-    error_message = "temporal_db_port must be between 1 and 65535."
+    condition     = var.temporal_db_port >= 1 && var.temporal_db_port <= 65535 && floor(var.temporal_db_port) == var.temporal_db_port
+    error_message = "temporal_db_port must be a whole number between 1 and 65535."
   }
 }
 
@@ -385,18 +391,33 @@ variable "temporal_db_name" {
   type        = string
   description = "Name of Temporal's main database."
   default     = "temporal"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", var.temporal_db_name))
+    error_message = "temporal_db_name must be a PostgreSQL name: 1-63 letters, digits, _, $ or -, starting with a letter or _."
+  }
 }
 
 variable "temporal_visibility_db_name" {
   type        = string
   description = "Name of Temporal's visibility database."
   default     = "temporal_visibility"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", var.temporal_visibility_db_name))
+    error_message = "temporal_visibility_db_name must be a PostgreSQL name: 1-63 letters, digits, _, $ or -, starting with a letter or _."
+  }
 }
 
 variable "temporal_db_user" {
   type        = string
   description = "Database user of the Temporal services."
   default     = "temporal"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", var.temporal_db_user))
+    error_message = "temporal_db_user must be a PostgreSQL name: 1-63 letters, digits, _, $ or -, starting with a letter or _."
+  }
 }
 
 variable "temporal_db_password_secret_arn" {
@@ -405,7 +426,7 @@ variable "temporal_db_password_secret_arn" {
 
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:(secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+|ssm:[a-z0-9-]+:[0-9]{12}:parameter/.+)$", var.temporal_db_password_secret_arn))
-    error_message = "temporal_db_password_secret_arn must be a Secrets Manager secret ARN or an SSM parameter ARN."
+    error_message = "temporal_db_password_secret_arn must be a Secrets Manager secret ARN or an SSM parameter ARN (never the password itself)."
   }
 }
 

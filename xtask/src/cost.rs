@@ -31,15 +31,17 @@ pub const REQUIRED_SAVING: f64 = 0.5;
 
 impl CostArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
-        for (flag, value) in [("--gb-per-month", self.gb_per_month), ("--queries-gb", self.queries_gb)] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(usage(format!("{flag} {value}: expected a number of GB, 0 or more")));
-            }
+        // No logs means no saving to speak of (and a ratio over zero): the volume must be positive.
+        if !(self.gb_per_month.is_finite() && self.gb_per_month > 0.0) {
+            return Err(usage(format!("--gb-per-month {}: expected a number of GB greater than 0", self.gb_per_month)));
+        }
+        if !(self.queries_gb.is_finite() && self.queries_gb >= 0.0) {
+            return Err(usage(format!("--queries-gb {}: expected a number of GB, 0 or more", self.queries_gb)));
         }
         let env = Environment::load(&project.root, &self.env).map_err(usage)?;
         let prices = Prices::load(&project.root)?;
         let inputs = Inputs::from_env(&project.root, &env, self.gb_per_month, self.queries_gb)?;
-        let region = prices.region(&inputs.region)?;
+        let region = prices.region(&inputs.region).map_err(usage)?;
         let breakdown = compute(&inputs, region, &prices);
         let break_even = break_even_gb(&inputs, region, &prices);
         if self.json {
@@ -141,7 +143,7 @@ impl Prices {
     pub fn region(&self, region: &str) -> anyhow::Result<&RegionPrices> {
         self.regions.get(region).ok_or_else(|| {
             format_err!(
-                "{PRICES_FILE} has no prices for {region} (it has {}); add a [regions.{region}] table with the prices from the AWS pricing pages",
+                "{PRICES_FILE} has no prices for {region} (it prices {}), so `cost` cannot price this env; add a [regions.{region}] table with the prices from the AWS pricing pages, or run with an env in a priced region",
                 self.regions.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })

@@ -54,6 +54,8 @@ impl InitArgs {
             &format!("temporal-{}", self.env),
         )?;
         let bucket = value(&self.state_bucket, "--state-bucket", "S3 bucket of the Terraform state", "")?;
+        // The example's ARNs and host names name its region and account: move them along.
+        let moved = settings::retarget(&mut doc, &region, &account);
         settings::set_in_document(&mut doc, &["aws", "region"], region.as_str().into())?;
         settings::set_in_document(&mut doc, &["aws", "account_id"], account.as_str().into())?;
         settings::set_in_document(&mut doc, &["project", "name"], name.as_str().into())?;
@@ -68,6 +70,9 @@ impl InitArgs {
             "created {} (platform ids are the example's placeholders: set yours before deploying)",
             project.rel(path).display()
         );
+        if !moved.is_empty() {
+            println!("  moved to {region} / {account}, still placeholders: {}", moved.join(", "));
+        }
         Ok(())
     }
 }

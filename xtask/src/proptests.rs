@@ -143,7 +143,7 @@ fn project_name() -> impl Strategy<Value = String> {
 
 /// loki.retention_days: one of the values CloudWatch accepts (req 5.5).
 fn retention_days() -> impl Strategy<Value = u32> {
-    prop::sample::select(settings::CLOUDWATCH_RETENTION_DAYS.to_vec())
+    prop::sample::select(settings::cloudwatch_retention_days())
 }
 
 proptest! {

@@ -4,20 +4,7 @@ pub mod alloy;
 pub mod grafana;
 pub mod loki;
 
-/// Levenshtein distance, for "did you mean" hints on unknown keys and arguments.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
+pub(crate) use settings::hint::edit_distance;
 
 /// The rendered files of every environment whose name `matches`, sorted; at least one (tests).
 #[cfg(test)]

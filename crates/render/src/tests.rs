@@ -80,3 +80,28 @@ fn template_error_names_the_template_and_the_env_file() {
     assert!(err.contains("templates/loki-config.yaml.tera"), "{err}");
     assert!(err.contains("envs/dev.toml"), "{err}");
 }
+
+// The settings rules check each key against the Terraform variable they name: it must be the one
+// the key's value is rendered to.
+#[test]
+fn every_key_the_rules_map_renders_to_that_variable() {
+    let env = Environment::load(&repo_root(), EXAMPLE_ENV).unwrap();
+    let text = tfvars(&env);
+    let doc: settings::TomlDocument = std::fs::read_to_string(&env.path).unwrap().parse().unwrap();
+    for (key, variable) in settings::rules::TERRAFORM_VARIABLES {
+        let expected = match key.split_once('.') {
+            None => format!("{:?}", env.name),
+            Some((section, field)) => {
+                let mut value = doc[section][field].as_value().unwrap().clone();
+                value.decor_mut().clear();
+                value.to_string()
+            }
+        };
+        let rendered = text.lines().filter_map(|l| l.split_once(" = ")).find(|(name, _)| name.trim() == *variable);
+        assert_eq!(rendered.map(|(_, v)| v.trim()), Some(expected.as_str()), "{key} → {variable}");
+    }
+    for image in env.settings.versions.keys() {
+        assert_eq!(settings::rules::terraform_variable(&format!("versions.{image}")), Some(image.as_str()));
+        assert!(text.lines().any(|l| l.split_once(" = ").is_some_and(|(name, _)| name.trim() == image)), "{image}");
+    }
+}

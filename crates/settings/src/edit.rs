@@ -69,3 +69,55 @@ pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     tmp.persist(path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
+
+/// Moves the ARNs and AWS host names in `doc` from one region and account to another (what
+/// `cargo xtask init` does to the example's placeholders); returns the keys it changed.
+pub fn retarget(doc: &mut toml_edit::DocumentMut, region: &str, account: &str) -> Vec<String> {
+    let (Some(from_region), Some(from_account)) = (
+        doc.get("aws").and_then(|t| t.get("region")).and_then(|v| v.as_str()).map(str::to_string),
+        doc.get("aws").and_then(|t| t.get("account_id")).and_then(|v| v.as_str()).map(str::to_string),
+    ) else {
+        return Vec::new();
+    };
+    let partitions = (crate::rules::partition(&from_region), crate::rules::partition(region));
+    let moved = |text: &str| -> String {
+        if let Some(rest) = text.strip_prefix("arn:") {
+            let mut fields: Vec<String> = rest.splitn(5, ':').map(str::to_string).collect();
+            if let [partition, _, arn_region, arn_account, _] = &mut fields[..] {
+                if let (Some(from), Some(to)) = partitions {
+                    if partition == from {
+                        *partition = to.to_string();
+                    }
+                }
+                if *arn_region == from_region {
+                    *arn_region = region.to_string();
+                }
+                if *arn_account == from_account {
+                    *arn_account = account.to_string();
+                }
+            }
+            return format!("arn:{}", fields.join(":"));
+        }
+        text.replace(&format!(".{from_region}.rds.amazonaws.com"), &format!(".{region}.rds.amazonaws.com"))
+            .replace(&format!("{from_account}.dkr.ecr.{from_region}."), &format!("{account}.dkr.ecr.{region}."))
+    };
+    let mut changed = Vec::new();
+    for (section, table) in doc.as_table_mut().iter_mut() {
+        if section == "aws" {
+            continue;
+        }
+        let Some(table) = table.as_table_like_mut() else { continue };
+        for (key, item) in table.iter_mut() {
+            let Some(value) = item.as_value_mut() else { continue };
+            let Some(text) = value.as_str() else { continue };
+            let new = moved(text);
+            if new != text {
+                let decor = value.decor().clone();
+                *value = new.into();
+                *value.decor_mut() = decor;
+                changed.push(format!("{section}.{key}"));
+            }
+        }
+    }
+    changed
+}

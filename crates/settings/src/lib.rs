@@ -8,7 +8,9 @@ use anyhow::{bail, format_err, Context};
 use serde::{Deserialize, Serialize};
 
 mod edit;
-pub use edit::{set, set_collector, set_in_document, write_atomically};
+pub mod hint;
+pub mod rules;
+pub use edit::{retarget, set, set_collector, set_in_document, write_atomically};
 pub use toml_edit::{DocumentMut as TomlDocument, Value as TomlValue};
 
 /// One environment: its name (the file stem) and its typed settings.
@@ -247,80 +249,61 @@ impl Environment {
 
     pub fn from_file(name: &str, path: &Path) -> anyhow::Result<Environment> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let settings = parse(&text).map_err(|err| format_err!("{}: {err:#}", path.display()))?;
+        let settings = parse_env(Some(name), &text).map_err(|err| format_err!("{}: {err:#}", path.display()))?;
         Ok(Environment { name: name.to_string(), path: path.to_path_buf(), settings })
     }
 }
 
 /// Parses and validates an env file's text. Errors name the key and the allowed values.
 pub fn parse(text: &str) -> anyhow::Result<Settings> {
-    let settings: Settings = toml::from_str(text).map_err(|err| format_err!("{}", err.to_string().trim_end()))?;
-    settings.validate()?;
-    Ok(settings)
+    parse_env(None, text)
 }
 
-impl Settings {
-    fn validate(&self) -> anyhow::Result<()> {
-        let mut problems = Vec::new();
-        if !(self.aws.account_id.len() == 12 && self.aws.account_id.bytes().all(|b| b.is_ascii_digit())) {
-            problems.push(format!("aws.account_id = {:?}: expected 12 digits", self.aws.account_id));
-        }
-        if !self.project.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            || self.project.name.is_empty()
-            || self.project.name.len() > 24
-        {
-            problems.push(format!(
-                "project.name = {:?}: expected 1-24 characters of a-z, 0-9 and '-' (it prefixes resource names)",
-                self.project.name
-            ));
-        }
-        for (key, image) in &self.versions {
-            if let Err(why) = check_pinned_image(image) {
-                problems.push(format!("versions.{key} = {image:?}: {why}"));
+/// [`parse`] for the env file named `env` (its name is a setting too: Terraform's `environment`).
+/// Reports every problem at once; a type or unknown-key error ends the list.
+pub fn parse_env(env: Option<&str>, text: &str) -> anyhow::Result<Settings> {
+    let mut doc: TomlDocument =
+        text.parse().map_err(|err: toml_edit::TomlError| format_err!("{}", err.to_string().trim_end()))?;
+    let mut problems = rules::check_numbers(&mut doc);
+    // Parsed from text (the patched one after bad numbers) so serde's errors keep line and key.
+    let patched = if problems.is_empty() { text.to_string() } else { doc.to_string() };
+    match toml::from_str::<Settings>(&patched) {
+        Ok(settings) => {
+            let reported: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+            problems.extend(rules::check(env, &settings).into_iter().filter(|p| !reported.contains(&p.key)));
+            if problems.is_empty() {
+                return Ok(settings);
             }
         }
-        if !CLOUDWATCH_RETENTION_DAYS.contains(&self.loki.retention_days) {
-            problems.push(format!(
-                "loki.retention_days = {}: expected one of {CLOUDWATCH_RETENTION_DAYS:?} (it is also the CloudWatch log groups' retention, req 5.5)",
-                self.loki.retention_days
-            ));
-        }
-        if !self.adot.enabled {
-            let on_adot: Vec<&str> =
-                self.services.iter().filter(|(_, s)| s.collector == Collector::Adot).map(|(name, _)| name).collect();
-            if !on_adot.is_empty() {
-                problems.push(format!(
-                    "adot.enabled = false while {} still use the adot collector; migrate them first (`cargo xtask migrate-sidecars`)",
-                    on_adot.join(", ")
-                ));
-            }
-        }
-        if !(self.loki.count == 1 || (3..=9).contains(&self.loki.count)) {
-            problems.push(format!(
-                "loki.count = {}: expected 1 (single replica) or 3 to 9 (memberlist ring with replication factor 3)",
-                self.loki.count
-            ));
-        }
-        let arn = &self.temporal.db_password_secret_arn;
-        if !(arn.starts_with("arn:aws:secretsmanager:") || arn.starts_with("arn:aws:ssm:")) {
-            problems.push(format!(
-                "temporal.db_password_secret_arn = {arn:?}: expected a Secrets Manager or SSM parameter ARN (never the password itself)"
-            ));
-        }
-        if self.platform.private_subnet_ids.is_empty() {
-            problems.push("platform.private_subnet_ids is empty: Loki needs at least one private subnet".into());
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            bail!("invalid settings:\n  - {}", problems.join("\n  - "))
+        Err(err) => problems.push(rules::Problem { key: String::new(), message: err.to_string().trim_end().into() }),
+    }
+    problems.sort_by_key(|p| line_of(text, &p.key));
+    let lines: Vec<String> = problems.into_iter().map(|p| p.message).collect();
+    bail!("invalid settings:\n  - {}", lines.join("\n  - "))
+}
+
+/// The line of `section.field` in an env file, so problems are listed in the file's order
+/// (keys not found, and serde's own errors, last).
+fn line_of(text: &str, key: &str) -> usize {
+    let Some((section, field)) = key.split_once('.') else { return usize::MAX };
+    let mut in_section = false;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == format!("[{section}]");
+        } else if in_section && line.split('=').next().is_some_and(|name| name.trim() == field) {
+            return number;
         }
     }
+    usize::MAX
 }
 
-/// Retention values CloudWatch Logs accepts, within the 1-3650 days Loki's retention may take.
-pub const CLOUDWATCH_RETENTION_DAYS: [u32; 21] =
-    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288];
+/// Retention values CloudWatch Logs accepts, within the 1-3650 days Loki's retention may take
+/// (infra/variables.tf `loki_retention_days`).
+pub fn cloudwatch_retention_days() -> Vec<u32> {
+    let allowed = rules::TERRAFORM["loki_retention_days"].one_of.as_ref().expect("a contains() list");
+    allowed.iter().map(|&n| u32::try_from(n).expect("positive")).collect()
+}
 
 /// An image reference must name a version: a tag other than `latest`, or a digest.
 pub fn check_pinned_image(image: &str) -> Result<(), String> {
@@ -335,15 +318,9 @@ pub fn check_pinned_image(image: &str) -> Result<(), String> {
     }
 }
 
-/// Environment names become file and directory names.
+/// Environment names become file and directory names and Terraform's `environment`.
 pub fn check_env_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 32
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !ok {
-        bail!("invalid environment name `{name}`: use 1-32 characters of a-z, 0-9, '-' and '_'");
-    }
-    Ok(())
+    rules::check_env_name(name).map_err(|why| format_err!("invalid environment name `{name}`: {why}"))
 }
 
 /// Names of the environments in `envs/`, sorted.

@@ -67,7 +67,7 @@ enum Edit {
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         any::<bool>().prop_map(Edit::LokiEnabled),
-        prop::sample::select(CLOUDWATCH_RETENTION_DAYS.to_vec()).prop_map(Edit::RetentionDays),
+        prop::sample::select(cloudwatch_retention_days()).prop_map(Edit::RetentionDays),
         (prop::sample::select(SERVICE_NAMES.to_vec()), prop_oneof![Just(Collector::Adot), Just(Collector::Alloy)])
             .prop_map(|(service, collector)| Edit::Collector(service, collector)),
     ]

@@ -57,7 +57,12 @@ fn unpinned_images_are_rejected() {
 fn retention_out_of_range_is_rejected() {
     let text = EXAMPLE.replacen("retention_days = 7", "retention_days = 0", 1);
     let err = format!("{:#}", parse(&text).unwrap_err());
-    assert!(err.contains("loki.retention_days = 0: expected one of [1, 3, 5, 7"), "{err}");
+    assert!(
+        err.contains(
+            "loki.retention_days = 0: must be between 1 and 3650 and a CloudWatch retention value: 1, 3, 5, 7"
+        ),
+        "{err}"
+    );
     let text = EXAMPLE.replacen("retention_days = 7", "retention_days = 10", 1);
     assert!(parse(&text).is_err(), "10 is not a CloudWatch retention value");
 }
@@ -106,7 +111,7 @@ fn set_adds_a_missing_key_and_refuses_an_invalid_result() {
 fn two_loki_replicas_are_rejected() {
     let text = EXAMPLE.replacen("count = 1", "count = 2", 1);
     let err = format!("{:#}", parse(&text).unwrap_err());
-    assert!(err.contains("loki.count = 2: expected 1 (single replica) or 3 to 9"), "{err}");
+    assert!(err.contains("loki.count = 2: must be 1 (single replica, in-memory ring) or 3-9"), "{err}");
 }
 
 #[test]
@@ -118,4 +123,203 @@ fn a_plain_password_is_not_a_secret_arn() {
     );
     let err = format!("{:#}", parse(&text).unwrap_err());
     assert!(err.contains("never the password itself"), "{err}");
+}
+
+fn problems(text: &str) -> String {
+    format!("{:#}", parse(text).unwrap_err())
+}
+
+#[test]
+fn a_negative_number_names_the_key_and_what_is_allowed() {
+    let err = problems(&EXAMPLE.replacen("retention_days = 7", "retention_days = -7", 1));
+    assert!(err.contains("loki.retention_days = -7: must be between 1 and 3650"), "{err}");
+    assert!(!err.contains("u32"), "{err}");
+    let err = problems(&EXAMPLE.replacen("cpu = 512", "cpu = 512.5", 1));
+    assert!(err.contains("loki.cpu = 512.5: not a whole number; must be one of 256, 512"), "{err}");
+    let err = problems(&EXAMPLE.replacen("db_port = 5432", "db_port = -1", 1));
+    assert!(err.contains("temporal.db_port = -1: must be a whole number between 1 and 65535"), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = EXAMPLE
+        .replacen("cpu = 512", "cpu = 3", 1)
+        .replacen("retention_days = 7", "retention_days = -7", 1)
+        .replacen("region = \"eu-west-1\"", "region = \"eu-wst-1\"", 1)
+        .replacen("bucket = \"temporal-dev-terraform-state\"", "bucket = \"Bad_Bucket!\"", 1);
+    let err = problems(&text);
+    for key in
+        ["loki.cpu = 3", "loki.retention_days = -7", "aws.region = \"eu-wst-1\"", "state.bucket = \"Bad_Bucket!\""]
+    {
+        assert!(err.contains(key), "no {key} in {err}");
+    }
+    // A bad cpu does not also blame the memory that fits a good one.
+    assert!(!err.contains("loki.memory"), "{err}");
+}
+
+#[test]
+fn a_misspelt_region_gets_the_nearest_one() {
+    let err = rules::check_region("eu-wst-1").unwrap_err();
+    assert!(err.ends_with("Did you mean eu-west-1?"), "{err}");
+    let err = rules::check_region("Not A Region!").unwrap_err();
+    assert!(err.contains("Known: af-south-1, ") && err.contains("us-west-2"), "{err}");
+    assert_eq!(rules::partition("cn-north-1"), Some("aws-cn"));
+    assert_eq!(rules::partition("eu-west-1"), Some("aws"));
+}
+
+#[test]
+fn memory_must_fit_the_cpu_as_ecs_sizes_it() {
+    let sizes = rules::ecs_task_sizes();
+    assert_eq!(sizes.keys().copied().collect::<Vec<_>>(), [256, 512, 1024, 2048, 4096, 8192, 16384]);
+    assert_eq!(sizes[&512], (1024, 4096, 1024));
+    let err = problems(&EXAMPLE.replacen("memory = 1024", "memory = 8192", 1));
+    assert!(
+        err.contains("loki.memory = 8192: not valid with loki.cpu = 512: ECS needs 1024-4096 MiB in steps of 1024"),
+        "{err}"
+    );
+}
+
+#[test]
+fn vpc_cidrs_are_network_addresses_from_16_to_28() {
+    for ok in ["10.0.0.0/16", "172.31.16.0/20", "192.168.0.0/28"] {
+        assert!(rules::vpc_cidr_ok(ok), "{ok}");
+    }
+    for bad in [
+        "10.0.0.0/33",
+        "10.0.0.0/15",
+        "10.0.0.1/16",
+        "010.0.0.0/16",
+        "10.0.0.0/016",
+        "10.0.0.0",
+        "10.0.0/16",
+        " 10.0.0.0/16",
+    ] {
+        assert!(!rules::vpc_cidr_ok(bad), "{bad}");
+    }
+}
+
+#[test]
+fn env_names_follow_terraforms_environment_variable() {
+    assert!(check_env_name("dev-2").is_ok());
+    for bad in ["my_env", "2dev", "Dev", "", "a-name-of-thirty-three-characters"] {
+        let err = format!("{:#}", check_env_name(bad).unwrap_err());
+        assert!(err.contains("must be 1-32 characters of lowercase letters"), "{bad}: {err}");
+    }
+}
+
+// The rules are read from infra/variables.tf: each mapped variable must have a validation there.
+#[test]
+fn every_mapped_variable_has_a_terraform_validation() {
+    for (key, variable) in rules::TERRAFORM_VARIABLES {
+        let v = rules::TERRAFORM.get(*variable).unwrap_or_else(|| panic!("{key}: no validation of {variable}"));
+        assert!(!v.message.is_empty() && !v.message.starts_with(variable), "{variable}: {}", v.message);
+    }
+    for number in ["loki_cpu", "loki_retention_days"] {
+        assert!(rules::TERRAFORM[number].one_of.is_some(), "{number}: its contains() list was not read");
+    }
+    assert_eq!(rules::TERRAFORM["vpc_id"].patterns.len(), 1);
+    assert!(rules::TERRAFORM["project_name"].patterns.iter().any(|(_, negated)| *negated));
+}
+
+#[test]
+fn the_adot_image_pattern_is_terraforms_while_its_file_exists() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/adot-sidecar.tf");
+    let Ok(text) = std::fs::read_to_string(path) else { return };
+    let v = &rules::validations(&text)["adot_image"];
+    assert_eq!(v.patterns.iter().map(|(re, _)| re.as_str()).collect::<Vec<_>>(), [rules::ADOT_IMAGE_PATTERN]);
+}
+
+#[test]
+fn retarget_moves_the_example_arns_and_hosts_only() {
+    let mut doc: TomlDocument = EXAMPLE.parse().unwrap();
+    let moved = retarget(&mut doc, "cn-north-1", "210987654321");
+    assert_eq!(
+        moved,
+        ["platform.service_connect_namespace_arn", "temporal.db_host", "temporal.db_password_secret_arn"]
+    );
+    let text = doc.to_string();
+    assert!(text.contains("\"arn:aws-cn:servicediscovery:cn-north-1:210987654321:namespace/ns-abcdefghijklmnop\""));
+    assert!(text.contains(".cn-north-1.rds.amazonaws.com\""));
+    assert!(text.contains("region = \"eu-west-1\""), "aws.region is the caller's to set");
+    let changed = EXAMPLE.lines().zip(text.lines()).filter(|(a, b)| a != b).count();
+    assert_eq!(changed, 3, "comments and other values stay");
+}
+
+#[test]
+fn a_wrong_type_names_its_line_and_key_next_to_the_other_problems() {
+    let text = EXAMPLE.replacen("enabled = false\ncpu = 512", "enabled = \"no\"\ncpu = -512", 1).replacen(
+        "task_id_label = false",
+        "task_id_label = \"no\"",
+        1,
+    );
+    let err = problems(&text);
+    assert!(err.contains("loki.cpu = -512: must be one of"), "{err}");
+    assert!(err.contains("line ") && err.contains("expected a boolean"), "{err}");
+}
+
+/// The parts of Terraform conditions rules.rs restates (the rest is read from variables.tf). When
+/// one changes, change the rule and its cases in infra/tests/settings_cases.toml, then the pin.
+const RESTATED: &[(&str, &str)] = &[
+    (
+        "aws_region",
+        r##"contains([for line in split("\n", file("../data/aws-regions.txt")) : split(" ", line)[0] if trimspace(line) != "" && !startswith(line, "#")], var.aws_region)"##,
+    ),
+    (
+        "vpc_cidr",
+        r#"try(cidrsubnet(var.vpc_cidr, 0, 0) == var.vpc_cidr && tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 28, false)"#,
+    ),
+    (
+        "private_subnet_ids",
+        "length(var.private_subnet_ids) > 0 && length(var.private_subnet_ids) <= 16 && length(distinct(var.private_subnet_ids)) == length(var.private_subnet_ids) && alltrue([for s in var.private_subnet_ids : ])",
+    ),
+    ("loki_memory", "var.loki_memory >= 512 && var.loki_memory <= 122880 && floor(var.loki_memory) == var.loki_memory"),
+    (
+        "loki_count",
+        "floor(var.loki_count) == var.loki_count && (var.loki_count == 1 || (var.loki_count >= 3 && var.loki_count <= 9))",
+    ),
+    ("loki_retention_days", "var.loki_retention_days >= 1 && var.loki_retention_days <= 3650"),
+    ("temporal_db_host", "length(var.temporal_db_host) <= 253"),
+    (
+        "temporal_db_port",
+        "var.temporal_db_port >= 1 && var.temporal_db_port <= 65535 && floor(var.temporal_db_port) == var.temporal_db_port",
+    ),
+    ("grafana_image", "var.grafana_image == null ||"),
+];
+
+// A Terraform condition that changes beyond its regexes and lists fails here, not in production.
+#[test]
+fn the_terraform_conditions_restated_in_rust_are_pinned() {
+    let images = ["loki_image", "alloy_image", "temporal_image", "benchmark_worker_image", "grafana_image"];
+    for variable in rules::TERRAFORM_VARIABLES.iter().map(|(_, v)| *v).chain(images) {
+        let pinned = RESTATED.iter().find(|(v, _)| *v == variable).map_or("", |(_, c)| *c);
+        assert_eq!(
+            rules::TERRAFORM[variable].restated,
+            pinned,
+            "infra/variables.tf: the condition of {variable} changed; restate it in crates/settings/src/rules.rs"
+        );
+    }
+}
+
+#[test]
+fn an_image_terraform_requires_must_be_set() {
+    assert!(rules::REQUIRED.contains("loki_image") && !rules::REQUIRED.contains("benchmark_worker_image"));
+    assert!(rules::REQUIRED.contains("aws_region") && !rules::REQUIRED.contains("loki_cpu"));
+    let err = problems(&EXAMPLE.replacen("loki_image = \"grafana/loki:3.7.6\"\n", "", 1));
+    assert!(
+        err.contains("versions.loki_image is missing: Terraform needs it; must be pinned to a Loki 3.7.x tag"),
+        "{err}"
+    );
+    let text = EXAMPLE.replacen("benchmark_worker_image = \"ghcr.io/temporalio/benchmark-workers:v1.5.0\"\n", "", 1);
+    assert!(parse(&text).is_ok(), "benchmark_worker_image has a default");
+}
+
+#[test]
+fn problems_are_listed_in_the_files_order() {
+    let text = EXAMPLE
+        .replacen("retention_days = 7", "retention_days = -7", 1)
+        .replacen("region = \"eu-west-1\"", "region = \"eu-wst-1\"", 1)
+        .replacen("vpc_id = \"vpc-0123456789abcdef0\"", "vpc_id = \"bogus\"", 1);
+    let err = problems(&text);
+    let at = |key: &str| err.find(key).unwrap_or_else(|| panic!("no {key} in {err}"));
+    assert!(at("aws.region") < at("platform.vpc_id") && at("platform.vpc_id") < at("loki.retention_days"), "{err}");
 }

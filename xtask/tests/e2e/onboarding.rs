@@ -257,8 +257,11 @@ fn doctor_says_what_to_fix_and_exits_1() {
     assert!(doctor_row(&out.stdout, "aws credentials").0, "{}", out.stdout);
     assert!(out.stderr.contains("error: not ready: fix session-manager-plugin, docker (see above)"), "{}", out.stderr);
 
-    // Credentials for another account than the env file's.
-    settings::set(&world.env.path, &["aws", "account_id"], "210987654321".into()).unwrap();
+    // Credentials for another account than the env file's (its ARNs moved along, as init does).
+    let mut doc: settings::TomlDocument = world.env.text().parse().unwrap();
+    settings::retarget(&mut doc, "eu-west-1", "210987654321");
+    settings::set_in_document(&mut doc, &["aws", "account_id"], "210987654321".into()).unwrap();
+    std::fs::write(&world.env.path, doc.to_string()).unwrap();
     let out = doctor();
     out.assert_code(1);
     let (ok, credentials) = doctor_row(&out.stdout, "aws credentials");
@@ -373,7 +376,11 @@ fn init_refuses_bad_input_and_writes_nothing() {
     flags[3] = "12345678901";
     let out = init(&repo, "qa", &flags);
     out.assert_code(2);
-    assert!(out.stderr.contains("aws.account_id") && out.stderr.contains("expected 12 digits"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("aws.account_id = \"12345678901\": must be a 12-digit AWS account id"),
+        "{}",
+        out.stderr
+    );
     assert!(!qa.exists());
 
     // A required flag missing and no terminal to ask on: the flag is named.
@@ -405,6 +412,106 @@ fn init_refuses_bad_input_and_writes_nothing() {
     assert!(out.stderr.contains("invalid environment name `Dev!`"), "{}", out.stderr);
     assert_eq!(settings::list(repo.repo()).unwrap(), vec!["dev", "example"]);
     assert!(!repo.repo().join("rendered/qa").exists());
+}
+
+// init for another region and account moves the example's ARNs and host names there; a file that
+// keeps them is refused by every command and reported by doctor.
+#[test]
+fn init_moves_the_example_arns_to_the_new_region_and_account() {
+    let repo = init_repo();
+    let mut flags = QA_FLAGS;
+    (flags[1], flags[3]) = ("us-east-2", "210987654321");
+    let out = init(&repo, "qa", &flags);
+    out.assert_code(0);
+    assert!(out.stdout.contains("moved to us-east-2 / 210987654321"), "{}", out.stdout);
+    let s = settings::Environment::load(repo.repo(), "qa").unwrap().settings;
+    assert_eq!(
+        s.platform.service_connect_namespace_arn,
+        "arn:aws:servicediscovery:us-east-2:210987654321:namespace/ns-abcdefghijklmnop"
+    );
+    assert!(s.temporal.db_password_secret_arn.starts_with("arn:aws:secretsmanager:us-east-2:210987654321:secret:"));
+    assert!(s.temporal.db_host.ends_with(".us-east-2.rds.amazonaws.com"), "{}", s.temporal.db_host);
+
+    // Put the example's ARN back: render refuses (exit 2), doctor calls the file unfit.
+    let path = repo.repo().join("envs/qa.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("servicediscovery:us-east-2:210987654321", "servicediscovery:eu-west-1:123456789012"),
+    )
+    .unwrap();
+    let out = xtask_in(repo.repo(), &["render"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("platform.service_connect_namespace_arn = \"arn:aws:servicediscovery:eu-west-1:123456789012")
+            && out.stderr.contains("this env is aws / us-east-2 / 210987654321"),
+        "{}",
+        out.stderr
+    );
+    let out = xtask_in(repo.repo(), &["doctor", "--env", "qa"]);
+    let (ok, detail) = doctor_row(&out.stdout, "env file");
+    assert!(!ok && detail.contains("platform.service_connect_namespace_arn"), "{detail}");
+}
+
+// A value Terraform or AWS would refuse stops every command when the env file is read: exit 2, the
+// file, each key with its value and what is allowed, and nothing written.
+#[test]
+fn bad_settings_stop_every_command_before_anything_runs() {
+    let repo = EnvFile::new(&[]);
+    let mut doc: settings::TomlDocument = repo.text().parse().unwrap();
+    let bad: [(&[&str], settings::TomlValue); 7] = [
+        (&["loki", "cpu"], 3i64.into()),
+        (&["loki", "retention_days"], (-7i64).into()),
+        (&["platform", "vpc_cidr"], "10.0.0.0/33".into()),
+        (&["platform", "private_subnet_ids"], r#"["bogus"]"#.parse().unwrap()),
+        (&["aws", "region"], "eu-wst-1".into()),
+        (&["state", "bucket"], "Bad_Bucket!".into()),
+        (&["platform", "instance_security_group_id"], "sg-123".into()),
+    ];
+    for (keys, value) in bad {
+        settings::set_in_document(&mut doc, keys, value).unwrap();
+    }
+    std::fs::write(&repo.path, doc.to_string()).unwrap();
+    let before = snapshot(repo.repo());
+    for args in [
+        &["render"][..],
+        &["deploy", "loki", "--env", "dev"],
+        &["deploy", "grafana", "--env", "dev", "--execute"],
+        &["migrate-sidecars", "--env", "dev"],
+        &["cleanup-adot", "--env", "dev"],
+        &["verify", "2", "--env", "dev"],
+        &["logs", "worker", "--env", "dev"],
+        &["cost", "--env", "dev"],
+        &["init", "dev"],
+    ] {
+        let out = xtask_in(repo.repo(), args);
+        out.assert_code(2);
+        for expected in [
+            "envs/dev.toml",
+            "loki.cpu = 3: must be one of 256, 512, 1024, 2048, 4096, 8192, 16384",
+            "loki.retention_days = -7: must be between 1 and 3650",
+            "platform.vpc_cidr = \"10.0.0.0/33\": must be a VPC's IPv4 CIDR block",
+            "platform.private_subnet_ids = [\"bogus\"]: must list 1-16 distinct subnet ids",
+            "aws.region = \"eu-wst-1\": must be an AWS region listed in data/aws-regions.txt, such as eu-west-1. Did you mean eu-west-1?",
+            "state.bucket = \"Bad_Bucket!\": must be an S3 bucket name",
+            "platform.instance_security_group_id = \"sg-123\": must be sg- and 8 or 17 hex digits",
+        ] {
+            assert!(out.stderr.contains(expected), "{args:?}: no `{expected}` in:\n{}", out.stderr);
+        }
+        assert!(!out.stdout.contains("terraform validate: ok"), "{}", out.stdout);
+    }
+    assert!(differing(&before, &snapshot(repo.repo())).is_empty(), "a refused command wrote files");
+}
+
+// `cost --gb-per-month 0` has no saving to compute: refused, never "-inf %".
+#[test]
+fn cost_refuses_no_log_volume() {
+    let repo = EnvFile::new(&[]);
+    let out = xtask_in(repo.repo(), &["cost", "--env", "dev", "--gb-per-month", "0"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("--gb-per-month 0: expected a number of GB greater than 0"), "{}", out.stderr);
+    assert!(!out.stdout.contains("inf"), "{}", out.stdout);
 }
 
 // ---- cleanup-adot -----------------------------------------------------------------------------
