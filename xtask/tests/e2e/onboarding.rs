@@ -458,7 +458,7 @@ fn init_moves_the_example_arns_to_the_new_region_and_account() {
 // file, each key with its value and what is allowed, and nothing written.
 #[test]
 fn bad_settings_stop_every_command_before_anything_runs() {
-    let repo = EnvFile::new(&[]);
+    let repo = EnvFile::new(&[], OFFLINE_ACCOUNT);
     let mut doc: settings::TomlDocument = repo.text().parse().unwrap();
     let bad: [(&[&str], settings::TomlValue); 7] = [
         (&["loki", "cpu"], 3i64.into()),
@@ -507,7 +507,7 @@ fn bad_settings_stop_every_command_before_anything_runs() {
 // `cost --gb-per-month 0` has no saving to compute: refused, never "-inf %".
 #[test]
 fn cost_refuses_no_log_volume() {
-    let repo = EnvFile::new(&[]);
+    let repo = EnvFile::new(&[], OFFLINE_ACCOUNT);
     let out = xtask_in(repo.repo(), &["cost", "--env", "dev", "--gb-per-month", "0"]);
     out.assert_code(2);
     assert!(out.stderr.contains("--gb-per-month 0: expected a number of GB greater than 0"), "{}", out.stderr);
