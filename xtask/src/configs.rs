@@ -17,6 +17,12 @@ const ALLOY_TASK_ENV: &[&str] = &["ALLOY_CONFIG", "GOMEMLIMIT"];
 pub fn check_configs(project: &Project) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     let mut checked = 0;
+    // What the Loki container sets, read from the Terraform that sets it (not a second list).
+    let loki_tf = project.root.join("infra/loki.tf");
+    let loki_env = std::fs::read_to_string(&loki_tf)
+        .map_err(|e| e.to_string())
+        .and_then(|tf| configcheck::loki::task_env_from_terraform(&tf, "loki"))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", project.rel(&loki_tf).display()))?;
     for env in settings::load_all(&project.root)? {
         let dir = project.root.join("rendered").join(&env.name);
         let loki = dir.join("loki-config.yaml");
@@ -25,8 +31,9 @@ pub fn check_configs(project: &Project) -> anyhow::Result<()> {
             replicas: env.settings.loki.count,
             memory_mib: env.settings.loki.memory,
         };
-        checked +=
-            check_file(project, &loki, &mut problems, |text| configcheck::loki::check_loki_config_for(text, &expected));
+        checked += check_file(project, &loki, &mut problems, |text| {
+            configcheck::loki::check_loki_config_deployed(text, &expected, &loki_env)
+        });
         for service in render::sidecar_services() {
             let alloy = dir.join(format!("alloy-{service}.alloy"));
             checked += check_file(project, &alloy, &mut problems, |text| {

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use yaml_rust2::{Yaml, YamlLoader};
 
 mod derive;
+pub mod envsubst;
 pub use derive::derive_key_list;
 
 /// The Loki release the key list was derived from.
@@ -75,6 +76,125 @@ pub fn check_loki_config_for(yaml: &str, expected: &Expected) -> Vec<Finding> {
         findings.extend(check_agreement(&doc, expected));
     }
     findings
+}
+
+/// The config as the deployed task reads it: `-config.expand-env=true` first expands the whole
+/// file (comments included) with drone/envsubst, and a parse error stops Loki, so that comes
+/// first; every `${NAME}` must be a variable the Loki container sets (`task_env`), or it silently
+/// expands to ""; then [`check_loki_config_for`] on the expanded text, which is what Loki parses.
+pub fn check_loki_config_deployed(yaml: &str, expected: &Expected, task_env: &[String]) -> Vec<Finding> {
+    let (expanded, mut findings) = check_expansion(yaml, task_env);
+    if let Some(text) = expanded {
+        findings.extend(check_loki_config_for(&text, expected));
+    }
+    findings
+}
+
+/// The expanded text (placeholders for the task's values) and what Loki would do wrong with it.
+/// `None` when Loki stops at the expansion.
+pub fn check_expansion(yaml: &str, task_env: &[String]) -> (Option<String>, Vec<Finding>) {
+    let at = |offset: usize| format!("line {}", yaml[..offset.min(yaml.len())].matches('\n').count() + 1);
+    let references = match envsubst::references(yaml) {
+        Ok(refs) => refs,
+        Err(f) => {
+            let message = format!(
+                "Loki stops at start-up: -config.expand-env=true reads the whole file, comments included, and \
+                 drone/envsubst fails with \"{}\" here; write $${{ for a literal ${{",
+                f.error.message()
+            );
+            return (None, vec![finding(&at(f.offset), message)]);
+        }
+    };
+    let mut out = Vec::new();
+    for r in references.iter().filter(|r| !task_env.contains(&r.name)) {
+        out.push(finding(
+            &at(r.offset),
+            format!(
+                "${{{}}} is not set by the Loki container (it sets {}), so it expands to \"\"",
+                r.name,
+                if task_env.is_empty() { "nothing".to_string() } else { task_env.join(", ") }
+            ),
+        ));
+    }
+    // Placeholders: the names are checked here, the values only exist at deploy time.
+    let value = |name: &str| task_env.iter().any(|n| n == name).then(|| format!("expanded-{}", name.to_lowercase()));
+    let expanded = envsubst::expand(yaml, value).expect("parsed above");
+    // `$NAME` without braces stays literal in drone/envsubst: almost certainly a mistake.
+    for name in task_env {
+        let needle = format!("${name}");
+        for (i, _) in expanded.match_indices(&needle) {
+            let next = expanded[i + needle.len()..].chars().next();
+            if !next.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                let line = expanded[..i].matches('\n').count() + 1;
+                out.push(finding(
+                    &format!("line {line}"),
+                    format!("`${name}` stays literal: drone/envsubst expands only ${{{name}}}"),
+                ));
+            }
+        }
+    }
+    (Some(expanded), out)
+}
+
+/// Names of the `environment` and `secrets` entries of container `container` in the
+/// `loki_containers` map of infra/loki.tf, read from the Terraform source (entries behind a
+/// condition count as set). The terraform test keeps the plan and this reading in step.
+pub fn task_env_from_terraform(tf: &str, container: &str) -> Result<Vec<String>, String> {
+    let open = format!("\n    {container} = {{");
+    let start = tf.find(&open).ok_or_else(|| format!("no container `{container} = {{` in the Terraform"))?;
+    let block = balanced(&tf[start + open.len() - 1..]).ok_or("unbalanced container block")?;
+    let mut names = Vec::new();
+    for key in ["environment", "secrets"] {
+        let Some(at) = block.find(&format!("\n      {key} ")) else { continue };
+        let rest = &block[at..];
+        let eq = rest.find('=').ok_or("no `=`")?;
+        let first = rest[eq..].find(['[', '(', '{']).ok_or("no list")? + eq;
+        let expr = balanced(&rest[first..]).ok_or_else(|| format!("unbalanced `{key}`"))?;
+        let mut text = expr;
+        while let Some(i) = text.find("name") {
+            text = &text[i + 4..];
+            let trimmed = text.trim_start();
+            if let Some(value) = trimmed.strip_prefix('=').map(str::trim_start).and_then(|v| v.strip_prefix('"')) {
+                if let Some(end) = value.find('"') {
+                    names.push(value[..end].to_string());
+                }
+            }
+        }
+    }
+    if names.is_empty() {
+        return Err(format!("container `{container}` sets no environment in the Terraform"));
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The text from an opening bracket to its matching close (strings skipped).
+fn balanced(text: &str) -> Option<&str> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut prev = ' ';
+    for (i, c) in text.char_indices() {
+        if in_string {
+            if c == '"' && prev != '\\' {
+                in_string = false;
+            }
+        } else {
+            match c {
+                '"' => in_string = true,
+                '[' | '(' | '{' => depth += 1,
+                ']' | ')' | '}' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(&text[..=i]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    None
 }
 
 fn parse(yaml: &str) -> Result<Yaml, Finding> {

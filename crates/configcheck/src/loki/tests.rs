@@ -275,7 +275,7 @@ fn the_rendered_configs_in_the_repository_pass() {
         let env_file = root.join("envs").join(format!("{env_name}.toml"));
         let expected = expected_from_env(&env_file);
         let findings = match expected {
-            Some(expected) => check_loki_config_for(&yaml, &expected),
+            Some(expected) => check_loki_config_deployed(&yaml, &expected, &loki_task_env()),
             None => check_loki_config(&yaml),
         };
         assert!(
@@ -296,4 +296,80 @@ fn expected_from_env(path: &Path) -> Option<Expected> {
         replicas: env.settings.loki.count,
         memory_mib: env.settings.loki.memory,
     })
+}
+
+/// The Loki container's variables as infra/loki.tf sets them.
+fn loki_task_env() -> Vec<String> {
+    let tf = std::fs::read_to_string(repo_root().join("infra/loki.tf")).expect("infra/loki.tf");
+    task_env_from_terraform(&tf, "loki").expect("the Loki container's environment")
+}
+
+fn env_of(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+#[test]
+fn the_task_env_is_read_from_the_terraform() {
+    assert_eq!(loki_task_env(), ["AWS_REGION", "LOKI_MEMBERLIST_JOIN", "LOKI_S3_BUCKET"]);
+    let tf = r#"
+  loki_containers = {
+    loki-init = {
+      environment = [{ name = "INIT_ONLY", value = "x" }]
+    }
+
+    loki = {
+      environment = concat(
+        [{ name = "A", value = "${local.x}" }],
+        local.ha ? [{ name = "B", value = "dns+${local.y}:7946" }] : [],
+      )
+      secrets = [{ name = "S", valueFrom = "arn" }]
+      dependsOn = [{ containerName = "loki-init", condition = "SUCCESS" }]
+    }
+  }
+"#;
+    assert_eq!(task_env_from_terraform(tf, "loki").unwrap(), ["A", "B", "S"]);
+    assert_eq!(task_env_from_terraform(tf, "loki-init").unwrap(), ["INIT_ONLY"]);
+    assert!(task_env_from_terraform(tf, "grafana").is_err());
+}
+
+// req: 1.7
+#[test]
+fn the_expansion_loki_runs_first_is_checked_over_the_whole_file() {
+    let env = env_of(&["LOKI_S3_BUCKET", "AWS_REGION"]);
+    assert_eq!(check_loki_config_deployed(GOOD, &DEV, &env), vec![]);
+
+    // The comment that kept Loki from starting.
+    let comment = format!("# ${{...}} is expanded by Loki\n{GOOD}");
+    let findings = check_loki_config_deployed(&comment, &DEV, &env);
+    assert_eq!(paths(&findings), ["line 1"], "{findings:?}");
+    assert!(findings[0].message.contains("unable to parse variable name"), "{}", findings[0]);
+
+    // An escaped dollar is fine anywhere, and reaches Loki as `${`.
+    let escaped = format!("# $${{LOKI_S3_BUCKET}} stays literal\n{GOOD}");
+    assert_eq!(check_loki_config_deployed(&escaped, &DEV, &env), vec![]);
+    assert!(check_expansion(&escaped, &env).0.unwrap().starts_with("# ${LOKI_S3_BUCKET} stays"));
+
+    // A variable the task does not set expands to "".
+    let unset = GOOD.replace("${AWS_REGION}", "${AWS_DEFAULT_REGION:-eu-west-1}");
+    let findings = check_loki_config_deployed(&unset, &DEV, &env);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0].message.contains("${AWS_DEFAULT_REGION} is not set"), "{}", findings[0]);
+    assert_eq!(findings[0].path, format!("line {}", GOOD.lines().position(|l| l.contains("AWS_REGION")).unwrap() + 1));
+
+    // Unsupported forms stop Loki even inside a comment; `$NAME` stays literal.
+    for (text, why) in [
+        ("# ${LOKI_S3_BUCKET-default}", "missing closing brace"),
+        ("# ${LOKI_S3_BUCKET", "missing closing brace"),
+        ("# ${}", "unable to parse variable name"),
+        ("# $LOKI_S3_BUCKET", "stays literal"),
+    ] {
+        let findings = check_loki_config_deployed(&format!("{text}\n{GOOD}"), &DEV, &env);
+        assert_eq!(findings.len(), 1, "{text}: {findings:?}");
+        assert!(findings[0].message.contains(why), "{text}: {}", findings[0]);
+    }
+
+    // What Loki parses is the expanded text: `\\` became `\`, an invalid YAML escape.
+    let regex = format!("{GOOD}memberlist:\n  cluster_label: \"a\\\\d\"\n");
+    let findings = check_loki_config_deployed(&regex, &DEV, &env);
+    assert!(findings.iter().any(|f| f.message.contains("not valid YAML")), "{findings:?}");
 }
