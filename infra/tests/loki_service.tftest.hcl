@@ -120,6 +120,14 @@ run "req_1_7_config_file_plus_environment" {
     condition     = aws_ssm_parameter.loki_config[0].value == file("../rendered/example/loki-config.yaml") && aws_ssm_parameter.loki_config[0].type == "String"
     error_message = "The SSM parameter holds the rendered config unchanged."
   }
+  # Loki expands the whole file, comments included; an unset name would silently become "".
+  assert {
+    condition = length(setsubtract(
+      flatten(regexall("(?:^|[^$])(?:\\$\\$)*\\$\\{#?([A-Za-z0-9_]+)", aws_ssm_parameter.loki_config[0].value)),
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : [for e in c.environment : e.name] if c.name == "loki"]),
+    )) == 0
+    error_message = "Every $${NAME} in the deployed config is set by the Loki container."
+  }
 }
 
 run "req_1_7_config_from_ssm_through_a_pinned_init_container" {
@@ -160,6 +168,13 @@ run "req_nf6_wal_flushed_within_stop_timeout" {
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.stopTimeout if c.name == "loki"
     ]) == 120 && yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.flush_on_shutdown
     error_message = "Loki flushes its WAL on SIGTERM and gets 120 s to do it."
+  }
+  # A crash must not replace the task: its volume (the WAL) only survives a restart in place.
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.restartPolicy if c.name == "loki"
+    ]) == { enabled = true, ignoredExitCodes = [], restartAttemptPeriod = 60 }
+    error_message = "The Loki container restarts in place after any exit (OOM, panic), so the WAL on the task volume is replayed."
   }
 }
 
@@ -234,6 +249,10 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
     error_message = "HA uses a memberlist ring with replication factor 3 (req 7.3)."
   }
   assert {
+    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "1248MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1664
+    error_message = "Each 2048 MiB replica gives Loki 1664 MiB next to its sidecar, and replays its WAL within ~75 % of that."
+  }
+  assert {
     condition = (
       length(aws_s3_bucket.loki) == 1 &&
       one([
@@ -264,7 +283,15 @@ run "req_10_1_small_by_default" {
     error_message = "The dev task is 512 CPU units / 1024 MiB."
   }
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "768MB"
-    error_message = "WAL replay is capped at ~75 % of the task's memory."
+    condition = (
+      yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "480MB" &&
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 640 &&
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "alloy"]) == 384
+    )
+    error_message = "The 1024 MiB task holds the 384 MiB Alloy sidecar: Loki gets 640 MiB and WAL replay ~75 % of that (480MB), not of the whole task."
+  }
+  assert {
+    condition     = sum([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : try(c.memory, 0)]) <= tonumber(aws_ecs_task_definition.loki[0].memory)
+    error_message = "The containers' hard limits fit in the task's memory."
   }
 }

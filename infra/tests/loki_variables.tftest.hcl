@@ -52,6 +52,18 @@ run "req_5_5_retention_must_agree_with_the_rendered_config" {
   expect_failures = [aws_ssm_parameter.loki_config]
 }
 
+# The sidecar's memory is not Loki's: a bigger sidecar needs a config rendered for it.
+run "req_nf6_replay_ceiling_must_count_the_sidecar" {
+  command = plan
+
+  # rendered/example/loki-config.yaml replays within 480MB: 75 % of 1024 - 384 MiB.
+  variables {
+    alloy_memory = 512
+  }
+
+  expect_failures = [aws_ecs_task_definition.loki]
+}
+
 run "req_10_1_cpu_300_is_rejected" {
   command = plan
 

@@ -30,6 +30,8 @@ pub fn check_configs(project: &Project) -> anyhow::Result<()> {
             retention_days: env.settings.loki.retention_days,
             replicas: env.settings.loki.count,
             memory_mib: env.settings.loki.memory,
+            sidecar_memory_mib: env.settings.alloy.memory,
+            ingestion_mb_per_s: env.settings.loki.ingestion_mb_per_s,
         };
         checked += check_file(project, &loki, &mut problems, |text| {
             configcheck::loki::check_loki_config_deployed(text, &expected, &loki_env)

@@ -53,6 +53,10 @@ pub struct Expected {
     pub replicas: u32,
     /// `loki.memory` / `loki_memory`, MiB of the task.
     pub memory_mib: u32,
+    /// `alloy.memory` / `alloy_memory`: the metrics sidecar's hard limit in the same task, MiB.
+    pub sidecar_memory_mib: u32,
+    /// `loki.ingestion_mb_per_s`: the log volume the tenant must accept (requirement: 10 MB/s).
+    pub ingestion_mb_per_s: u32,
 }
 
 /// Checks one Loki config file: YAML syntax (duplicate keys included), every key against Loki
@@ -559,23 +563,81 @@ fn check_agreement(doc: &Yaml, expected: &Expected) -> Vec<Finding> {
         out.push(finding("common.replication_factor", format!("must be {rf} for loki.count = {}", expected.replicas)));
     }
 
-    let memory = u64::from(expected.memory_mib) << 20;
+    // Loki shares the task with its Alloy sidecar: replaying the WAL must fit in what is left.
+    let share_mib = expected.memory_mib.saturating_sub(expected.sidecar_memory_mib);
+    let share = u64::from(share_mib) << 20;
     match get(doc, "ingester.wal.replay_memory_ceiling") {
         None => out.push(finding(
             "ingester.wal.replay_memory_ceiling",
-            format!(
-                "missing: the 4GB default exceeds the task's {} MiB and can OOM-loop on replay",
-                expected.memory_mib
-            ),
+            format!("missing: the 4GB default exceeds Loki's {share_mib} MiB and can OOM-loop on replay"),
         )),
         Some(v) => match byte_size(v) {
-            Some(bytes) if bytes <= memory * 9 / 10 => {}
+            Some(bytes) if bytes <= share * 8 / 10 => {}
             Some(_) => out.push(finding(
                 "ingester.wal.replay_memory_ceiling",
-                format!("exceeds 90 % of the task's {} MiB; about 75 % is recommended", expected.memory_mib),
+                format!(
+                    "exceeds 80 % of Loki's {share_mib} MiB (the task's {} minus the Alloy sidecar's {}); about 75 % is recommended",
+                    expected.memory_mib, expected.sidecar_memory_mib
+                ),
             )),
             None => out.push(finding("ingester.wal.replay_memory_ceiling", "is not a size such as 768MB")),
         },
+    }
+    out.extend(check_ingestion(doc, expected.ingestion_mb_per_s));
+    out
+}
+
+/// Loki's limits against the required ingestion: its defaults (4 MB/s per tenant, 3 MB/s per
+/// stream) reject the 10 MB/s of the requirement, and Alloy then retries until it drops.
+fn check_ingestion(doc: &Yaml, required_mb: u32) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let required = f64::from(required_mb);
+    let mb = |path: &str, default: f64| -> Option<f64> {
+        match get(doc, path) {
+            None => Some(default),
+            Some(Yaml::Integer(n)) => Some(*n as f64),
+            Some(Yaml::Real(r)) => r.parse().ok(),
+            Some(_) => None,
+        }
+    };
+    let size_mb = |path: &str, default_mb: u64| -> Option<f64> {
+        match get(doc, path) {
+            None => Some((default_mb << 20) as f64 / f64::from(1u32 << 20)),
+            Some(v) => byte_size(v).map(|b| b as f64 / f64::from(1u32 << 20)),
+        }
+    };
+    let rate = mb("limits_config.ingestion_rate_mb", 4.0);
+    let burst = mb("limits_config.ingestion_burst_size_mb", 6.0);
+    let stream = size_mb("limits_config.per_stream_rate_limit", 3);
+    let stream_burst = size_mb("limits_config.per_stream_rate_limit_burst", 15);
+    let figure = format!("the required {required_mb} MB/s (loki.ingestion_mb_per_s)");
+    for (path, value, floor, why) in [
+        ("limits_config.ingestion_rate_mb", rate, Some(required), "the tenant's rate"),
+        ("limits_config.ingestion_burst_size_mb", burst, rate.map(|r| r.max(required)), "the tenant's burst"),
+        (
+            "limits_config.per_stream_rate_limit",
+            stream,
+            Some(required),
+            "all tasks of a service share one stream (task_id is structured metadata), so one stream's limit",
+        ),
+        (
+            "limits_config.per_stream_rate_limit_burst",
+            stream_burst,
+            stream.map(|s| s.max(required)),
+            "the stream burst",
+        ),
+    ] {
+        match (value, floor) {
+            (None, _) => out.push(finding(path, "is not a number (MB) Loki reads")),
+            (Some(v), Some(min)) if v < min => out.push(finding(
+                path,
+                format!(
+                    "is {v} MB{}: {why} must be at least {min} MB for {figure}",
+                    if get(doc, path).is_none() { " (Loki's default)" } else { "" }
+                ),
+            )),
+            _ => {}
+        }
     }
     out
 }

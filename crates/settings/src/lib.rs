@@ -84,15 +84,44 @@ pub struct Loki {
     pub memory: u32,
     pub count: u32,
     pub retention_days: u32,
+    /// Log volume the tenant must accept, MB/s: Loki's ingestion limits are sized from it (the
+    /// non-functional requirement is 10 MB/s).
+    #[serde(default = "required_ingestion_mb_per_s")]
+    pub ingestion_mb_per_s: u32,
 }
 
+/// The non-functional requirement's ingestion figure (../shared/requirements.md).
+pub const REQUIRED_INGESTION_MB_PER_S: u32 = 10;
+
+fn required_ingestion_mb_per_s() -> u32 {
+    REQUIRED_INGESTION_MB_PER_S
+}
+
+/// `infra/variables.tf`'s `alloy_memory` default.
+fn alloy_memory_default() -> u32 {
+    384
+}
+
+/// The smallest share of the Loki task its container may get next to the Alloy sidecar, MiB.
+pub const LOKI_CONTAINER_MIN_MEMORY: u32 = 512;
+
 /// The Alloy sidecars' rendered config.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alloy {
     /// Keep the task id as a stream label instead of structured metadata (amendment 3.8: opt-in).
     #[serde(default)]
     pub task_id_label: bool,
+    /// Hard memory limit (MiB) of every Alloy sidecar (`alloy_memory`); in Loki's task it is
+    /// memory Loki cannot use.
+    #[serde(default = "alloy_memory_default")]
+    pub memory: u32,
+}
+
+impl Default for Alloy {
+    fn default() -> Alloy {
+        Alloy { task_id_label: false, memory: alloy_memory_default() }
+    }
 }
 
 /// How the move from CloudWatch runs.
@@ -299,6 +328,21 @@ impl Settings {
             problems.push(format!(
                 "loki.count = {}: expected 1 (single replica) or 3 to 9 (memberlist ring with replication factor 3)",
                 self.loki.count
+            ));
+        }
+        if !(128..=2048).contains(&self.alloy.memory) {
+            problems.push(format!("alloy.memory = {}: expected 128 to 2048 MiB", self.alloy.memory));
+        }
+        if self.loki.memory < self.alloy.memory + LOKI_CONTAINER_MIN_MEMORY {
+            problems.push(format!(
+                "loki.memory = {}: the task also holds the {} MiB Alloy sidecar (alloy.memory), leaving Loki less than {LOKI_CONTAINER_MIN_MEMORY} MiB",
+                self.loki.memory, self.alloy.memory
+            ));
+        }
+        if self.loki.ingestion_mb_per_s == 0 || self.loki.ingestion_mb_per_s > 1000 {
+            problems.push(format!(
+                "loki.ingestion_mb_per_s = {}: expected 1 to 1000 (the requirement is {REQUIRED_INGESTION_MB_PER_S})",
+                self.loki.ingestion_mb_per_s
             ));
         }
         let arn = &self.temporal.db_password_secret_arn;

@@ -31,15 +31,20 @@ schema_config:
 ingester:
   wal:
     flush_on_shutdown: true
-    replay_memory_ceiling: 768MB
+    replay_memory_ceiling: 480MB
 compactor:
   retention_enabled: true
   delete_request_store: s3
 limits_config:
   retention_period: 168h
+  ingestion_rate_mb: 20
+  ingestion_burst_size_mb: 30
+  per_stream_rate_limit: 10MB
+  per_stream_rate_limit_burst: 20MB
 "#;
 
-const DEV: Expected = Expected { retention_days: 7, replicas: 1, memory_mib: 1024 };
+const DEV: Expected =
+    Expected { retention_days: 7, replicas: 1, memory_mib: 1024, sidecar_memory_mib: 384, ingestion_mb_per_s: 10 };
 
 fn paths(findings: &[Finding]) -> Vec<&str> {
     findings.iter().map(|f| f.path.as_str()).collect()
@@ -161,6 +166,57 @@ fn the_config_must_agree_with_the_environment() {
 
     let small = Expected { memory_mib: 512, ..DEV };
     assert_eq!(paths(&check_loki_config_for(GOOD, &small)), ["ingester.wal.replay_memory_ceiling"]);
+}
+
+// The sidecar's memory is not Loki's: 75 % of the whole 1024 MiB task OOMs Loki on replay.
+// req: NF6
+#[test]
+fn replay_memory_counts_the_alloy_sidecar() {
+    let whole_task = GOOD.replace("replay_memory_ceiling: 480MB", "replay_memory_ceiling: 768MB");
+    let findings = check_loki_config_for(&whole_task, &DEV);
+    assert_eq!(paths(&findings), ["ingester.wal.replay_memory_ceiling"]);
+    assert!(findings[0].message.contains("Loki's 640 MiB"), "{}", findings[0]);
+    let bigger_sidecar = Expected { sidecar_memory_mib: 512, ..DEV };
+    assert_eq!(paths(&check_loki_config_for(GOOD, &bigger_sidecar)), ["ingester.wal.replay_memory_ceiling"]);
+}
+
+// Loki's defaults (4 MB/s per tenant, 3 MB/s per stream) cannot take the required 10 MB/s.
+// req: NF2, P1
+#[test]
+fn ingestion_limits_take_the_required_throughput() {
+    let defaults = GOOD
+        .lines()
+        .filter(|l| !l.contains("ingestion_") && !l.contains("per_stream_"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    let findings = check_loki_config_for(&defaults, &DEV);
+    // The default stream burst (15 MB) is enough; the rest is not.
+    assert_eq!(
+        paths(&findings),
+        [
+            "limits_config.ingestion_rate_mb",
+            "limits_config.ingestion_burst_size_mb",
+            "limits_config.per_stream_rate_limit"
+        ],
+        "{findings:?}"
+    );
+    assert!(findings[0].message.contains("is 4 MB (Loki's default)"), "{}", findings[0]);
+
+    let one_stream_short = GOOD.replace("per_stream_rate_limit: 10MB", "per_stream_rate_limit: 3MB");
+    assert_eq!(paths(&check_loki_config_for(&one_stream_short, &DEV)), ["limits_config.per_stream_rate_limit"]);
+    let burst_below_rate = GOOD.replace("ingestion_burst_size_mb: 30", "ingestion_burst_size_mb: 15");
+    assert_eq!(paths(&check_loki_config_for(&burst_below_rate, &DEV)), ["limits_config.ingestion_burst_size_mb"]);
+    let more = Expected { ingestion_mb_per_s: 25, ..DEV };
+    assert_eq!(
+        paths(&check_loki_config_for(GOOD, &more)),
+        [
+            "limits_config.ingestion_rate_mb",
+            "limits_config.per_stream_rate_limit",
+            "limits_config.per_stream_rate_limit_burst"
+        ]
+    );
+    let not_a_number = GOOD.replace("ingestion_rate_mb: 20", "ingestion_rate_mb: lots");
+    assert!(paths(&check_loki_config_for(&not_a_number, &DEV)).contains(&"limits_config.ingestion_rate_mb"));
 }
 
 #[test]
@@ -295,6 +351,8 @@ fn expected_from_env(path: &Path) -> Option<Expected> {
         retention_days: env.settings.loki.retention_days,
         replicas: env.settings.loki.count,
         memory_mib: env.settings.loki.memory,
+        sidecar_memory_mib: env.settings.alloy.memory,
+        ingestion_mb_per_s: env.settings.loki.ingestion_mb_per_s,
     })
 }
 
