@@ -105,6 +105,12 @@ locals {
   ]
   loki_sidecar_volumes = local.loki_alloy_sidecar == null ? [] : local.loki_alloy_sidecar.volumes
 
+  # Grafana waits jsonData.timeout for Loki; the Service Connect proxy in between must wait longer
+  # (Envoy's default per-request timeout for appProtocol http is 15 s, then 504).
+  grafana_loki_datasource          = one([for d in yamldecode(file("${path.module}/../grafana/provisioning/datasources/loki.yaml")).datasources : d if d.uid == "loki"])
+  loki_query_timeout_seconds       = try(local.grafana_loki_datasource.jsonData.timeout, 30)
+  loki_per_request_timeout_seconds = local.loki_query_timeout_seconds + 10
+
   # The task holds Loki and its Alloy metrics sidecar; WAL replay must fit in Loki's part (~75 %).
   loki_container_memory      = var.loki_memory - var.alloy_memory
   loki_replay_memory_ceiling = "${floor(local.loki_container_memory * 3 / 4)}MB"
@@ -312,6 +318,12 @@ resource "aws_ecs_service" "loki" {
       client_alias {
         dns_name = "loki"
         port     = local.loki_http_port
+      }
+
+      # A long LogQL query is one quiet request: neither timeout may end it before Grafana does.
+      timeout {
+        per_request_timeout_seconds = local.loki_per_request_timeout_seconds
+        idle_timeout_seconds        = max(300, local.loki_per_request_timeout_seconds)
       }
     }
 

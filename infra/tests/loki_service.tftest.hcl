@@ -54,8 +54,24 @@ run "req_1_3_port_3100" {
   }
 }
 
+# Grafana's datasource waits 60 s; Envoy's 15 s default would 504 longer queries.
+# req: NF4, 4.2
 run "req_1_4_service_connect_name_loki" {
   command = plan
+
+  assert {
+    condition = (
+      one(aws_ecs_service.loki[0].service_connect_configuration[0].service[0].timeout).per_request_timeout_seconds >
+      one([for d in yamldecode(file("../grafana/provisioning/datasources/loki.yaml")).datasources : d.jsonData.timeout if d.uid == "loki"]) &&
+      one(aws_ecs_service.loki[0].service_connect_configuration[0].service[0].timeout).idle_timeout_seconds >=
+      one(aws_ecs_service.loki[0].service_connect_configuration[0].service[0].timeout).per_request_timeout_seconds
+    )
+    error_message = "Service Connect must let a Loki query run longer than Grafana's datasource timeout (per request and idle)."
+  }
+  assert {
+    condition     = one(aws_ecs_service.loki[0].service_connect_configuration[0].service[0].timeout).per_request_timeout_seconds == 70
+    error_message = "60 s of Grafana timeout plus 10 s: Grafana gives up first, with its own message, never the proxy."
+  }
 
   assert {
     condition = (

@@ -642,6 +642,38 @@ fn check_ingestion(doc: &Yaml, required_mb: u32) -> Vec<Finding> {
     out
 }
 
+/// Loki must let a query run as long as Grafana waits for it (`datasource_timeout_s`): its
+/// `limits_config.query_timeout` (default 1m) at least that, and the HTTP server's write timeout
+/// (default 30s, which ends the response mid-query) longer.
+pub fn check_query_timeouts(yaml: &str, datasource_timeout_s: u64) -> Vec<Finding> {
+    let Ok(doc) = parse(yaml) else { return Vec::new() }; // reported by the config check
+    let mut out = Vec::new();
+    for (path, default, longer) in
+        [("limits_config.query_timeout", "1m", false), ("server.http_server_write_timeout", "30s", true)]
+    {
+        let (text, unset) = match get_str(&doc, path) {
+            Some(t) => (t.to_string(), false),
+            None => (default.to_string(), true),
+        };
+        let Some(secs) = parse_duration_secs(&text) else {
+            out.push(finding(path, format!("`{text}` is not a duration such as 70s")));
+            continue;
+        };
+        let short = if longer { secs <= datasource_timeout_s } else { secs < datasource_timeout_s };
+        if short {
+            out.push(finding(
+                path,
+                format!(
+                    "is {text}{}: Grafana's Loki datasource waits {datasource_timeout_s}s (grafana/provisioning/datasources/loki.yaml), so longer queries fail; make it {} {datasource_timeout_s}s",
+                    if unset { " (Loki's default)" } else { "" },
+                    if longer { "more than" } else { "at least" }
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// Prometheus-style durations as Loki reads them: `168h`, `7d`, `1w`, `2h30m`, `90s`, `0`.
 fn parse_duration_secs(s: &str) -> Option<u64> {
     if s == "0" {

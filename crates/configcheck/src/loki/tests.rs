@@ -431,3 +431,31 @@ fn the_expansion_loki_runs_first_is_checked_over_the_whole_file() {
     let findings = check_loki_config_deployed(&regex, &DEV, &env);
     assert!(findings.iter().any(|f| f.message.contains("not valid YAML")), "{findings:?}");
 }
+
+// Grafana waits 60 s; Loki's 30 s write timeout or a shorter query timeout cut the query first.
+// req: NF4
+#[test]
+fn loki_lets_a_query_run_as_long_as_grafana_waits() {
+    let set = GOOD.replace("  http_listen_port: 3100", "  http_listen_port: 3100\n  http_server_write_timeout: 70s");
+    assert_eq!(check_query_timeouts(&set, 60), vec![]);
+    let findings = check_query_timeouts(GOOD, 60);
+    assert_eq!(paths(&findings), ["server.http_server_write_timeout"], "{findings:?}");
+    assert!(findings[0].message.contains("30s (Loki's default)"), "{}", findings[0]);
+    assert_eq!(
+        paths(&check_query_timeouts(&set, 90)),
+        ["limits_config.query_timeout", "server.http_server_write_timeout"]
+    );
+    let short = set.replace("  retention_period: 168h", "  retention_period: 168h\n  query_timeout: 30s");
+    assert_eq!(paths(&check_query_timeouts(&short, 60)), ["limits_config.query_timeout"]);
+}
+
+// The repository's Grafana and rendered Loki configs agree.
+#[test]
+fn the_rendered_configs_wait_as_long_as_the_grafana_datasource() {
+    let timeout = crate::grafana::loki_datasource_timeout(&repo_root().join("grafana")).unwrap();
+    assert_eq!(timeout, 60);
+    for file in rendered_loki_configs() {
+        let yaml = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(check_query_timeouts(&yaml, timeout), vec![], "{}", file.display());
+    }
+}
