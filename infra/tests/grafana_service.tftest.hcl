@@ -90,6 +90,18 @@ run "req_6_1_req_6_2_private_subnets_no_public_ip" {
 run "req_4_2_service_connect_client_resolves_loki" {
   command = plan
 
+  override_resource {
+    target          = aws_ecs_service.loki
+    override_during = plan
+    values          = { id = "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki" }
+  }
+
+  # `loki` resolves only in tasks started after the endpoint: one apply by hand must order them.
+  assert {
+    condition     = terraform_data.grafana_loki_endpoint[0].input == "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki"
+    error_message = "Grafana's service is ordered after aws_ecs_service.loki (through terraform_data.grafana_loki_endpoint)."
+  }
+
   assert {
     condition = (
       aws_ecs_service.grafana[0].service_connect_configuration[0].enabled &&
