@@ -21,6 +21,6 @@ module "benchmark_worker" {
   }
 
   platform        = local.temporal_platform
-  loki_service_id = local.loki_service_id
+  loki_service_id = local.loki_enabled ? aws_ecs_service.loki[0].id : null
   sidecar         = local.service_sidecars["benchmark-worker"]
 }

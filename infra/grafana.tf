@@ -275,7 +275,7 @@ resource "aws_ecs_task_definition" "grafana" {
 resource "terraform_data" "grafana_loki_endpoint" {
   count = local.grafana_enabled ? 1 : 0
 
-  input = local.loki_service_id
+  input = local.loki_enabled ? aws_ecs_service.loki[0].id : null
 }
 
 resource "aws_ecs_service" "grafana" {

@@ -16,6 +16,6 @@ module "temporal_matching" {
   secrets     = local.temporal_server_secrets
 
   platform        = local.temporal_platform
-  loki_service_id = local.loki_service_id
+  loki_service_id = local.loki_enabled ? aws_ecs_service.loki[0].id : null
   sidecar         = local.service_sidecars["matching"]
 }
