@@ -20,6 +20,7 @@ module "benchmark_worker" {
     PROMETHEUS_ENDPOINT    = "0.0.0.0:9090"
   }
 
-  platform = local.temporal_platform
-  sidecar  = local.service_sidecars["benchmark-worker"]
+  platform        = local.temporal_platform
+  loki_service_id = local.loki_enabled ? aws_ecs_service.loki[0].id : null
+  sidecar         = local.service_sidecars["benchmark-worker"]
 }

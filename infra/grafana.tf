@@ -270,6 +270,14 @@ resource "aws_ecs_task_definition" "grafana" {
   }
 }
 
+# Orders Grafana after Loki's Service Connect endpoint in one apply, as the Temporal services are
+# (modules/temporal-service): a task resolves `loki` only if the endpoint existed when it started.
+resource "terraform_data" "grafana_loki_endpoint" {
+  count = local.grafana_enabled ? 1 : 0
+
+  input = local.loki_enabled ? aws_ecs_service.loki[0].id : null
+}
+
 resource "aws_ecs_service" "grafana" {
   count = local.grafana_enabled ? 1 : 0
 
@@ -317,10 +325,12 @@ resource "aws_ecs_service" "grafana" {
   enable_ecs_managed_tags = true
   propagate_tags          = "SERVICE"
 
-  # The task needs its secret read permission at start and its AMP permission at first query.
+  # The task needs its secret read permission at start and its AMP permission at first query, and
+  # Loki's Service Connect endpoint must exist before it starts (or `loki` never resolves in it).
   depends_on = [
     aws_iam_role_policy.grafana_execution_secret,
     aws_iam_role_policy_attachment.grafana_execution,
     aws_iam_role_policy.grafana_task_amp,
+    terraform_data.grafana_loki_endpoint,
   ]
 }

@@ -49,4 +49,6 @@ locals {
   # Seams for other files (Grafana, Temporal services): null when Loki is disabled.
   loki_security_group_id = one(aws_security_group.loki[*].id)
   loki_endpoint          = local.loki_enabled ? "http://loki:${local.loki_http_port}" : null
+  # Clients of the endpoint get aws_ecs_service.loki's id inline, not through a local: checkov's
+  # graph then loses the modules' security group attachment (CKV2_AWS_5).
 }

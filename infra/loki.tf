@@ -72,6 +72,16 @@ locals {
       }
       # Time to flush chunks and the TSDB head on SIGTERM (the EC2 default is 30 s).
       stopTimeout = 120
+      # A crash (OOM, panic) restarts the container in place: the task-scoped volume, and so the
+      # WAL, survives and is replayed. Without it ECS replaces the task and the WAL is lost.
+      # A crash within 60 s of a start (bad config) is not looped.
+      restartPolicy = {
+        enabled              = true
+        ignoredExitCodes     = []
+        restartAttemptPeriod = 60
+      }
+      # Loki's hard share of the task: the Alloy metrics sidecar holds the rest (alloy_memory).
+      memory = local.loki_container_memory
       # ECS Exec's agent must write into the container, so the root filesystem stays writable.
       readonlyRootFilesystem = false
       mountPoints = [
@@ -94,6 +104,23 @@ locals {
     }),
   ]
   loki_sidecar_volumes = local.loki_alloy_sidecar == null ? [] : local.loki_alloy_sidecar.volumes
+
+  # Grafana waits jsonData.timeout for Loki; the Service Connect proxy in between must wait longer
+  # (Envoy's default per-request timeout for appProtocol http is 15 s, then 504).
+  grafana_loki_datasource          = one([for d in yamldecode(file("${path.module}/../grafana/provisioning/datasources/loki.yaml")).datasources : d if d.uid == "loki"])
+  loki_query_timeout_seconds       = try(local.grafana_loki_datasource.jsonData.timeout, 30)
+  loki_per_request_timeout_seconds = local.loki_query_timeout_seconds + 10
+
+  # The task holds Loki and its Alloy metrics sidecar; WAL replay must fit in Loki's part (~75 %).
+  loki_container_memory      = var.loki_memory - var.alloy_memory
+  loki_replay_memory_ceiling = "${floor(local.loki_container_memory * 3 / 4)}MB"
+  loki_container_memory_min  = 512
+
+  # Every ${NAME} Loki expands over the whole file ($${ is an escape) and what its container sets;
+  # an unset name silently expands to "". cargo xtask check parses the full drone/envsubst grammar.
+  loki_config_env_refs  = toset(flatten(regexall("(?:^|[^$])(?:\\$\\$)*\\$\\{#?([A-Za-z0-9_]+)", local.loki_config_yaml)))
+  loki_container_env    = toset([for e in local.loki_containers.loki.environment : e.name])
+  loki_config_env_unset = setsubtract(local.loki_config_env_refs, local.loki_container_env)
 
   # Never two single-replica Lokis on one ring: stop the old task before starting the new one.
   # In HA, replace one replica at a time so replication factor 3 keeps a quorum.
@@ -198,6 +225,18 @@ resource "aws_ecs_task_definition" "loki" {
 
   lifecycle {
     precondition {
+      condition     = length(local.loki_config_env_unset) == 0
+      error_message = "${local.loki_config_path} expands ${join(", ", [for n in local.loki_config_env_unset : "$${${n}}"])}, which the Loki container does not set (it would be empty); set it in infra/loki.tf or fix the template."
+    }
+    precondition {
+      condition     = try(local.loki_config.ingester.wal.replay_memory_ceiling, null) == local.loki_replay_memory_ceiling
+      error_message = "loki_memory = ${var.loki_memory} with alloy_memory = ${var.alloy_memory} leaves Loki ${local.loki_container_memory} MiB, so ${local.loki_config_path} needs ingester.wal.replay_memory_ceiling: ${local.loki_replay_memory_ceiling} (it has ${try(local.loki_config.ingester.wal.replay_memory_ceiling, "none")}); set loki.memory / alloy.memory in the env file and run `cargo xtask render`."
+    }
+    precondition {
+      condition     = local.loki_container_memory >= local.loki_container_memory_min
+      error_message = "loki_memory = ${var.loki_memory} leaves Loki ${local.loki_container_memory} MiB next to the ${var.alloy_memory} MiB Alloy sidecar; it needs at least ${local.loki_container_memory_min} MiB."
+    }
+    precondition {
       condition     = local.loki_task_size_valid
       error_message = "loki_memory = ${var.loki_memory} is not valid with loki_cpu = ${var.loki_cpu}: it must be ${local.loki_task_size.min}-${local.loki_task_size.max} MiB in steps of ${local.loki_task_size.step}."
     }
@@ -279,6 +318,12 @@ resource "aws_ecs_service" "loki" {
       client_alias {
         dns_name = "loki"
         port     = local.loki_http_port
+      }
+
+      # A long LogQL query is one quiet request: neither timeout may end it before Grafana does.
+      timeout {
+        per_request_timeout_seconds = local.loki_per_request_timeout_seconds
+        idle_timeout_seconds        = max(300, local.loki_per_request_timeout_seconds)
       }
     }
 

@@ -84,9 +84,8 @@ resource "aws_vpc_security_group_egress_rule" "loki_to_s3" {
   prefix_list_id    = var.s3_prefix_list_id
 }
 
-# VPC interface endpoints: Loki's Alloy sidecar writes to AMP (aps-workspaces), ECS Exec needs
-# ssmmessages, the SDK may need sts. Without those endpoints in the VPC, set
-# loki_https_egress_cidrs (e.g. to the NAT route's 0.0.0.0/0) knowingly: req 6.5 wants none.
+# VPC interface endpoints: Loki's Alloy sidecar writes to AMP (aps-workspaces, req 9.2) and ECS
+# Exec needs ssmmessages (checkpoint 2). Loki reaches them inside the VPC on 443.
 resource "aws_vpc_security_group_egress_rule" "loki_to_vpc" {
   count = local.loki_enabled ? 1 : 0
 
@@ -96,6 +95,27 @@ resource "aws_vpc_security_group_egress_rule" "loki_to_vpc" {
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = var.vpc_cidr
+}
+
+# Without routed HTTPS egress (loki_https_egress_cidrs, the default: req 6.5) those endpoints are
+# the only way out, so the plan looks them up and stops if one is missing ("no matching EC2 VPC
+# Endpoint found" names this block) or unusable: better than an Alloy that fails silently.
+locals {
+  loki_required_endpoints = local.loki_enabled && length(var.loki_https_egress_cidrs) == 0 ? toset(["aps-workspaces", "ssmmessages"]) : toset([])
+}
+
+data "aws_vpc_endpoint" "loki_required" {
+  for_each = local.loki_required_endpoints
+
+  vpc_id       = var.vpc_id
+  service_name = "com.amazonaws.${var.aws_region}.${each.key}"
+
+  lifecycle {
+    postcondition {
+      condition     = self.vpc_endpoint_type == "Interface" && self.state == "available" && self.private_dns_enabled == true
+      error_message = "The ${each.key} endpoint of ${var.vpc_id} must be an available Interface endpoint with private DNS (it is ${self.vpc_endpoint_type}, ${self.state}, private DNS ${self.private_dns_enabled}): Loki's task has no other route to ${each.key} (req 6.5). Fix the endpoint, or set loki_https_egress_cidrs knowingly."
+    }
+  }
 }
 
 resource "aws_vpc_security_group_egress_rule" "loki_https_out" {

@@ -129,6 +129,7 @@ module "temporal_frontend" {
     port      = 7233
   }
 
-  platform = local.temporal_platform
-  sidecar  = local.service_sidecars["frontend"]
+  platform        = local.temporal_platform
+  loki_service_id = local.loki_enabled ? aws_ecs_service.loki[0].id : null
+  sidecar         = local.service_sidecars["frontend"]
 }

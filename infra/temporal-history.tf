@@ -15,6 +15,7 @@ module "temporal_history" {
   environment = merge(local.temporal_server_environment, { SERVICES = "history" })
   secrets     = local.temporal_server_secrets
 
-  platform = local.temporal_platform
-  sidecar  = local.service_sidecars["history"]
+  platform        = local.temporal_platform
+  loki_service_id = local.loki_enabled ? aws_ecs_service.loki[0].id : null
+  sidecar         = local.service_sidecars["history"]
 }

@@ -15,6 +15,7 @@ module "temporal_matching" {
   environment = merge(local.temporal_server_environment, { SERVICES = "matching" })
   secrets     = local.temporal_server_secrets
 
-  platform = local.temporal_platform
-  sidecar  = local.service_sidecars["matching"]
+  platform        = local.temporal_platform
+  loki_service_id = local.loki_enabled ? aws_ecs_service.loki[0].id : null
+  sidecar         = local.service_sidecars["matching"]
 }

@@ -229,7 +229,7 @@ variable "loki_retention_days" {
 
 variable "loki_https_egress_cidrs" {
   type        = list(string)
-  description = "Extra HTTPS egress for Loki's task when the VPC lacks interface endpoints for aps-workspaces (its Alloy sidecar), ssmmessages (ECS Exec) and sts; empty keeps Loki off the internet (req 6.5)."
+  description = "HTTPS egress for Loki's task beyond S3 and the VPC. Empty (the default) keeps Loki off the internet (req 6.5) and makes the plan require available interface endpoints with private DNS for aps-workspaces (its Alloy sidecar) and ssmmessages (ECS Exec) in vpc_id; set it (e.g. to the NAT route's 0.0.0.0/0) only for a VPC without them."
   default     = []
   nullable    = false
 

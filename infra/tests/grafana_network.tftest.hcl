@@ -7,6 +7,11 @@ variables {
 
 mock_provider "aws" {
   override_during = plan
+
+  # The VPC's interface endpoints (security-groups.tf requires them without routed egress).
+  mock_data "aws_vpc_endpoint" {
+    defaults = { vpc_endpoint_type = "Interface", state = "available", private_dns_enabled = true }
+  }
 }
 
 override_resource {

@@ -8,6 +8,11 @@ variables {
 
 mock_provider "aws" {
   override_during = plan
+
+  # The VPC's interface endpoints (security-groups.tf requires them without routed egress).
+  mock_data "aws_vpc_endpoint" {
+    defaults = { vpc_endpoint_type = "Interface", state = "available", private_dns_enabled = true }
+  }
 }
 
 # A known ARN, so the container definition's secret references can be compared with it.
@@ -89,6 +94,18 @@ run "req_6_1_req_6_2_private_subnets_no_public_ip" {
 
 run "req_4_2_service_connect_client_resolves_loki" {
   command = plan
+
+  override_resource {
+    target          = aws_ecs_service.loki
+    override_during = plan
+    values          = { id = "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki" }
+  }
+
+  # `loki` resolves only in tasks started after the endpoint: one apply by hand must order them.
+  assert {
+    condition     = terraform_data.grafana_loki_endpoint[0].input == "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki"
+    error_message = "Grafana's service is ordered after aws_ecs_service.loki (through terraform_data.grafana_loki_endpoint)."
+  }
 
   assert {
     condition = (

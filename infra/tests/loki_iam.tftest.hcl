@@ -12,6 +12,11 @@ variables {
 # Plan-only: computed attributes get mock values during plan, nothing talks to AWS.
 mock_provider "aws" {
   override_during = plan
+
+  # The VPC's interface endpoints (security-groups.tf requires them without routed egress).
+  mock_data "aws_vpc_endpoint" {
+    defaults = { vpc_endpoint_type = "Interface", state = "available", private_dns_enabled = true }
+  }
 }
 
 # Known ARNs for the parameters the task definition references, so its JSON is known during plan.

@@ -12,6 +12,11 @@ variables {
 # Plan-only: computed attributes get mock values during plan, nothing talks to AWS.
 mock_provider "aws" {
   override_during = plan
+
+  # The VPC's interface endpoints (security-groups.tf requires them without routed egress).
+  mock_data "aws_vpc_endpoint" {
+    defaults = { vpc_endpoint_type = "Interface", state = "available", private_dns_enabled = true }
+  }
 }
 
 # A known id for Loki's group, so rules and the service can be compared with it during plan.
@@ -103,6 +108,14 @@ run "req_6_5_egress_only_to_s3_and_the_vpc" {
   }
   assert {
     condition = (
+      keys(data.aws_vpc_endpoint.loki_required) == ["aps-workspaces", "ssmmessages"] &&
+      data.aws_vpc_endpoint.loki_required["ssmmessages"].service_name == "com.amazonaws.eu-west-1.ssmmessages" &&
+      data.aws_vpc_endpoint.loki_required["aps-workspaces"].vpc_id == var.vpc_id
+    )
+    error_message = "Without routed egress the plan requires the VPC's aps-workspaces and ssmmessages interface endpoints."
+  }
+  assert {
+    condition = (
       !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.endpoint) &&
       !can(yamldecode(aws_ssm_parameter.loki_config[0].value).storage_config.aws) &&
       yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.region == "$${AWS_REGION}" &&
@@ -111,6 +124,44 @@ run "req_6_5_egress_only_to_s3_and_the_vpc" {
       ]).AWS_REGION == var.aws_region
     )
     error_message = "Loki must reach S3 at the deployment region's own endpoint (no endpoint override, no storage_config.aws): a gateway endpoint serves only its region, and only the prefix list's addresses are allowed out."
+  }
+}
+
+# Default: no routed egress, so the plan requires the interface endpoints the sidecar (9.2) and
+# ECS Exec use, and stops on one it cannot use rather than let Alloy fail silently.
+# req: 6.5, 9.2
+run "req_6_5_without_egress_an_unusable_endpoint_stops_the_plan" {
+  command = plan
+
+  override_data {
+    target          = data.aws_vpc_endpoint.loki_required["aps-workspaces"]
+    override_during = plan
+    values          = { vpc_endpoint_type = "Interface", state = "available", private_dns_enabled = false }
+  }
+
+  expect_failures = [data.aws_vpc_endpoint.loki_required["aps-workspaces"]]
+}
+
+# Opt-in routed egress (a VPC without those endpoints): one 443 rule per CIDR, no lookups.
+# req: 6.5
+run "req_6_5_routed_egress_is_explicit_and_needs_no_endpoints" {
+  command = plan
+
+  variables {
+    loki_https_egress_cidrs = ["0.0.0.0/0"]
+  }
+
+  assert {
+    condition     = length(data.aws_vpc_endpoint.loki_required) == 0
+    error_message = "With routed HTTPS egress the plan needs no interface endpoints."
+  }
+  assert {
+    condition = (
+      aws_vpc_security_group_egress_rule.loki_https_out["0.0.0.0/0"].from_port == 443 &&
+      aws_vpc_security_group_egress_rule.loki_https_out["0.0.0.0/0"].to_port == 443 &&
+      aws_vpc_security_group_egress_rule.loki_https_out["0.0.0.0/0"].ip_protocol == "tcp"
+    )
+    error_message = "loki_https_egress_cidrs opens exactly HTTPS to each CIDR."
   }
 }
 

@@ -12,6 +12,11 @@ variables {
 # Plan-only: computed attributes get mock values during plan, nothing talks to AWS.
 mock_provider "aws" {
   override_during = plan
+
+  # The VPC's interface endpoints (security-groups.tf requires them without routed egress).
+  mock_data "aws_vpc_endpoint" {
+    defaults = { vpc_endpoint_type = "Interface", state = "available", private_dns_enabled = true }
+  }
 }
 
 # Known ARNs for the parameters the task definition references, so its JSON is known during plan.
@@ -54,8 +59,24 @@ run "req_1_3_port_3100" {
   }
 }
 
+# Grafana's datasource waits 60 s; Envoy's 15 s default would 504 longer queries.
+# req: NF4, 4.2
 run "req_1_4_service_connect_name_loki" {
   command = plan
+
+  assert {
+    condition = (
+      one(aws_ecs_service.loki[0].service_connect_configuration[0].service[0].timeout).per_request_timeout_seconds >
+      one([for d in yamldecode(file("../grafana/provisioning/datasources/loki.yaml")).datasources : d.jsonData.timeout if d.uid == "loki"]) &&
+      one(aws_ecs_service.loki[0].service_connect_configuration[0].service[0].timeout).idle_timeout_seconds >=
+      one(aws_ecs_service.loki[0].service_connect_configuration[0].service[0].timeout).per_request_timeout_seconds
+    )
+    error_message = "Service Connect must let a Loki query run longer than Grafana's datasource timeout (per request and idle)."
+  }
+  assert {
+    condition     = one(aws_ecs_service.loki[0].service_connect_configuration[0].service[0].timeout).per_request_timeout_seconds == 70
+    error_message = "60 s of Grafana timeout plus 10 s: Grafana gives up first, with its own message, never the proxy."
+  }
 
   assert {
     condition = (
@@ -120,6 +141,14 @@ run "req_1_7_config_file_plus_environment" {
     condition     = aws_ssm_parameter.loki_config[0].value == file("../rendered/example/loki-config.yaml") && aws_ssm_parameter.loki_config[0].type == "String"
     error_message = "The SSM parameter holds the rendered config unchanged."
   }
+  # Loki expands the whole file, comments included; an unset name would silently become "".
+  assert {
+    condition = length(setsubtract(
+      flatten(regexall("(?:^|[^$])(?:\\$\\$)*\\$\\{#?([A-Za-z0-9_]+)", aws_ssm_parameter.loki_config[0].value)),
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : [for e in c.environment : e.name] if c.name == "loki"]),
+    )) == 0
+    error_message = "Every $${NAME} in the deployed config is set by the Loki container."
+  }
 }
 
 run "req_1_7_config_from_ssm_through_a_pinned_init_container" {
@@ -160,6 +189,13 @@ run "req_nf6_wal_flushed_within_stop_timeout" {
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.stopTimeout if c.name == "loki"
     ]) == 120 && yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.flush_on_shutdown
     error_message = "Loki flushes its WAL on SIGTERM and gets 120 s to do it."
+  }
+  # A crash must not replace the task: its volume (the WAL) only survives a restart in place.
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.restartPolicy if c.name == "loki"
+    ]) == { enabled = true, ignoredExitCodes = [], restartAttemptPeriod = 60 }
+    error_message = "The Loki container restarts in place after any exit (OOM, panic), so the WAL on the task volume is replayed."
   }
 }
 
@@ -234,6 +270,10 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
     error_message = "HA uses a memberlist ring with replication factor 3 (req 7.3)."
   }
   assert {
+    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "1248MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1664
+    error_message = "Each 2048 MiB replica gives Loki 1664 MiB next to its sidecar, and replays its WAL within ~75 % of that."
+  }
+  assert {
     condition = (
       length(aws_s3_bucket.loki) == 1 &&
       one([
@@ -264,7 +304,15 @@ run "req_10_1_small_by_default" {
     error_message = "The dev task is 512 CPU units / 1024 MiB."
   }
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "768MB"
-    error_message = "WAL replay is capped at ~75 % of the task's memory."
+    condition = (
+      yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "480MB" &&
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 640 &&
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "alloy"]) == 384
+    )
+    error_message = "The 1024 MiB task holds the 384 MiB Alloy sidecar: Loki gets 640 MiB and WAL replay ~75 % of that (480MB), not of the whole task."
+  }
+  assert {
+    condition     = sum([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : try(c.memory, 0)]) <= tonumber(aws_ecs_task_definition.loki[0].memory)
+    error_message = "The containers' hard limits fit in the task's memory."
   }
 }

@@ -12,6 +12,11 @@ variables {
 # Plan-only: computed attributes get mock values during plan, nothing talks to AWS.
 mock_provider "aws" {
   override_during = plan
+
+  # The VPC's interface endpoints (security-groups.tf requires them without routed egress).
+  mock_data "aws_vpc_endpoint" {
+    defaults = { vpc_endpoint_type = "Interface", state = "available", private_dns_enabled = true }
+  }
 }
 
 # Known ARNs for the parameters the task definition references, so its JSON is known during plan.
@@ -50,6 +55,18 @@ run "req_5_5_retention_must_agree_with_the_rendered_config" {
   }
 
   expect_failures = [aws_ssm_parameter.loki_config]
+}
+
+# The sidecar's memory is not Loki's: a bigger sidecar needs a config rendered for it.
+run "req_nf6_replay_ceiling_must_count_the_sidecar" {
+  command = plan
+
+  # rendered/example/loki-config.yaml replays within 480MB: 75 % of 1024 - 384 MiB.
+  variables {
+    alloy_memory = 512
+  }
+
+  expect_failures = [aws_ecs_task_definition.loki]
 }
 
 run "req_10_1_cpu_300_is_rejected" {

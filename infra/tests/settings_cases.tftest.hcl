@@ -21,6 +21,7 @@ run "settings_cases_1" {
 
   variables {
     alloy_image                     = "grafana/alloy:latest"
+    alloy_memory                    = 127
     amp_workspace_id                = "ws-0123456789"
     aws_account_id                  = "12345678901"
     aws_region                      = "eu-wst-1"
@@ -49,13 +50,14 @@ run "settings_cases_1" {
     vpc_id                          = "vpc-0123456789"
   }
 
-  expect_failures = [var.alloy_image, var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.ecs_cluster_name, var.environment, var.grafana_image, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.s3_prefix_list_id, var.service_connect_namespace_arn, var.temporal_db_host, var.temporal_db_name, var.temporal_db_password_secret_arn, var.temporal_db_port, var.temporal_db_user, var.temporal_image, var.temporal_visibility_db_name, var.vpc_cidr, var.vpc_id]
+  expect_failures = [var.alloy_image, var.alloy_memory, var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.ecs_cluster_name, var.environment, var.grafana_image, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.s3_prefix_list_id, var.service_connect_namespace_arn, var.temporal_db_host, var.temporal_db_name, var.temporal_db_password_secret_arn, var.temporal_db_port, var.temporal_db_user, var.temporal_image, var.temporal_visibility_db_name, var.vpc_cidr, var.vpc_id]
 }
 
 run "settings_cases_2" {
   command = plan
 
   variables {
+    alloy_memory                    = 2049
     amp_workspace_id                = "ws-01234567-89AB-cdef-0123-456789abcdef"
     aws_account_id                  = "12345678901a"
     aws_region                      = "Not A Region!"
@@ -79,13 +81,14 @@ run "settings_cases_2" {
     vpc_id                          = "vpc-0123456789ABCDEF0"
   }
 
-  expect_failures = [var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.environment, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.temporal_db_host, var.temporal_db_port, var.vpc_cidr, var.vpc_id]
+  expect_failures = [var.alloy_memory, var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.environment, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.temporal_db_host, var.temporal_db_port, var.vpc_cidr, var.vpc_id]
 }
 
 run "settings_cases_3" {
   command = plan
 
   variables {
+    alloy_memory               = 256
     aws_account_id             = "210987654321"
     aws_region                 = "us-east-9"
     environment                = "dev-2"

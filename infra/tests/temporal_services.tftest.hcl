@@ -16,6 +16,11 @@ mock_provider "aws" {
   mock_data "aws_partition" {
     defaults = { partition = "aws" }
   }
+
+  # The VPC's interface endpoints (security-groups.tf requires them without routed egress).
+  mock_data "aws_vpc_endpoint" {
+    defaults = { vpc_endpoint_type = "Interface", state = "available", private_dns_enabled = true }
+  }
 }
 
 # >>> adot: the ADOT starting point; cleanup-adot --prune-code deletes through the closing marker
@@ -196,6 +201,21 @@ run "persistence_secret_json_key_is_scoped_to_the_secret" {
 
 run "ports_metrics_and_service_connect" {
   command = plan
+
+  override_resource {
+    target          = aws_ecs_service.loki
+    override_during = plan
+    values          = { id = "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki" }
+  }
+
+  # Their sidecars push to loki:3100; an apply by hand must create Loki's endpoint first.
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      m.loki_service_id == "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki"
+    ])
+    error_message = "Every Temporal service is ordered after aws_ecs_service.loki (Service Connect endpoints only resolve in tasks started after them)."
+  }
 
   assert {
     condition = alltrue([

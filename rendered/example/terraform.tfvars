@@ -26,6 +26,7 @@ loki_cpu            = 512
 loki_memory         = 1024
 loki_count          = 1
 loki_retention_days = 7
+alloy_memory        = 384
 
 service_collectors = {
   "worker"           = "adot"

@@ -26,6 +26,7 @@ loki_cpu            = 1024
 loki_memory         = 2048
 loki_count          = 3
 loki_retention_days = 30
+alloy_memory        = 384
 
 service_collectors = {
   "worker"           = "adot"

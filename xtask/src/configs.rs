@@ -17,6 +17,15 @@ const ALLOY_TASK_ENV: &[&str] = &["ALLOY_CONFIG", "GOMEMLIMIT"];
 pub fn check_configs(project: &Project) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     let mut checked = 0;
+    // What the Loki container sets, read from the Terraform that sets it (not a second list).
+    let loki_tf = project.root.join("infra/loki.tf");
+    let loki_env = std::fs::read_to_string(&loki_tf)
+        .map_err(|e| e.to_string())
+        .and_then(|tf| configcheck::loki::task_env_from_terraform(&tf, "loki"))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", project.rel(&loki_tf).display()))?;
+    // How long Grafana waits for Loki: Loki must not give up sooner.
+    let grafana = project.root.join("grafana");
+    let datasource_timeout = configcheck::grafana::loki_datasource_timeout(&grafana).map_err(anyhow::Error::msg)?;
     for env in settings::load_all(&project.root)? {
         let dir = project.root.join("rendered").join(&env.name);
         let loki = dir.join("loki-config.yaml");
@@ -24,9 +33,14 @@ pub fn check_configs(project: &Project) -> anyhow::Result<()> {
             retention_days: env.settings.loki.retention_days,
             replicas: env.settings.loki.count,
             memory_mib: env.settings.loki.memory,
+            sidecar_memory_mib: env.settings.alloy.memory,
+            ingestion_mb_per_s: env.settings.loki.ingestion_mb_per_s,
         };
-        checked +=
-            check_file(project, &loki, &mut problems, |text| configcheck::loki::check_loki_config_for(text, &expected));
+        checked += check_file(project, &loki, &mut problems, |text| {
+            let mut findings = configcheck::loki::check_loki_config_deployed(text, &expected, &loki_env);
+            findings.extend(configcheck::loki::check_query_timeouts(text, datasource_timeout));
+            findings
+        });
         for service in render::sidecar_services() {
             let alloy = dir.join(format!("alloy-{service}.alloy"));
             checked += check_file(project, &alloy, &mut problems, |text| {
@@ -34,7 +48,6 @@ pub fn check_configs(project: &Project) -> anyhow::Result<()> {
             });
         }
     }
-    let grafana = project.root.join("grafana");
     if grafana.is_dir() {
         checked += 1;
         report(project, &grafana, configcheck::grafana::check_grafana_dir(&grafana), &mut problems);

@@ -264,7 +264,13 @@ proptest! {
         let files = render(&env);
         let yaml = file(&files, "loki-config.yaml");
         let s = &env.settings;
-        let expected = configcheck::loki::Expected { retention_days: retention, replicas: s.loki.count, memory_mib: s.loki.memory };
+        let expected = configcheck::loki::Expected {
+            retention_days: retention,
+            replicas: s.loki.count,
+            memory_mib: s.loki.memory,
+            sidecar_memory_mib: s.alloy.memory,
+            ingestion_mb_per_s: s.loki.ingestion_mb_per_s,
+        };
         let findings = configcheck::loki::check_loki_config_for(yaml, &expected);
         prop_assert!(findings.is_empty(), "{findings:?}");
         let loki = crate::cost::loki_inputs(yaml, s.loki.cpu, s.loki.memory, s.loki.count)

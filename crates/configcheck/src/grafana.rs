@@ -149,6 +149,28 @@ pub fn check_grafana_dir(dir: &Path) -> Vec<Finding> {
     out
 }
 
+/// Grafana's dataproxy timeout, seconds: what a datasource without `jsonData.timeout` waits.
+pub const GRAFANA_DEFAULT_TIMEOUT_SECONDS: u64 = 30;
+
+/// How long Grafana waits for Loki (`jsonData.timeout` of the `loki` datasource in
+/// `provisioning/datasources/loki.yaml`), seconds. The Service Connect proxy and Loki's own
+/// timeouts must let a query run at least this long.
+pub fn loki_datasource_timeout(dir: &Path) -> Result<u64, String> {
+    let file = dir.join("provisioning/datasources/loki.yaml");
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let docs = YamlLoader::load_from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let ds = docs
+        .first()
+        .and_then(|d| d["datasources"].as_vec())
+        .and_then(|list| list.iter().find(|ds| ds["uid"].as_str() == Some("loki")))
+        .ok_or_else(|| format!("{}: no datasource with uid loki", file.display()))?;
+    match &ds["jsonData"]["timeout"] {
+        Yaml::BadValue => Ok(GRAFANA_DEFAULT_TIMEOUT_SECONDS),
+        Yaml::Integer(n) if *n > 0 => Ok(*n as u64),
+        other => Err(format!("{}: jsonData.timeout {other:?} is not a number of seconds", file.display())),
+    }
+}
+
 /// The Grafana version the Dockerfile's final `FROM` pins (`grafana/grafana:<x.y.z>`, optionally
 /// with a digest). `cargo xtask build-grafana` tags the image with it.
 pub fn grafana_version(dockerfile: &str) -> Result<String, String> {

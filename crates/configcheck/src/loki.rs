@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use yaml_rust2::{Yaml, YamlLoader};
 
 mod derive;
+pub mod envsubst;
 pub use derive::derive_key_list;
 
 /// The Loki release the key list was derived from.
@@ -52,6 +53,10 @@ pub struct Expected {
     pub replicas: u32,
     /// `loki.memory` / `loki_memory`, MiB of the task.
     pub memory_mib: u32,
+    /// `alloy.memory` / `alloy_memory`: the metrics sidecar's hard limit in the same task, MiB.
+    pub sidecar_memory_mib: u32,
+    /// `loki.ingestion_mb_per_s`: the log volume the tenant must accept (requirement: 10 MB/s).
+    pub ingestion_mb_per_s: u32,
 }
 
 /// Checks one Loki config file: YAML syntax (duplicate keys included), every key against Loki
@@ -75,6 +80,125 @@ pub fn check_loki_config_for(yaml: &str, expected: &Expected) -> Vec<Finding> {
         findings.extend(check_agreement(&doc, expected));
     }
     findings
+}
+
+/// The config as the deployed task reads it: `-config.expand-env=true` first expands the whole
+/// file (comments included) with drone/envsubst, and a parse error stops Loki, so that comes
+/// first; every `${NAME}` must be a variable the Loki container sets (`task_env`), or it silently
+/// expands to ""; then [`check_loki_config_for`] on the expanded text, which is what Loki parses.
+pub fn check_loki_config_deployed(yaml: &str, expected: &Expected, task_env: &[String]) -> Vec<Finding> {
+    let (expanded, mut findings) = check_expansion(yaml, task_env);
+    if let Some(text) = expanded {
+        findings.extend(check_loki_config_for(&text, expected));
+    }
+    findings
+}
+
+/// The expanded text (placeholders for the task's values) and what Loki would do wrong with it.
+/// `None` when Loki stops at the expansion.
+pub fn check_expansion(yaml: &str, task_env: &[String]) -> (Option<String>, Vec<Finding>) {
+    let at = |offset: usize| format!("line {}", yaml[..offset.min(yaml.len())].matches('\n').count() + 1);
+    let references = match envsubst::references(yaml) {
+        Ok(refs) => refs,
+        Err(f) => {
+            let message = format!(
+                "Loki stops at start-up: -config.expand-env=true reads the whole file, comments included, and \
+                 drone/envsubst fails with \"{}\" here; write $${{ for a literal ${{",
+                f.error.message()
+            );
+            return (None, vec![finding(&at(f.offset), message)]);
+        }
+    };
+    let mut out = Vec::new();
+    for r in references.iter().filter(|r| !task_env.contains(&r.name)) {
+        out.push(finding(
+            &at(r.offset),
+            format!(
+                "${{{}}} is not set by the Loki container (it sets {}), so it expands to \"\"",
+                r.name,
+                if task_env.is_empty() { "nothing".to_string() } else { task_env.join(", ") }
+            ),
+        ));
+    }
+    // Placeholders: the names are checked here, the values only exist at deploy time.
+    let value = |name: &str| task_env.iter().any(|n| n == name).then(|| format!("expanded-{}", name.to_lowercase()));
+    let expanded = envsubst::expand(yaml, value).expect("parsed above");
+    // `$NAME` without braces stays literal in drone/envsubst: almost certainly a mistake.
+    for name in task_env {
+        let needle = format!("${name}");
+        for (i, _) in expanded.match_indices(&needle) {
+            let next = expanded[i + needle.len()..].chars().next();
+            if !next.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                let line = expanded[..i].matches('\n').count() + 1;
+                out.push(finding(
+                    &format!("line {line}"),
+                    format!("`${name}` stays literal: drone/envsubst expands only ${{{name}}}"),
+                ));
+            }
+        }
+    }
+    (Some(expanded), out)
+}
+
+/// Names of the `environment` and `secrets` entries of container `container` in the
+/// `loki_containers` map of infra/loki.tf, read from the Terraform source (entries behind a
+/// condition count as set). The terraform test keeps the plan and this reading in step.
+pub fn task_env_from_terraform(tf: &str, container: &str) -> Result<Vec<String>, String> {
+    let open = format!("\n    {container} = {{");
+    let start = tf.find(&open).ok_or_else(|| format!("no container `{container} = {{` in the Terraform"))?;
+    let block = balanced(&tf[start + open.len() - 1..]).ok_or("unbalanced container block")?;
+    let mut names = Vec::new();
+    for key in ["environment", "secrets"] {
+        let Some(at) = block.find(&format!("\n      {key} ")) else { continue };
+        let rest = &block[at..];
+        let eq = rest.find('=').ok_or("no `=`")?;
+        let first = rest[eq..].find(['[', '(', '{']).ok_or("no list")? + eq;
+        let expr = balanced(&rest[first..]).ok_or_else(|| format!("unbalanced `{key}`"))?;
+        let mut text = expr;
+        while let Some(i) = text.find("name") {
+            text = &text[i + 4..];
+            let trimmed = text.trim_start();
+            if let Some(value) = trimmed.strip_prefix('=').map(str::trim_start).and_then(|v| v.strip_prefix('"')) {
+                if let Some(end) = value.find('"') {
+                    names.push(value[..end].to_string());
+                }
+            }
+        }
+    }
+    if names.is_empty() {
+        return Err(format!("container `{container}` sets no environment in the Terraform"));
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The text from an opening bracket to its matching close (strings skipped).
+fn balanced(text: &str) -> Option<&str> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut prev = ' ';
+    for (i, c) in text.char_indices() {
+        if in_string {
+            if c == '"' && prev != '\\' {
+                in_string = false;
+            }
+        } else {
+            match c {
+                '"' => in_string = true,
+                '[' | '(' | '{' => depth += 1,
+                ']' | ')' | '}' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(&text[..=i]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    None
 }
 
 fn parse(yaml: &str) -> Result<Yaml, Finding> {
@@ -439,23 +563,113 @@ fn check_agreement(doc: &Yaml, expected: &Expected) -> Vec<Finding> {
         out.push(finding("common.replication_factor", format!("must be {rf} for loki.count = {}", expected.replicas)));
     }
 
-    let memory = u64::from(expected.memory_mib) << 20;
+    // Loki shares the task with its Alloy sidecar: replaying the WAL must fit in what is left.
+    let share_mib = expected.memory_mib.saturating_sub(expected.sidecar_memory_mib);
+    let share = u64::from(share_mib) << 20;
     match get(doc, "ingester.wal.replay_memory_ceiling") {
         None => out.push(finding(
             "ingester.wal.replay_memory_ceiling",
-            format!(
-                "missing: the 4GB default exceeds the task's {} MiB and can OOM-loop on replay",
-                expected.memory_mib
-            ),
+            format!("missing: the 4GB default exceeds Loki's {share_mib} MiB and can OOM-loop on replay"),
         )),
         Some(v) => match byte_size(v) {
-            Some(bytes) if bytes <= memory * 9 / 10 => {}
+            Some(bytes) if bytes <= share * 8 / 10 => {}
             Some(_) => out.push(finding(
                 "ingester.wal.replay_memory_ceiling",
-                format!("exceeds 90 % of the task's {} MiB; about 75 % is recommended", expected.memory_mib),
+                format!(
+                    "exceeds 80 % of Loki's {share_mib} MiB (the task's {} minus the Alloy sidecar's {}); about 75 % is recommended",
+                    expected.memory_mib, expected.sidecar_memory_mib
+                ),
             )),
             None => out.push(finding("ingester.wal.replay_memory_ceiling", "is not a size such as 768MB")),
         },
+    }
+    out.extend(check_ingestion(doc, expected.ingestion_mb_per_s));
+    out
+}
+
+/// Loki's limits against the required ingestion: its defaults (4 MB/s per tenant, 3 MB/s per
+/// stream) reject the 10 MB/s of the requirement, and Alloy then retries until it drops.
+fn check_ingestion(doc: &Yaml, required_mb: u32) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let required = f64::from(required_mb);
+    let mb = |path: &str, default: f64| -> Option<f64> {
+        match get(doc, path) {
+            None => Some(default),
+            Some(Yaml::Integer(n)) => Some(*n as f64),
+            Some(Yaml::Real(r)) => r.parse().ok(),
+            Some(_) => None,
+        }
+    };
+    let size_mb = |path: &str, default_mb: u64| -> Option<f64> {
+        match get(doc, path) {
+            None => Some((default_mb << 20) as f64 / f64::from(1u32 << 20)),
+            Some(v) => byte_size(v).map(|b| b as f64 / f64::from(1u32 << 20)),
+        }
+    };
+    let rate = mb("limits_config.ingestion_rate_mb", 4.0);
+    let burst = mb("limits_config.ingestion_burst_size_mb", 6.0);
+    let stream = size_mb("limits_config.per_stream_rate_limit", 3);
+    let stream_burst = size_mb("limits_config.per_stream_rate_limit_burst", 15);
+    let figure = format!("the required {required_mb} MB/s (loki.ingestion_mb_per_s)");
+    for (path, value, floor, why) in [
+        ("limits_config.ingestion_rate_mb", rate, Some(required), "the tenant's rate"),
+        ("limits_config.ingestion_burst_size_mb", burst, rate.map(|r| r.max(required)), "the tenant's burst"),
+        (
+            "limits_config.per_stream_rate_limit",
+            stream,
+            Some(required),
+            "all tasks of a service share one stream (task_id is structured metadata), so one stream's limit",
+        ),
+        (
+            "limits_config.per_stream_rate_limit_burst",
+            stream_burst,
+            stream.map(|s| s.max(required)),
+            "the stream burst",
+        ),
+    ] {
+        match (value, floor) {
+            (None, _) => out.push(finding(path, "is not a number (MB) Loki reads")),
+            (Some(v), Some(min)) if v < min => out.push(finding(
+                path,
+                format!(
+                    "is {v} MB{}: {why} must be at least {min} MB for {figure}",
+                    if get(doc, path).is_none() { " (Loki's default)" } else { "" }
+                ),
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Loki must let a query run as long as Grafana waits for it (`datasource_timeout_s`): its
+/// `limits_config.query_timeout` (default 1m) at least that, and the HTTP server's write timeout
+/// (default 30s, which ends the response mid-query) longer.
+pub fn check_query_timeouts(yaml: &str, datasource_timeout_s: u64) -> Vec<Finding> {
+    let Ok(doc) = parse(yaml) else { return Vec::new() }; // reported by the config check
+    let mut out = Vec::new();
+    for (path, default, longer) in
+        [("limits_config.query_timeout", "1m", false), ("server.http_server_write_timeout", "30s", true)]
+    {
+        let (text, unset) = match get_str(&doc, path) {
+            Some(t) => (t.to_string(), false),
+            None => (default.to_string(), true),
+        };
+        let Some(secs) = parse_duration_secs(&text) else {
+            out.push(finding(path, format!("`{text}` is not a duration such as 70s")));
+            continue;
+        };
+        let short = if longer { secs <= datasource_timeout_s } else { secs < datasource_timeout_s };
+        if short {
+            out.push(finding(
+                path,
+                format!(
+                    "is {text}{}: Grafana's Loki datasource waits {datasource_timeout_s}s (grafana/provisioning/datasources/loki.yaml), so longer queries fail; make it {} {datasource_timeout_s}s",
+                    if unset { " (Loki's default)" } else { "" },
+                    if longer { "more than" } else { "at least" }
+                ),
+            ));
+        }
     }
     out
 }

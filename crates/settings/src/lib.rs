@@ -86,15 +86,44 @@ pub struct Loki {
     pub memory: u32,
     pub count: u32,
     pub retention_days: u32,
+    /// Log volume the tenant must accept, MB/s: Loki's ingestion limits are sized from it (the
+    /// non-functional requirement is 10 MB/s).
+    #[serde(default = "required_ingestion_mb_per_s")]
+    pub ingestion_mb_per_s: u32,
 }
 
+/// The non-functional requirement's ingestion figure (../shared/requirements.md).
+pub const REQUIRED_INGESTION_MB_PER_S: u32 = 10;
+
+fn required_ingestion_mb_per_s() -> u32 {
+    REQUIRED_INGESTION_MB_PER_S
+}
+
+/// `infra/variables.tf`'s `alloy_memory` default.
+fn alloy_memory_default() -> u32 {
+    384
+}
+
+/// The smallest share of the Loki task its container may get next to the Alloy sidecar, MiB.
+pub const LOKI_CONTAINER_MIN_MEMORY: u32 = 512;
+
 /// The Alloy sidecars' rendered config.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alloy {
     /// Keep the task id as a stream label instead of structured metadata (amendment 3.8: opt-in).
     #[serde(default)]
     pub task_id_label: bool,
+    /// Hard memory limit (MiB) of every Alloy sidecar (`alloy_memory`); in Loki's task it is
+    /// memory Loki cannot use.
+    #[serde(default = "alloy_memory_default")]
+    pub memory: u32,
+}
+
+impl Default for Alloy {
+    fn default() -> Alloy {
+        Alloy { task_id_label: false, memory: alloy_memory_default() }
+    }
 }
 
 /// How the move from CloudWatch runs.

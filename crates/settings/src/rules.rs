@@ -41,6 +41,7 @@ pub const TERRAFORM_VARIABLES: &[(&str, &str)] = &[
     ("loki.memory", "loki_memory"),
     ("loki.count", "loki_count"),
     ("loki.retention_days", "loki_retention_days"),
+    ("alloy.memory", "alloy_memory"),
     ("temporal.db_host", "temporal_db_host"),
     ("temporal.db_port", "temporal_db_port"),
     ("temporal.db_name", "temporal_db_name"),
@@ -274,6 +275,7 @@ const NUMBERS: &[NumberRule] = &[
     ("loki.memory", "loki_memory", |n| (512..=122_880).contains(&n), 1024),
     ("loki.count", "loki_count", |n| n == 1 || (3..=9).contains(&n), 1),
     ("loki.retention_days", "loki_retention_days", |n| (1..=3650).contains(&n), 7),
+    ("alloy.memory", "alloy_memory", |n| (128..=2048).contains(&n), 384),
     ("temporal.db_port", "temporal_db_port", |n| (1..=65_535).contains(&n), 5432),
 ];
 
@@ -420,6 +422,25 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         if let Some(image) = s.versions.get("grafana_image") {
             note(&mut problems, "versions.grafana_image", image, here.check_host(image));
         }
+    }
+    // Loki's task also holds its Alloy metrics sidecar (infra/loki.tf gives Loki the rest).
+    if s.loki.memory < s.alloy.memory + crate::LOKI_CONTAINER_MIN_MEMORY {
+        problems.push(Problem::new(
+            "alloy.memory",
+            s.alloy.memory,
+            format!(
+                "Loki's task (loki.memory = {}) also holds this Alloy sidecar and would leave Loki less than {} MiB; lower alloy.memory or raise loki.memory",
+                s.loki.memory,
+                crate::LOKI_CONTAINER_MIN_MEMORY
+            ),
+        ));
+    }
+    if !(1..=1000).contains(&s.loki.ingestion_mb_per_s) {
+        problems.push(Problem::new(
+            "loki.ingestion_mb_per_s",
+            s.loki.ingestion_mb_per_s,
+            format!("expected 1 to 1000 (the requirement is {})", crate::REQUIRED_INGESTION_MB_PER_S),
+        ));
     }
     if !s.adot.enabled {
         let on_adot: Vec<&str> =

@@ -231,6 +231,13 @@ resource "aws_ecs_task_definition" "this" {
 
 #### Service ####################################################################################
 
+# Orders this service after Loki's in one apply (its sidecar pushes to loki:3100 through Service
+# Connect, which a task resolves only if the endpoint existed when it started). A value rather
+# than module-level depends_on, which would defer this module's data sources and widen plans.
+resource "terraform_data" "loki_endpoint" {
+  input = var.loki_service_id
+}
+
 resource "aws_ecs_service" "this" {
   # The benchmark worker is optional; its log group and task definition stay when it is off.
   count = var.enabled ? 1 : 0
@@ -289,6 +296,7 @@ resource "aws_ecs_service" "this" {
 
   tags = var.tags
 
-  # Tasks start only once the execution role may read their secrets and sidecar config.
-  depends_on = [aws_iam_role_policy.execution_secrets]
+  # Tasks start only once the execution role may read their secrets and sidecar config, and the
+  # Loki endpoint they push to exists.
+  depends_on = [aws_iam_role_policy.execution_secrets, terraform_data.loki_endpoint]
 }

@@ -62,3 +62,8 @@ output "log_retention_days" {
   description = "Retention of the service's CloudWatch log group in days."
   value       = aws_cloudwatch_log_group.this.retention_in_days
 }
+
+output "loki_service_id" {
+  description = "The Loki ECS service this service is created after (through terraform_data.loki_endpoint; null: none)."
+  value       = var.loki_service_id
+}

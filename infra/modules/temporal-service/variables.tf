@@ -111,6 +111,17 @@ variable "service_connect_server" {
   default     = null
 }
 
+variable "loki_service_id" {
+  type        = string
+  description = "ID of the ECS service that offers `loki` through Service Connect (null: none). This service is created after it: tasks started before a Service Connect endpoint exists cannot resolve it until they are redeployed."
+  default     = null
+
+  validation {
+    condition     = var.loki_service_id == null || try(length(var.loki_service_id) > 0, false)
+    error_message = "loki_service_id must be null or the ID of the Loki ECS service."
+  }
+}
+
 variable "platform" {
   type = object({
     project_name                  = string

@@ -31,15 +31,20 @@ schema_config:
 ingester:
   wal:
     flush_on_shutdown: true
-    replay_memory_ceiling: 768MB
+    replay_memory_ceiling: 480MB
 compactor:
   retention_enabled: true
   delete_request_store: s3
 limits_config:
   retention_period: 168h
+  ingestion_rate_mb: 20
+  ingestion_burst_size_mb: 30
+  per_stream_rate_limit: 10MB
+  per_stream_rate_limit_burst: 20MB
 "#;
 
-const DEV: Expected = Expected { retention_days: 7, replicas: 1, memory_mib: 1024 };
+const DEV: Expected =
+    Expected { retention_days: 7, replicas: 1, memory_mib: 1024, sidecar_memory_mib: 384, ingestion_mb_per_s: 10 };
 
 fn paths(findings: &[Finding]) -> Vec<&str> {
     findings.iter().map(|f| f.path.as_str()).collect()
@@ -163,6 +168,57 @@ fn the_config_must_agree_with_the_environment() {
     assert_eq!(paths(&check_loki_config_for(GOOD, &small)), ["ingester.wal.replay_memory_ceiling"]);
 }
 
+// The sidecar's memory is not Loki's: 75 % of the whole 1024 MiB task OOMs Loki on replay.
+// req: NF6
+#[test]
+fn replay_memory_counts_the_alloy_sidecar() {
+    let whole_task = GOOD.replace("replay_memory_ceiling: 480MB", "replay_memory_ceiling: 768MB");
+    let findings = check_loki_config_for(&whole_task, &DEV);
+    assert_eq!(paths(&findings), ["ingester.wal.replay_memory_ceiling"]);
+    assert!(findings[0].message.contains("Loki's 640 MiB"), "{}", findings[0]);
+    let bigger_sidecar = Expected { sidecar_memory_mib: 512, ..DEV };
+    assert_eq!(paths(&check_loki_config_for(GOOD, &bigger_sidecar)), ["ingester.wal.replay_memory_ceiling"]);
+}
+
+// Loki's defaults (4 MB/s per tenant, 3 MB/s per stream) cannot take the required 10 MB/s.
+// req: NF2, P1
+#[test]
+fn ingestion_limits_take_the_required_throughput() {
+    let defaults = GOOD
+        .lines()
+        .filter(|l| !l.contains("ingestion_") && !l.contains("per_stream_"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    let findings = check_loki_config_for(&defaults, &DEV);
+    // The default stream burst (15 MB) is enough; the rest is not.
+    assert_eq!(
+        paths(&findings),
+        [
+            "limits_config.ingestion_rate_mb",
+            "limits_config.ingestion_burst_size_mb",
+            "limits_config.per_stream_rate_limit"
+        ],
+        "{findings:?}"
+    );
+    assert!(findings[0].message.contains("is 4 MB (Loki's default)"), "{}", findings[0]);
+
+    let one_stream_short = GOOD.replace("per_stream_rate_limit: 10MB", "per_stream_rate_limit: 3MB");
+    assert_eq!(paths(&check_loki_config_for(&one_stream_short, &DEV)), ["limits_config.per_stream_rate_limit"]);
+    let burst_below_rate = GOOD.replace("ingestion_burst_size_mb: 30", "ingestion_burst_size_mb: 15");
+    assert_eq!(paths(&check_loki_config_for(&burst_below_rate, &DEV)), ["limits_config.ingestion_burst_size_mb"]);
+    let more = Expected { ingestion_mb_per_s: 25, ..DEV };
+    assert_eq!(
+        paths(&check_loki_config_for(GOOD, &more)),
+        [
+            "limits_config.ingestion_rate_mb",
+            "limits_config.per_stream_rate_limit",
+            "limits_config.per_stream_rate_limit_burst"
+        ]
+    );
+    let not_a_number = GOOD.replace("ingestion_rate_mb: 20", "ingestion_rate_mb: lots");
+    assert!(paths(&check_loki_config_for(&not_a_number, &DEV)).contains(&"limits_config.ingestion_rate_mb"));
+}
+
 #[test]
 fn durations_and_sizes_parse_as_loki_reads_them() {
     assert_eq!(parse_duration_secs("168h"), Some(604_800));
@@ -275,7 +331,7 @@ fn the_rendered_configs_in_the_repository_pass() {
         let env_file = root.join("envs").join(format!("{env_name}.toml"));
         let expected = expected_from_env(&env_file);
         let findings = match expected {
-            Some(expected) => check_loki_config_for(&yaml, &expected),
+            Some(expected) => check_loki_config_deployed(&yaml, &expected, &loki_task_env()),
             None => check_loki_config(&yaml),
         };
         assert!(
@@ -295,5 +351,111 @@ fn expected_from_env(path: &Path) -> Option<Expected> {
         retention_days: env.settings.loki.retention_days,
         replicas: env.settings.loki.count,
         memory_mib: env.settings.loki.memory,
+        sidecar_memory_mib: env.settings.alloy.memory,
+        ingestion_mb_per_s: env.settings.loki.ingestion_mb_per_s,
     })
+}
+
+/// The Loki container's variables as infra/loki.tf sets them.
+fn loki_task_env() -> Vec<String> {
+    let tf = std::fs::read_to_string(repo_root().join("infra/loki.tf")).expect("infra/loki.tf");
+    task_env_from_terraform(&tf, "loki").expect("the Loki container's environment")
+}
+
+fn env_of(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+#[test]
+fn the_task_env_is_read_from_the_terraform() {
+    assert_eq!(loki_task_env(), ["AWS_REGION", "LOKI_MEMBERLIST_JOIN", "LOKI_S3_BUCKET"]);
+    let tf = r#"
+  loki_containers = {
+    loki-init = {
+      environment = [{ name = "INIT_ONLY", value = "x" }]
+    }
+
+    loki = {
+      environment = concat(
+        [{ name = "A", value = "${local.x}" }],
+        local.ha ? [{ name = "B", value = "dns+${local.y}:7946" }] : [],
+      )
+      secrets = [{ name = "S", valueFrom = "arn" }]
+      dependsOn = [{ containerName = "loki-init", condition = "SUCCESS" }]
+    }
+  }
+"#;
+    assert_eq!(task_env_from_terraform(tf, "loki").unwrap(), ["A", "B", "S"]);
+    assert_eq!(task_env_from_terraform(tf, "loki-init").unwrap(), ["INIT_ONLY"]);
+    assert!(task_env_from_terraform(tf, "grafana").is_err());
+}
+
+// req: 1.7
+#[test]
+fn the_expansion_loki_runs_first_is_checked_over_the_whole_file() {
+    let env = env_of(&["LOKI_S3_BUCKET", "AWS_REGION"]);
+    assert_eq!(check_loki_config_deployed(GOOD, &DEV, &env), vec![]);
+
+    // The comment that kept Loki from starting.
+    let comment = format!("# ${{...}} is expanded by Loki\n{GOOD}");
+    let findings = check_loki_config_deployed(&comment, &DEV, &env);
+    assert_eq!(paths(&findings), ["line 1"], "{findings:?}");
+    assert!(findings[0].message.contains("unable to parse variable name"), "{}", findings[0]);
+
+    // An escaped dollar is fine anywhere, and reaches Loki as `${`.
+    let escaped = format!("# $${{LOKI_S3_BUCKET}} stays literal\n{GOOD}");
+    assert_eq!(check_loki_config_deployed(&escaped, &DEV, &env), vec![]);
+    assert!(check_expansion(&escaped, &env).0.unwrap().starts_with("# ${LOKI_S3_BUCKET} stays"));
+
+    // A variable the task does not set expands to "".
+    let unset = GOOD.replace("${AWS_REGION}", "${AWS_DEFAULT_REGION:-eu-west-1}");
+    let findings = check_loki_config_deployed(&unset, &DEV, &env);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0].message.contains("${AWS_DEFAULT_REGION} is not set"), "{}", findings[0]);
+    assert_eq!(findings[0].path, format!("line {}", GOOD.lines().position(|l| l.contains("AWS_REGION")).unwrap() + 1));
+
+    // Unsupported forms stop Loki even inside a comment; `$NAME` stays literal.
+    for (text, why) in [
+        ("# ${LOKI_S3_BUCKET-default}", "missing closing brace"),
+        ("# ${LOKI_S3_BUCKET", "missing closing brace"),
+        ("# ${}", "unable to parse variable name"),
+        ("# $LOKI_S3_BUCKET", "stays literal"),
+    ] {
+        let findings = check_loki_config_deployed(&format!("{text}\n{GOOD}"), &DEV, &env);
+        assert_eq!(findings.len(), 1, "{text}: {findings:?}");
+        assert!(findings[0].message.contains(why), "{text}: {}", findings[0]);
+    }
+
+    // What Loki parses is the expanded text: `\\` became `\`, an invalid YAML escape.
+    let regex = format!("{GOOD}memberlist:\n  cluster_label: \"a\\\\d\"\n");
+    let findings = check_loki_config_deployed(&regex, &DEV, &env);
+    assert!(findings.iter().any(|f| f.message.contains("not valid YAML")), "{findings:?}");
+}
+
+// Grafana waits 60 s; Loki's 30 s write timeout or a shorter query timeout cut the query first.
+// req: NF4
+#[test]
+fn loki_lets_a_query_run_as_long_as_grafana_waits() {
+    let set = GOOD.replace("  http_listen_port: 3100", "  http_listen_port: 3100\n  http_server_write_timeout: 70s");
+    assert_eq!(check_query_timeouts(&set, 60), vec![]);
+    let findings = check_query_timeouts(GOOD, 60);
+    assert_eq!(paths(&findings), ["server.http_server_write_timeout"], "{findings:?}");
+    assert!(findings[0].message.contains("30s (Loki's default)"), "{}", findings[0]);
+    assert_eq!(
+        paths(&check_query_timeouts(&set, 90)),
+        ["limits_config.query_timeout", "server.http_server_write_timeout"]
+    );
+    let short = set.replace("  retention_period: 168h", "  retention_period: 168h\n  query_timeout: 30s");
+    assert_eq!(paths(&check_query_timeouts(&short, 60)), ["limits_config.query_timeout"]);
+}
+
+// The repository's Grafana and rendered Loki configs agree.
+#[test]
+fn the_rendered_configs_wait_as_long_as_the_grafana_datasource() {
+    let timeout = crate::grafana::loki_datasource_timeout(&repo_root().join("grafana")).unwrap();
+    assert_eq!(timeout, 60);
+    for file in rendered_loki_configs() {
+        let yaml = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(check_query_timeouts(&yaml, timeout), vec![], "{}", file.display());
+    }
 }
