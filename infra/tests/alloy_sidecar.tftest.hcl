@@ -25,9 +25,12 @@ mock_provider "aws" {
   }
 }
 
-run "req_3_1_alloy_sidecar_in_each_task" {
+# req: 3.1, 3.2, 3.3, 3.4, 3.5, 3.6, 3.9, 3.10, P5, 3.11, 3.12, 8.1, 9.2
+# Every check of the plan with this file's variables: one plan, many assertions.
+run "alloy_sidecar_with_the_file_variables" {
   command = plan
 
+  # alloy sidecar in each task (3.1)
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
@@ -42,11 +45,8 @@ run "req_3_1_alloy_sidecar_in_each_task" {
     ])
     error_message = "The sidecar must run the pinned alloy_image."
   }
-}
 
-run "req_3_2_no_adot_left_when_alloy" {
-  command = plan
-
+  # no adot left when alloy (3.2)
   assert {
     condition = alltrue(flatten([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] : [
@@ -62,11 +62,8 @@ run "req_3_2_no_adot_left_when_alloy" {
     ])
     error_message = "The execution role must not read the ADOT config when the task runs Alloy."
   }
-}
 
-run "req_3_3_sys_env_is_set_by_the_task" {
-  command = plan
-
+  # sys env is set by the task (3.3)
   # crates/configcheck checks the rendered configs against exactly these names plus the ECS agent's.
   assert {
     condition = alltrue([
@@ -75,11 +72,8 @@ run "req_3_3_sys_env_is_set_by_the_task" {
     ])
     error_message = "The alloy container's environment must be exactly ALLOY_CONFIG (secret) and GOMEMLIMIT; update crates/configcheck's list when it changes."
   }
-}
 
-run "req_3_4_docker_socket_read_only" {
-  command = plan
-
+  # docker socket read only (3.4)
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
@@ -95,11 +89,8 @@ run "req_3_4_docker_socket_read_only" {
     ])
     error_message = "Only the sidecar may see the Docker socket, never the Temporal container."
   }
-}
 
-run "req_3_5_req_3_6_pipeline_in_rendered_config" {
-  command = plan
-
+  # pipeline in rendered config (3.5, 3.6)
   assert {
     condition     = strcontains(aws_ssm_parameter.alloy["history"].value, "url                 = \"http://loki:3100/loki/api/v1/push\"")
     error_message = "Logs must be pushed with loki.write to http://loki:3100/loki/api/v1/push."
@@ -112,11 +103,8 @@ run "req_3_5_req_3_6_pipeline_in_rendered_config" {
     condition     = strcontains(aws_ssm_parameter.alloy["history"].value, "com.amazonaws.ecs.task-arn=")
     error_message = "Docker discovery must be limited to the sidecar's own task (req 3.3)."
   }
-}
 
-run "req_3_6_amp_remote_write_scoped_to_workspace" {
-  command = plan
-
+  # amp remote write scoped to workspace (3.6)
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
@@ -129,11 +117,8 @@ run "req_3_6_amp_remote_write_scoped_to_workspace" {
     ])
     error_message = "The task role may only aps:RemoteWrite, and only on the workspace ARN."
   }
-}
 
-run "req_3_9_arm64" {
-  command = plan
-
+  # arm64 (3.9)
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
@@ -141,11 +126,8 @@ run "req_3_9_arm64" {
     ])
     error_message = "Tasks must run on ARM64 (Graviton); the Alloy image is multi-arch."
   }
-}
 
-run "req_3_10_positions_survive_sidecar_restart" {
-  command = plan
-
+  # positions survive sidecar restart (3.10)
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
@@ -155,13 +137,9 @@ run "req_3_10_positions_survive_sidecar_restart" {
     ])
     error_message = "Alloy's storage path must be a task-scoped volume so read positions survive a sidecar restart."
   }
-}
 
-# A sidecar failure never stops the main container (P5), in the Temporal tasks and in Loki's.
-# req: P5
-run "req_3_11_alloy_sidecar_not_essential" {
-  command = plan
-
+  # alloy sidecar not essential (3.11)
+  # A sidecar failure never stops the main container (P5), in the Temporal tasks and in Loki's.
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
@@ -199,11 +177,8 @@ run "req_3_11_alloy_sidecar_not_essential" {
     ]) == true && contains([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.name], "alloy")
     error_message = "Loki's metrics sidecar must be non-essential and restarted in place, and no container may depend on it."
   }
-}
 
-run "req_3_12_config_from_ssm_without_helper_image" {
-  command = plan
-
+  # config from ssm without helper image (3.12)
   assert {
     condition = alltrue([
       for s, m in { history = module.temporal_history, matching = module.temporal_matching, frontend = module.temporal_frontend, worker = module.temporal_worker, "benchmark-worker" = module.benchmark_worker } :
@@ -220,11 +195,8 @@ run "req_3_12_config_from_ssm_without_helper_image" {
     condition     = strcontains(jsondecode(module.temporal_history.container_definitions)[1].command[0], "exit 78")
     error_message = "The sidecar must fail loudly when the config did not arrive."
   }
-}
 
-run "req_8_1_parallel_run_keeps_awslogs" {
-  command = plan
-
+  # parallel run keeps awslogs (8.1)
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
@@ -233,8 +205,17 @@ run "req_8_1_parallel_run_keeps_awslogs" {
     ])
     error_message = "During the parallel run the main container keeps awslogs with Docker's dual-logging cache on, so Alloy can read the same lines."
   }
-}
 
+  # loki metrics sidecar (9.2)
+  assert {
+    condition     = aws_ssm_parameter.alloy["loki"].value == file("../rendered/example/alloy-loki.alloy") && strcontains(aws_ssm_parameter.alloy["loki"].value, "localhost:3100")
+    error_message = "Loki's sidecar config must scrape Loki's /metrics on :3100."
+  }
+  assert {
+    condition     = !strcontains(aws_ssm_parameter.alloy["loki"].value, "loki.source.docker")
+    error_message = "Loki's sidecar ships no logs (Loki's own logs stay in CloudWatch)."
+  }
+}
 run "req_8_1_after_parallel_run_json_file_rotated" {
   command = plan
 
@@ -289,19 +270,6 @@ run "req_8_2_one_service_at_a_time" {
   }
 }
 # <<< adot
-
-run "req_9_2_loki_metrics_sidecar" {
-  command = plan
-
-  assert {
-    condition     = aws_ssm_parameter.alloy["loki"].value == file("../rendered/example/alloy-loki.alloy") && strcontains(aws_ssm_parameter.alloy["loki"].value, "localhost:3100")
-    error_message = "Loki's sidecar config must scrape Loki's /metrics on :3100."
-  }
-  assert {
-    condition     = !strcontains(aws_ssm_parameter.alloy["loki"].value, "loki.source.docker")
-    error_message = "Loki's sidecar ships no logs (Loki's own logs stay in CloudWatch)."
-  }
-}
 
 run "bad_collector_value_fails" {
   command = plan

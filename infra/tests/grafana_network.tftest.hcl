@@ -26,9 +26,12 @@ override_resource {
   values          = { id = "sg-0c0c0c0c0c0c0c0c0", ingress = [], egress = [] }
 }
 
-run "req_6_4_loki_admits_grafana_on_3100" {
+# req: 6.4
+# Every check of the plan with this file's variables: one plan, many assertions.
+run "grafana_network_with_the_file_variables" {
   command = plan
 
+  # loki admits grafana on 3100 (6.4)
   assert {
     condition = (
       aws_vpc_security_group_ingress_rule.loki_from_grafana[0].security_group_id == "sg-0b0b0b0b0b0b0b0b0" &&
@@ -39,11 +42,8 @@ run "req_6_4_loki_admits_grafana_on_3100" {
     )
     error_message = "Loki's group must admit Grafana's group on TCP 3100, and only that port."
   }
-}
 
-run "req_6_4_grafana_may_reach_loki_on_3100" {
-  command = plan
-
+  # grafana may reach loki on 3100 (6.4)
   assert {
     condition = (
       aws_vpc_security_group_egress_rule.grafana_to_loki[0].security_group_id == "sg-0c0c0c0c0c0c0c0c0" &&
@@ -57,17 +57,13 @@ run "req_6_4_grafana_may_reach_loki_on_3100" {
     condition     = aws_ecs_service.grafana[0].network_configuration[0].security_groups == toset(["sg-0c0c0c0c0c0c0c0c0"])
     error_message = "The Grafana task must carry Grafana's own group only."
   }
-}
 
-run "grafana_other_egress_is_https_only" {
-  command = plan
-
+  # grafana other egress is https only
   assert {
     condition     = aws_vpc_security_group_egress_rule.grafana_to_https.from_port == 443 && aws_vpc_security_group_egress_rule.grafana_to_https.to_port == 443
     error_message = "Grafana's only other egress is HTTPS (AMP query, ECS Exec)."
   }
 }
-
 run "without_loki_there_are_no_loki_rules" {
   command = plan
 

@@ -39,9 +39,12 @@ run "req_4_4_no_service_until_an_image_is_pushed" {
   }
 }
 
-run "req_4_4_the_service_runs_the_pushed_image" {
+# req: 4.4, 6.1, 6.2
+# Every check of the plan with this file's variables: one plan, many assertions.
+run "grafana_service_with_the_file_variables" {
   command = plan
 
+  # the service runs the pushed image (4.4)
   assert {
     condition     = jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].image == var.grafana_image
     error_message = "The Grafana container must run exactly the image build-grafana pushed (it carries the provisioning)."
@@ -50,21 +53,8 @@ run "req_4_4_the_service_runs_the_pushed_image" {
     condition     = aws_ecs_service.grafana[0].desired_count == 1
     error_message = "One Grafana task."
   }
-}
 
-run "req_4_4_an_unpinned_image_is_rejected" {
-  command = plan
-
-  variables {
-    grafana_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:latest"
-  }
-
-  expect_failures = [var.grafana_image]
-}
-
-run "grafana_runs_on_ec2_arm64_awsvpc" {
-  command = plan
-
+  # grafana runs on ec2 arm64 awsvpc
   assert {
     condition = (
       aws_ecs_task_definition.grafana[0].runtime_platform[0].cpu_architecture == "ARM64" &&
@@ -77,11 +67,8 @@ run "grafana_runs_on_ec2_arm64_awsvpc" {
     condition     = [for s in aws_ecs_service.grafana[0].capacity_provider_strategy : s.capacity_provider] == ["temporal-dev-arm64"]
     error_message = "Grafana must be placed on the cluster's ARM64 capacity provider."
   }
-}
 
-run "req_6_1_req_6_2_private_subnets_no_public_ip" {
-  command = plan
-
+  # private subnets no public ip (6.1, 6.2)
   assert {
     condition     = aws_ecs_service.grafana[0].network_configuration[0].subnets == toset(var.private_subnet_ids)
     error_message = "Grafana's task must be placed in the private subnets."
@@ -90,6 +77,49 @@ run "req_6_1_req_6_2_private_subnets_no_public_ip" {
     condition     = aws_ecs_service.grafana[0].network_configuration[0].assign_public_ip == false
     error_message = "Grafana's task ENI must not get a public IP."
   }
+
+  # amp url and region reach the provisioning
+  assert {
+    condition = (
+      { for e in jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].environment : e.name => e.value } ==
+      {
+        AWS_REGION    = "eu-west-1"
+        AMP_QUERY_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-01234567-89ab-cdef-0123-456789abcdef"
+      }
+    )
+    error_message = "The container must set exactly AWS_REGION and AMP_QUERY_URL, which provisioning/datasources/amp.yaml reads."
+  }
+
+  # admin login comes from secrets manager only
+  assert {
+    condition = (
+      { for s in jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].secrets : s.name => s.valueFrom } ==
+      {
+        GF_SECURITY_ADMIN_USER     = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/grafana/admin-AbCdEf:username::"
+        GF_SECURITY_ADMIN_PASSWORD = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/grafana/admin-AbCdEf:password::"
+      }
+    )
+    error_message = "The admin user and password must be injected by ECS from the secret's JSON keys."
+  }
+  assert {
+    condition     = alltrue([for e in jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].environment : !startswith(e.name, "GF_SECURITY")])
+    error_message = "No Grafana credential may be a plain environment variable."
+  }
+
+  # health check on api health
+  assert {
+    condition     = strcontains(join(" ", jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].healthCheck.command), "http://127.0.0.1:3000/api/health")
+    error_message = "The container health check must GET /api/health."
+  }
+}
+run "req_4_4_an_unpinned_image_is_rejected" {
+  command = plan
+
+  variables {
+    grafana_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:latest"
+  }
+
+  expect_failures = [var.grafana_image]
 }
 
 run "req_4_2_service_connect_client_resolves_loki" {
@@ -117,49 +147,6 @@ run "req_4_2_service_connect_client_resolves_loki" {
   assert {
     condition     = length(aws_ecs_service.grafana[0].service_connect_configuration[0].service) == 0
     error_message = "Grafana is a Service Connect client only; it offers no endpoint to other tasks."
-  }
-}
-
-run "amp_url_and_region_reach_the_provisioning" {
-  command = plan
-
-  assert {
-    condition = (
-      { for e in jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].environment : e.name => e.value } ==
-      {
-        AWS_REGION    = "eu-west-1"
-        AMP_QUERY_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-01234567-89ab-cdef-0123-456789abcdef"
-      }
-    )
-    error_message = "The container must set exactly AWS_REGION and AMP_QUERY_URL, which provisioning/datasources/amp.yaml reads."
-  }
-}
-
-run "admin_login_comes_from_secrets_manager_only" {
-  command = plan
-
-  assert {
-    condition = (
-      { for s in jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].secrets : s.name => s.valueFrom } ==
-      {
-        GF_SECURITY_ADMIN_USER     = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/grafana/admin-AbCdEf:username::"
-        GF_SECURITY_ADMIN_PASSWORD = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/grafana/admin-AbCdEf:password::"
-      }
-    )
-    error_message = "The admin user and password must be injected by ECS from the secret's JSON keys."
-  }
-  assert {
-    condition     = alltrue([for e in jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].environment : !startswith(e.name, "GF_SECURITY")])
-    error_message = "No Grafana credential may be a plain environment variable."
-  }
-}
-
-run "health_check_on_api_health" {
-  command = plan
-
-  assert {
-    condition     = strcontains(join(" ", jsondecode(aws_ecs_task_definition.grafana[0].container_definitions)[0].healthCheck.command), "http://127.0.0.1:3000/api/health")
-    error_message = "The container health check must GET /api/health."
   }
 }
 

@@ -26,9 +26,12 @@ override_resource {
   values          = { arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/loki" }
 }
 
-run "req_2_6_task_role_reads_and_writes_only_its_bucket" {
+# req: 2.6, 6.6, 1.7
+# Every check of the plan with this file's variables: one plan, many assertions.
+run "loki_iam_with_the_file_variables" {
   command = plan
 
+  # task role reads and writes only its bucket (2.6)
   assert {
     condition = toset([
       for s in jsondecode(aws_iam_role_policy.loki_task_s3[0].policy).Statement : jsonencode([s.Effect, sort(s.Action), sort(s.Resource)])
@@ -45,8 +48,35 @@ run "req_2_6_task_role_reads_and_writes_only_its_bucket" {
     ])
     error_message = "The task role's only other policy is ECS Exec's ssmmessages channels."
   }
-}
 
+  # no static credentials anywhere (6.6)
+  assert {
+    condition = alltrue(flatten([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : [
+        for e in try(c.environment, []) : !contains(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"], e.name)
+      ]
+    ]))
+    error_message = "No container may carry AWS keys; Loki uses the task role."
+  }
+  assert {
+    condition     = !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.access_key_id) && !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.secret_access_key)
+    error_message = "The Loki config must not hold S3 keys."
+  }
+
+  # execution role reads only the config parameter (1.7)
+  assert {
+    condition = (
+      contains(jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource, "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/loki/config.yaml") &&
+      alltrue([for r in jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource : can(regex(":ssm:eu-west-1:123456789012:parameter/temporal-dev/(loki/config\\.yaml|alloy/loki)$", r))]) &&
+      jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Action == ["ssm:GetParameters"]
+    )
+    error_message = "The execution role may read Loki's config parameter (and its metrics sidecar's), nothing else."
+  }
+  assert {
+    condition     = aws_iam_role_policy_attachment.loki_execution[0].policy_arn == "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+    error_message = "The execution role needs the standard ECS task execution policy for image pulls and logs."
+  }
+}
 run "req_6_6_separate_roles_assumed_by_ecs_tasks_only" {
   command = plan
 
@@ -76,39 +106,5 @@ run "req_6_6_separate_roles_assumed_by_ecs_tasks_only" {
   assert {
     condition     = aws_ecs_task_definition.loki[0].task_role_arn == aws_iam_role.loki_task[0].arn && aws_ecs_task_definition.loki[0].execution_role_arn == aws_iam_role.loki_execution[0].arn
     error_message = "The task definition must use the task role for Loki and the execution role for the agent."
-  }
-}
-
-run "req_6_6_no_static_credentials_anywhere" {
-  command = plan
-
-  assert {
-    condition = alltrue(flatten([
-      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : [
-        for e in try(c.environment, []) : !contains(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"], e.name)
-      ]
-    ]))
-    error_message = "No container may carry AWS keys; Loki uses the task role."
-  }
-  assert {
-    condition     = !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.access_key_id) && !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.secret_access_key)
-    error_message = "The Loki config must not hold S3 keys."
-  }
-}
-
-run "req_1_7_execution_role_reads_only_the_config_parameter" {
-  command = plan
-
-  assert {
-    condition = (
-      contains(jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource, "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/loki/config.yaml") &&
-      alltrue([for r in jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource : can(regex(":ssm:eu-west-1:123456789012:parameter/temporal-dev/(loki/config\\.yaml|alloy/loki)$", r))]) &&
-      jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Action == ["ssm:GetParameters"]
-    )
-    error_message = "The execution role may read Loki's config parameter (and its metrics sidecar's), nothing else."
-  }
-  assert {
-    condition     = aws_iam_role_policy_attachment.loki_execution[0].policy_arn == "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
-    error_message = "The execution role needs the standard ECS task execution policy for image pulls and logs."
   }
 }

@@ -26,57 +26,24 @@ override_resource {
   values          = { id = "sg-0b0b0b0b0b0b0b0b0", ingress = [], egress = [] }
 }
 
-run "req_6_1_private_subnets_only" {
+# req: 6.1, 6.2, 6.4, 2.7, P7, 6.5, 6.3
+# Every check of the plan with this file's variables: one plan, many assertions.
+run "loki_network_with_the_file_variables" {
   command = plan
 
+  # private subnets only (6.1)
   assert {
     condition     = aws_ecs_service.loki[0].network_configuration[0].subnets == toset(var.private_subnet_ids)
     error_message = "Loki's tasks must be placed in the private subnets."
   }
-}
 
-run "req_6_2_no_public_ip" {
-  command = plan
-
+  # no public ip (6.2)
   assert {
     condition     = aws_ecs_service.loki[0].network_configuration[0].assign_public_ip == false
     error_message = "Loki's task ENI must not get a public IP."
   }
-}
 
-run "req_6_3_ingress_only_from_collectors_on_3100" {
-  command = plan
-
-  variables {
-    loki_client_security_group_ids = ["sg-0aaaaaaaaaaaaaaaa"]
-  }
-
-  assert {
-    condition = (
-      aws_vpc_security_group_ingress_rule.loki_from_instances[0].referenced_security_group_id == "sg-0123456789abcdef0" &&
-      aws_vpc_security_group_ingress_rule.loki_from_instances[0].from_port == 3100 &&
-      aws_vpc_security_group_ingress_rule.loki_from_instances[0].to_port == 3100 &&
-      aws_vpc_security_group_ingress_rule.loki_from_instances[0].ip_protocol == "tcp"
-    )
-    error_message = "The instances' group may reach Loki on TCP 3100 only."
-  }
-  assert {
-    condition = (
-      aws_vpc_security_group_ingress_rule.loki_from_clients["sg-0aaaaaaaaaaaaaaaa"].from_port == 3100 &&
-      aws_vpc_security_group_ingress_rule.loki_from_clients["sg-0aaaaaaaaaaaaaaaa"].to_port == 3100
-    )
-    error_message = "Each collector group in loki_client_security_group_ids gets its own rule on 3100."
-  }
-  assert {
-    condition     = length(aws_vpc_security_group_ingress_rule.loki_from_peers) == 0
-    error_message = "A single replica opens no gossip or gRPC ports."
-  }
-}
-
-run "req_6_4_grafana_seam_is_the_loki_security_group" {
-  command = plan
-
-
+  # grafana seam is the loki security group (6.4)
   assert {
     condition     = output.loki_security_group_id == aws_security_group.loki[0].id && output.loki_endpoint == "http://loki:3100"
     error_message = "Grafana needs Loki's group id (for its own ingress rule) and the Service Connect URL."
@@ -85,14 +52,10 @@ run "req_6_4_grafana_seam_is_the_loki_security_group" {
     condition     = length(aws_security_group.loki[0].ingress) == 0 && length(aws_security_group.loki[0].egress) == 0
     error_message = "The group has no inline rules; every rule is a separate resource other files can add to."
   }
-}
 
-# S3 is reachable only through the gateway endpoint's prefix list (2.7, P7): no other egress leaves
-# the VPC, and Loki addresses S3 at its own region's endpoint, the addresses that list routes.
-# req: 2.7, P7
-run "req_6_5_egress_only_to_s3_and_the_vpc" {
-  command = plan
-
+  # egress only to s3 and the vpc (6.5)
+  # S3 is reachable only through the gateway endpoint's prefix list (2.7, P7): no other egress leaves
+  # the VPC, and Loki addresses S3 at its own region's endpoint, the addresses that list routes.
   assert {
     condition = (
       aws_vpc_security_group_egress_rule.loki_to_s3[0].prefix_list_id == "pl-6da54004" &&
@@ -124,6 +87,47 @@ run "req_6_5_egress_only_to_s3_and_the_vpc" {
       ]).AWS_REGION == var.aws_region
     )
     error_message = "Loki must reach S3 at the deployment region's own endpoint (no endpoint override, no storage_config.aws): a gateway endpoint serves only its region, and only the prefix list's addresses are allowed out."
+  }
+
+  # task carries only the loki group (6.3, 6.5)
+  assert {
+    condition = (
+      aws_ecs_service.loki[0].network_configuration[0].security_groups == toset([aws_security_group.loki[0].id]) &&
+      !contains(aws_ecs_service.loki[0].network_configuration[0].security_groups, var.instance_security_group_id)
+    )
+    error_message = "Loki's task carries only its own group (rules add up: the instances' wide egress would undo Loki's)."
+  }
+  assert {
+    condition     = aws_ecs_task_definition.loki[0].network_mode == "awsvpc"
+    error_message = "Only awsvpc gives the task its own ENI and security group."
+  }
+}
+run "req_6_3_ingress_only_from_collectors_on_3100" {
+  command = plan
+
+  variables {
+    loki_client_security_group_ids = ["sg-0aaaaaaaaaaaaaaaa"]
+  }
+
+  assert {
+    condition = (
+      aws_vpc_security_group_ingress_rule.loki_from_instances[0].referenced_security_group_id == "sg-0123456789abcdef0" &&
+      aws_vpc_security_group_ingress_rule.loki_from_instances[0].from_port == 3100 &&
+      aws_vpc_security_group_ingress_rule.loki_from_instances[0].to_port == 3100 &&
+      aws_vpc_security_group_ingress_rule.loki_from_instances[0].ip_protocol == "tcp"
+    )
+    error_message = "The instances' group may reach Loki on TCP 3100 only."
+  }
+  assert {
+    condition = (
+      aws_vpc_security_group_ingress_rule.loki_from_clients["sg-0aaaaaaaaaaaaaaaa"].from_port == 3100 &&
+      aws_vpc_security_group_ingress_rule.loki_from_clients["sg-0aaaaaaaaaaaaaaaa"].to_port == 3100
+    )
+    error_message = "Each collector group in loki_client_security_group_ids gets its own rule on 3100."
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_ingress_rule.loki_from_peers) == 0
+    error_message = "A single replica opens no gossip or gRPC ports."
   }
 }
 
@@ -162,22 +166,6 @@ run "req_6_5_routed_egress_is_explicit_and_needs_no_endpoints" {
       aws_vpc_security_group_egress_rule.loki_https_out["0.0.0.0/0"].ip_protocol == "tcp"
     )
     error_message = "loki_https_egress_cidrs opens exactly HTTPS to each CIDR."
-  }
-}
-
-run "req_6_3_req_6_5_task_carries_only_the_loki_group" {
-  command = plan
-
-  assert {
-    condition = (
-      aws_ecs_service.loki[0].network_configuration[0].security_groups == toset([aws_security_group.loki[0].id]) &&
-      !contains(aws_ecs_service.loki[0].network_configuration[0].security_groups, var.instance_security_group_id)
-    )
-    error_message = "Loki's task carries only its own group (rules add up: the instances' wide egress would undo Loki's)."
-  }
-  assert {
-    condition     = aws_ecs_task_definition.loki[0].network_mode == "awsvpc"
-    error_message = "Only awsvpc gives the task its own ENI and security group."
   }
 }
 

@@ -26,9 +26,12 @@ override_resource {
   values          = { arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/loki" }
 }
 
-run "req_1_1_ecs_service_on_ec2_capacity" {
+# req: 1.1, 1.2, 1.3, NF4, 4.2, 1.4, 1.5, 1.6, 1.7, 5.3, NF6, 7.1, 9.1, 10.1
+# Every check of the plan with this file's variables: one plan, many assertions.
+run "loki_service_with_the_file_variables" {
   command = plan
 
+  # ecs service on ec2 capacity (1.1)
   assert {
     condition     = one(aws_ecs_service.loki[0].capacity_provider_strategy).capacity_provider == "temporal-dev-arm64" && aws_ecs_service.loki[0].cluster == "temporal-dev"
     error_message = "Loki runs in the existing cluster on its EC2 capacity provider."
@@ -37,33 +40,23 @@ run "req_1_1_ecs_service_on_ec2_capacity" {
     condition     = aws_ecs_task_definition.loki[0].requires_compatibilities == toset(["EC2"])
     error_message = "The task definition targets EC2."
   }
-}
 
-run "req_1_2_arm64" {
-  command = plan
-
+  # arm64 (1.2)
   assert {
     condition     = aws_ecs_task_definition.loki[0].runtime_platform[0].cpu_architecture == "ARM64" && aws_ecs_task_definition.loki[0].runtime_platform[0].operating_system_family == "LINUX"
     error_message = "Loki's task must run on ARM64 Linux (Graviton)."
   }
-}
 
-run "req_1_3_port_3100" {
-  command = plan
-
+  # port 3100 (1.3)
   assert {
     condition = [
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : [for p in c.portMappings : "${p.name}/${p.containerPort}/${p.protocol}"] if c.name == "loki"
     ] == [["loki/3100/tcp"]]
     error_message = "The Loki container exposes exactly TCP 3100, named loki."
   }
-}
 
-# Grafana's datasource waits 60 s; Envoy's 15 s default would 504 longer queries.
-# req: NF4, 4.2
-run "req_1_4_service_connect_name_loki" {
-  command = plan
-
+  # service connect name loki (1.4)
+  # Grafana's datasource waits 60 s; Envoy's 15 s default would 504 longer queries.
   assert {
     condition = (
       one(aws_ecs_service.loki[0].service_connect_configuration[0].service[0].timeout).per_request_timeout_seconds >
@@ -88,11 +81,8 @@ run "req_1_4_service_connect_name_loki" {
     )
     error_message = "Loki must answer as loki:3100 in the Service Connect namespace, through the port mapping named loki."
   }
-}
 
-run "req_1_5_health_check_is_loki_health" {
-  command = plan
-
+  # health check is loki health (1.5)
   assert {
     condition = one([
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.healthCheck if c.name == "loki"
@@ -105,11 +95,8 @@ run "req_1_5_health_check_is_loki_health" {
     }
     error_message = "The health check must run the image's own `loki -health` (GET /ready), with time for WAL replay."
   }
-}
 
-run "req_1_6_monolithic" {
-  command = plan
-
+  # monolithic (1.6)
   assert {
     condition = alltrue([
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) :
@@ -117,11 +104,8 @@ run "req_1_6_monolithic" {
     ]) && try(yamldecode(aws_ssm_parameter.loki_config[0].value).target, "all") == "all"
     error_message = "Loki runs as a single binary (target all)."
   }
-}
 
-run "req_1_7_config_file_plus_environment" {
-  command = plan
-
+  # config file plus environment (1.7)
   assert {
     condition = one([
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.command if c.name == "loki"
@@ -149,11 +133,8 @@ run "req_1_7_config_file_plus_environment" {
     )) == 0
     error_message = "Every $${NAME} in the deployed config is set by the Loki container."
   }
-}
 
-run "req_1_7_config_from_ssm_through_a_pinned_init_container" {
-  command = plan
-
+  # config from ssm through a pinned init container (1.7)
   assert {
     condition = one([
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c if c.name == "loki-init"
@@ -170,20 +151,14 @@ run "req_1_7_config_from_ssm_through_a_pinned_init_container" {
     ]) == [{ containerName = "loki-init", condition = "SUCCESS" }]
     error_message = "Loki starts only after the config was written."
   }
-}
 
-run "req_5_3_retention_in_the_config_matches_the_variable" {
-  command = plan
-
+  # retention in the config matches the variable (5.3)
   assert {
     condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).limits_config.retention_period == "168h" && yamldecode(aws_ssm_parameter.loki_config[0].value).compactor.retention_enabled
     error_message = "The deployed config enforces 7 days (168h) of retention in the compactor."
   }
-}
 
-run "req_nf6_wal_flushed_within_stop_timeout" {
-  command = plan
-
+  # wal flushed within stop timeout (NF6)
   assert {
     condition = one([
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.stopTimeout if c.name == "loki"
@@ -197,11 +172,8 @@ run "req_nf6_wal_flushed_within_stop_timeout" {
     ]) == { enabled = true, ignoredExitCodes = [], restartAttemptPeriod = 60 }
     error_message = "The Loki container restarts in place after any exit (OOM, panic), so the WAL on the task volume is replayed."
   }
-}
 
-run "ops_ecs_exec_and_own_cloudwatch_logs" {
-  command = plan
-
+  # ops ecs exec and own cloudwatch logs
   assert {
     condition     = aws_ecs_service.loki[0].enable_execute_command
     error_message = "ECS Exec must be on (run `loki -health` by hand)."
@@ -213,11 +185,8 @@ run "ops_ecs_exec_and_own_cloudwatch_logs" {
     ]) && aws_cloudwatch_log_group.loki[0].retention_in_days == 14
     error_message = "Loki's own logs go to CloudWatch, never to Loki itself."
   }
-}
 
-run "req_7_1_single_replica_never_overlaps" {
-  command = plan
-
+  # single replica never overlaps (7.1)
   assert {
     condition     = aws_ecs_service.loki[0].desired_count == 1 && aws_ecs_service.loki[0].deployment_minimum_healthy_percent == 0 && aws_ecs_service.loki[0].deployment_maximum_percent == 100
     error_message = "One replica, stopped before its successor starts: two in-memory rings must never run at once."
@@ -226,8 +195,31 @@ run "req_7_1_single_replica_never_overlaps" {
     condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).common.ring.kvstore.store == "inmemory" && length(aws_service_discovery_service.loki_peers) == 0
     error_message = "A single replica uses an in-memory ring and no peer discovery."
   }
-}
 
+  # metrics on the api port (9.1)
+  assert {
+    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).server.http_listen_port == 3100
+    error_message = "/metrics is served by Loki's HTTP server on 3100, the port collectors and Service Connect use."
+  }
+
+  # small by default (10.1)
+  assert {
+    condition     = aws_ecs_task_definition.loki[0].cpu == "512" && aws_ecs_task_definition.loki[0].memory == "1024"
+    error_message = "The dev task is 512 CPU units / 1024 MiB."
+  }
+  assert {
+    condition = (
+      yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "480MB" &&
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 640 &&
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "alloy"]) == 384
+    )
+    error_message = "The 1024 MiB task holds the 384 MiB Alloy sidecar: Loki gets 640 MiB and WAL replay ~75 % of that (480MB), not of the whole task."
+  }
+  assert {
+    condition     = sum([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : try(c.memory, 0)]) <= tonumber(aws_ecs_task_definition.loki[0].memory)
+    error_message = "The containers' hard limits fit in the task's memory."
+  }
+}
 # loki_count alone (7.5) takes Loki beyond one instance (NF7): 3 replicas on one bucket (7.4).
 # req: 7.3, 7.4, 7.5, NF7
 run "req_7_2_ha_memberlist_with_per_task_dns" {
@@ -284,35 +276,5 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
       yamldecode(aws_ssm_parameter.loki_config[0].value).compactor.delete_request_store == "s3"
     )
     error_message = "Every replica runs the one task definition and writes chunks, index and delete requests to the same bucket (req 7.4)."
-  }
-}
-
-run "req_9_1_metrics_on_the_api_port" {
-  command = plan
-
-  assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).server.http_listen_port == 3100
-    error_message = "/metrics is served by Loki's HTTP server on 3100, the port collectors and Service Connect use."
-  }
-}
-
-run "req_10_1_small_by_default" {
-  command = plan
-
-  assert {
-    condition     = aws_ecs_task_definition.loki[0].cpu == "512" && aws_ecs_task_definition.loki[0].memory == "1024"
-    error_message = "The dev task is 512 CPU units / 1024 MiB."
-  }
-  assert {
-    condition = (
-      yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "480MB" &&
-      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 640 &&
-      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "alloy"]) == 384
-    )
-    error_message = "The 1024 MiB task holds the 384 MiB Alloy sidecar: Loki gets 640 MiB and WAL replay ~75 % of that (480MB), not of the whole task."
-  }
-  assert {
-    condition     = sum([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : try(c.memory, 0)]) <= tonumber(aws_ecs_task_definition.loki[0].memory)
-    error_message = "The containers' hard limits fit in the task's memory."
   }
 }

@@ -19,9 +19,12 @@ mock_provider "aws" {
   }
 }
 
-run "req_2_1_chunks_and_index_in_own_bucket" {
+# req: 2.1, 2.3, 2.4, 2.5
+# Every check of the plan with this file's variables: one plan, many assertions.
+run "loki_storage_with_the_file_variables" {
   command = plan
 
+  # chunks and index in own bucket (2.1)
   assert {
     condition     = aws_s3_bucket.loki[0].bucket == "temporal-dev-loki-123456789012-eu-west-1"
     error_message = "Loki's bucket must be named <project>-loki-<account>-<region>, got ${aws_s3_bucket.loki[0].bucket}."
@@ -30,11 +33,8 @@ run "req_2_1_chunks_and_index_in_own_bucket" {
     condition     = output.loki_bucket_name == aws_s3_bucket.loki[0].bucket && output.loki_bucket_arn == "arn:aws:s3:::temporal-dev-loki-123456789012-eu-west-1"
     error_message = "The bucket name and ARN outputs must name Loki's bucket."
   }
-}
 
-run "req_2_3_lifecycle_scoped_to_chunks" {
-  command = plan
-
+  # lifecycle scoped to chunks (2.3)
   # Only the multipart-abort rule may leave fake/; it is checked not to expire anything below.
   assert {
     condition = alltrue([
@@ -50,11 +50,8 @@ run "req_2_3_lifecycle_scoped_to_chunks" {
     ]) == 9
     error_message = "The chunk expiration must be retention + 2 days (7 + 2 = 9)."
   }
-}
 
-run "req_2_3_abort_rule_never_expires_objects" {
-  command = plan
-
+  # abort rule never expires objects (2.3)
   assert {
     condition = alltrue([
       for r in aws_s3_bucket_lifecycle_configuration.loki[0].rule :
@@ -67,29 +64,20 @@ run "req_2_3_abort_rule_never_expires_objects" {
     condition     = length(aws_s3_bucket_lifecycle_configuration.loki[0].rule) == 2
     error_message = "Loki's bucket has exactly two lifecycle rules: chunk expiry and multipart abort."
   }
-}
 
-run "req_2_4_server_side_encryption" {
-  command = plan
-
+  # server side encryption (2.4)
   assert {
     condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.loki[0].rule).apply_server_side_encryption_by_default).sse_algorithm == "AES256"
     error_message = "Loki's bucket must be encrypted at rest with SSE-S3."
   }
-}
 
-run "req_2_5_versioning_disabled" {
-  command = plan
-
+  # versioning disabled (2.5)
   assert {
     condition     = aws_s3_bucket_versioning.loki[0].versioning_configuration[0].status == "Disabled"
     error_message = "Versioning must stay disabled (append-only objects, req 2.5)."
   }
-}
 
-run "bucket_public_access_blocked_and_tls_only" {
-  command = plan
-
+  # bucket public access blocked and tls only
   assert {
     condition = (
       aws_s3_bucket_public_access_block.loki[0].block_public_acls &&
@@ -112,7 +100,6 @@ run "bucket_public_access_blocked_and_tls_only" {
     error_message = "ACLs must be disabled (BucketOwnerEnforced)."
   }
 }
-
 run "req_5_4_lifecycle_follows_retention" {
   command = plan
 

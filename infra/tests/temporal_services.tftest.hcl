@@ -139,12 +139,14 @@ run "req_8_3_log_groups_retained_on_alloy_after_parallel_run" {
   }
 }
 
-# This file leaves loki_retention_days unset, so the run also shows its default (5.2): 7 days in
-# Loki's compactor, the chunk lifecycle backup and the services' log groups alike.
-# req: 5.2
-run "req_5_5_log_retention_follows_loki" {
+# req: 5.2, 5.5
+# Every check of the plan with this file's variables: one plan, many assertions.
+run "temporal_services_with_the_file_variables" {
   command = plan
 
+  # log retention follows loki (5.5)
+  # This file leaves loki_retention_days unset, so the run also shows its default (5.2): 7 days in
+  # Loki's compactor, the chunk lifecycle backup and the services' log groups alike.
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
@@ -165,11 +167,8 @@ run "req_5_5_log_retention_follows_loki" {
     )
     error_message = "By default logs are kept 7 days: 168h in Loki, chunks expire after 9 days, log groups keep 7 (req 5.2)."
   }
-}
 
-run "persistence_password_from_secret_only" {
-  command = plan
-
+  # persistence password from secret only
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker] :
@@ -184,8 +183,17 @@ run "persistence_password_from_secret_only" {
     condition     = contains(jsondecode(module.temporal_history.execution_role_policy).Statement, { Sid = "SecretsManager", Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"] })
     error_message = "The execution role may read exactly the database secret."
   }
-}
 
+  # benchmark worker disabled keeps log group
+  assert {
+    condition     = output.temporal_services["benchmark-worker"].service_name == null && output.temporal_services["benchmark-worker"].log_group_name == "/ecs/temporal-dev/benchmark-worker"
+    error_message = "A disabled benchmark worker runs no service but keeps its log group."
+  }
+  assert {
+    condition     = output.temporal_services["history"].service_name == "temporal-dev-temporal-history"
+    error_message = "Enabled services run."
+  }
+}
 run "persistence_secret_json_key_is_scoped_to_the_secret" {
   command = plan
 
@@ -232,19 +240,6 @@ run "ports_metrics_and_service_connect" {
   assert {
     condition     = contains(jsondecode(module.temporal_worker.container_definitions)[0].environment, { name = "PUBLIC_FRONTEND_ADDRESS", value = "temporal-frontend:7233" })
     error_message = "The other roles reach the frontend through Service Connect."
-  }
-}
-
-run "benchmark_worker_disabled_keeps_log_group" {
-  command = plan
-
-  assert {
-    condition     = output.temporal_services["benchmark-worker"].service_name == null && output.temporal_services["benchmark-worker"].log_group_name == "/ecs/temporal-dev/benchmark-worker"
-    error_message = "A disabled benchmark worker runs no service but keeps its log group."
-  }
-  assert {
-    condition     = output.temporal_services["history"].service_name == "temporal-dev-temporal-history"
-    error_message = "Enabled services run."
   }
 }
 

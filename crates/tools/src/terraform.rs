@@ -145,14 +145,20 @@ impl Terraform {
             .filter(|name| name.ends_with(".tftest.hcl") || name.ends_with(".tftest.json"))
             .collect();
         files.sort();
+        // The files with the most runs start first, so no long one is left for the end.
+        let runs = |file: &String| {
+            std::fs::read_to_string(dir.join("tests").join(file)).map_or(0, |t| t.matches("\nrun \"").count())
+        };
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(runs(&files[i])));
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results: Vec<std::sync::Mutex<Option<anyhow::Result<(String, std::time::Duration)>>>> =
             files.iter().map(|_| std::sync::Mutex::new(None)).collect();
         std::thread::scope(|scope| {
             for _ in 0..jobs.clamp(1, files.len().max(1)) {
                 scope.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(file) = files.get(i) else { break };
+                    let Some(&i) = order.get(next.fetch_add(1, std::sync::atomic::Ordering::SeqCst)) else { break };
+                    let file = &files[i];
                     let started = std::time::Instant::now();
                     let result = self
                         .cmd(format!("run the terraform tests of {}", dir.join("tests").join(file).display()))
