@@ -60,9 +60,14 @@ impl EnvFile {
         std::fs::copy(root().join("infra/versions.tf"), repo.join("infra/versions.tf")).expect("copy versions.tf");
         let name = "dev".to_string();
         let path = repo.join("envs").join(format!("{name}.toml"));
-        std::fs::copy(root().join("envs/example.toml"), &path).expect("copy the example env");
+        // The example in this world's account, its ARNs moved along as `cargo xtask init` does.
+        let example = std::fs::read_to_string(root().join("envs/example.toml")).expect("read the example env");
+        let mut doc: toml_edit::DocumentMut = example.parse().expect("the example env is TOML");
+        let region = doc["aws"]["region"].as_str().expect("the example's region").to_string();
+        settings::retarget(&mut doc, &region, account);
+        doc["aws"]["account_id"] = toml_edit::value(account);
+        std::fs::write(&path, doc.to_string()).expect("write the scratch env");
         let file = EnvFile { name, path, scratch };
-        settings::set(&file.path, &["aws", "account_id"], account.into()).expect("set the account");
         for service in alloy {
             settings::set_collector(&file.path, service, Collector::Alloy).expect("set a collector");
         }

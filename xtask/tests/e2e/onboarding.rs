@@ -706,7 +706,7 @@ fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     // Only the marked blocks went: the tests' other runs stay, files without markers are untouched.
     let tests = std::fs::read_to_string(repo.join("infra/tests/alloy_sidecar.tftest.hcl")).unwrap();
     assert!(
-        tests.contains(r#"run "req_3_1_alloy_sidecar_in_each_task""#)
+        tests.contains(r#"run "alloy_sidecar_with_the_file_variables""#)
             && !tests.contains("req_8_2_one_service_at_a_time"),
         "{tests}"
     );
