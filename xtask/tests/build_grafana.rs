@@ -260,7 +260,8 @@ fn no_credentials_is_a_clear_error() {
         cmd.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
     });
     assert_failed_with(&out, &["no usable AWS credentials", "aws sso login", "Unable to locate credentials"]);
-    assert_eq!(out.status.code(), Some(1));
+    // Configuration, as in every other command: exit 2.
+    assert_eq!(out.status.code(), Some(2));
     assert_nothing_pushed(&h);
 }
 
@@ -272,7 +273,8 @@ fn an_absent_repository_says_to_apply_grafana_tf_first() {
         &out,
         &[&format!("the ECR repository {REPOSITORY} does not exist in {REGION}"), "apply infra/grafana.tf first"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    // An earlier phase must come first: exit 2.
+    assert_eq!(out.status.code(), Some(2));
     assert_nothing_pushed(&h);
 }
 

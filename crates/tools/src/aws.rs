@@ -61,9 +61,11 @@ impl Aws {
 
     /// The caller's identity; fails with the fix when there are no usable credentials.
     pub fn identity(&self) -> anyhow::Result<Identity> {
-        let answer = self.json("check the AWS credentials", ["sts", "get-caller-identity"]).context(
-            "no usable AWS credentials: log in (`aws sso login --profile P` and `export AWS_PROFILE=P`, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
-        )?;
+        let answer = self.json("check the AWS credentials", ["sts", "get-caller-identity"]).map_err(|err| {
+            crate::not_set_up(format!(
+                "no usable AWS credentials: log in (`aws sso login --profile P` and `export AWS_PROFILE=P`, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): {err:#}"
+            ))
+        })?;
         Ok(Identity {
             account: answer["Account"].as_str().unwrap_or_default().to_string(),
             arn: answer["Arn"].as_str().unwrap_or_default().to_string(),
