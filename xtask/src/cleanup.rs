@@ -23,21 +23,12 @@ const BLOCK_END: &str = "# <<< adot";
 impl CleanupArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
         let env = Environment::load(&project.root, &self.target.env).map_err(usage)?;
-        let on_adot: Vec<&str> =
-            env.settings.services.iter().filter(|(_, s)| s.collector == Collector::Adot).map(|(n, _)| n).collect();
-        if !on_adot.is_empty() {
-            bail!(usage(format!(
-                "refusing: {} still use ADOT in `{}`; migrate them first (`cargo xtask migrate-sidecars --env {} --all --execute`)",
-                on_adot.join(", "),
-                env.name,
-                env.name
-            )));
-        }
         if env.settings.adot.enabled {
-            let spec = spec();
+            let spec = spec(&env);
             if !self.target.execute {
                 phase::dry_run(project, &env, &spec)?;
             } else {
+                spec.ready()?;
                 remove_adot(project, env.clone(), &spec)?;
             }
         } else {
@@ -50,15 +41,26 @@ impl CleanupArgs {
     }
 }
 
-fn spec() -> PhaseSpec {
+/// Phase 4. Waits only for the enabled services: a disabled one has no task and no sidecar, so
+/// its collector moves to alloy in the same edit as `adot.enabled = false`.
+fn spec(env: &Environment) -> PhaseSpec {
+    let disabled_on_adot: Vec<&'static str> = env
+        .settings
+        .services
+        .iter()
+        .filter(|(_, s)| !s.enabled && s.collector == Collector::Adot)
+        .map(|(n, _)| n)
+        .collect();
     PhaseSpec {
         title: "cleanup adot".into(),
-        change: Change::DisableAdot,
+        change: Change::DisableAdot { disabled_on_adot },
         scope: Scope::Adot,
         ecs_service_output: None,
         checkpoint_name:
-            "checkpoint 5 for every service first; after: no ADOT SSM parameter left, log groups untouched".into(),
+            "checkpoint 5 for every enabled service first; after: no ADOT SSM parameter left, log groups untouched"
+                .into(),
         timeout: Duration::from_secs(0),
+        not_yet: phase::services_migrated(env).err(),
     }
 }
 
@@ -81,7 +83,8 @@ fn remove_adot(project: &Project, env: Environment, spec: &PhaseSpec) -> anyhow:
                 if missing.is_empty() {
                     Ok(format!("{} log groups still there", log_groups_before.len()))
                 } else {
-                    Err(anyhow::format_err!("log groups disappeared: {missing:?}"))
+                    let names: Vec<&str> = missing.iter().map(|g| g.as_str()).collect();
+                    Err(anyhow::format_err!("log groups disappeared: {}", names.join(", ")))
                 }
             })
         });

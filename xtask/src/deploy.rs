@@ -31,6 +31,7 @@ fn loki_spec(timeout: Duration) -> PhaseSpec {
         ecs_service_output: Some("loki_service_name".into()),
         checkpoint_name: "checkpoint 2 (Loki stable and ready, S3 writes proven)".into(),
         timeout,
+        not_yet: None,
     }
 }
 
@@ -62,6 +63,7 @@ fn baseline_spec(timeout: Duration) -> PhaseSpec {
         ecs_service_output: None,
         checkpoint_name: "no checkpoint (the fleet as it was: CloudWatch and ADOT)".into(),
         timeout,
+        not_yet: None,
     }
 }
 
@@ -90,7 +92,7 @@ fn grafana_tag(project: &Project) -> anyhow::Result<String> {
     Ok(format!("{version}-{commit}"))
 }
 
-fn grafana_spec(image: String, timeout: Duration) -> PhaseSpec {
+fn grafana_spec(env: &Environment, image: String, timeout: Duration) -> PhaseSpec {
     PhaseSpec {
         title: "deploy grafana".into(),
         change: Change::Image { key: "grafana_image".into(), image },
@@ -98,16 +100,19 @@ fn grafana_spec(image: String, timeout: Duration) -> PhaseSpec {
         ecs_service_output: Some("grafana_service_name".into()),
         checkpoint_name: "checkpoint 7 (Loki datasource by uid, a LogQL query through Grafana returns lines)".into(),
         timeout,
+        // Grafana's datasource is Loki: without it checkpoint 7 cannot pass.
+        not_yet: phase::loki_deployed(env).err(),
     }
 }
 
 /// Plan phase 3: runs the image `build-grafana --execute` pushed for this commit.
 fn deploy_grafana(project: &Project, env: Environment, execute: bool, timeout: Duration) -> anyhow::Result<()> {
     let tag = grafana_tag(project)?;
+    let preview = grafana_spec(&env, format!("<output grafana_ecr_repository_url>:{tag}"), timeout);
     if !execute {
-        let spec = grafana_spec(format!("<output grafana_ecr_repository_url>:{tag}"), timeout);
-        return phase::dry_run(project, &env, &spec);
+        return phase::dry_run(project, &env, &preview);
     }
+    preview.ready()?;
     phase::render_status(project, &env, true)?;
     let live = Live::connect(project, env)?;
     let repository = live.output_str("grafana_ecr_repository_url", "cargo xtask deploy baseline")?;
@@ -122,10 +127,14 @@ fn deploy_grafana(project: &Project, env: Environment, execute: bool, timeout: D
             live.env.name
         )));
     }
-    let spec = grafana_spec(format!("{repository}:{tag}"), timeout);
+    let spec = grafana_spec(&live.env, format!("{repository}:{tag}"), timeout);
     match phase::execute(&live, &spec, &|live| run_checkpoint(live, Checkpoint::Seven), &|| Ok(()))? {
         Outcome::Recorded => {
-            println!("Grafana runs {repository}:{tag} and passed checkpoint 7.");
+            let next = match phase::enabled_on_adot(&live.env).is_empty() {
+                true => format!("`cargo xtask cleanup-adot --env {}`", live.env.name),
+                false => format!("`cargo xtask migrate-sidecars --env {}`", live.env.name),
+            };
+            println!("Grafana runs {repository}:{tag} and passed checkpoint 7. Next: {next}");
             Ok(())
         }
         Outcome::CheckFailed => bail!(

@@ -59,6 +59,7 @@ const P3_NO_SNAPSHOT: &str = "no snapshot: it is taken by migrate-sidecars befor
 /// Runs the property checks and prints the report; exit 1 when one fails, 2 when they cannot run.
 pub fn verify(project: &Project, env: &str, service: Option<String>, json: bool) -> anyhow::Result<()> {
     let env = Environment::load(&project.root, env).map_err(usage)?;
+    crate::phase::loki_deployed(&env).map_err(|why| usage(format!("the properties cannot be checked yet: {why}")))?;
     let services = migrated_services(&env, service.as_deref())?;
     let live = Live::connect(project, env)?;
     let checks = Checks::new(&live)?;

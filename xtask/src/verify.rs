@@ -21,6 +21,7 @@ use settings::{Collector, Environment};
 use crate::cli::{CheckpointArg, VerifyArgs};
 use crate::ecs::{poll_interval, rollout, Rollout};
 use crate::live::Live;
+use crate::phase;
 use crate::project::{usage, Project};
 use crate::report::Report;
 use crate::tunnel::{require_plugin, Endpoint, Tunnel};
@@ -77,6 +78,10 @@ pub fn run_checkpoint(live: &Live, which: Checkpoint) -> anyhow::Result<Report> 
 
 impl VerifyArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        // Offline first: the arguments, the env file, the phase order; credentials last.
+        if let Some(name) = &self.service {
+            settings::check_service_name(name).map_err(usage)?;
+        }
         let which: Vec<Checkpoint> = match (self.checkpoint, self.service) {
             (CheckpointArg::Properties, service) => return properties::verify(project, &self.env, service, self.json),
             (CheckpointArg::Five, service) => vec![Checkpoint::Five { service }],
@@ -89,6 +94,10 @@ impl VerifyArgs {
             }
         };
         let env = Environment::load(&project.root, &self.env).map_err(usage)?;
+        for checkpoint in &which {
+            not_yet(&env, checkpoint)
+                .map_err(|why| usage(format!("checkpoint {} cannot run yet: {why}", checkpoint.label())))?;
+        }
         let live = Live::connect(project, env)?;
         let ctx = Checks::new(&live)?;
         // Every precondition first, so `all` fails before any check runs rather than half-way.
@@ -101,6 +110,39 @@ impl VerifyArgs {
         }
         drop(ctx); // closes the tunnels before the verdict is printed
         print_verdict(&report, self.json)
+    }
+}
+
+/// What the env file says must have run before a checkpoint can: no credentials needed.
+fn not_yet(env: &Environment, which: &Checkpoint) -> Result<(), String> {
+    phase::loki_deployed(env)?;
+    let name = &env.name;
+    match which {
+        Checkpoint::Two | Checkpoint::Nine => Ok(()),
+        Checkpoint::Seven => phase::grafana_deployed(env),
+        Checkpoint::Five { service: Some(service) } => {
+            let settings = env.settings.services.get(service).expect("checked name");
+            if !settings.enabled {
+                return Err(format!(
+                    "{service} is disabled in `{name}` (services.{service}.enabled = false): it has no task to check"
+                ));
+            }
+            if settings.collector == Collector::Adot {
+                return Err(format!(
+                    "{service} still uses ADOT in `{name}`; run `cargo xtask migrate-sidecars --env {name} --service {service} --execute` first"
+                ));
+            }
+            Ok(())
+        }
+        Checkpoint::Five { service: None } => {
+            let any = env.settings.services.iter().any(|(_, s)| s.enabled && s.collector == Collector::Alloy);
+            if any {
+                return Ok(());
+            }
+            Err(format!(
+                "no enabled service of `{name}` runs Alloy yet; run `cargo xtask migrate-sidecars --env {name} --execute` first"
+            ))
+        }
     }
 }
 
