@@ -53,8 +53,8 @@ fn spec(env: &Environment) -> PhaseSpec {
         .collect();
     PhaseSpec {
         title: "cleanup adot".into(),
+        scope: Scope::Adot { disabled: disabled_on_adot.clone() },
         change: Change::DisableAdot { disabled_on_adot },
-        scope: Scope::Adot,
         ecs_service_output: None,
         checkpoint_name:
             "checkpoint 5 for every enabled service first; after: no ADOT SSM parameter left, log groups untouched"

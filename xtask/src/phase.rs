@@ -190,7 +190,11 @@ pub enum Scope {
     Loki,
     Grafana,
     Service(&'static str),
-    Adot,
+    /// The ADOT resources, and the disabled services whose collector moves to alloy with them
+    /// (their task definitions exist, without a running task).
+    Adot {
+        disabled: Vec<&'static str>,
+    },
 }
 
 impl Scope {
@@ -212,8 +216,11 @@ impl Scope {
                     || address.ends_with(&format!("[\"{service}\"]"))
                     || address == "terraform_data.collector_choice"
             }
-            // The collector choice changes with it when disabled services move to alloy.
-            Scope::Adot => address.contains("adot") || address == "terraform_data.collector_choice",
+            Scope::Adot { disabled } => {
+                address.contains("adot")
+                    || address == "terraform_data.collector_choice"
+                    || disabled.iter().any(|service| Scope::Service(service).allows(address))
+            }
         }
     }
 
@@ -224,7 +231,10 @@ impl Scope {
             Scope::Loki => "Loki's resources".to_string(),
             Scope::Grafana => "Grafana's resources".to_string(),
             Scope::Service(service) => format!("{service}'s resources (its task, service, Alloy parameter, the collector choice)"),
-            Scope::Adot => "the ADOT resources and the collector choice".to_string(),
+            Scope::Adot { disabled } if disabled.is_empty() => "the ADOT resources".to_string(),
+            Scope::Adot { disabled } => {
+                format!("the ADOT resources or the task definitions of {} (disabled)", disabled.join(", "))
+            }
         };
         format!("stop unless every planned change is one of {what} and no CloudWatch log group is deleted")
     }
@@ -537,7 +547,7 @@ mod tests {
         assert!(!worker.allows("module.temporal_history.aws_ecs_task_definition.this"));
         assert!(!worker.allows("aws_ssm_parameter.alloy[\"benchmark-worker\"]"));
         assert!(Scope::Service("benchmark-worker").allows("module.benchmark_worker[0].aws_ecs_service.this"));
-        assert!(!Scope::Adot.allows("aws_cloudwatch_log_group.loki"));
+        assert!(!Scope::Adot { disabled: vec![] }.allows("aws_cloudwatch_log_group.loki"));
     }
 
     fn change(address: &str, actions: &[&str]) -> ResourceChange {
@@ -604,15 +614,20 @@ mod tests {
         let after = change.applied_to(&settings);
         assert!(!after.adot.enabled);
         assert!(after.services.iter().all(|(_, s)| s.collector == Collector::Alloy));
-        assert!(Scope::Adot.allows("terraform_data.collector_choice"));
-        assert!(!Scope::Adot.allows("module.benchmark_worker[0].aws_ecs_service.this"));
+        let scope = Scope::Adot { disabled: vec!["benchmark-worker"] };
+        assert!(scope.allows("terraform_data.collector_choice"));
+        assert!(scope.allows("module.benchmark_worker.aws_ecs_task_definition.this"));
+        assert!(!scope.allows("module.temporal_worker.aws_ecs_task_definition.this"));
+        assert!(!Scope::Adot { disabled: vec![] }.allows("module.benchmark_worker.aws_ecs_task_definition.this"));
     }
 
     #[test]
     fn dry_run_steps_name_scopes_in_words() {
         assert!(Scope::Service("worker").step().contains("one of worker's resources"));
         assert!(Scope::Everything.step().starts_with("stop if the plan deletes a CloudWatch log group"));
-        for scope in [Scope::Everything, Scope::Loki, Scope::Grafana, Scope::Service("worker"), Scope::Adot] {
+        for scope in
+            [Scope::Everything, Scope::Loki, Scope::Grafana, Scope::Service("worker"), Scope::Adot { disabled: vec![] }]
+        {
             assert!(!scope.step().contains("scope") && !scope.step().contains("Service("), "{}", scope.step());
         }
     }

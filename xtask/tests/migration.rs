@@ -207,7 +207,15 @@ fn the_example_env_migrates_end_to_end_by_commands_alone() {
 
     // ---- phase 4: ADOT off; the disabled service goes to alloy with it ------------------------
     let before = world.env.text();
-    world.set_terraform(&outputs, &plan(&["aws_ssm_parameter.adot[0]", "terraform_data.collector_choice"]), None);
+    world.set_terraform(
+        &outputs,
+        &plan(&[
+            "aws_ssm_parameter.adot[0]",
+            "terraform_data.collector_choice",
+            "module.benchmark_worker.aws_ecs_task_definition.this",
+        ]),
+        None,
+    );
     let run = world.xtask(&["cleanup-adot"]);
     run.assert_code(0);
     assert!(run.stdout.contains("Run again with --execute to do it."), "{}", run.stdout);
