@@ -303,20 +303,20 @@ impl Checks<'_, '_> {
             let container = line.labels.get("container").map(String::as_str).unwrap_or("");
             if !containers.contains(container) {
                 bail!(
-                    "an entry has container={container:?}, not a container of {ecs_service} ({}); its labels: {:?}",
+                    "an entry has container={container:?}, not a container of {ecs_service} ({}); its labels: {}",
                     join(&containers),
-                    line.labels
+                    super::show_labels(&line.labels)
                 );
             }
             match line.labels.get("task_id") {
                 None => bail!(
-                    "an entry of {container} has no task_id (neither label nor structured metadata); its labels: {:?}",
-                    line.labels
+                    "an entry of {container} has no task_id (neither label nor structured metadata); its labels: {}",
+                    super::show_labels(&line.labels)
                 ),
                 Some(id) if !tasks.contains(id) => {
                     bail!(
-                        "an entry of {container} has task_id={id:?}, not a task of {ecs_service}; its labels: {:?}",
-                        line.labels
+                        "an entry of {container} has task_id={id:?}, not a task of {ecs_service}; its labels: {}",
+                        super::show_labels(&line.labels)
                     )
                 }
                 Some(_) => {}

@@ -113,6 +113,12 @@ impl VerifyArgs {
     }
 }
 
+/// A stream's labels as Loki writes them: `{container="x", service_name="y"}`.
+pub(crate) fn show_labels(labels: &std::collections::BTreeMap<String, String>) -> String {
+    let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    logql::selector(&pairs)
+}
+
 /// What the env file says must have run before a checkpoint can: no credentials needed.
 fn not_yet(env: &Environment, which: &Checkpoint) -> Result<(), String> {
     phase::loki_deployed(env)?;
@@ -341,7 +347,7 @@ impl<'l, 'p> Checks<'l, 'p> {
             .flatten()
             .collect();
             if !problems.is_empty() {
-                bail!("a stream has wrong labels: {}; its labels: {:?}", problems.join(", "), line.labels);
+                bail!("a stream has wrong labels: {}; its labels: {}", problems.join(", "), show_labels(&line.labels));
             }
         }
         Ok(format!("service_name, cluster={}, container on every stream", self.cluster))
