@@ -105,16 +105,8 @@ fn grafana_spec(env: &Environment, image: String, timeout: Duration) -> PhaseSpe
     }
 }
 
-/// Plan phase 3: runs the image `build-grafana --execute` pushed for this commit.
-fn deploy_grafana(project: &Project, env: Environment, execute: bool, timeout: Duration) -> anyhow::Result<()> {
-    let tag = grafana_tag(project)?;
-    let preview = grafana_spec(&env, format!("<output grafana_ecr_repository_url>:{tag}"), timeout);
-    if !execute {
-        return phase::dry_run(project, &env, &preview);
-    }
-    preview.ready()?;
-    phase::render_status(project, &env, true)?;
-    let live = Live::connect(project, env)?;
+/// The image `build-grafana --execute` pushed for this commit, or why it cannot be deployed yet.
+fn pushed_image(live: &Live, tag: &str) -> anyhow::Result<Result<String, String>> {
     let repository = live.output_str("grafana_ecr_repository_url", "cargo xtask deploy baseline")?;
     let name = repository.rsplit('/').next().unwrap_or(&repository).to_string();
     let pushed = live.aws.cmd(
@@ -122,19 +114,33 @@ fn deploy_grafana(project: &Project, env: Environment, execute: bool, timeout: D
         ["ecr", "describe-images", "--repository-name", &name, "--image-ids", &format!("imageTag={tag}")],
     );
     if !pushed.output()?.success() {
-        bail!(usage(format!(
-            "{repository}:{tag} is not in ECR; push it first with `cargo xtask build-grafana --env {} --execute`",
+        return Ok(Err(format!(
+            "{repository}:{tag} is not in ECR; run `cargo xtask build-grafana --env {} --execute` first",
             live.env.name
         )));
     }
-    let spec = grafana_spec(&live.env, format!("{repository}:{tag}"), timeout);
+    Ok(Ok(format!("{repository}:{tag}")))
+}
+
+/// Plan phase 3: runs the image `build-grafana --execute` pushed for this commit.
+fn deploy_grafana(project: &Project, env: Environment, execute: bool, timeout: Duration) -> anyhow::Result<()> {
+    let tag = grafana_tag(project)?;
+    let preview = grafana_spec(&env, format!("<output grafana_ecr_repository_url>:{tag}"), timeout);
+    if !execute {
+        return phase::dry_run_with(project, &env, &preview, &|live| Ok(pushed_image(live, &tag)?.map(drop)));
+    }
+    preview.ready()?;
+    phase::render_status(project, &env, true)?;
+    let live = Live::connect(project, env)?;
+    let image = pushed_image(&live, &tag)?.map_err(|why| usage(format!("{} cannot run yet: {why}", preview.title)))?;
+    let spec = grafana_spec(&live.env, image.clone(), timeout);
     match phase::execute(&live, &spec, &|live| run_checkpoint(live, Checkpoint::Seven), &|| Ok(()))? {
         Outcome::Recorded => {
             let next = match phase::enabled_on_adot(&live.env).is_empty() {
                 true => format!("`cargo xtask cleanup-adot --env {}`", live.env.name),
                 false => format!("`cargo xtask migrate-sidecars --env {}`", live.env.name),
             };
-            println!("Grafana runs {repository}:{tag} and passed checkpoint 7. Next: {next}");
+            println!("Grafana runs {image} and passed checkpoint 7. Next: {next}");
             Ok(())
         }
         Outcome::CheckFailed => bail!(

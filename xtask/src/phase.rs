@@ -425,6 +425,19 @@ pub enum Outcome {
 /// The dry run: render state, offline validation, and the exact steps; with credentials also the
 /// real plan. Changes nothing in AWS, the state, or the env file.
 pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow::Result<()> {
+    dry_run_with(project, env, spec, &|_| Ok(Ok(())))
+}
+
+/// What only the live environment can say stops `--execute` now (an image not pushed yet).
+pub type LiveCheck<'a> = &'a dyn Fn(&Live) -> anyhow::Result<Result<(), String>>;
+
+/// The dry run, also asking the live environment (with credentials) whether `--execute` could go.
+pub fn dry_run_with(
+    project: &Project,
+    env: &Environment,
+    spec: &PhaseSpec,
+    live_check: LiveCheck,
+) -> anyhow::Result<()> {
     println!("{} (env `{}`): dry run, nothing will change", spec.title, env.name);
     render_status(project, env, false)?;
     validate_offline(project)?;
@@ -457,8 +470,7 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
     }
     if let Some(why) = &spec.not_yet {
         // The preview is shown; the live plan would plan from a state this phase cannot follow.
-        println!("\nNot yet: --execute would refuse now, because {why}.");
-        return spec.ready();
+        return not_yet(spec, why);
     }
     match tools::aws::Aws::find(&env.settings.aws.region).and_then(|aws| aws.identity()) {
         Err(err) => println!(
@@ -467,12 +479,21 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
         ),
         Ok(_) => {
             let live = Live::connect(project, env.clone())?;
+            if let Err(why) = live_check(&live)? {
+                return not_yet(spec, &why);
+            }
             let plan = plan(&live, &spec.change, &spec.scope)?;
             println!("\nTerraform plan: {}", plan.summary());
         }
     }
     println!("\nRun again with --execute to do it.");
     Ok(())
+}
+
+/// Ends a dry run whose `--execute` would refuse: why, in its output and as the error (exit 2).
+fn not_yet(spec: &PhaseSpec, why: &str) -> anyhow::Result<()> {
+    println!("\nNot yet: --execute would refuse now, because {why}.");
+    Err(usage(format!("{} cannot run yet: {why}", spec.title)))
 }
 
 /// The real thing: plan, apply, wait, check, then record (or report and leave the env file as is).

@@ -183,6 +183,16 @@ fn the_example_env_migrates_end_to_end_by_commands_alone() {
     let tag = format!("{version}-{}", git(repo, &["rev-parse", "--short=7", "HEAD"]));
     let name = format!("{}-grafana", world.project);
     let created = world.aws(&["ecr", "create-repository", "--repository-name", &name]);
+    let repository = created["repository"]["repositoryUri"].as_str().unwrap().to_string();
+    let mut outputs = world.outputs();
+    outputs["grafana_ecr_repository_url"] = json!({"sensitive": false, "type": "string", "value": repository});
+    world.set_terraform(&outputs, &plan(&["aws_ecs_service.grafana[0]", "aws_ecs_task_definition.grafana[0]"]), None);
+    // Before the push, the dry run (with credentials) previews and says what comes first.
+    let run = world.xtask(&["deploy", "grafana"]);
+    assert_not_yet(&run, "cargo xtask build-grafana --env dev --execute");
+    assert!(run
+        .stdout
+        .contains(&format!("Not yet: --execute would refuse now, because {repository}:{tag} is not in ECR")));
     let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": "sha256:00"},
         "layers": []});
@@ -196,10 +206,6 @@ fn the_example_env_migrates_end_to_end_by_commands_alone() {
         "--image-manifest",
         &manifest.to_string(),
     ]);
-    let repository = created["repository"]["repositoryUri"].as_str().unwrap().to_string();
-    let mut outputs = world.outputs();
-    outputs["grafana_ecr_repository_url"] = json!({"sensitive": false, "type": "string", "value": repository});
-    world.set_terraform(&outputs, &plan(&["aws_ecs_service.grafana[0]", "aws_ecs_task_definition.grafana[0]"]), None);
     let run = world.xtask(&["deploy", "grafana", "--execute"]);
     run.assert_code(0);
     assert!(run.stdout.contains("Next: `cargo xtask cleanup-adot --env dev`"), "{}", run.stdout);
