@@ -16,6 +16,8 @@ use crate::verify::{run_checkpoint, Checkpoint};
 
 /// Files that exist only for ADOT; `--prune-code` deletes them.
 const ADOT_FILES: &[&str] = &["infra/adot-sidecar.tf", "templates/adot-sidecar-config.yaml.tera"];
+/// The env `init` copies, deployed nowhere: `--prune-code` edits it rather than waiting for it.
+const TEMPLATE_ENV: &str = "example";
 /// Files with ADOT blocks between these marker lines; `--prune-code` deletes the blocks.
 const BLOCK_START: &str = "# >>> adot";
 const BLOCK_END: &str = "# <<< adot";
@@ -54,7 +56,7 @@ fn spec(env: &Environment) -> PhaseSpec {
     PhaseSpec {
         title: "cleanup adot".into(),
         scope: Scope::Adot { disabled: disabled_on_adot.clone() },
-        change: Change::DisableAdot { disabled_on_adot },
+        change: Change::DisableAdot { to_alloy: disabled_on_adot },
         ecs_service_output: None,
         checkpoint_name:
             "checkpoint 5 for every enabled service first; after: no ADOT SSM parameter left, log groups untouched"
@@ -143,14 +145,22 @@ fn no_adot_parameters(live: &Live) -> anyhow::Result<String> {
 /// Deletes the ADOT code once no environment uses it; all or nothing, validated after.
 fn prune_code(project: &Project, execute: bool) -> anyhow::Result<()> {
     let envs = settings::load_all(&project.root).map_err(usage)?;
-    let still: Vec<&str> = envs.iter().filter(|e| e.settings.adot.enabled).map(|e| e.name.as_str()).collect();
+    let still: Vec<&str> =
+        envs.iter().filter(|e| e.settings.adot.enabled && e.name != TEMPLATE_ENV).map(|e| e.name.as_str()).collect();
     if !still.is_empty() {
         bail!(usage(format!(
             "refusing --prune-code: environments {} still have ADOT (adot.enabled = true); run cleanup-adot for each first",
             still.join(", ")
         )));
     }
-    let edits = pruned_files(&project.root)?;
+    let mut edits = pruned_files(&project.root)?;
+    // The template goes to Alloy with the code, so `init` starts new environments without ADOT.
+    if let Some(example) = envs.iter().find(|e| e.name == TEMPLATE_ENV && e.settings.adot.enabled) {
+        let to_alloy = example.settings.services.iter().filter(|(_, s)| s.collector == Collector::Adot);
+        let change = Change::DisableAdot { to_alloy: to_alloy.map(|(n, _)| n).collect() };
+        edits.push((example.path.clone(), Some(change.edited(&example.path)?)));
+        edits.sort();
+    }
     if !execute {
         println!("--prune-code would delete or edit:");
         for (path, new) in &edits {

@@ -33,10 +33,10 @@ pub enum Change {
         key: String,
         image: String,
     },
-    /// `adot.enabled = false`. A disabled service has no task and so no sidecar: one still named
-    /// `adot` moves to `alloy` in the same edit (the only collector left once ADOT is gone).
+    /// `adot.enabled = false`, and these services on `alloy` in the same edit (the only collector
+    /// left once ADOT is gone): the disabled ones, which have no task and so no sidecar to move.
     DisableAdot {
-        disabled_on_adot: Vec<&'static str>,
+        to_alloy: Vec<&'static str>,
     },
 }
 
@@ -50,7 +50,7 @@ impl Change {
                 vec![(vec!["services", service, "collector"], collector.as_str().into())]
             }
             Change::Image { key, image } => vec![(vec!["versions", key], image.as_str().into())],
-            Change::DisableAdot { disabled_on_adot } => disabled_on_adot
+            Change::DisableAdot { to_alloy } => to_alloy
                 .iter()
                 .map(|service| (vec!["services", service, "collector"], Collector::Alloy.as_str().into()))
                 .chain([(vec!["adot", "enabled"], false.into())])
@@ -77,8 +77,8 @@ impl Change {
             Change::Image { key, image } => {
                 after.versions.insert(key.clone(), image.clone());
             }
-            Change::DisableAdot { disabled_on_adot } => {
-                for service in disabled_on_adot {
+            Change::DisableAdot { to_alloy } => {
+                for service in to_alloy {
                     set_collector(&mut after, service, Collector::Alloy);
                 }
                 after.adot.enabled = false;
@@ -95,19 +95,27 @@ impl Change {
             return Ok(());
         }
         let path = &env.path;
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut doc: settings::TomlDocument = text.parse().with_context(|| format!("parsing {}", path.display()))?;
-        for (keys, value) in edits {
-            settings::set_in_document(&mut doc, &keys, value).with_context(|| format!("editing {}", path.display()))?;
-        }
-        let new_text = doc.to_string();
-        settings::parse(&new_text)
-            .with_context(|| format!("{}: recording {} would make it invalid", path.display(), self.describe()))?;
+        let new_text = self.edited(path)?;
         settings::write_atomically(path, &new_text)?;
         let files = render::render_all(&project.root)?;
         render::write(&project.root, &files)?;
         eprintln!("  recorded {} in {}", self.describe(), project.rel(path).display());
         Ok(())
+    }
+}
+
+impl Change {
+    /// The env file at `path` with this change made (comments kept), checked to be valid settings.
+    pub fn edited(&self, path: &std::path::Path) -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut doc: settings::TomlDocument = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+        for (keys, value) in self.edits() {
+            settings::set_in_document(&mut doc, &keys, value).with_context(|| format!("editing {}", path.display()))?;
+        }
+        let new_text = doc.to_string();
+        settings::parse(&new_text)
+            .with_context(|| format!("{}: recording {} would make it invalid", path.display(), self.describe()))?;
+        Ok(new_text)
     }
 }
 
@@ -630,7 +638,7 @@ mod tests {
         for service in ["history", "matching", "frontend", "worker"] {
             set_collector(&mut settings, service, Collector::Alloy);
         }
-        let change = Change::DisableAdot { disabled_on_adot: vec!["benchmark-worker"] };
+        let change = Change::DisableAdot { to_alloy: vec!["benchmark-worker"] };
         assert_eq!(change.describe(), "services.benchmark-worker.collector = \"alloy\", adot.enabled = false");
         let after = change.applied_to(&settings);
         assert!(!after.adot.enabled);
