@@ -186,7 +186,8 @@ pub fn next_after_migration(env: &Environment) -> String {
         Err(_) => format!(
             "`cargo xtask build-grafana --env {name} --execute`, `cargo xtask deploy grafana --env {name} --execute`, then `cargo xtask cleanup-adot --env {name}`"
         ),
-        Ok(()) => format!("`cargo xtask cleanup-adot --env {name}`"),
+        Ok(()) if env.settings.adot.enabled => format!("`cargo xtask cleanup-adot --env {name}`"),
+        Ok(()) => format!("nothing: the migration is done; `cargo xtask verify 9 --env {name}` checks it end to end"),
     }
 }
 

@@ -234,6 +234,12 @@ fn the_example_env_migrates_end_to_end_by_commands_alone() {
     assert!(collectors(&world).iter().all(|(_, c)| *c == Collector::Alloy), "{:?}", collectors(&world));
     assert!(!settings.services.benchmark_worker.enabled, "still disabled: only its collector changed");
 
+    // Rerunning a finished phase changes nothing and says so.
+    world.xtask(&["cleanup-adot"]).assert_code(0);
+    let run = world.xtask(&["migrate-sidecars"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("Next: nothing: the migration is done"), "{}", run.stdout);
+
     // ---- checkpoint 9 -------------------------------------------------------------------------
     let run = world.xtask(&["verify", "9"]);
     run.assert_code(0);
