@@ -419,11 +419,13 @@ fn adot_plan() -> Value {
     ]})
 }
 
-/// Every service on Alloy, checkpoint 5 healthy for the enabled ones, their log groups in moto,
+/// Loki deployed, every service on Alloy, checkpoint 5 healthy for the enabled ones, their log groups in moto,
 /// no ADOT SSM parameter left; ADOT still enabled in the env file. SSM parameter calls pass through
 /// the stand-in (it serves the session calls moto lacks) to moto.
 fn migrated_world(plan: &Value) -> World {
     let world = World::deployed(&ALL_SERVICES, healthy_stack(&example_cluster(), &ENABLED_SERVICES));
+    // Phase 4 follows Loki (phase 1): cleanup-adot refuses before it.
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
     world.stack.state().ecs_upstream = Some(world.moto.endpoint());
     for service in ENABLED_SERVICES {
         world.stack.add_service_lines(
@@ -568,6 +570,8 @@ fn prune_code_is_refused_while_an_env_has_adot() {
 fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     let world = pruneable_world(Reply::ok("Success! The configuration is valid.\n"));
     let repo = world.env.repo();
+    // The template `init` copies is deployed nowhere: it goes to Alloy with the code.
+    std::fs::copy(root().join("envs/example.toml"), repo.join("envs/example.toml")).unwrap();
     let before = snapshot(repo);
     let marked = files_with_markers(repo);
     assert!(marked.contains(&PathBuf::from("infra/alloy-sidecar.tf")), "{marked:?}");
@@ -576,6 +580,7 @@ fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     out.assert_code(0);
     assert!(out.stdout.contains("already removed (adot.enabled = false)"), "{}", out.stdout);
     assert!(out.stdout.contains("--prune-code would delete or edit:"), "{}", out.stdout);
+    assert!(out.stdout.contains("  edit   envs/example.toml"), "{}", out.stdout);
     for file in ["infra/adot-sidecar.tf", "templates/adot-sidecar-config.yaml.tera"] {
         assert!(out.stdout.contains(&format!("  delete {file}")), "{file} not listed:\n{}", out.stdout);
     }
@@ -596,6 +601,9 @@ fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     assert!(!repo.join("infra/adot-sidecar.tf").exists());
     assert!(!repo.join("templates/adot-sidecar-config.yaml.tera").exists());
     assert!(!repo.join("rendered/dev/adot-sidecar-config.yaml").exists());
+    let example = settings::Environment::load(repo, "example").unwrap().settings;
+    assert!(!example.adot.enabled && example.services.iter().all(|(_, s)| s.collector == settings::Collector::Alloy));
+    assert!(!repo.join("rendered/example/adot-sidecar-config.yaml").exists());
     assert_eq!(files_with_markers(repo), Vec::<PathBuf>::new());
     assert!(!std::fs::read_to_string(repo.join("infra/alloy-sidecar.tf")).unwrap().contains("<<< adot"));
     // Only the marked blocks went: the tests' other runs stay, files without markers are untouched.
