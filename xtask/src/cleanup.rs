@@ -25,6 +25,10 @@ const BLOCK_END: &str = "# <<< adot";
 impl CleanupArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
         let env = Environment::load(&project.root, &self.target.env).map_err(usage)?;
+        if self.prune_code {
+            // Before the cleanup's own dry run or apply: it cleans this env, not the others.
+            others_without_adot(project, Some(&env.name))?;
+        }
         if env.settings.adot.enabled {
             let spec = spec(&env);
             if !self.target.execute {
@@ -142,17 +146,26 @@ fn no_adot_parameters(live: &Live) -> anyhow::Result<String> {
     }
 }
 
-/// Deletes the ADOT code once no environment uses it; all or nothing, validated after.
-fn prune_code(project: &Project, execute: bool) -> anyhow::Result<()> {
+/// Every environment (but the template and `except`) has ADOT off, or which ones still have it.
+fn others_without_adot(project: &Project, except: Option<&str>) -> anyhow::Result<Vec<Environment>> {
     let envs = settings::load_all(&project.root).map_err(usage)?;
-    let still: Vec<&str> =
-        envs.iter().filter(|e| e.settings.adot.enabled && e.name != TEMPLATE_ENV).map(|e| e.name.as_str()).collect();
+    let still: Vec<&str> = envs
+        .iter()
+        .filter(|e| e.settings.adot.enabled && e.name != TEMPLATE_ENV && Some(e.name.as_str()) != except)
+        .map(|e| e.name.as_str())
+        .collect();
     if !still.is_empty() {
         bail!(usage(format!(
             "refusing --prune-code: environments {} still have ADOT (adot.enabled = true); run cleanup-adot for each first",
             still.join(", ")
         )));
     }
+    Ok(envs)
+}
+
+/// Deletes the ADOT code once no environment uses it; all or nothing, validated after.
+fn prune_code(project: &Project, execute: bool) -> anyhow::Result<()> {
+    let envs = others_without_adot(project, None)?;
     let mut edits = pruned_files(&project.root)?;
     // The template goes to Alloy with the code, so `init` starts new environments without ADOT.
     if let Some(example) = envs.iter().find(|e| e.name == TEMPLATE_ENV && e.settings.adot.enabled) {

@@ -57,11 +57,11 @@ fn offline(world: &World, args: &[&str]) -> Run {
     run
 }
 
-/// Refused with exit 2, naming the command that must run first, without a word on credentials.
+/// Refused with exit 2, naming the command that must run first, not the (missing) credentials.
 fn assert_not_yet(run: &Run, first: &str) {
     run.assert_code(2);
     assert!(run.stderr.contains(&format!("`{first}` first")), "{first} not named:\n{}", run.stderr);
-    assert!(!run.stderr.contains("credentials"), "{}", run.stderr);
+    assert!(!run.stderr.contains("no usable AWS credentials"), "{}", run.stderr);
     assert!(!run.stdout.contains("Run again with --execute"), "{}", run.stdout);
 }
 

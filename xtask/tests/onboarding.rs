@@ -558,9 +558,13 @@ fn prune_code_is_refused_while_an_env_has_adot() {
     // A second environment that has not been cleaned up yet.
     std::fs::copy(root().join("envs/example.toml"), world.env.repo().join("envs/staging.toml")).unwrap();
     let before = snapshot(world.env.repo());
-    let out = world.xtask(&["cleanup-adot", "--prune-code", "--execute"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("refusing --prune-code: environments staging still have ADOT"), "{}", out.stderr);
+    for args in [&["cleanup-adot", "--prune-code", "--execute"][..], &["cleanup-adot", "--prune-code"]] {
+        let out = world.xtask(args);
+        out.assert_code(2);
+        assert!(out.stderr.contains("refusing --prune-code: environments staging still have ADOT"), "{}", out.stderr);
+        // Refused before anything else is said: no dry run that ends "Run again with --execute".
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+    }
     assert_eq!(differing(&before, &snapshot(world.env.repo())), Vec::<PathBuf>::new());
     assert!(subcommands(&world.terraform_calls()).iter().all(|c| c != "validate"), "{:?}", world.terraform_calls());
 }
