@@ -123,11 +123,11 @@ pub fn commit(root: &Path, allow_dirty: bool) -> anyhow::Result<String> {
         return Ok(sha);
     }
     if !allow_dirty {
-        bail!(
+        bail!(usage(format!(
             "grafana/ has uncommitted changes, so the tag `<version>-{sha}` would not name what is built:\n{}\n\
              commit them first, or pass --allow-dirty for a `-dirty` test image",
             changes.trim_end()
-        );
+        )));
     }
     Ok(format!("{sha}-dirty"))
 }
