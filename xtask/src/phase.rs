@@ -102,9 +102,7 @@ impl Change {
         eprintln!("  recorded {} in {}", self.describe(), project.rel(path).display());
         Ok(())
     }
-}
 
-impl Change {
     /// The env file at `path` with this change made (comments kept), checked to be valid settings.
     pub fn edited(&self, path: &std::path::Path) -> anyhow::Result<String> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
