@@ -16,8 +16,6 @@ use crate::verify::{run_checkpoint, Checkpoint};
 
 /// Files that exist only for ADOT; `--prune-code` deletes them.
 const ADOT_FILES: &[&str] = &["infra/adot-sidecar.tf", "templates/adot-sidecar-config.yaml.tera"];
-/// The env `init` copies, deployed nowhere: `--prune-code` edits it rather than waiting for it.
-const TEMPLATE_ENV: &str = "example";
 /// Files with ADOT blocks between these marker lines; `--prune-code` deletes the blocks.
 const BLOCK_START: &str = "# >>> adot";
 const BLOCK_END: &str = "# <<< adot";
@@ -146,12 +144,18 @@ fn no_adot_parameters(live: &Live) -> anyhow::Result<String> {
     }
 }
 
-/// Every environment (but the template and `except`) has ADOT off, or which ones still have it.
+/// The committed examples (`example`, the template `init` copies, and `*-example`) are deployed
+/// nowhere: `--prune-code` edits them rather than waiting for their cleanup.
+fn is_example(name: &str) -> bool {
+    name == "example" || name.ends_with("-example")
+}
+
+/// Every environment (but the examples and `except`) has ADOT off, or which ones still have it.
 fn others_without_adot(project: &Project, except: Option<&str>) -> anyhow::Result<Vec<Environment>> {
     let envs = settings::load_all(&project.root).map_err(usage)?;
     let still: Vec<&str> = envs
         .iter()
-        .filter(|e| e.settings.adot.enabled && e.name != TEMPLATE_ENV && Some(e.name.as_str()) != except)
+        .filter(|e| e.settings.adot.enabled && !is_example(&e.name) && Some(e.name.as_str()) != except)
         .map(|e| e.name.as_str())
         .collect();
     if !still.is_empty() {
@@ -167,13 +171,13 @@ fn others_without_adot(project: &Project, except: Option<&str>) -> anyhow::Resul
 fn prune_code(project: &Project, execute: bool) -> anyhow::Result<()> {
     let envs = others_without_adot(project, None)?;
     let mut edits = pruned_files(&project.root)?;
-    // The template goes to Alloy with the code, so `init` starts new environments without ADOT.
-    if let Some(example) = envs.iter().find(|e| e.name == TEMPLATE_ENV && e.settings.adot.enabled) {
+    // The examples go to Alloy with the code, so `init` starts new environments without ADOT.
+    for example in envs.iter().filter(|e| is_example(&e.name) && e.settings.adot.enabled) {
         let to_alloy = example.settings.services.iter().filter(|(_, s)| s.collector == Collector::Adot);
         let change = Change::DisableAdot { to_alloy: to_alloy.map(|(n, _)| n).collect() };
         edits.push((example.path.clone(), Some(change.edited(&example.path)?)));
-        edits.sort();
     }
+    edits.sort();
     if !execute {
         println!("--prune-code would delete or edit:");
         for (path, new) in &edits {
@@ -254,7 +258,13 @@ fn without_blocks(text: &str) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::without_blocks;
+    use super::{is_example, without_blocks};
+
+    #[test]
+    fn the_committed_examples_are_known_by_name() {
+        assert!(is_example("example") && is_example("ha-example"));
+        assert!(!is_example("dev") && !is_example("examples") && !is_example("example-prod"));
+    }
 
     #[test]
     fn blocks_go_with_their_markers() {

@@ -574,8 +574,12 @@ fn prune_code_is_refused_while_an_env_has_adot() {
 fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     let world = pruneable_world(Reply::ok("Success! The configuration is valid.\n"));
     let repo = world.env.repo();
-    // The template `init` copies is deployed nowhere: it goes to Alloy with the code.
-    std::fs::copy(root().join("envs/example.toml"), repo.join("envs/example.toml")).unwrap();
+    // The examples (the template `init` copies, the HA one) are deployed nowhere: they go to
+    // Alloy with the code.
+    for example in ["example", "ha-example"] {
+        let file = format!("envs/{example}.toml");
+        std::fs::copy(root().join(&file), repo.join(&file)).unwrap();
+    }
     let before = snapshot(repo);
     let marked = files_with_markers(repo);
     assert!(marked.contains(&PathBuf::from("infra/alloy-sidecar.tf")), "{marked:?}");
@@ -585,6 +589,7 @@ fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     assert!(out.stdout.contains("already removed (adot.enabled = false)"), "{}", out.stdout);
     assert!(out.stdout.contains("--prune-code would delete or edit:"), "{}", out.stdout);
     assert!(out.stdout.contains("  edit   envs/example.toml"), "{}", out.stdout);
+    assert!(out.stdout.contains("  edit   envs/ha-example.toml"), "{}", out.stdout);
     for file in ["infra/adot-sidecar.tf", "templates/adot-sidecar-config.yaml.tera"] {
         assert!(out.stdout.contains(&format!("  delete {file}")), "{file} not listed:\n{}", out.stdout);
     }
@@ -605,8 +610,12 @@ fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     assert!(!repo.join("infra/adot-sidecar.tf").exists());
     assert!(!repo.join("templates/adot-sidecar-config.yaml.tera").exists());
     assert!(!repo.join("rendered/dev/adot-sidecar-config.yaml").exists());
-    let example = settings::Environment::load(repo, "example").unwrap().settings;
-    assert!(!example.adot.enabled && example.services.iter().all(|(_, s)| s.collector == settings::Collector::Alloy));
+    for example in ["example", "ha-example"] {
+        let example = settings::Environment::load(repo, example).unwrap().settings;
+        assert!(
+            !example.adot.enabled && example.services.iter().all(|(_, s)| s.collector == settings::Collector::Alloy)
+        );
+    }
     assert!(!repo.join("rendered/example/adot-sidecar-config.yaml").exists());
     assert_eq!(files_with_markers(repo), Vec::<PathBuf>::new());
     assert!(!std::fs::read_to_string(repo.join("infra/alloy-sidecar.tf")).unwrap().contains("<<< adot"));
