@@ -176,6 +176,10 @@ fn the_example_env_migrates_end_to_end_by_commands_alone() {
         assert!(!run.stdout.contains("--all"), "{}", run.stdout);
     }
 
+    let run = offline(&world, &["verify", "5", "--service", "benchmark-worker"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("benchmark-worker is disabled in `dev`"), "{}", run.stderr);
+
     // ---- phase 3: Grafana, from the image build-grafana pushed ---------------------------------
     let version =
         configcheck::grafana::grafana_version(&std::fs::read_to_string(repo.join("grafana/Dockerfile")).unwrap())
