@@ -122,7 +122,7 @@ fn credentials(aws: &Aws) -> anyhow::Result<(Credentials, Option<Instant>)> {
     } else {
         asked.stderr.trim().to_string()
     };
-    anyhow::bail!(crate::project::usage(format!(
+    anyhow::bail!(tools::not_set_up(format!(
         "no usable AWS credentials ({why}): log in (`aws sso login --profile P` and `export AWS_PROFILE=P`, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     )))
 }

@@ -123,11 +123,11 @@ pub fn commit(root: &Path, allow_dirty: bool) -> anyhow::Result<String> {
         return Ok(sha);
     }
     if !allow_dirty {
-        bail!(
+        bail!(usage(format!(
             "grafana/ has uncommitted changes, so the tag `<version>-{sha}` would not name what is built:\n{}\n\
              commit them first, or pass --allow-dirty for a `-dirty` test image",
             changes.trim_end()
-        );
+        )));
     }
     Ok(format!("{sha}-dirty"))
 }
@@ -137,13 +137,17 @@ fn find_docker() -> anyhow::Result<PathBuf> {
     let out = Cmd::new(&docker, "check for docker buildx").args(["buildx", "version"]).quiet().output()?;
     if !out.success() {
         let why = out.stderr.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output");
-        bail!("docker buildx is not available (`docker buildx version`: {why}); {BUILDX_HINT}");
+        bail!(tools::not_set_up(format!(
+            "docker buildx is not available (`docker buildx version`: {why}); {BUILDX_HINT}"
+        )));
     }
     // e.g. "github.com/docker/buildx v0.17.1 257815a"
     let found = out.stdout.split_whitespace().find_map(|w| w.strip_prefix('v')).and_then(numbers::<2>);
     match found {
         Some(v) if v >= [MIN_BUILDX.0, MIN_BUILDX.1] => Ok(docker),
-        Some([major, minor]) => bail!("docker buildx {major}.{minor} is too old; {BUILDX_HINT}"),
+        Some([major, minor]) => {
+            bail!(tools::not_set_up(format!("docker buildx {major}.{minor} is too old; {BUILDX_HINT}")))
+        }
         None => bail!("could not read the buildx version from {:?}; {BUILDX_HINT}", out.stdout.trim()),
     }
 }
@@ -154,10 +158,10 @@ fn check_aws_version(aws: &Aws) -> anyhow::Result<()> {
     let (major, minor, patch) = MIN_AWS_V1;
     match numbers {
         Some([1, ..]) if numbers < Some([major, minor, patch]) => {
-            bail!(
+            bail!(tools::not_set_up(format!(
                 "{version} has no `ecr get-login-password`; {} (v1 needs {major}.{minor}.{patch}+)",
                 tools::aws::INSTALL_HINT
-            )
+            )))
         }
         Some(_) => Ok(()),
         None => bail!("could not read the AWS CLI version from {version:?}; {}", tools::aws::INSTALL_HINT),
@@ -169,12 +173,12 @@ fn check_account(aws: &Aws, env: &Environment) -> anyhow::Result<()> {
     let identity = crate::api::Api::connect(aws)?.identity()?;
     let wanted = &env.settings.aws.account_id;
     if &identity.account != wanted {
-        bail!(
+        bail!(usage(format!(
             "the AWS credentials are for account {} ({}), but {} deploys to {wanted}; log in to {wanted}",
             identity.account,
             identity.arn,
             env.path.display()
-        );
+        )));
     }
     Ok(())
 }
@@ -183,10 +187,10 @@ fn repository_uri(aws: &Aws, name: &str) -> anyhow::Result<String> {
     let cmd = aws.cmd("find the Grafana ECR repository", ["ecr", "describe-repositories", "--repository-names", name]);
     let out = cmd.output()?;
     if out.stderr.contains("RepositoryNotFoundException") {
-        bail!(
+        bail!(usage(format!(
             "the ECR repository {name} does not exist in {}; apply infra/grafana.tf first (it creates the repository), then run build-grafana again",
             aws.region
-        );
+        )));
     }
     if !out.success() {
         bail!("`{}` failed while trying to find the Grafana ECR repository:\n{}", cmd.display(), out.stderr.trim_end());

@@ -23,21 +23,16 @@ const BLOCK_END: &str = "# <<< adot";
 impl CleanupArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
         let env = Environment::load(&project.root, &self.target.env).map_err(usage)?;
-        let on_adot: Vec<&str> =
-            env.settings.services.iter().filter(|(_, s)| s.collector == Collector::Adot).map(|(n, _)| n).collect();
-        if !on_adot.is_empty() {
-            bail!(usage(format!(
-                "refusing: {} still use ADOT in `{}`; migrate them first (`cargo xtask migrate-sidecars --env {} --all --execute`)",
-                on_adot.join(", "),
-                env.name,
-                env.name
-            )));
+        if self.prune_code {
+            // Before the cleanup's own dry run or apply: it cleans this env, not the others.
+            others_without_adot(project, Some(&env.name))?;
         }
         if env.settings.adot.enabled {
-            let spec = spec();
+            let spec = spec(&env);
             if !self.target.execute {
                 phase::dry_run(project, &env, &spec)?;
             } else {
+                spec.ready()?;
                 remove_adot(project, env.clone(), &spec)?;
             }
         } else {
@@ -50,15 +45,26 @@ impl CleanupArgs {
     }
 }
 
-fn spec() -> PhaseSpec {
+/// Phase 4. Waits only for the enabled services: a disabled one has no task and no sidecar, so
+/// its collector moves to alloy in the same edit as `adot.enabled = false`.
+fn spec(env: &Environment) -> PhaseSpec {
+    let disabled_on_adot: Vec<&'static str> = env
+        .settings
+        .services
+        .iter()
+        .filter(|(_, s)| !s.enabled && s.collector == Collector::Adot)
+        .map(|(n, _)| n)
+        .collect();
     PhaseSpec {
         title: "cleanup adot".into(),
-        change: Change::DisableAdot,
-        scope: Scope::Adot,
+        scope: Scope::Adot { disabled: disabled_on_adot.clone() },
+        change: Change::DisableAdot { to_alloy: disabled_on_adot },
         ecs_service_output: None,
         checkpoint_name:
-            "checkpoint 5 for every service first; after: no ADOT SSM parameter left, log groups untouched".into(),
+            "checkpoint 5 for every enabled service first; after: no ADOT SSM parameter left, log groups untouched"
+                .into(),
         timeout: Duration::from_secs(0),
+        not_yet: phase::services_migrated(env).err(),
     }
 }
 
@@ -81,7 +87,8 @@ fn remove_adot(project: &Project, env: Environment, spec: &PhaseSpec) -> anyhow:
                 if missing.is_empty() {
                     Ok(format!("{} log groups still there", log_groups_before.len()))
                 } else {
-                    Err(anyhow::format_err!("log groups disappeared: {missing:?}"))
+                    let names: Vec<&str> = missing.iter().map(|g| g.as_str()).collect();
+                    Err(anyhow::format_err!("log groups disappeared: {}", names.join(", ")))
                 }
             })
         });
@@ -143,17 +150,40 @@ fn no_adot_parameters(live: &Live) -> anyhow::Result<String> {
     }
 }
 
-/// Deletes the ADOT code once no environment uses it; all or nothing, validated after.
-fn prune_code(project: &Project, execute: bool) -> anyhow::Result<()> {
+/// The committed examples (`example`, the template `init` copies, and `*-example`) are deployed
+/// nowhere: `--prune-code` edits them rather than waiting for their cleanup.
+fn is_example(name: &str) -> bool {
+    name == "example" || name.ends_with("-example")
+}
+
+/// Every environment (but the examples and `except`) has ADOT off, or which ones still have it.
+fn others_without_adot(project: &Project, except: Option<&str>) -> anyhow::Result<Vec<Environment>> {
     let envs = settings::load_all(&project.root).map_err(usage)?;
-    let still: Vec<&str> = envs.iter().filter(|e| e.settings.adot.enabled).map(|e| e.name.as_str()).collect();
+    let still: Vec<&str> = envs
+        .iter()
+        .filter(|e| e.settings.adot.enabled && !is_example(&e.name) && Some(e.name.as_str()) != except)
+        .map(|e| e.name.as_str())
+        .collect();
     if !still.is_empty() {
         bail!(usage(format!(
             "refusing --prune-code: environments {} still have ADOT (adot.enabled = true); run cleanup-adot for each first",
             still.join(", ")
         )));
     }
-    let edits = pruned_files(&project.root)?;
+    Ok(envs)
+}
+
+/// Deletes the ADOT code once no environment uses it; all or nothing, validated after.
+fn prune_code(project: &Project, execute: bool) -> anyhow::Result<()> {
+    let envs = others_without_adot(project, None)?;
+    let mut edits = pruned_files(&project.root)?;
+    // The examples go to Alloy with the code, so `init` starts new environments without ADOT.
+    for example in envs.iter().filter(|e| is_example(&e.name) && e.settings.adot.enabled) {
+        let to_alloy = example.settings.services.iter().filter(|(_, s)| s.collector == Collector::Adot);
+        let change = Change::DisableAdot { to_alloy: to_alloy.map(|(n, _)| n).collect() };
+        edits.push((example.path.clone(), Some(change.edited(&example.path)?)));
+    }
+    edits.sort();
     if !execute {
         println!("--prune-code would delete or edit:");
         for (path, new) in &edits {
@@ -234,7 +264,13 @@ fn without_blocks(text: &str) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::without_blocks;
+    use super::{is_example, without_blocks};
+
+    #[test]
+    fn the_committed_examples_are_known_by_name() {
+        assert!(is_example("example") && is_example("ha-example"));
+        assert!(!is_example("dev") && !is_example("examples") && !is_example("example-prod"));
+    }
 
     #[test]
     fn blocks_go_with_their_markers() {

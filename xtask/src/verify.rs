@@ -23,6 +23,7 @@ use settings::{Collector, Environment};
 use crate::cli::{CheckpointArg, VerifyArgs};
 use crate::ecs::{poll_interval, rollout, Rollout};
 use crate::live::Live;
+use crate::phase;
 use crate::project::{usage, Project};
 use crate::report::Report;
 use crate::tunnel::{require_plugin, Endpoint, Tunnel};
@@ -79,6 +80,10 @@ pub fn run_checkpoint(live: &Live, which: Checkpoint) -> anyhow::Result<Report> 
 
 impl VerifyArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        // Offline first: the arguments, the env file, the phase order; credentials last.
+        if let Some(name) = &self.service {
+            settings::check_service_name(name).map_err(usage)?;
+        }
         let which: Vec<Checkpoint> = match (self.checkpoint, self.service) {
             (CheckpointArg::Properties, service) => return properties::verify(project, &self.env, service, self.json),
             (CheckpointArg::Five, service) => vec![Checkpoint::Five { service }],
@@ -91,6 +96,10 @@ impl VerifyArgs {
             }
         };
         let env = Environment::load(&project.root, &self.env).map_err(usage)?;
+        for checkpoint in &which {
+            not_yet(&env, checkpoint)
+                .map_err(|why| usage(format!("checkpoint {} cannot run yet: {why}", checkpoint.label())))?;
+        }
         let live = Live::connect(project, env)?;
         let ctx = Checks::new(&live)?;
         // Every precondition first, so `all` fails before any check runs rather than half-way.
@@ -103,6 +112,45 @@ impl VerifyArgs {
         }
         drop(ctx); // closes the tunnels before the verdict is printed
         print_verdict(&report, self.json)
+    }
+}
+
+/// A stream's labels as Loki writes them: `{container="x", service_name="y"}`.
+pub(crate) fn show_labels(labels: &std::collections::BTreeMap<String, String>) -> String {
+    let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    logql::selector(&pairs)
+}
+
+/// What the env file says must have run before a checkpoint can: no credentials needed.
+fn not_yet(env: &Environment, which: &Checkpoint) -> Result<(), String> {
+    phase::loki_deployed(env)?;
+    let name = &env.name;
+    match which {
+        Checkpoint::Two | Checkpoint::Nine => Ok(()),
+        Checkpoint::Seven => phase::grafana_deployed(env),
+        Checkpoint::Five { service: Some(service) } => {
+            let settings = env.settings.services.get(service).expect("checked name");
+            if !settings.enabled {
+                return Err(format!(
+                    "{service} is disabled in `{name}` (services.{service}.enabled = false): it has no task to check"
+                ));
+            }
+            if settings.collector == Collector::Adot {
+                return Err(format!(
+                    "{service} still uses ADOT in `{name}`; run `cargo xtask migrate-sidecars --env {name} --service {service} --execute` first"
+                ));
+            }
+            Ok(())
+        }
+        Checkpoint::Five { service: None } => {
+            let any = env.settings.services.iter().any(|(_, s)| s.enabled && s.collector == Collector::Alloy);
+            if any {
+                return Ok(());
+            }
+            Err(format!(
+                "no enabled service of `{name}` runs Alloy yet; run `cargo xtask migrate-sidecars --env {name} --execute` first"
+            ))
+        }
     }
 }
 
@@ -301,7 +349,7 @@ impl<'l, 'p> Checks<'l, 'p> {
             .flatten()
             .collect();
             if !problems.is_empty() {
-                bail!("a stream has wrong labels: {}; its labels: {:?}", problems.join(", "), line.labels);
+                bail!("a stream has wrong labels: {}; its labels: {}", problems.join(", "), show_labels(&line.labels));
             }
         }
         Ok(format!("service_name, cluster={}, container on every stream", self.cluster))

@@ -8,7 +8,7 @@
 
 use std::time::SystemTime;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde_json::Value;
 
 use crate::amp::{sign_request, Credentials};
@@ -49,7 +49,31 @@ pub const SSM: Service =
     Service { name: "ssm", title: "SSM", endpoint_env: "AWS_ENDPOINT_URL_SSM", target: "AmazonSSM" };
 pub const STS: Service = Service { name: "sts", title: "STS", endpoint_env: "AWS_ENDPOINT_URL_STS", target: "" };
 pub const S3: Service = Service { name: "s3", title: "S3", endpoint_env: "AWS_ENDPOINT_URL_S3", target: "" };
+pub const ECR: Service = Service {
+    name: "ecr",
+    title: "ECR",
+    endpoint_env: "AWS_ENDPOINT_URL_ECR",
+    target: "AmazonEC2ContainerRegistry_V20150921",
+};
 pub const EC2: Service = Service { name: "ec2", title: "EC2", endpoint_env: "AWS_ENDPOINT_URL_EC2", target: "" };
+
+/// An action AWS refused, with the error's kind (`ImageNotFoundException`, `AccessDenied`, …)
+/// for callers that treat some kinds as answers.
+#[derive(Debug)]
+pub struct Refused {
+    pub what: String,
+    pub status: u16,
+    pub kind: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} was refused: HTTP {}: {}: {}", self.what, self.status, self.kind, self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// Who the credentials belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +132,7 @@ impl AwsApi {
         let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
         let answer = self.send("POST", &format!("{base}/"), service, &headers, body.as_bytes())?;
         if answer.status != 200 {
-            bail!("{} {action} was refused: {}", service.title, api_error(answer.status, &answer.body));
+            return Err(refused(format!("{} {action}", service.title), answer.status, &answer.body).into());
         }
         if answer.body.trim().is_empty() {
             return Ok(Value::Null);
@@ -149,7 +173,7 @@ impl AwsApi {
         let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")];
         let answer = self.send("POST", &format!("{}/", self.base(service)), service, &headers, body.as_bytes())?;
         if answer.status != 200 {
-            bail!("{} {action} was refused: {}", service.title, api_error(answer.status, &answer.body));
+            return Err(refused(format!("{} {action}", service.title), answer.status, &answer.body).into());
         }
         Ok(answer.body)
     }
@@ -167,7 +191,7 @@ impl AwsApi {
         let target = format!("{}{path}", self.base(&S3));
         let answer = self.send("PUT", &target, &S3, &[], body)?;
         if answer.status != 200 {
-            bail!("S3 PUT {path} was refused: {}", api_error(answer.status, &answer.body));
+            return Err(refused(format!("S3 PUT {path}"), answer.status, &answer.body).into());
         }
         Ok(())
     }
@@ -184,7 +208,9 @@ impl AwsApi {
         let target = url(&base, &path, &[("list-type", "2"), ("max-keys", &max_keys), ("prefix", prefix)]);
         let answer = self.send("GET", &target, &S3, &[], &[])?;
         if answer.status != 200 {
-            bail!("S3 ListObjectsV2 of s3://{bucket}/{prefix} was refused: {}", api_error(answer.status, &answer.body));
+            return Err(
+                refused(format!("S3 ListObjectsV2 of s3://{bucket}/{prefix}"), answer.status, &answer.body).into()
+            );
         }
         Ok(xml_values(&answer.body, "Key"))
     }
@@ -220,21 +246,24 @@ impl AwsApi {
     }
 }
 
-/// `HTTP 400: AccessDeniedException: User … is not authorized …` from a JSON or XML error body.
-fn api_error(status: u16, body: &str) -> String {
-    if let Ok(value) = serde_json::from_str::<Value>(body) {
-        let kind = value["__type"].as_str().unwrap_or_default();
-        let kind = kind.rsplit('#').next().unwrap_or(kind);
-        let message = value["message"].as_str().or(value["Message"].as_str()).unwrap_or_default();
-        return format!("HTTP {status}: {kind}: {message}");
-    }
-    let code = xml_values(body, "Code").into_iter().next().unwrap_or_default();
-    let message = xml_values(body, "Message").into_iter().next().unwrap_or_default();
-    if code.is_empty() {
-        format!("HTTP {status}: {}", snippet(body))
-    } else {
-        format!("HTTP {status}: {code}: {message}")
-    }
+/// The kind and message of a JSON or XML error body (`AccessDeniedException: User … is not …`).
+fn refused(what: String, status: u16, body: &str) -> Refused {
+    let (kind, message) = match serde_json::from_str::<Value>(body) {
+        Ok(value) => {
+            let kind = value["__type"].as_str().unwrap_or_default();
+            let kind = kind.rsplit('#').next().unwrap_or(kind).to_string();
+            (kind, value["message"].as_str().or(value["Message"].as_str()).unwrap_or_default().to_string())
+        }
+        Err(_) => {
+            let code = xml_values(body, "Code").into_iter().next();
+            let message = xml_values(body, "Message").into_iter().next();
+            match code {
+                Some(code) => (code, message.unwrap_or_default()),
+                None => (String::new(), snippet(body)),
+            }
+        }
+    };
+    Refused { what, status, kind, message }
 }
 
 /// The texts of every `<tag>…</tag>` in an XML answer, in order (AWS's answers name each field
@@ -270,9 +299,11 @@ mod tests {
     #[test]
     fn errors_name_the_kind_and_the_message() {
         let json = r#"{"__type":"com.amazon.coral#AccessDeniedException","message":"not allowed"}"#;
-        assert_eq!(api_error(400, json), "HTTP 400: AccessDeniedException: not allowed");
+        let error = refused("ECS ListTasks".into(), 400, json);
+        assert_eq!(error.kind, "AccessDeniedException");
+        assert_eq!(error.to_string(), "ECS ListTasks was refused: HTTP 400: AccessDeniedException: not allowed");
         let xml = "<ErrorResponse><Error><Code>ExpiredToken</Code><Message>expired</Message></Error></ErrorResponse>";
-        assert_eq!(api_error(403, xml), "HTTP 403: ExpiredToken: expired");
+        assert_eq!(refused("STS GetCallerIdentity".into(), 403, xml).kind, "ExpiredToken");
     }
 
     #[test]

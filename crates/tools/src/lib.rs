@@ -15,7 +15,25 @@ pub fn tools_dir(root: &Path) -> PathBuf {
     root.join(".tools")
 }
 
+/// The machine is not set up for a command: a tool is missing or too old, or there are no usable
+/// credentials. The user's configuration, never a failed check: the CLI gives it the exit code of
+/// a configuration error wherever it happens.
+#[derive(Debug)]
+pub struct NotSetUp(pub String);
+
+impl std::fmt::Display for NotSetUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotSetUp {}
+
+pub fn not_set_up(message: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(NotSetUp(message.to_string()))
+}
+
 /// Finds `name` on PATH, or says how to install it.
 pub fn require(name: &str, install_hint: &str) -> anyhow::Result<PathBuf> {
-    which::which(name).map_err(|_| anyhow::format_err!("`{name}` is not installed (not found on PATH); {install_hint}"))
+    which::which(name).map_err(|_| not_set_up(format!("`{name}` is not installed (not found on PATH); {install_hint}")))
 }

@@ -273,7 +273,8 @@ fn an_absent_repository_says_to_apply_grafana_tf_first() {
         &out,
         &[&format!("the ECR repository {REPOSITORY} does not exist in {REGION}"), "apply infra/grafana.tf first"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    // An earlier phase must come first: exit 2.
+    assert_eq!(out.status.code(), Some(2));
     assert_nothing_pushed(&h);
 }
 

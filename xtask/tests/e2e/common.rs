@@ -200,6 +200,7 @@ impl World {
             "logs" => &probes::aws::LOGS,
             "secretsmanager" => &probes::aws::SECRETS_MANAGER,
             "ssm" => &probes::aws::SSM,
+            "ecr" => &probes::aws::ECR,
             other => panic!("no JSON-protocol service {other}"),
         };
         self.api.json(service, action, &input).unwrap_or_else(|err| panic!("{action}: {err:#}"))

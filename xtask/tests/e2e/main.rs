@@ -3,6 +3,7 @@
 
 mod build_grafana;
 mod common;
+mod migration;
 mod onboarding;
 mod phases;
 mod properties;

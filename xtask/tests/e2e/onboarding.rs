@@ -524,11 +524,13 @@ fn adot_plan() -> Value {
     ]})
 }
 
-/// Every service on Alloy, checkpoint 5 healthy for the enabled ones, their log groups in moto,
+/// Loki deployed, every service on Alloy, checkpoint 5 healthy for the enabled ones, their log groups in moto,
 /// no ADOT SSM parameter left; ADOT still enabled in the env file. SSM parameter calls pass through
 /// the stand-in (it serves the session calls moto lacks) to moto.
 fn migrated_world(plan: &Value) -> World {
     let world = World::deployed(&ALL_SERVICES, healthy_stack(&example_cluster(), &ENABLED_SERVICES));
+    // Phase 4 follows Loki (phase 1): cleanup-adot refuses before it.
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
     world.stack.state().ecs_upstream = Some(world.moto.endpoint());
     for service in ENABLED_SERVICES {
         world.stack.add_service_lines(
@@ -661,9 +663,13 @@ fn prune_code_is_refused_while_an_env_has_adot() {
     // A second environment that has not been cleaned up yet.
     std::fs::copy(root().join("envs/example.toml"), world.env.repo().join("envs/staging.toml")).unwrap();
     let before = snapshot(world.env.repo());
-    let out = world.xtask(&["cleanup-adot", "--prune-code", "--execute"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("refusing --prune-code: environments staging still have ADOT"), "{}", out.stderr);
+    for args in [&["cleanup-adot", "--prune-code", "--execute"][..], &["cleanup-adot", "--prune-code"]] {
+        let out = world.xtask(args);
+        out.assert_code(2);
+        assert!(out.stderr.contains("refusing --prune-code: environments staging still have ADOT"), "{}", out.stderr);
+        // Refused before anything else is said: no dry run that ends "Run again with --execute".
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+    }
     assert_eq!(differing(&before, &snapshot(world.env.repo())), Vec::<PathBuf>::new());
     assert!(subcommands(&world.terraform_calls()).iter().all(|c| c != "validate"), "{:?}", world.terraform_calls());
 }
@@ -673,6 +679,12 @@ fn prune_code_is_refused_while_an_env_has_adot() {
 fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     let world = pruneable_world(Reply::ok("Success! The configuration is valid.\n"));
     let repo = world.env.repo();
+    // The examples (the template `init` copies, the HA one) are deployed nowhere: they go to
+    // Alloy with the code.
+    for example in ["example", "ha-example"] {
+        let file = format!("envs/{example}.toml");
+        std::fs::copy(root().join(&file), repo.join(&file)).unwrap();
+    }
     let before = snapshot(repo);
     let marked = files_with_markers(repo);
     assert!(marked.contains(&PathBuf::from("infra/alloy-sidecar.tf")), "{marked:?}");
@@ -681,6 +693,8 @@ fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     out.assert_code(0);
     assert!(out.stdout.contains("already removed (adot.enabled = false)"), "{}", out.stdout);
     assert!(out.stdout.contains("--prune-code would delete or edit:"), "{}", out.stdout);
+    assert!(out.stdout.contains("  edit   envs/example.toml"), "{}", out.stdout);
+    assert!(out.stdout.contains("  edit   envs/ha-example.toml"), "{}", out.stdout);
     for file in ["infra/adot-sidecar.tf", "templates/adot-sidecar-config.yaml.tera"] {
         assert!(out.stdout.contains(&format!("  delete {file}")), "{file} not listed:\n{}", out.stdout);
     }
@@ -701,6 +715,13 @@ fn prune_code_lists_then_removes_the_adot_code_and_validates() {
     assert!(!repo.join("infra/adot-sidecar.tf").exists());
     assert!(!repo.join("templates/adot-sidecar-config.yaml.tera").exists());
     assert!(!repo.join("rendered/dev/adot-sidecar-config.yaml").exists());
+    for example in ["example", "ha-example"] {
+        let example = settings::Environment::load(repo, example).unwrap().settings;
+        assert!(
+            !example.adot.enabled && example.services.iter().all(|(_, s)| s.collector == settings::Collector::Alloy)
+        );
+    }
+    assert!(!repo.join("rendered/example/adot-sidecar-config.yaml").exists());
     assert_eq!(files_with_markers(repo), Vec::<PathBuf>::new());
     assert!(!std::fs::read_to_string(repo.join("infra/alloy-sidecar.tf")).unwrap().contains("<<< adot"));
     // Only the marked blocks went: the tests' other runs stay, files without markers are untouched.

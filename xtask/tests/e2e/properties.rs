@@ -12,6 +12,7 @@ use standins::observability::StackState;
 /// a non-essential `alloy` sidecar with a restart policy (infra/alloy-sidecar.tf).
 fn migrated(services: &[&str], state: StackState) -> World {
     let world = World::deployed(services, state);
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
     {
         let mut state = world.stack.state();
         state.ecs_upstream = Some(world.moto.endpoint());
@@ -270,6 +271,11 @@ fn migrate_sidecars_snapshots_the_metric_names_before_the_switch() {
 #[test]
 fn properties_need_a_migrated_service() {
     let world = World::bare(&[], StackState::default());
+    // Before Loki, the env file alone says which phase comes first.
+    let run = properties(&world, &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("run `cargo xtask deploy loki --env dev --execute` first"), "{}", run.stderr);
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
     let run = properties(&world, &[]);
     run.assert_code(2);
     assert!(
@@ -277,7 +283,7 @@ fn properties_need_a_migrated_service() {
         "{}",
         run.stderr
     );
-    let world = World::bare(&["worker"], StackState::default());
+    settings::set_collector(&world.env.path, "worker", settings::Collector::Alloy).unwrap();
     let run = properties(&world, &["--service", "history"]);
     run.assert_code(2);
     assert!(run.stderr.contains("history does not run Alloy in `dev`"), "{}", run.stderr);

@@ -8,10 +8,20 @@ use crate::common::*;
 use serde_json::{json, Value};
 use standins::observability::StackState;
 
+/// What the env file says once Loki (and Grafana) are deployed: the checkpoints follow it.
+fn record_deployed(world: &World, grafana: bool) {
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
+    if grafana {
+        let image = format!("{}.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:13.2.3-1a2b3c4", world.account);
+        settings::set(&world.env.path, &["versions", "grafana_image"], image.as_str().into()).unwrap();
+    }
+}
+
 #[test]
 fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
     let services = ["history", "matching", "frontend", "worker"];
     let world = World::deployed(&services, healthy_stack(&example_cluster(), &services));
+    record_deployed(&world, true);
     for service in services {
         world.stack.add_service_lines(
             service,
@@ -125,6 +135,7 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
 fn failed_checks_exit_1_by_name_and_logs_reads_the_service() {
     // worker runs Alloy, but nothing reaches AMP and its sidecar logs errors.
     let world = World::deployed(&["worker"], StackState::default());
+    record_deployed(&world, false);
     world.sidecar_log("worker", "level=error msg=\"Failed to send batch, retrying\" component=prometheus.remote_write.amp err=\"403 Forbidden\"");
     world.stack.add_service_lines(
         "worker",
@@ -179,6 +190,7 @@ fn failed_checks_exit_1_by_name_and_logs_reads_the_service() {
 #[test]
 fn ctrl_c_closes_the_tunnel() {
     let world = World::deployed(&[], StackState { ready_delay_ms: 20_000, ..StackState::default() });
+    record_deployed(&world, false);
     let mut child = world
         .xtask_command(&["verify", "2"])
         .stdout(Stdio::piped())
@@ -213,7 +225,16 @@ fn ctrl_c_closes_the_tunnel() {
 fn checkpoints_that_cannot_run_yet_exit_2_with_the_fix() {
     let world = World::bare(&[], StackState::default());
 
-    // Before `deploy loki`: no Loki outputs.
+    // Before `deploy loki`, as the env file says: refused offline, no AWS call.
+    for checkpoint in ["2", "5", "9"] {
+        let run = world.xtask(&["verify", checkpoint]);
+        run.assert_code(2);
+        assert!(run.stderr.contains("run `cargo xtask deploy loki --env dev --execute` first"), "{}", run.stderr);
+    }
+    assert!(world.terraform_calls().is_empty(), "{:?}", world.terraform_calls());
+
+    // The env file says Loki is deployed, its state has no Loki outputs.
+    record_deployed(&world, false);
     world.set_outputs(&json!({}));
     let run = world.xtask(&["verify", "2"]);
     run.assert_code(2);
@@ -224,7 +245,11 @@ fn checkpoints_that_cannot_run_yet_exit_2_with_the_fix() {
         run.stderr
     );
 
-    // Before `deploy grafana`.
+    // Before `deploy grafana`: the env file names no image; then the state has no Grafana outputs.
+    let run = world.xtask(&["verify", "7"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("run `cargo xtask build-grafana --env dev --execute` and `cargo xtask deploy grafana --env dev --execute` first"), "{}", run.stderr);
+    record_deployed(&world, true);
     let mut outputs = world.outputs();
     outputs.as_object_mut().unwrap().retain(|k, _| !k.starts_with("grafana"));
     world.set_outputs(&outputs);
@@ -236,7 +261,7 @@ fn checkpoints_that_cannot_run_yet_exit_2_with_the_fix() {
     world.set_outputs(&world.outputs());
     let run = world.xtask(&["verify", "5"]);
     run.assert_code(2);
-    assert!(run.stderr.contains("run `cargo xtask migrate-sidecars` first"), "{}", run.stderr);
+    assert!(run.stderr.contains("run `cargo xtask migrate-sidecars --env dev --execute` first"), "{}", run.stderr);
     let run = world.xtask(&["verify", "2", "--service", "worker"]);
     run.assert_code(2);
     assert!(run.stderr.contains("--service applies to checkpoint 5 only"), "{}", run.stderr);
