@@ -385,7 +385,7 @@ impl World {
     }
 
     pub fn xtask(&self, args: &[&str]) -> Run {
-        run_xtask(self.xtask_command(args), args)
+        run_xtask(self.xtask_command(args), &format!("{args:?}"))
     }
 
     /// Each session-manager-plugin start: its argv and pid.
@@ -418,8 +418,8 @@ pub fn container(service: &str) -> String {
     }
 }
 
-/// Runs a prepared xtask command (its `args` for the log) and captures what it did.
-pub fn run_xtask(mut command: Command, args: &[&str]) -> Run {
+/// Runs a prepared xtask command and keeps what it printed; shown (under `label`) when a test fails.
+pub fn run_xtask(mut command: Command, label: &str) -> Run {
     let started = Instant::now();
     let out = command.output().expect("run xtask");
     let run = Run {
@@ -427,8 +427,13 @@ pub fn run_xtask(mut command: Command, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    // Shown when a test fails (or with --nocapture).
-    eprintln!("xtask {args:?}: exit {:?} in {:.1}s\n{}", run.code, started.elapsed().as_secs_f32(), run.stdout);
+    eprintln!(
+        "xtask {label}: exit {:?} in {:.1}s\nstdout:\n{}\nstderr:\n{}",
+        run.code,
+        started.elapsed().as_secs_f32(),
+        run.stdout,
+        run.stderr
+    );
     run
 }
 

@@ -21,38 +21,16 @@ fn plan(addresses: &[&str]) -> Value {
 
 /// The built binary with exactly `args` (no `--env` appended) in the world's environment.
 fn xtask_plain(world: &World, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .current_dir(root())
-        .env_clear()
-        .envs(world.env_vars())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run xtask");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("xtask {args:?}: exit {:?}\n{}{}", run.code, run.stdout, run.stderr);
-    run
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(args).current_dir(root()).env_clear().envs(world.env_vars()).stdin(Stdio::null());
+    run_xtask(command, &format!("{args:?}"))
 }
 
 /// `args` without AWS credentials: what it says comes from the arguments and the env file alone.
 fn offline(world: &World, args: &[&str]) -> Run {
-    let out = world
-        .xtask_command(args)
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .expect("run xtask");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("xtask {args:?} (no credentials): exit {:?}\n{}{}", run.code, run.stdout, run.stderr);
-    run
+    let mut command = world.xtask_command(args);
+    command.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+    run_xtask(command, &format!("{args:?} (no credentials)"))
 }
 
 /// Refused with exit 2, naming the command that must run first, not the (missing) credentials.

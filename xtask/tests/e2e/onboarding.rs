@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use crate::common::*;
 use serde_json::{json, Value};
@@ -17,25 +16,6 @@ const ALL_SERVICES: [&str; 5] = ["history", "matching", "frontend", "worker", "b
 const ENABLED_SERVICES: [&str; 4] = ["history", "matching", "frontend", "worker"];
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-/// Runs a prepared command and keeps what it printed; shown when a test fails.
-fn run(mut command: Command, label: &str) -> Run {
-    let started = Instant::now();
-    let out = command.output().expect("run xtask");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "xtask {label}: exit {:?} in {:.1}s\nstdout:\n{}\nstderr:\n{}",
-        run.code,
-        started.elapsed().as_secs_f32(),
-        run.stdout,
-        run.stderr
-    );
-    run
-}
 
 /// The built binary with exactly `args` (no `--env` appended), an empty environment but PATH,
 /// no terminal, run from the repository.
@@ -55,14 +35,14 @@ fn xtask_bare(args: &[&str]) -> Command {
 fn xtask_in(repo: &Path, args: &[&str]) -> Run {
     let mut command = xtask_bare(args);
     command.env("HOME", repo).env("XTASK_ROOT", repo);
-    run(command, &format!("{args:?}"))
+    run_xtask(command, &format!("{args:?}"))
 }
 
 /// `args` in the world's environment, for commands without `--env` (`world.xtask` appends it).
 fn xtask_plain(world: &World, args: &[&str]) -> Run {
     let mut command = xtask_bare(args);
     command.envs(world.env_vars());
-    run(command, &format!("{args:?}"))
+    run_xtask(command, &format!("{args:?}"))
 }
 
 /// Files that differ (or exist on one side only) between two snapshots.
@@ -238,7 +218,7 @@ fn doctor_says_what_to_fix_and_exits_1() {
     let doctor = || {
         let mut command = world.xtask_command(&["doctor"]);
         command.env("PATH", path_without_local_tools(&world));
-        run(command, "doctor")
+        run_xtask(command, "doctor")
     };
     let out = doctor();
     out.assert_code(1);
@@ -764,7 +744,7 @@ fn outside_the_repository_the_binary_says_where_to_run_it() {
     let elsewhere = tempfile::tempdir().unwrap();
     let mut command = xtask_bare(&["doctor"]);
     command.current_dir(elsewhere.path());
-    let out = run(command, "doctor (outside)");
+    let out = run_xtask(command, "doctor (outside)");
     out.assert_code(2);
     assert!(out.stderr.contains("run `cargo xtask` inside the repository"), "{}", out.stderr);
     assert!(out.stderr.contains(&elsewhere.path().display().to_string()), "{}", out.stderr);

@@ -65,7 +65,7 @@ fn properties(world: &World, extra: &[&str]) -> Run {
     let args = [&["verify", "properties"][..], extra].concat();
     let mut command = world.xtask_command(&args);
     command.env("AWS_ENDPOINT_URL_ECS", world.stack.url());
-    run_xtask(command, &args)
+    run_xtask(command, &format!("{args:?}"))
 }
 
 fn snapshot_path(world: &World, service: &str) -> std::path::PathBuf {
