@@ -51,7 +51,9 @@ impl DoctorArgs {
             println!("\nReady: checks run offline and deployments can run.");
             Ok(())
         } else {
-            bail!("not ready: fix {} (see above)", missing.join(", "))
+            // Every row is set-up (tools, credentials, env files): a configuration error, as a
+            // missing tool is in every other command.
+            bail!(tools::not_set_up(format!("not ready: fix {} (see above)", missing.join(", "))))
         }
     }
 

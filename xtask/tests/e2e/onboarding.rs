@@ -207,9 +207,9 @@ fn doctor_passes_with_every_tool_and_names_their_versions() {
     assert_eq!(doctor_row(&out.stdout, "env file").1, "envs/dev.toml is valid");
 }
 
-// Missing tools, another account's credentials, no venv and a broken env file: FIX rows with the fix, exit 1.
+// Missing tools, another account's credentials, no venv and a broken env file: FIX rows with the fix, exit 2 (not set up).
 #[test]
-fn doctor_says_what_to_fix_and_exits_1() {
+fn doctor_says_what_to_fix_and_exits_2() {
     let world = doctor_world();
 
     // No Session Manager plugin and no docker anywhere on PATH.
@@ -221,7 +221,7 @@ fn doctor_says_what_to_fix_and_exits_1() {
         run_xtask(command, "doctor")
     };
     let out = doctor();
-    out.assert_code(1);
+    out.assert_code(2);
     let (ok, plugin) = doctor_row(&out.stdout, "session-manager-plugin");
     assert!(
         !ok && plugin
@@ -243,7 +243,7 @@ fn doctor_says_what_to_fix_and_exits_1() {
     settings::set_in_document(&mut doc, &["aws", "account_id"], "210987654321".into()).unwrap();
     std::fs::write(&world.env.path, doc.to_string()).unwrap();
     let out = doctor();
-    out.assert_code(1);
+    out.assert_code(2);
     let (ok, credentials) = doctor_row(&out.stdout, "aws credentials");
     assert!(!ok, "{credentials}");
     assert!(
@@ -259,7 +259,7 @@ fn doctor_says_what_to_fix_and_exits_1() {
     // Without the pinned venv, the python tools row says how to install it.
     std::fs::remove_file(world.env.repo().join(".tools/venv")).unwrap();
     let out = doctor();
-    out.assert_code(1);
+    out.assert_code(2);
     let (ok, python) = doctor_row(&out.stdout, "python tools");
     assert!(!ok && python.contains("are not installed") && python.ends_with("run `cargo xtask tools`"), "{python}");
 
@@ -267,7 +267,7 @@ fn doctor_says_what_to_fix_and_exits_1() {
     let text = world.env.text().replace("210987654321", &world.account).replace("[loki]\n", "[loki]\nretension = 3\n");
     std::fs::write(&world.env.path, text).unwrap();
     let out = doctor();
-    out.assert_code(1);
+    out.assert_code(2);
     let (ok, env_file) = doctor_row(&out.stdout, "env file");
     assert!(!ok && env_file.contains("envs/dev.toml") && env_file.contains("retension"), "{env_file}");
     assert!(
