@@ -193,6 +193,21 @@ impl World {
         world
     }
 
+    /// Loki deployed, the worker still on ADOT with a line of its own in "Loki": what
+    /// `migrate-sidecars` starts from (the caller sets the plan the stand-in shows).
+    pub fn worker_on_adot(state: StackState) -> World {
+        let world = World::deployed(&["worker"], state);
+        settings::set_collector(&world.env.path, "worker", Collector::Adot).unwrap();
+        settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
+        world.stack.add_service_lines(
+            "worker",
+            &world.cluster,
+            "temporal-worker",
+            &[r#"{"level":"info","msg":"started"}"#],
+        );
+        world
+    }
+
     /// A JSON-protocol call in this world's account; panics with the answer on failure.
     pub fn call(&self, service: &str, action: &str, input: Value) -> Value {
         let service = match service {

@@ -21,15 +21,7 @@ fn worker_plan() -> Value {
 
 /// Loki deployed, the worker still on ADOT, everything checkpoint 5 looks at healthy.
 fn ready_to_migrate_worker(state: StackState) -> World {
-    let world = World::deployed(&["worker"], state);
-    settings::set_collector(&world.env.path, "worker", Collector::Adot).unwrap();
-    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
-    world.stack.add_service_lines(
-        "worker",
-        &world.cluster,
-        "temporal-worker",
-        &[r#"{"level":"info","msg":"started"}"#],
-    );
+    let world = World::worker_on_adot(state);
     world.set_terraform(&world.outputs(), &worker_plan(), None);
     world
 }

@@ -242,15 +242,7 @@ fn migrate_sidecars_snapshots_the_metric_names_before_the_switch() {
         metric_names: metric_names("worker", &["up", "temporal_request"]),
         ..StackState::default()
     };
-    let world = World::deployed(&["worker"], state);
-    settings::set_collector(&world.env.path, "worker", settings::Collector::Adot).unwrap();
-    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
-    world.stack.add_service_lines(
-        "worker",
-        &world.cluster,
-        "temporal-worker",
-        &[r#"{"level":"info","msg":"started"}"#],
-    );
+    let world = World::worker_on_adot(state);
     let plan = json!({"resource_changes": [
         {"address": "module.temporal_worker.aws_ecs_task_definition.this", "change": {"actions": ["delete", "create"]}},
     ]});
