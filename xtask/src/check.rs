@@ -17,31 +17,45 @@ impl CheckArgs {
     }
 }
 
-/// The check stages, in order; `cargo xtask test` runs them after the Rust tests.
+/// What the checks run with, set up before them: the Python tools and Terraform (setting it up
+/// may build the offline provider with cargo, so it comes before `cargo test` starts beside).
+pub struct Setup {
+    tools: Option<tools::python::PythonTools>,
+    terraform: Option<Terraform>,
+}
+
+/// The check stages, in order; `cargo xtask test` runs them beside the Rust tests.
 pub fn add_stages(project: &Project, stages: &mut Stages) {
-    let mut tools = None;
+    let setup = setup(project, stages);
+    add_checks(project, stages, &setup);
+}
+
+pub fn setup(project: &Project, stages: &mut Stages) -> Setup {
+    let mut setup = Setup { tools: None, terraform: None };
     stages.run("python tools", || {
-        tools = Some(project.python_tools()?);
+        setup.tools = Some(project.python_tools()?);
         Ok(())
     });
+    stages.run("terraform setup", || {
+        let found = project.terraform()?;
+        eprintln!("    {}", found.describe());
+        setup.terraform = Some(found);
+        Ok(())
+    });
+    setup
+}
+
+pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
     stages.run("rendered files up to date", || crate::render::check_rendered(project));
     stages.run("config checks (Loki, Alloy, Grafana)", || crate::configs::check_configs(project));
     stages.run_if_possible("configs in the pinned images (Docker)", || crate::configs::verify_in_images(project));
     stages.run("requirements", || crate::requirements::check(project));
-
-    let mut terraform = None;
-    stages.run("terraform setup", || {
-        let found = project.terraform()?;
-        eprintln!("    {}", found.describe());
-        terraform = Some(found);
-        Ok(())
-    });
-    if let Some(terraform) = &terraform {
+    if let Some(terraform) = &setup.terraform {
         stages.run("terraform fmt", || fmt(project, terraform));
         stages.run("terraform validate", || validate(project, terraform));
         stages.run("terraform test", || test(project, terraform));
     }
-    if let Some(tools) = &tools {
+    if let Some(tools) = &setup.tools {
         stages.run("checkov", || {
             tools::Cmd::new(tools.bin("checkov"), "scan infra/ with checkov (skips need an inline reason)")
                 .args([
@@ -119,14 +133,15 @@ fn validate(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
 fn test(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
     let mut failures = Vec::new();
     for dir in terraform_dirs(project)?.into_iter().filter(|d| d.join("tests").is_dir()) {
-        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-        match terraform.test(&dir, jobs) {
+        match terraform.test(&dir) {
             Ok(files) => {
-                for (file, summary, took) in files {
+                for file in files {
                     eprintln!(
-                        "    {}/tests/{file}: {summary} ({:.1}s)",
+                        "    {}/{}: {}, {} run(s) passed",
                         project.rel(&dir).display(),
-                        took.as_secs_f64()
+                        file.file,
+                        file.verdict,
+                        file.passed
                     );
                 }
             }

@@ -50,14 +50,15 @@ impl Project {
         PythonTools::ensure(&self.root)
     }
 
-    /// Terraform and its provider, set up for offline use where the registry is unreachable.
+    /// Terraform for the offline checks (the pinned engine unless `XTASK_TERRAFORM` says), its
+    /// provider set up for offline use where the registry is unreachable.
     pub fn terraform(&self) -> anyhow::Result<Terraform> {
         let choice = ProviderChoice::from_env().map_err(usage)?;
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         tools::terraform::discover(
             &self.root,
             || self.python_tools(),
-            EngineChoice::from_env(),
+            EngineChoice::for_checks(),
             choice,
             || tools::terraform::build_offline_provider(&self.root, &cargo),
         )

@@ -1,21 +1,41 @@
 //! Named stages with wall times: run them all, then report and fail naming the failed ones.
+//! One stage may run as a child process beside the others (the Rust tests beside the offline
+//! checks: neither fills two cores alone).
 
+use std::io::{Read, Seek};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 #[derive(Default)]
 pub struct Stages {
     done: Vec<(String, Duration, Option<String>)>,
     /// Stages that could not run on this machine, with the reason (shown, never silent).
     not_run: Vec<(String, String)>,
+    /// When the first stage started: the total is wall time, shorter than the sum with a stage
+    /// run beside the others.
+    began: Option<Instant>,
+}
+
+/// A stage running as a child process; its output waits in a file until [`Stages::join`].
+pub struct Beside {
+    name: String,
+    started: Instant,
+    child: anyhow::Result<(Child, std::fs::File)>,
+    display: String,
 }
 
 impl Stages {
     /// Runs one stage; a failure is recorded (and printed) and the next stage still runs.
     pub fn run(&mut self, name: &str, stage: impl FnOnce() -> anyhow::Result<()>) -> bool {
         eprintln!("==> {name}");
+        self.began.get_or_insert_with(Instant::now);
         let start = Instant::now();
+        self.run_timed(name, start, stage)
+    }
+
+    fn run_timed(&mut self, name: &str, start: Instant, stage: impl FnOnce() -> anyhow::Result<()>) -> bool {
         let result = stage();
         let took = start.elapsed();
         let failure = result.err().map(|err| format!("{err:#}"));
@@ -26,6 +46,43 @@ impl Stages {
         let ok = failure.is_none();
         self.done.push((name.to_string(), took, failure));
         ok
+    }
+
+    /// Starts `cmd` as a stage that runs while the next stages do; [`Stages::join`] waits for it
+    /// and prints its output then, so the two never interleave.
+    pub fn start_beside(&mut self, name: &str, cmd: &tools::Cmd) -> Beside {
+        eprintln!("==> {name} (runs beside the stages below; its output follows when it ends)");
+        self.began.get_or_insert_with(Instant::now);
+        let display = cmd.display();
+        let child = (|| {
+            let output = unlinked_file()?;
+            let child = cmd
+                .std_command()
+                .stdin(std::process::Stdio::null())
+                .stdout(output.try_clone()?)
+                .stderr(output.try_clone()?)
+                .spawn()
+                .with_context(|| format!("could not start `{display}` (to {})", cmd.purpose()))?;
+            Ok((child, output))
+        })();
+        Beside { name: name.to_string(), started: Instant::now(), child, display }
+    }
+
+    /// Waits for a stage started with [`Stages::start_beside`], prints its output and records it.
+    pub fn join(&mut self, beside: Beside) -> bool {
+        let Beside { name, started, child, display } = beside;
+        eprintln!("==> {name} (output)");
+        self.run_timed(&name, started, || {
+            let (mut child, mut output) = child?;
+            let status = child.wait().with_context(|| format!("waiting for `{display}`"))?;
+            let mut text = Vec::new();
+            output.rewind().and_then(|()| output.read_to_end(&mut text)).context("reading the stage's output")?;
+            eprint!("{}", String::from_utf8_lossy(&text));
+            if !status.success() {
+                bail!("`{display}` failed ({status})");
+            }
+            Ok(())
+        })
     }
 
     /// A stage that needs something this machine may lack: `Ok(Some(reason))` means it did not run.
@@ -44,7 +101,7 @@ impl Stages {
     /// Prints the table of stages and fails when any stage failed.
     pub fn finish(self, what: &str) -> anyhow::Result<()> {
         let width = self.done.iter().map(|(name, ..)| name.len()).max().unwrap_or(0);
-        let total: Duration = self.done.iter().map(|(_, took, _)| *took).sum();
+        let total = self.began.map_or(Duration::ZERO, |began| began.elapsed());
         eprintln!("\n{what}:");
         for (name, took, failure) in &self.done {
             let skipped = self.not_run.iter().any(|(n, _)| n == name);
@@ -57,7 +114,7 @@ impl Stages {
             };
             eprintln!("  {name:width$}  {verdict:6}  {:>6.1}s", took.as_secs_f64());
         }
-        eprintln!("  {:width$}  {:6}  {:>6.1}s", "total", "", total.as_secs_f64());
+        eprintln!("  {:width$}  {:6}  {:>6.1}s", "total (wall)", "", total.as_secs_f64());
         for (name, reason) in &self.not_run {
             eprintln!("  not run: {name}: {reason}");
         }
@@ -67,6 +124,21 @@ impl Stages {
         }
         Ok(())
     }
+}
+
+/// A scratch file with no name: gone with the last handle, whatever ends the process.
+fn unlinked_file() -> anyhow::Result<std::fs::File> {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("xtask-stage-{}-{n}.out", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("creating {} for the stage's output", path.display()))?;
+    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    Ok(file)
 }
 
 fn indent(text: &str) -> String {

@@ -1,4 +1,4 @@
-//! `cargo xtask test`: the whole suite — Rust tests, then every offline check.
+//! `cargo xtask test`: the whole suite — the Rust tests, and beside them every offline check.
 
 use crate::cli::TestArgs;
 use crate::project::Project;
@@ -12,18 +12,16 @@ impl TestArgs {
 
 /// Every stage of the suite, run; the caller prints the table.
 pub fn suite(project: &Project) -> Stages {
-    {
-        let mut stages = Stages::default();
-        // The Rust tests drive Terraform and moto too: install the tools first.
-        stages.run("python tools", || project.python_tools().map(drop));
-        stages.run("cargo test --workspace", || {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            tools::Cmd::new(cargo, "run the Rust tests of every workspace member")
-                .args(["test", "--workspace", "--quiet", "--no-fail-fast"])
-                .dir(&project.root)
-                .run()
-        });
-        crate::check::add_stages(project, &mut stages);
-        stages
-    }
+    let mut stages = Stages::default();
+    // The Rust tests drive Terraform and moto too: the tools are installed first.
+    let setup = crate::check::setup(project, &mut stages);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let rust_tests = tools::Cmd::new(cargo, "run the Rust tests of every workspace member")
+        .args(["test", "--workspace", "--quiet", "--no-fail-fast"])
+        .dir(&project.root);
+    // Neither the Rust tests nor the checks keep two cores busy on their own.
+    let beside = stages.start_beside("cargo test --workspace", &rust_tests);
+    crate::check::add_checks(project, &mut stages, &setup);
+    stages.join(beside);
+    stages
 }
