@@ -287,7 +287,8 @@ run "bad_collector_value_fails" {
   expect_failures = [terraform_data.collector_choice]
 }
 
-run "bad_service_name_fails" {
+# Each variable's own rule (Terraform requires both to fail).
+run "bad_service_name_and_alloy_image_fail" {
   command = plan
 
   variables {
@@ -298,19 +299,10 @@ run "bad_service_name_fails" {
       worker             = "alloy"
       "benchmark-worker" = "alloy"
     }
-  }
-
-  expect_failures = [var.service_collectors]
-}
-
-run "bad_alloy_image_latest_fails" {
-  command = plan
-
-  variables {
     alloy_image = "grafana/alloy:latest"
   }
 
-  expect_failures = [var.alloy_image]
+  expect_failures = [var.service_collectors, var.alloy_image]
 }
 
 # >>> adot: these runs exist only while the ADOT code does

@@ -26,26 +26,58 @@ override_resource {
   values          = { arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/loki" }
 }
 
-run "req_5_1_retention_0_is_rejected" {
+# Each setting's own validation, one bad value per setting and run: Terraform requires every
+# listed object to fail, so a run still proves each rule on its own.
+# req: 5.1, 10.1, 7.3, 1.7
+run "bad_input_settings_are_rejected_by_their_own_rules" {
   command = plan
 
   variables {
-    loki_retention_days = 0
+    loki_retention_days = 0                            # 5.1: no retention
+    loki_cpu            = 300                          # 10.1: not an ECS CPU size
+    loki_image          = "grafana/loki:latest"        # unpinned
+    loki_count          = 2                            # 7.3: neither 1 nor a 3-replica ring
+    rendered_config_dir = "../rendered/does-not-exist" # 1.7: render first
+    project_name        = "Temporal_Dev"               # not a name AWS accepts everywhere
   }
 
-  expect_failures = [var.loki_retention_days]
+  expect_failures = [
+    var.loki_retention_days,
+    var.loki_cpu,
+    var.loki_image,
+    var.loki_count,
+    var.rendered_config_dir,
+    var.project_name,
+  ]
 }
 
-run "req_5_5_retention_must_be_a_cloudwatch_value" {
+# The second bad value of the settings with several rules.
+# req: 5.5
+run "bad_input_second_values_are_rejected" {
   command = plan
 
   variables {
-    loki_retention_days = 10
+    loki_retention_days = 10             # 5.5: not a CloudWatch retention value
+    loki_image          = "grafana/loki" # untagged
+    alloy_image         = "grafana/alloy:latest"
   }
 
-  expect_failures = [var.loki_retention_days]
+  expect_failures = [var.loki_retention_days, var.loki_image, var.alloy_image]
 }
 
+run "req_1_5_loki_before_3_7_is_rejected" {
+  command = plan
+
+  # 3.6.4 has no `loki -health`; the key list is 3.7's.
+  variables {
+    loki_image = "grafana/loki:3.6.4"
+  }
+
+  expect_failures = [var.loki_image]
+}
+
+# Valid settings that disagree with the rendered config: each resource that holds the config
+# refuses it (a run with one resource failing may leave the other unplanned, so one per run).
 run "req_5_5_retention_must_agree_with_the_rendered_config" {
   command = plan
 
@@ -69,16 +101,6 @@ run "req_nf6_replay_ceiling_must_count_the_sidecar" {
   expect_failures = [aws_ecs_task_definition.loki]
 }
 
-run "req_10_1_cpu_300_is_rejected" {
-  command = plan
-
-  variables {
-    loki_cpu = 300
-  }
-
-  expect_failures = [var.loki_cpu]
-}
-
 run "req_10_1_memory_must_fit_the_cpu" {
   command = plan
 
@@ -88,61 +110,6 @@ run "req_10_1_memory_must_fit_the_cpu" {
   }
 
   expect_failures = [aws_ecs_task_definition.loki]
-}
-
-run "bad_input_image_latest_is_rejected" {
-  command = plan
-
-  variables {
-    loki_image = "grafana/loki:latest"
-  }
-
-  expect_failures = [var.loki_image]
-}
-
-run "bad_input_image_untagged_is_rejected" {
-  command = plan
-
-  variables {
-    loki_image  = "grafana/loki"
-    alloy_image = "grafana/alloy:latest"
-  }
-
-  expect_failures = [var.loki_image, var.alloy_image]
-}
-
-run "req_1_5_loki_before_3_7_is_rejected" {
-  command = plan
-
-  # 3.6.4 has no `loki -health`; the key list is 3.7's.
-  variables {
-    loki_image = "grafana/loki:3.6.4"
-  }
-
-  expect_failures = [var.loki_image]
-}
-
-run "image_pinned_by_digest_in_a_mirror_is_accepted" {
-  command = plan
-
-  variables {
-    loki_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/grafana/loki:3.7.6@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-  }
-
-  assert {
-    condition     = strcontains(aws_ecs_task_definition.loki[0].container_definitions, "mirror/grafana/loki:3.7.6@sha256:")
-    error_message = "A mirrored image pinned by tag and digest is used as given."
-  }
-}
-
-run "req_7_3_loki_count_2_is_rejected" {
-  command = plan
-
-  variables {
-    loki_count = 2
-  }
-
-  expect_failures = [var.loki_count]
 }
 
 run "req_7_3_ha_count_with_a_single_replica_config_is_rejected" {
@@ -156,24 +123,17 @@ run "req_7_3_ha_count_with_a_single_replica_config_is_rejected" {
   expect_failures = [aws_ssm_parameter.loki_config]
 }
 
-run "req_1_7_missing_rendered_config_is_rejected" {
+run "image_pinned_by_digest_in_a_mirror_is_accepted" {
   command = plan
 
   variables {
-    rendered_config_dir = "../rendered/does-not-exist"
+    loki_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/grafana/loki:3.7.6@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
   }
 
-  expect_failures = [var.rendered_config_dir]
-}
-
-run "bad_input_project_name_is_checked" {
-  command = plan
-
-  variables {
-    project_name = "Temporal_Dev"
+  assert {
+    condition     = strcontains(aws_ecs_task_definition.loki[0].container_definitions, "mirror/grafana/loki:3.7.6@sha256:")
+    error_message = "A mirrored image pinned by tag and digest is used as given."
   }
-
-  expect_failures = [var.project_name]
 }
 
 run "req_8_1_loki_disabled_creates_nothing" {

@@ -243,22 +243,14 @@ run "ports_metrics_and_service_connect" {
   }
 }
 
-run "bad_temporal_image_latest_fails" {
+# Each variable's own rule (Terraform requires both to fail).
+run "bad_temporal_image_and_plain_password_fail" {
   command = plan
 
   variables {
-    temporal_image = "temporalio/server:latest"
-  }
-
-  expect_failures = [var.temporal_image]
-}
-
-run "bad_db_password_plain_text_fails" {
-  command = plan
-
-  variables {
+    temporal_image                  = "temporalio/server:latest"
     temporal_db_password_secret_arn = "hunter2"
   }
 
-  expect_failures = [var.temporal_db_password_secret_arn]
+  expect_failures = [var.temporal_image, var.temporal_db_password_secret_arn]
 }

@@ -150,13 +150,22 @@ impl Recorder {
 json_escape() {{
   printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/{tab}/\\t/g' | awk 'BEGIN {{ ORS = "" }} {{ if (NR > 1) print "\\n"; print }}'
 }}
+# Most arguments need no escaping: those are printed without starting sed and awk.
+nl='
+'
+json_arg() {{
+  case $1 in
+    *'\'* | *'"'* | *'{tab}'* | *"$nl"*) json_escape "$1" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}}
 # The record is built first and appended with one write: a reader never sees half a line
 # that ends in a newline.
 record=$(
   printf '{{"tool":"%s","argv":[' {name_q}
   sep=''
   for arg in "$@"; do
-    printf '%s"%s"' "$sep" "$(json_escape "$arg")"
+    printf '%s"' "$sep"; json_arg "$arg"; printf '"'
     sep=','
   done
   printf ']'
