@@ -38,8 +38,10 @@ impl BuildGrafanaArgs {
         let docker = find_docker()?;
         let aws = Aws::find(&env.settings.aws.region)?;
         check_aws_version(&aws)?;
-        check_account(&aws, &env)?;
-        let repository = repository_uri(&aws, &format!("{}-grafana", env.settings.project.name))?;
+        let api = crate::api::Api::connect(&aws)?;
+        check_account(&api, &env)?;
+        let repository =
+            repository_uri(&api, &env.settings.aws.region, &format!("{}-grafana", env.settings.project.name))?;
 
         let image = format!("{repository}:{version}-{commit}");
         let plan = Plan::new(&docker, &aws, &context, &image);
@@ -169,8 +171,8 @@ fn check_aws_version(aws: &Aws) -> anyhow::Result<()> {
 }
 
 /// Pushing to another account's registry is never what was meant.
-fn check_account(aws: &Aws, env: &Environment) -> anyhow::Result<()> {
-    let identity = crate::api::Api::connect(aws)?.identity()?;
+fn check_account(api: &crate::api::Api, env: &Environment) -> anyhow::Result<()> {
+    let identity = api.identity()?;
     let wanted = &env.settings.aws.account_id;
     if &identity.account != wanted {
         bail!(usage(format!(
@@ -183,24 +185,28 @@ fn check_account(aws: &Aws, env: &Environment) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn repository_uri(aws: &Aws, name: &str) -> anyhow::Result<String> {
-    let cmd = aws.cmd("find the Grafana ECR repository", ["ecr", "describe-repositories", "--repository-names", name]);
-    let out = cmd.output()?;
-    if out.stderr.contains("RepositoryNotFoundException") {
-        bail!(usage(format!(
-            "the ECR repository {name} does not exist in {}; apply infra/grafana.tf first (it creates the repository), then run build-grafana again",
-            aws.region
-        )));
-    }
-    if !out.success() {
-        bail!("`{}` failed while trying to find the Grafana ECR repository:\n{}", cmd.display(), out.stderr.trim_end());
-    }
-    let answer: serde_json::Value =
-        serde_json::from_str(&out.stdout).with_context(|| format!("`{}` did not print JSON", cmd.display()))?;
+fn repository_uri(api: &crate::api::Api, region: &str, name: &str) -> anyhow::Result<String> {
+    let asked = api.json(
+        "find the Grafana ECR repository",
+        &probes::aws::ECR,
+        "DescribeRepositories",
+        serde_json::json!({"repositoryNames": [name]}),
+    );
+    let answer = match asked {
+        Ok(answer) => answer,
+        Err(err)
+            if err.downcast_ref::<probes::aws::Refused>().is_some_and(|r| r.kind == "RepositoryNotFoundException") =>
+        {
+            bail!(usage(format!(
+                "the ECR repository {name} does not exist in {region}; apply infra/grafana.tf first (it creates the repository), then run build-grafana again"
+            )))
+        }
+        Err(err) => return Err(err),
+    };
     answer["repositories"][0]["repositoryUri"]
         .as_str()
         .map(str::to_string)
-        .with_context(|| format!("`{}` returned no repositoryUri", cmd.display()))
+        .with_context(|| format!("ECR DescribeRepositories returned no repositoryUri for {name}"))
 }
 
 /// The first `N` dot-separated numbers of a version such as `1.46.3` or `0.17.1-desktop.1`.

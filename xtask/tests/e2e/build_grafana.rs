@@ -29,7 +29,9 @@ struct Harness {
     /// Links to git, sh utilities: everything on PATH besides the stand-ins and the venv.
     system: tempfile::TempDir,
     home: tempfile::TempDir,
-    moto: Option<MotoServer>,
+    /// The moto this harness talks to: the binary's shared one, or one of its own.
+    moto: Option<&'static MotoServer>,
+    own_moto: Option<MotoServer>,
 }
 
 impl Harness {
@@ -46,16 +48,25 @@ impl Harness {
                 standins::find_on(&path, tool).unwrap_or_else(|| panic!("`{tool}` is needed on PATH for this test"));
             std::os::unix::fs::symlink(real, system.path().join(tool)).unwrap();
         }
-        Harness { tools, recorder, system, home: tempfile::tempdir().unwrap(), moto: None }
+        Harness { tools, recorder, system, home: tempfile::tempdir().unwrap(), moto: None, own_moto: None }
     }
 
-    fn with_moto(mut self) -> Harness {
-        self.moto = Some(MotoServer::start(&self.tools.bin("python")).unwrap());
+    /// The shared moto, in its default account (the example env's): the tests that use it all
+    /// want the Grafana repository to exist, so sharing it is safe.
+    fn with_repository(mut self) -> (Harness, String) {
+        self.moto = Some(MotoServer::shared(&self.tools.bin("python")));
+        let uri = self.create_repository();
+        (self, uri)
+    }
+
+    /// A moto of its own: an account where the repository does not exist.
+    fn with_own_moto(mut self) -> Harness {
+        self.own_moto = Some(MotoServer::start(&self.tools.bin("python")).unwrap());
         self
     }
 
     fn endpoint(&self) -> String {
-        self.moto.as_ref().map(MotoServer::endpoint).unwrap_or_else(|| "http://127.0.0.1:9".into())
+        self.moto.or(self.own_moto.as_ref()).map(MotoServer::endpoint).unwrap_or_else(|| "http://127.0.0.1:9".into())
     }
 
     /// The environment every process here gets: nothing from the developer's shell or ~/.aws.
@@ -74,18 +85,34 @@ impl Harness {
         cmd
     }
 
-    /// Creates the repository grafana.tf would create; returns its URI.
+    /// Creates the repository grafana.tf would create (or finds it, made by a test before);
+    /// returns its URI.
     fn create_repository(&self) -> String {
-        let out = Cmd::new(self.tools.bin("aws"), "create the test ECR repository in moto")
-            .args(["ecr", "create-repository", "--repository-name", REPOSITORY, "--region", REGION, "--output", "json"])
-            .env("AWS_ENDPOINT_URL", self.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .read()
-            .unwrap();
-        let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
-        answer["repository"]["repositoryUri"].as_str().unwrap().to_string()
+        let testing = probes::amp::Credentials {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: None,
+        };
+        let api = probes::aws::AwsApi::new(REGION, testing, probes::Http::default()).with_endpoint(&self.endpoint());
+        let name = serde_json::json!({"repositoryName": REPOSITORY});
+        match api.json(&probes::aws::ECR, "CreateRepository", &name) {
+            Ok(answer) => answer["repository"]["repositoryUri"].as_str().unwrap().to_string(),
+            Err(err)
+                if err
+                    .downcast_ref::<probes::aws::Refused>()
+                    .is_some_and(|r| r.kind == "RepositoryAlreadyExistsException") =>
+            {
+                let found = api
+                    .json(
+                        &probes::aws::ECR,
+                        "DescribeRepositories",
+                        &serde_json::json!({"repositoryNames": [REPOSITORY]}),
+                    )
+                    .expect("find the test ECR repository in moto");
+                found["repositories"][0]["repositoryUri"].as_str().unwrap().to_string()
+            }
+            Err(err) => panic!("create the test ECR repository in moto: {err:#}"),
+        }
     }
 
     fn xtask(&self, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Output {
@@ -145,8 +172,7 @@ fn assert_nothing_pushed(h: &Harness) {
 // req: 4.4
 #[test]
 fn dry_run_prints_the_exact_commands_and_builds_nothing() {
-    let h = Harness::new(Some(docker_with_buildx())).with_moto();
-    let uri = h.create_repository();
+    let (h, uri) = Harness::new(Some(docker_with_buildx())).with_repository();
     let image = expected_image(&uri);
     let registry = uri.split('/').next().unwrap();
 
@@ -172,8 +198,7 @@ fn dry_run_prints_the_exact_commands_and_builds_nothing() {
 // req: 4.4
 #[test]
 fn execute_builds_logs_in_through_stdin_and_pushes_in_order() {
-    let h = Harness::new(Some(docker_with_buildx())).with_moto();
-    let uri = h.create_repository();
+    let (h, uri) = Harness::new(Some(docker_with_buildx())).with_repository();
     let image = expected_image(&uri);
     let registry = uri.split('/').next().unwrap();
 
@@ -254,8 +279,7 @@ fn an_old_buildx_is_refused() {
 
 #[test]
 fn no_credentials_is_a_clear_error() {
-    let h = Harness::new(Some(docker_with_buildx())).with_moto();
-    h.create_repository();
+    let (h, _) = Harness::new(Some(docker_with_buildx())).with_repository();
     let out = h.xtask(&["--allow-dirty", "--execute"], |cmd| {
         cmd.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
     });
@@ -267,7 +291,7 @@ fn no_credentials_is_a_clear_error() {
 
 #[test]
 fn an_absent_repository_says_to_apply_grafana_tf_first() {
-    let h = Harness::new(Some(docker_with_buildx())).with_moto();
+    let h = Harness::new(Some(docker_with_buildx())).with_own_moto();
     let out = h.xtask(&["--allow-dirty", "--execute"], |_| {});
     assert_failed_with(
         &out,
