@@ -158,24 +158,18 @@ fn validate_accepts_a_small_config() {
     assert!(all_output(&out).contains("The configuration is valid"), "{}", describe(&out));
 }
 
+/// Two faults in two resources, one validate: each must be reported (Terraform lists them all).
 #[test]
-fn validate_rejects_an_unknown_argument() {
-    let config = MAIN_TF.replace("retention_in_days = 14", "retention_in_dayz = 14");
+fn validate_rejects_an_unknown_and_a_missing_required_argument() {
+    let config = MAIN_TF
+        .replace("retention_in_days = 14", "retention_in_dayz = 14")
+        .replace("family                   = \"app\"", "");
     let ws = Workspace::new(&[("main.tf", &config)]);
     let out = ws.terraform(&["validate", "-no-color"]);
     let text = all_output(&out);
     assert!(!out.status.success(), "{}", describe(&out));
     assert!(text.contains("Unsupported argument"), "{}", describe(&out));
     assert!(text.contains("retention_in_dayz"), "{}", describe(&out));
-}
-
-#[test]
-fn validate_rejects_a_missing_required_argument() {
-    let config = MAIN_TF.replace("family                   = \"app\"", "");
-    let ws = Workspace::new(&[("main.tf", &config)]);
-    let out = ws.terraform(&["validate", "-no-color"]);
-    assert!(!out.status.success(), "{}", describe(&out));
-    let text = all_output(&out);
     assert!(text.contains("Missing required argument") && text.contains("\"family\""), "{}", describe(&out));
 }
 
@@ -215,20 +209,21 @@ run "plan" {
 }
 "#;
 
+/// A passing and a failing file in one run: each gets its own verdict.
 #[test]
-fn terraform_test_with_mock_provider_passes() {
-    let ws = Workspace::new(&[("main.tf", MAIN_TF), ("tests/plan.tftest.hcl", PASSING_TEST)]);
+fn terraform_test_with_mock_provider_passes_and_fails_on_a_false_assertion() {
+    let ws = Workspace::new(&[
+        ("main.tf", MAIN_TF),
+        ("tests/pass.tftest.hcl", PASSING_TEST),
+        ("tests/wrong.tftest.hcl", FAILING_TEST),
+    ]);
     let out = ws.terraform(&["test", "-no-color"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert!(all_output(&out).contains("1 passed, 0 failed"), "{}", describe(&out));
-}
-
-#[test]
-fn terraform_test_with_mock_provider_fails_on_a_false_assertion() {
-    let ws = Workspace::new(&[("main.tf", MAIN_TF), ("tests/plan.tftest.hcl", FAILING_TEST)]);
-    let out = ws.terraform(&["test", "-no-color"]);
+    let text = all_output(&out);
     assert!(!out.status.success(), "{}", describe(&out));
-    assert!(all_output(&out).contains("expected the wrong retention on purpose"), "{}", describe(&out));
+    assert!(text.contains("tests/pass.tftest.hcl... pass"), "{}", describe(&out));
+    assert!(text.contains("tests/wrong.tftest.hcl... fail"), "{}", describe(&out));
+    assert!(text.contains("1 passed, 1 failed"), "{}", describe(&out));
+    assert!(text.contains("expected the wrong retention on purpose"), "{}", describe(&out));
 }
 
 /// Without a mock, plan goes through the echoing plan RPCs of the stand-in.
