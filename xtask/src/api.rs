@@ -39,6 +39,17 @@ impl Api {
         Ok(self.current.borrow().0.clone())
     }
 
+    /// The region every call is signed for and sent to.
+    pub fn region(&self) -> &str {
+        &self.aws.region
+    }
+
+    /// The base URL this client calls `service` at (the endpoint overrides applied): what a
+    /// Session Manager plugin connecting to a session opened here must be given.
+    pub fn endpoint(&self, service: &Service) -> String {
+        self.current.borrow().0.endpoint_url(service)
+    }
+
     pub fn credentials(&self) -> anyhow::Result<Credentials> {
         Ok(self.api()?.credentials().clone())
     }

@@ -1,5 +1,5 @@
-//! A deployed environment: its settings, the AWS CLI and API with credentials for its account,
-//! and Terraform initialised against its state backend.
+//! A deployed environment: its settings, the AWS API with the AWS CLI's credentials for its
+//! account, and Terraform initialised against its state backend.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -17,7 +17,6 @@ use crate::project::{usage, Project};
 pub struct Live<'p> {
     pub project: &'p Project,
     pub env: Environment,
-    pub aws: Aws,
     pub api: Api,
     pub identity: Identity,
     pub terraform: Terraform,
@@ -28,6 +27,7 @@ pub struct Live<'p> {
 impl<'p> Live<'p> {
     /// Checks the credentials belong to the env's account and initialises its Terraform backend.
     pub fn connect(project: &'p Project, env: Environment) -> anyhow::Result<Live<'p>> {
+        // The CLI stays required: it resolves the credentials (profiles, SSO, roles).
         let aws = Aws::find(&env.settings.aws.region)?;
         let api = Api::connect(&aws)?;
         let identity = api.identity().map_err(usage)?;
@@ -42,7 +42,7 @@ impl<'p> Live<'p> {
         }
         let terraform = terraform_for_env(project, &env)?;
         init_backend(&terraform, project, &env)?;
-        Ok(Live { project, env, aws, api, identity, terraform, outputs: RefCell::new(None) })
+        Ok(Live { project, env, api, identity, terraform, outputs: RefCell::new(None) })
     }
 
     pub fn infra_dir(&self) -> PathBuf {

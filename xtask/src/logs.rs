@@ -10,7 +10,8 @@ use settings::{Collector, Environment};
 use crate::cli::LogsArgs;
 use crate::live::Live;
 use crate::project::{usage, Project};
-use crate::tunnel::{require_plugin, Endpoint, Tunnel};
+use crate::session::require_plugin;
+use crate::tunnel::{Endpoint, Tunnel};
 use crate::verify::LOKI_PORT;
 
 /// Loki's default `max_entries_limit_per_query`.

@@ -23,6 +23,7 @@ mod render;
 mod report;
 mod requirements;
 mod schema;
+mod session;
 mod stages;
 mod test;
 mod tunnel;

@@ -41,10 +41,13 @@ use crate::ecs::poll_interval;
 use crate::live::Live;
 use crate::project::{usage, Project};
 use crate::report::Report;
-use crate::tunnel::require_plugin;
+use crate::session::{require_plugin, Session};
 
 /// The sidecar's container name in every service's task definition (infra/alloy-sidecar.tf).
 pub const ALLOY_CONTAINER: &str = "alloy";
+/// What a failed ECS Exec needs.
+const EXEC_NEEDS: &str =
+    "ECS Exec needs enable_execute_command on the service and the SSM agent's permissions in the task role";
 /// P1: lines written per service, and how long they may take to be queryable.
 const P1_LINES: usize = 20;
 const P1_WITHIN: Duration = Duration::from_secs(30);
@@ -229,30 +232,12 @@ impl Checks<'_, '_> {
             .with_context(|| format!("ECS service {ecs_service} has no running task"))?;
         let main = main_container(&self.service_task_definition(&ecs_service)?)?;
         let marker = format!("xtask-p1 {run_id}");
+        let purpose = format!("write {P1_LINES} numbered lines to the stdout of {main} in task {task} (ECS Exec)");
         let out = self
-            .live
-            .aws
-            .cmd(
-                format!("write {P1_LINES} numbered lines to the stdout of {main} in task {task} (ECS Exec)"),
-                [
-                    "ecs",
-                    "execute-command",
-                    "--cluster",
-                    &self.cluster,
-                    "--task",
-                    &task,
-                    "--container",
-                    &main,
-                    "--interactive",
-                ],
-            )
-            .args(["--command", &p1_command(&marker, P1_LINES)])
-            .output()?;
+            .exec(&purpose, &task, &main, &p1_command(&marker, P1_LINES))
+            .with_context(|| format!("ECS Exec into {main} of task {task} failed; {EXEC_NEEDS}"))?;
         if !out.success() {
-            bail!(
-                "ECS Exec into {main} of task {task} failed: {}; ECS Exec needs enable_execute_command on the service and the SSM agent's permissions in the task role",
-                out.stderr.trim()
-            );
+            bail!("ECS Exec into {main} of task {task} failed: {}; {EXEC_NEEDS}", out.stderr.trim());
         }
         let written = Instant::now();
         let loki = self.loki()?;
@@ -438,16 +423,12 @@ impl Checks<'_, '_> {
         let starts_before = self.sidecar_starts(&outputs.log_group, &stream)?;
 
         // The session dies with the container it runs in: a failed exit is expected, judged below.
-        let out = self
-            .live
-            .aws
-            .cmd(
-                format!("stop the {ALLOY_CONTAINER} sidecar of task {task} (SIGTERM to its PID 1 through ECS Exec); {main} is not touched"),
-                ["ecs", "execute-command", "--cluster", &self.cluster, "--task", &task, "--container", ALLOY_CONTAINER, "--interactive"],
-            )
-            .args(["--command", "/bin/sh -c 'kill 1'"])
-            .output()?;
-        let exec_said = if out.success() { String::new() } else { format!("; the exec said: {}", out.stderr.trim()) };
+        let purpose = format!("stop the {ALLOY_CONTAINER} sidecar of task {task} (SIGTERM to its PID 1 through ECS Exec); {main} is not touched");
+        let exec_said = match self.exec(&purpose, &task, ALLOY_CONTAINER, "/bin/sh -c 'kill 1'") {
+            Ok(out) if out.success() => String::new(),
+            Ok(out) => format!("; the exec said: {}", out.stderr.trim()),
+            Err(err) => format!("; the exec said: {err:#}"),
+        };
 
         let started = Instant::now();
         eprintln!(
@@ -511,6 +492,13 @@ impl Checks<'_, '_> {
     }
 
     // ---- ECS ----------------------------------------------------------------------------------
+
+    /// One command in `container` of `task` through ECS Exec, to its end: the ExecuteCommand
+    /// call, then the Session Manager plugin on its session, output captured.
+    fn exec(&self, purpose: &str, task: &str, container: &str, command: &str) -> anyhow::Result<tools::Output> {
+        let session = Session::execute_command(&self.live.api, purpose, &self.cluster, task, container, command)?;
+        session.run(&self.live.api, format!("carry ECS Exec session {} into {container} of task {task}", session.id))
+    }
 
     fn describe_task(&self, task: &str) -> anyhow::Result<Value> {
         let answer = self.live.api.json(

@@ -1,7 +1,8 @@
 //! An SSM port-forwarding session from a local port to a task's private IP, so Loki and Grafana
 //! in private subnets answer on `127.0.0.1`. The session runs through one of the cluster's
-//! container instances (the task's own host when it can), and it is always closed: on drop, on
-//! an error, and on Ctrl-C/SIGTERM/SIGHUP.
+//! container instances (the task's own host when it can), or ECS Exec into the task; it is opened
+//! with SSM StartSession and carried by `session-manager-plugin` (see [`crate::session`]), and it
+//! is always closed: on drop, on an error, and on Ctrl-C/SIGTERM/SIGHUP.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,13 +19,8 @@ use serde_json::json;
 use serde_json::Value;
 
 use crate::api::Api;
-
 use crate::live::Live;
-use crate::project::usage;
-
-pub const PLUGIN_INSTALL_HINT: &str =
-    "the SSM tunnels to Loki and Grafana need it: install the Session Manager plugin \
-    (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html)";
+use crate::session::{require_plugin, Session};
 
 /// What to reach: the task of an ECS service, on a port of its private IP.
 pub struct Endpoint<'a> {
@@ -32,11 +28,6 @@ pub struct Endpoint<'a> {
     pub what: &'a str,
     pub service: &'a str,
     pub port: u16,
-}
-
-/// The session manager plugin is on PATH, or a usage error with the install link (exit 2).
-pub fn require_plugin() -> anyhow::Result<()> {
-    tools::require("session-manager-plugin", PLUGIN_INSTALL_HINT).map(drop).map_err(usage)
 }
 
 /// Seconds to wait for the local port; `XTASK_TUNNEL_TIMEOUT_SECONDS` changes it.
@@ -47,7 +38,7 @@ fn open_timeout() -> Duration {
 
 pub struct Tunnel {
     child: Option<Child>,
-    /// The child leads its own process group: the aws CLI and the plugin it starts.
+    /// The child, the plugin, leads its own process group.
     pgid: i32,
     local_port: u16,
     output: Arc<Mutex<String>>,
@@ -64,30 +55,28 @@ impl Tunnel {
         // ECS Exec into the task when its agent runs (no security-group rule needed: the traffic
         // arrives on the task's own loopback); else through a container instance to the task's IP
         // (needs ingress from the instances' security group and their SSM registration).
-        let (target, document, parameters, via) = match &task.exec_target {
+        let (target, document, mut parameters, via) = match &task.exec_target {
             Some(target) => (
                 target.clone(),
                 "AWS-StartPortForwardingSession",
-                format!("portNumber={port},localPortNumber={local_port}"),
+                Vec::new(),
                 format!("ECS Exec into task {}", task.id),
             ),
             None => {
                 let instance = container_instance(&live.api, cluster, task.container_instance.as_deref())?;
-                let parameters = format!("host={},portNumber={port},localPortNumber={local_port}", task.ip);
                 let via = format!("{} through instance {instance}", task.ip);
-                (instance, "AWS-StartPortForwardingSessionToRemoteHost", parameters, via)
+                (instance, "AWS-StartPortForwardingSessionToRemoteHost", vec![("host", task.ip.clone())], via)
             }
         };
-        let cmd = live.aws.cmd(
-            format!("open an SSM tunnel to {what} port {port} ({via}) on 127.0.0.1:{local_port}"),
-            ["ssm", "start-session", "--target", &target, "--document-name", document, "--parameters", &parameters],
-        );
+        parameters.extend([("portNumber", port.to_string()), ("localPortNumber", local_port.to_string())]);
+        let purpose = format!("open an SSM tunnel to {what} port {port} ({via}) on 127.0.0.1:{local_port}");
+        let session = Session::start(&live.api, &purpose, &target, document, &parameters)?;
         install_signal_cleanup();
-        let mut command = cmd.std_command();
-        // Its own process group: the terminal's Ctrl-C does not reach it directly (we close it in
-        // order), and one signal to the group also reaches the plugin the aws CLI starts.
-        command.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd.display()))?;
+        let mut child = session.connect(&live.api, purpose, |command| {
+            // Its own process group: the terminal's Ctrl-C does not reach it directly (we close
+            // it in order), and one signal to the group reaches everything it may start.
+            command.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        })?;
         let pgid = i32::try_from(child.id()).context("process id out of range")?;
         register(pgid);
         let output = Arc::new(Mutex::new(String::new()));
@@ -162,7 +151,7 @@ impl Tunnel {
             signal_group(self.pgid, signal);
             wait_exit(&mut child, Duration::from_secs(grace));
         }
-        // A plugin orphaned by an aws CLI that died first is still in the group.
+        // Anything the plugin started and left behind is still in the group.
         signal_group(self.pgid, libc::SIGKILL);
         let _ = child.wait();
         unregister(self.pgid);

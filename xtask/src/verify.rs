@@ -26,7 +26,8 @@ use crate::live::Live;
 use crate::phase;
 use crate::project::{usage, Project};
 use crate::report::Report;
-use crate::tunnel::{require_plugin, Endpoint, Tunnel};
+use crate::session::require_plugin;
+use crate::tunnel::{Endpoint, Tunnel};
 
 // The properties P1-P5 (`verify properties`) share this module's tunnels, AMP access and checks.
 #[path = "properties.rs"]

@@ -1,7 +1,8 @@
 //! AWS API calls signed with SigV4: one HTTPS request each, where the AWS CLI starts a Python
 //! process per call (about half a second). Used for the read-only lookups of the phases,
-//! `verify` and `logs`. The CLI stays for what needs it: resolving credentials (profiles, SSO,
-//! roles), SSM sessions and ECS Exec (the Session Manager plugin), ECR logins.
+//! `verify` and `logs`, and the calls that open SSM sessions and ECS Exec sessions (xtask then
+//! starts the Session Manager plugin itself, with [`AwsApi::endpoint_url`]). The CLI stays for
+//! what needs it: resolving credentials (profiles, SSO, roles) and ECR logins.
 //!
 //! Endpoints follow the SDKs' rules: `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else
 //! `https://<service>.<region>.amazonaws.com` (`.com.cn` in China).
@@ -113,7 +114,10 @@ impl AwsApi {
         self
     }
 
-    fn base(&self, service: &Service) -> String {
+    /// The base URL this client sends `service`'s calls to: [`AwsApi::with_endpoint`]'s, else
+    /// [`endpoint`] from the process environment. A Session Manager plugin connecting to a
+    /// session this client opened is given the same URL, as the AWS CLI gives it its client's.
+    pub fn endpoint_url(&self, service: &Service) -> String {
         match &self.endpoint {
             Some(url) => url.clone(),
             None => endpoint(service, &self.region, |name| std::env::var(name).ok()),
@@ -127,7 +131,7 @@ impl AwsApi {
     /// A JSON-protocol action (ECS, CloudWatch Logs, Secrets Manager, SSM); its JSON answer.
     pub fn json(&self, service: &Service, action: &str, input: &Value) -> anyhow::Result<Value> {
         let target = format!("{}.{action}", service.target);
-        let base = self.base(service);
+        let base = self.endpoint_url(service);
         let body = input.to_string();
         let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
         let answer = self.send("POST", &format!("{base}/"), service, &headers, body.as_bytes())?;
@@ -171,7 +175,8 @@ impl AwsApi {
         // A form body is encoded as a query string is, without the `?`.
         let body = url("", "", &form).trim_start_matches('?').to_string();
         let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")];
-        let answer = self.send("POST", &format!("{}/", self.base(service)), service, &headers, body.as_bytes())?;
+        let answer =
+            self.send("POST", &format!("{}/", self.endpoint_url(service)), service, &headers, body.as_bytes())?;
         if answer.status != 200 {
             return Err(refused(format!("{} {action}", service.title), answer.status, &answer.body).into());
         }
@@ -188,7 +193,7 @@ impl AwsApi {
 
     /// An S3 PUT of `path` (`/bucket` or `/bucket/key`, path-style).
     pub fn s3_put(&self, path: &str, body: &[u8]) -> anyhow::Result<()> {
-        let target = format!("{}{path}", self.base(&S3));
+        let target = format!("{}{path}", self.endpoint_url(&S3));
         let answer = self.send("PUT", &target, &S3, &[], body)?;
         if answer.status != 200 {
             return Err(refused(format!("S3 PUT {path}"), answer.status, &answer.body).into());
@@ -199,7 +204,7 @@ impl AwsApi {
     /// The first `max_keys` object keys under `prefix` in `bucket` (S3 ListObjectsV2).
     pub fn s3_keys(&self, bucket: &str, prefix: &str, max_keys: u32) -> anyhow::Result<Vec<String>> {
         // Virtual-hosted style on AWS; path style on an endpoint override (emulators, proxies).
-        let base = self.base(&S3);
+        let base = self.endpoint_url(&S3);
         let (base, path) = match base.strip_prefix("https://s3.") {
             Some(rest) if rest.contains(".amazonaws.com") => (format!("https://{bucket}.s3.{rest}"), "/".to_string()),
             _ => (base, format!("/{bucket}")),
@@ -320,5 +325,13 @@ mod tests {
         };
         assert_eq!(endpoint(&ECS, "eu-west-1", both), "http://127.0.0.1:6000");
         assert_eq!(endpoint(&S3, "eu-west-1", both), "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn a_client_reports_the_endpoint_it_calls() {
+        let credentials = Credentials { access_key_id: "a".into(), secret_access_key: "s".into(), session_token: None };
+        let api = AwsApi::new("eu-west-1", credentials, Http::default()).with_endpoint("http://127.0.0.1:7000/");
+        assert_eq!(api.endpoint_url(&SSM), "http://127.0.0.1:7000");
+        assert_eq!(api.endpoint_url(&ECS), "http://127.0.0.1:7000");
     }
 }

@@ -1,7 +1,8 @@
 //! A stand-in for everything `cargo xtask verify`/`logs` talk to besides moto, answering in the
 //! documented API shapes: Loki (v3.7 HTTP API), Grafana (`/api/health`, datasources, `/api/ds/query`),
-//! AMP (Prometheus instant queries and label values; SigV4 headers required), and the one SSM API
-//! moto lacks, `StartSession` (point `AWS_ENDPOINT_URL_SSM` at it). Plus a `session-manager-plugin`
+//! AMP (Prometheus instant queries and label values; SigV4 headers required), and the SSM session
+//! APIs moto lacks, `StartSession` and `TerminateSession` (point `AWS_ENDPOINT_URL_SSM` at it;
+//! terminated sessions are recorded in [`StackState::terminated_sessions`]). Plus a `session-manager-plugin`
 //! stand-in that really forwards its local port, to this server, never to the task's private
 //! address.
 //!
@@ -83,6 +84,8 @@ pub struct StackState {
     pub held_rollouts: BTreeSet<String>,
     /// How often `DescribeServices` reported a held rollout.
     pub held_answers: u64,
+    /// The `SessionId` of every `TerminateSession`, in order.
+    pub terminated_sessions: Vec<String>,
 }
 
 /// One `ExecuteCommand` the ECS proxy answered.
@@ -115,6 +118,7 @@ impl Default for StackState {
             stopped_containers: BTreeSet::new(),
             held_rollouts: BTreeSet::new(),
             held_answers: 0,
+            terminated_sessions: Vec::new(),
         }
     }
 }
@@ -219,7 +223,7 @@ fn route(state: &mut StackState, req: &Request) -> Answer {
 
 /// The session calls moto lacks; every other SSM call (parameters) goes on to moto when
 /// [`StackState::ecs_upstream`] names it.
-fn ssm(state: &StackState, target: &str, req: &Request) -> Answer {
+fn ssm(state: &mut StackState, target: &str, req: &Request) -> Answer {
     let operation = target.rsplit('.').next().unwrap_or(target);
     let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
     let answer = match operation {
@@ -228,7 +232,10 @@ fn ssm(state: &StackState, target: &str, req: &Request) -> Answer {
             "TokenValue": "stand-in-token",
             "StreamUrl": "wss://ssmmessages.invalid/v1/data-channel/xtask-test",
         }),
-        "TerminateSession" => json!({"SessionId": body["SessionId"]}),
+        "TerminateSession" => {
+            state.terminated_sessions.push(body["SessionId"].as_str().unwrap_or_default().to_string());
+            json!({"SessionId": body["SessionId"]})
+        }
         _ => {
             return match &state.ecs_upstream {
                 Some(upstream) => call_moto(upstream, req, "ssm", target, &req.body)
@@ -755,13 +762,15 @@ fn base64_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Writes a `session-manager-plugin` stand-in into `dir`, run by `python` (the venv's). The aws
-/// CLI calls it as `session-manager-plugin <response> <region> StartSession <profile> <params
-/// JSON> <endpoint>`; it listens on the requested `localPortNumber` and forwards each connection
-/// to the loopback address `STANDIN_FORWARD` maps the requested `portNumber` to
-/// (`3100=127.0.0.1:5000,3000=…`). Each call (argv and pid) is appended to `STANDIN_PLUGIN_LOG`.
-/// An ECS Exec session (`aws ecs execute-command`) is logged too and ends at once: the stand-in
-/// ECS applied its command when it answered `ExecuteCommand`.
+/// Writes a `session-manager-plugin` stand-in into `dir`, run by `python` (the venv's). It is
+/// called as the AWS CLI calls the real one, `session-manager-plugin <response> <region>
+/// StartSession <profile> <params JSON> <endpoint>`, where `<response>` may instead name the
+/// environment variable holding it (`AWS_SSM_START_SESSION_RESPONSE…`, read as the real plugin
+/// reads it); it listens on the requested `localPortNumber` and forwards each connection to the
+/// loopback address `STANDIN_FORWARD` maps the requested `portNumber` to
+/// (`3100=127.0.0.1:5000,3000=…`). Each call (argv, the response it read, pid) is appended to
+/// `STANDIN_PLUGIN_LOG`. An ECS Exec session (no document parameters) is logged too and ends at
+/// once: the stand-in ECS applied its command when it answered `ExecuteCommand`.
 pub fn install_session_manager_plugin(dir: &Path, python: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("session-manager-plugin");
     let script = format!("#!{}\n{}", python.display(), PLUGIN_SCRIPT);
@@ -777,13 +786,19 @@ if sys.argv[1:2] == ["--version"]:
     print("1.2.764.0")
     sys.exit(0)
 
-# `aws ecs execute-command` first runs the plugin bare, to see that it is installed.
+# Run bare (as `aws ecs execute-command` does first, to see that it is installed).
 if len(sys.argv) == 1:
     print("The Session Manager plugin was installed successfully. Use the AWS CLI to start a session.")
     sys.exit(0)
 
+# As the real plugin: argv[1] may name the environment variable that holds the response.
+response = sys.argv[1]
+if response.startswith("AWS_SSM_START_SESSION_RESPONSE"):
+    response = os.environ[response]
+response = json.loads(response)
+
 with open(os.environ["STANDIN_PLUGIN_LOG"], "a") as log:
-    log.write(json.dumps({"tool": "session-manager-plugin", "argv": sys.argv[1:], "pid": os.getpid()}) + "\n")
+    log.write(json.dumps({"tool": "session-manager-plugin", "argv": sys.argv[1:], "response": response, "pid": os.getpid()}) + "\n")
 
 # SIGINT is how a session is ended politely; SIGTERM the impolite way. Either: exit now.
 signal.signal(signal.SIGINT, lambda *_: os._exit(0))
@@ -792,8 +807,8 @@ signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 # An ECS Exec session (no document parameters): the stand-in ECS already applied the command.
 request = json.loads(sys.argv[5])
 if "Parameters" not in request:
-    print("Starting session with SessionId: " + json.loads(sys.argv[1])["sessionId"], flush=True)
-    print("Exiting session with sessionId: " + json.loads(sys.argv[1])["sessionId"] + ".", flush=True)
+    print("Starting session with SessionId: " + response["sessionId"], flush=True)
+    print("Exiting session with sessionId: " + response["sessionId"] + ".", flush=True)
     sys.exit(0)
 
 params = request["Parameters"]

@@ -5,7 +5,8 @@
 //! stand-in (loopback only), which answers as Loki, Grafana and AMP in their documented shapes.
 //! Each world acts on a scratch copy of the repository (XTASK_ROOT), never on `envs/` itself, and
 //! in an AWS account of its own on the test binary's one moto_server. Worlds are set up and
-//! inspected with direct API calls (`standins::AwsApi`); the commands under test use the aws CLI.
+//! inspected with direct API calls (`standins::AwsApi`); the commands under test sign their own
+//! calls with credentials the aws CLI would use and run the aws CLI where they still need it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -152,9 +152,61 @@ fn the_properties_hold_on_a_healthy_migrated_service() {
         .collect();
     assert_eq!(probe_lines.len(), 20);
     assert!(probe_lines[19].ends_with(" 20/20"), "{probe_lines:?}");
-    // Every external command was logged with its purpose, the exec's among them.
+    // Every external call was logged with its purpose, the exec's among them: ExecuteCommand,
+    // then the plugin on its session (the token never).
     assert!(run.stderr.contains("write 20 numbered lines to the stdout of temporal-worker"), "{}", run.stderr);
     assert!(run.stderr.contains("stop the alloy sidecar of task"), "{}", run.stderr);
+    let region = world.env.settings().aws.region;
+    assert!(
+        run.stderr.contains(&format!(
+            "  → write 20 numbered lines to the stdout of temporal-worker in task {task} (ECS Exec): ECS ExecuteCommand\n"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("  → stop the alloy sidecar of task {task} (SIGTERM to its PID 1 through ECS Exec); temporal-worker is not touched: ECS ExecuteCommand\n")),
+        "{}",
+        run.stderr
+    );
+    for container in ["temporal-worker", "alloy"] {
+        let target = json!({"Target": format!("ecs:{}_{task}_{task}-{container}", world.cluster)}).to_string();
+        let plugin = format!(
+            "  → carry ECS Exec session ecs-execute-command-{task} into {container} of task {task}: session-manager-plugin AWS_SSM_START_SESSION_RESPONSE {region} StartSession '' '{target}' {}\n",
+            world.stack.url()
+        );
+        assert!(run.stderr.contains(&plugin), "{plugin} missing from:\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("stand-in-token"), "{}", run.stderr);
+    // Each exec's session reached the plugin as the AWS CLI hands it over: the session in the
+    // environment variable argv names, the target by the container's runtime id, ECS's endpoint.
+    let sessions: Vec<Value> = world
+        .plugin_calls()
+        .into_iter()
+        .filter(|c| !c["argv"][4].as_str().unwrap().contains("\"Parameters\""))
+        .collect();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    for (call, container) in sessions.iter().zip(["temporal-worker", "alloy"]) {
+        let argv: Vec<&str> = call["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert_eq!(argv[..4], ["AWS_SSM_START_SESSION_RESPONSE", region.as_str(), "StartSession", ""], "{argv:?}");
+        let request: Value = serde_json::from_str(argv[4]).unwrap();
+        assert_eq!(request, json!({"Target": format!("ecs:{}_{task}_{task}-{container}", world.cluster)}));
+        assert_eq!(argv[5], world.stack.url(), "the ECS endpoint ExecuteCommand went to");
+        assert_eq!(argv.len(), 6, "{argv:?}");
+        assert_eq!(
+            call["response"],
+            json!({"sessionId": format!("ecs-execute-command-{task}"), "streamUrl": "wss://ssmmessages.invalid/v1/data-channel/xtask-test", "tokenValue": "stand-in-token"})
+        );
+    }
+    // The runtime id was read after each ExecuteCommand, as the CLI reads it.
+    let requests = world.stack.state().requests.clone();
+    let execs_at: Vec<usize> =
+        requests.iter().enumerate().filter(|(_, r)| *r == "ECS ExecuteCommand").map(|(i, _)| i).collect();
+    assert_eq!(execs_at.len(), 2, "{requests:?}");
+    assert!(
+        execs_at.iter().all(|i| requests.get(i + 1).map(String::as_str) == Some("ECS DescribeTasks")),
+        "{requests:?}"
+    );
     // AMP's label values were asked for the job's current tasks, signed.
     let amp = world.stack.state().amp_queries.clone();
     assert!(

@@ -37,26 +37,57 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
     for name in ["loki service stable", "loki ready", "loki ingests a probe line", "s3 holds loki objects"] {
         assert!(run.stdout.contains(&format!("pass  {name}")), "{name} missing:\n{}", run.stdout);
     }
-    // Every external command is logged with its purpose, the tunnel's among them.
+    // Every external call is logged with its purpose, the tunnel's among them: the API call that
+    // opens the session, with its target and document, then the plugin that carries it, given
+    // the endpoint StartSession went to (AWS_ENDPOINT_URL_SSM); the session token never.
     assert!(run.stderr.contains("open an SSM tunnel to Loki"), "{}", run.stderr);
+    let region = world.env.settings().aws.region;
+    let logged = |needle: &str| {
+        let found: Vec<&str> = run.stderr.lines().filter(|l| l.contains(needle)).collect();
+        assert_eq!(found.len(), 1, "one line with {needle:?} expected in:\n{}", run.stderr);
+        found[0]
+    };
+    let started = logged(": SSM StartSession");
     assert!(
-        run.stderr.contains(&format!(
-            "ssm start-session --target {} --document-name AWS-StartPortForwardingSessionToRemoteHost",
+        started.starts_with(&format!(
+            "  → start an SSM session on {} (AWS-StartPortForwardingSessionToRemoteHost) to open an SSM tunnel to Loki port 3100 (",
             world.instance_id
         )),
-        "{}",
-        run.stderr
+        "{started}"
     );
+    let plugin = logged(": session-manager-plugin AWS_SSM_START_SESSION_RESPONSE ");
+    assert!(plugin.starts_with("  → open an SSM tunnel to Loki port 3100 ("), "{plugin}");
+    assert!(
+        plugin.contains(&format!(
+            ": session-manager-plugin AWS_SSM_START_SESSION_RESPONSE {region} StartSession '' '{{\"DocumentName\":\"AWS-StartPortForwardingSessionToRemoteHost\","
+        )) && plugin.ends_with(&format!(" {}", world.stack.url())),
+        "{plugin}"
+    );
+    assert!(!run.stderr.contains("stand-in-token"), "{}", run.stderr);
 
-    // The tunnel went through the cluster's instance to the Loki task's private address.
+    // The tunnel went through the cluster's instance to the Loki task's private address, with
+    // the argv the AWS CLI gives the plugin; the stand-in (1.2.764.0) reads the response from
+    // the environment variable argv names.
     let calls = world.plugin_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     let argv: Vec<&str> = calls[0]["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(argv.len(), 6, "{argv:?}");
+    assert_eq!(argv[0], "AWS_SSM_START_SESSION_RESPONSE");
+    assert_eq!(argv[1], region);
     assert_eq!(argv[2], "StartSession");
+    assert_eq!(argv[3], "", "no --profile, as the CLI without one");
+    assert_eq!(argv[5], world.stack.url());
+    assert_eq!(
+        calls[0]["response"],
+        json!({"SessionId": format!("xtask-test-{}", world.instance_id), "TokenValue": "stand-in-token",
+               "StreamUrl": "wss://ssmmessages.invalid/v1/data-channel/xtask-test"})
+    );
     let params: Value = serde_json::from_str(argv[4]).unwrap();
     assert_eq!(params["Target"], world.instance_id.as_str());
     assert_eq!(params["DocumentName"], "AWS-StartPortForwardingSessionToRemoteHost");
     assert_eq!(params["Parameters"]["portNumber"], json!(["3100"]));
+    let local_port = params["Parameters"]["localPortNumber"][0].as_str().unwrap();
+    assert!(plugin.contains(&format!(" on 127.0.0.1:{local_port}: ")), "{plugin}");
     let tasks = world.tasks("RUNNING");
     let loki_ip = tasks.iter().find(|t| t["group"] == format!("service:{}", world.loki_service()).as_str()).unwrap()
         ["attachments"][0]["details"]
@@ -126,8 +157,11 @@ fn checkpoints_2_5_7_and_all_pass_against_the_stand_ins() {
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
-    // One tunnel per run and target (2: Loki, 5: Loki, 7: Grafana, all: both), all closed.
+    // One tunnel per run and target (2: Loki, 5: Loki, 7: Grafana, all: both), all closed; the
+    // plugin's version was asked once for both.
     assert_eq!(world.plugin_calls().len(), 1 + 1 + 1 + 2);
+    assert_eq!(run.stderr.matches(": session-manager-plugin --version").count(), 1, "{}", run.stderr);
+    assert_eq!(run.stderr.matches(": SSM StartSession").count(), 2, "{}", run.stderr);
     world.assert_no_tunnel_left();
 }
 
@@ -219,6 +253,39 @@ fn ctrl_c_closes_the_tunnel() {
     assert!(stderr.contains("interrupted: closing 1 SSM tunnel(s)"), "{stderr}");
     assert_eq!(world.plugin_calls().len(), 1);
     world.assert_no_tunnel_left();
+}
+
+#[test]
+fn a_plugin_that_cannot_start_leaves_no_session_open() {
+    let world = World::deployed(&[], StackState::default());
+    record_deployed(&world, false);
+    // On PATH and executable, so the checks before the session pass, but its interpreter is gone.
+    std::fs::write(world.bins.bin_dir().join("session-manager-plugin"), "#!/nonexistent/python3\n").unwrap();
+
+    let run = world.xtask(&["logs", "worker", "--since", "10m"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "the Session Manager plugin could not be started: could not start `session-manager-plugin --version`"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("install the Session Manager plugin (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html)"), "{}", run.stderr);
+    // The session StartSession opened was terminated, and it is the only one.
+    let session = format!("xtask-test-{}", world.instance_id);
+    let state = world.stack.state();
+    let position = |call: &str| state.requests.iter().position(|r| r == call);
+    let (started, ended) = (position("SSM StartSession"), position("SSM TerminateSession"));
+    assert!(started.is_some() && ended.is_some() && started < ended, "{:?}", state.requests);
+    assert_eq!(state.requests.iter().filter(|r| r.starts_with("SSM ")).count(), 2, "{:?}", state.requests);
+    assert_eq!(state.terminated_sessions, [session.as_str()]);
+    assert!(
+        run.stderr.contains(&format!("  → end session {session}, which the plugin cannot carry: SSM TerminateSession")),
+        "{}",
+        run.stderr
+    );
+    assert!(world.plugin_calls().is_empty());
 }
 
 #[test]
