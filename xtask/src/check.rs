@@ -46,6 +46,8 @@ pub fn setup(project: &Project, stages: &mut Stages) -> Setup {
 }
 
 pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
+    // checkov reads infra/ and nothing the other checks write: it runs beside them.
+    let checkov = setup.tools.as_ref().map(|tools| stages.start_beside("checkov", &checkov(project, tools)));
     stages.run("rendered files up to date", || crate::render::check_rendered(project));
     stages.run("config checks (Loki, Alloy, Grafana)", || crate::configs::check_configs(project));
     stages.run_if_possible("configs in the pinned images (Docker)", || crate::configs::verify_in_images(project));
@@ -55,26 +57,27 @@ pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
         stages.run("terraform validate", || validate(project, terraform));
         stages.run("terraform test", || test(project, terraform));
     }
-    if let Some(tools) = &setup.tools {
-        stages.run("checkov", || {
-            tools::Cmd::new(tools.bin("checkov"), "scan infra/ with checkov (skips need an inline reason)")
-                .args([
-                    "--directory",
-                    "infra",
-                    "--framework",
-                    "terraform",
-                    "--compact",
-                    "--quiet",
-                    "--skip-download",
-                    // Terraform test files are not resources (and checkov cannot parse them).
-                    "--skip-path",
-                    "infra/tests",
-                ])
-                .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
-                .dir(&project.root)
-                .run()
-        });
+    if let Some(checkov) = checkov {
+        stages.join(checkov);
     }
+}
+
+fn checkov(project: &Project, tools: &tools::python::PythonTools) -> tools::Cmd {
+    tools::Cmd::new(tools.bin("checkov"), "scan infra/ with checkov (skips need an inline reason)")
+        .args([
+            "--directory",
+            "infra",
+            "--framework",
+            "terraform",
+            "--compact",
+            "--quiet",
+            "--skip-download",
+            // Terraform test files are not resources (and checkov cannot parse them).
+            "--skip-path",
+            "infra/tests",
+        ])
+        .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
+        .dir(&project.root)
 }
 
 /// Folders `terraform fmt -check` covers: the infrastructure and the harness fixtures.

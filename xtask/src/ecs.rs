@@ -8,10 +8,15 @@ use serde_json::{json, Value};
 
 use crate::api::Api;
 
-/// Seconds between polls; `XTASK_POLL_SECONDS` shortens it (tests, impatient operators).
+/// Seconds between polls; `XTASK_POLL_SECONDS` (fractions too, e.g. 0.2) shortens it (tests,
+/// impatient operators); anything but a number from 0.05 to 600 leaves the default 10.
 pub fn poll_interval() -> Duration {
-    let secs = std::env::var("XTASK_POLL_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    Duration::from_secs(secs)
+    let secs = std::env::var("XTASK_POLL_SECONDS")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|secs| (0.05..=600.0).contains(secs))
+        .unwrap_or(10.0);
+    Duration::from_secs_f64(secs)
 }
 
 /// What one `describe-services` says about a service's rollout.
