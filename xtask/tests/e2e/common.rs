@@ -8,6 +8,7 @@
 //! inspected with direct API calls (`standins::AwsApi`); the commands under test sign their own
 //! calls with credentials the aws CLI would use and run the aws CLI where they still need it.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -398,6 +399,15 @@ impl World {
             .env_clear()
             .envs(self.env_vars())
             .stdin(Stdio::null());
+        // Ctrl-C ends xtask as in an operator's terminal, even where this test runs with SIGINT
+        // ignored (a background job of a non-interactive shell), which children inherit.
+        // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         command
     }
 
@@ -436,6 +446,25 @@ pub fn container(service: &str) -> String {
 }
 
 /// Runs a prepared xtask command and keeps what it printed; shown (under `label`) when a test fails.
+/// Ctrl-C to a running xtask, as an operator would; its exit status once it has stopped (a run
+/// that does not stop within a minute fails the test instead of hanging it).
+pub fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) of our own child; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "kill -INT {pid}");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for xtask") {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("xtask did not stop within 60 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn run_xtask(mut command: Command, label: &str) -> Run {
     let started = Instant::now();
     let out = command.output().expect("run xtask");

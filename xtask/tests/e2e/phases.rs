@@ -141,9 +141,7 @@ fn an_interrupted_migration_resumes_with_the_same_service() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Ctrl-C, as an operator would.
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    assert!(!child.wait().unwrap().success());
+    assert!(!interrupt(&mut child).success());
     let printed = std::fs::read_to_string(&output).unwrap_or_default();
     assert_eq!(world.env.text(), before, "an interrupted phase records nothing:\n{printed}");
     assert!(!printed.contains("passed checkpoint 5"), "{printed}");

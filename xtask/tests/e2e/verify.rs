@@ -1,7 +1,7 @@
 //! `cargo xtask verify` and `cargo xtask logs` end to end, as an operator runs them (see
 //! `common` for the stand-ins).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -237,15 +237,7 @@ fn ctrl_c_closes_the_tunnel() {
         assert!(started.elapsed() < Duration::from_secs(60), "the tunnel never carried /ready");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
-    assert!(status.success());
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "xtask did not stop after SIGINT");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let code = interrupt(&mut child).code();
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stderr).unwrap();
