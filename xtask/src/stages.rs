@@ -3,7 +3,9 @@
 //! checks: neither fills two cores alone).
 
 use std::io::{Read, Seek};
-use std::process::Child;
+use std::os::unix::process::CommandExt;
+use std::process::ExitStatus;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -21,9 +23,17 @@ pub struct Stages {
 /// A stage running as a child process; its output waits in a file until [`Stages::join`].
 pub struct Beside {
     name: String,
-    started: Instant,
-    child: anyhow::Result<(Child, std::fs::File)>,
+    /// Waits for the child: its exit status and how long it ran (not until it was joined).
+    waiter: anyhow::Result<(JoinHandle<(std::io::Result<ExitStatus>, Duration)>, std::fs::File)>,
     display: String,
+}
+
+/// How a stage beside the others competes for the CPU.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Normal,
+    /// nice 10: it takes the CPU the other stages leave.
+    Background,
 }
 
 impl Stages {
@@ -32,12 +42,11 @@ impl Stages {
         eprintln!("==> {name}");
         self.began.get_or_insert_with(Instant::now);
         let start = Instant::now();
-        self.run_timed(name, start, stage)
+        let result = stage();
+        self.record(name, start.elapsed(), result)
     }
 
-    fn run_timed(&mut self, name: &str, start: Instant, stage: impl FnOnce() -> anyhow::Result<()>) -> bool {
-        let result = stage();
-        let took = start.elapsed();
+    fn record(&mut self, name: &str, took: Duration, result: anyhow::Result<()>) -> bool {
         let failure = result.err().map(|err| format!("{err:#}"));
         match &failure {
             None => eprintln!("    ok: {name} ({:.1}s)", took.as_secs_f64()),
@@ -50,31 +59,44 @@ impl Stages {
 
     /// Starts `cmd` as a stage that runs while the next stages do; [`Stages::join`] waits for it
     /// and prints its output then, so the two never interleave.
-    pub fn start_beside(&mut self, name: &str, cmd: &tools::Cmd) -> Beside {
+    pub fn start_beside(&mut self, name: &str, cmd: &tools::Cmd, priority: Priority) -> Beside {
         eprintln!("==> {name} (runs beside the stages below; its output follows when it ends)");
         self.began.get_or_insert_with(Instant::now);
         let display = cmd.display();
-        let child = (|| {
+        let waiter = (|| {
             let output = unlinked_file()?;
-            let child = cmd
-                .std_command()
-                .stdin(std::process::Stdio::null())
-                .stdout(output.try_clone()?)
-                .stderr(output.try_clone()?)
-                .spawn()
-                .with_context(|| format!("could not start `{display}` (to {})", cmd.purpose()))?;
-            Ok((child, output))
+            let mut command = cmd.std_command();
+            command.stdin(std::process::Stdio::null()).stdout(output.try_clone()?).stderr(output.try_clone()?);
+            if priority == Priority::Background {
+                // SAFETY: nice(2) is async-signal-safe and changes only the child's priority.
+                unsafe {
+                    command.pre_exec(|| {
+                        libc::nice(10);
+                        Ok(())
+                    });
+                }
+            }
+            let started = Instant::now();
+            let mut child =
+                command.spawn().with_context(|| format!("could not start `{display}` (to {})", cmd.purpose()))?;
+            let waiter = std::thread::spawn(move || (child.wait(), started.elapsed()));
+            Ok((waiter, output))
         })();
-        Beside { name: name.to_string(), started: Instant::now(), child, display }
+        Beside { name: name.to_string(), waiter, display }
     }
 
-    /// Waits for a stage started with [`Stages::start_beside`], prints its output and records it.
+    /// Waits for a stage started with [`Stages::start_beside`], prints its output and records it
+    /// with the time it ran.
     pub fn join(&mut self, beside: Beside) -> bool {
-        let Beside { name, started, child, display } = beside;
+        let Beside { name, waiter, display } = beside;
         eprintln!("==> {name} (output)");
-        self.run_timed(&name, started, || {
-            let (mut child, mut output) = child?;
-            let status = child.wait().with_context(|| format!("waiting for `{display}`"))?;
+        let mut took = Duration::ZERO;
+        let result = (|| {
+            let (waiter, mut output) = waiter?;
+            let (status, ran) =
+                waiter.join().map_err(|_| anyhow::anyhow!("the thread waiting for `{display}` panicked"))?;
+            took = ran;
+            let status = status.with_context(|| format!("waiting for `{display}`"))?;
             let mut text = Vec::new();
             output.rewind().and_then(|()| output.read_to_end(&mut text)).context("reading the stage's output")?;
             eprint!("{}", String::from_utf8_lossy(&text));
@@ -82,7 +104,8 @@ impl Stages {
                 bail!("`{display}` failed ({status})");
             }
             Ok(())
-        })
+        })();
+        self.record(&name, took, result)
     }
 
     /// A stage that needs something this machine may lack: `Ok(Some(reason))` means it did not run.
