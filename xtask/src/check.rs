@@ -7,7 +7,7 @@ use tools::terraform::Terraform;
 
 use crate::cli::CheckArgs;
 use crate::project::Project;
-use crate::stages::{Priority, Stages};
+use crate::stages::Stages;
 
 impl CheckArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
@@ -46,12 +46,8 @@ pub fn setup(project: &Project, stages: &mut Stages) -> Setup {
 }
 
 pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
-    // checkov reads infra/ and nothing the other checks write: it runs beside them, on the CPU
-    // they leave (it is the shortest).
-    let checkov = setup
-        .tools
-        .as_ref()
-        .map(|tools| stages.start_beside("checkov", &checkov(project, tools), Priority::Background));
+    // checkov reads infra/ and nothing the other checks write: it runs beside them.
+    let checkov = setup.tools.as_ref().map(|tools| stages.start_beside("checkov", &checkov(project, tools)));
     stages.run("rendered files up to date", || crate::render::check_rendered(project));
     stages.run("config checks (Loki, Alloy, Grafana)", || crate::configs::check_configs(project));
     stages.run_if_possible("configs in the pinned images (Docker)", || crate::configs::verify_in_images(project));

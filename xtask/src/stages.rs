@@ -3,7 +3,6 @@
 //! checks: neither fills two cores alone).
 
 use std::io::{Read, Seek};
-use std::os::unix::process::CommandExt;
 use std::process::ExitStatus;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,20 +19,15 @@ pub struct Stages {
     began: Option<Instant>,
 }
 
+/// The thread that waits for a stage's child: its exit status and how long it ran.
+type Waiter = JoinHandle<(std::io::Result<ExitStatus>, Duration)>;
+
 /// A stage running as a child process; its output waits in a file until [`Stages::join`].
 pub struct Beside {
     name: String,
     /// Waits for the child: its exit status and how long it ran (not until it was joined).
-    waiter: anyhow::Result<(JoinHandle<(std::io::Result<ExitStatus>, Duration)>, std::fs::File)>,
+    waiter: anyhow::Result<(Waiter, std::fs::File)>,
     display: String,
-}
-
-/// How a stage beside the others competes for the CPU.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
-    Normal,
-    /// nice 10: it takes the CPU the other stages leave.
-    Background,
 }
 
 impl Stages {
@@ -59,7 +53,7 @@ impl Stages {
 
     /// Starts `cmd` as a stage that runs while the next stages do; [`Stages::join`] waits for it
     /// and prints its output then, so the two never interleave.
-    pub fn start_beside(&mut self, name: &str, cmd: &tools::Cmd, priority: Priority) -> Beside {
+    pub fn start_beside(&mut self, name: &str, cmd: &tools::Cmd) -> Beside {
         eprintln!("==> {name} (runs beside the stages below; its output follows when it ends)");
         self.began.get_or_insert_with(Instant::now);
         let display = cmd.display();
@@ -67,15 +61,6 @@ impl Stages {
             let output = unlinked_file()?;
             let mut command = cmd.std_command();
             command.stdin(std::process::Stdio::null()).stdout(output.try_clone()?).stderr(output.try_clone()?);
-            if priority == Priority::Background {
-                // SAFETY: nice(2) is async-signal-safe and changes only the child's priority.
-                unsafe {
-                    command.pre_exec(|| {
-                        libc::nice(10);
-                        Ok(())
-                    });
-                }
-            }
             let started = Instant::now();
             let mut child =
                 command.spawn().with_context(|| format!("could not start `{display}` (to {})", cmd.purpose()))?;
@@ -147,6 +132,12 @@ impl Stages {
         }
         Ok(())
     }
+}
+
+/// This process, and what it starts from now on, run `by` nice levels lower.
+pub fn lower_priority(by: i32) {
+    // SAFETY: nice(2) changes only this process's scheduling priority.
+    let _ = unsafe { libc::nice(by) };
 }
 
 /// A scratch file with no name: gone with the last handle, whatever ends the process.

@@ -2,7 +2,7 @@
 
 use crate::cli::TestArgs;
 use crate::project::Project;
-use crate::stages::{Priority, Stages};
+use crate::stages::Stages;
 
 impl TestArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
@@ -19,8 +19,11 @@ pub fn suite(project: &Project) -> Stages {
     let rust_tests = tools::Cmd::new(cargo, "run the Rust tests of every workspace member")
         .args(["test", "--workspace", "--quiet", "--no-fail-fast"])
         .dir(&project.root);
-    // Neither the Rust tests nor the checks keep two cores busy on their own.
-    let beside = stages.start_beside("cargo test --workspace", &rust_tests, Priority::Normal);
+    // Neither the Rust tests nor the checks keep two cores busy on their own. The Rust tests are
+    // a chain of waits (one test binary after another, each test on its processes): the checks
+    // yield the CPU to them, and take what they leave.
+    let beside = stages.start_beside("cargo test --workspace", &rust_tests);
+    crate::stages::lower_priority(10);
     crate::check::add_checks(project, &mut stages, &setup);
     stages.join(beside);
     stages

@@ -371,11 +371,12 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
     );
     let known_images: Vec<&str> =
         TERRAFORM.keys().map(String::as_str).chain(["adot_image"]).filter(|v| v.ends_with("_image")).collect();
+    let adot_image = Regex::new(ADOT_IMAGE_PATTERN).expect("valid");
     for (name, image) in &s.versions {
         let key = format!("versions.{name}");
         let result = if name == "adot_image" {
             crate::check_pinned_image(image).and_then(|()| {
-                if Regex::new(ADOT_IMAGE_PATTERN).expect("valid").is_match(image) {
+                if adot_image.is_match(image) {
                     Ok(())
                 } else {
                     Err("must be pinned to a version tag such as public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0 (never `latest` or untagged).".into())
