@@ -158,3 +158,35 @@ fn unlinked_file() -> anyhow::Result<std::fs::File> {
 fn indent(text: &str) -> String {
     text.lines().map(|line| format!("      {line}")).collect::<Vec<_>>().join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_beside_the_others_reports_its_own_time_and_its_failure() {
+        let scratch = tempfile::tempdir().unwrap();
+        let marker = scratch.path().join("done");
+        let mut stages = Stages::default();
+        let quick = tools::Cmd::new("sh", "write a marker and fail")
+            .args(["-c", "echo from-the-side; : > \"$1\"; exit 3", "sh"])
+            .arg(&marker);
+        let beside = stages.start_beside("side", &quick);
+        // The stage in front outlasts the one beside it by a second: it ends a second after the
+        // marker shows that the other has as good as ended.
+        stages.run("front", || {
+            while !marker.exists() {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            Ok(())
+        });
+        assert!(!stages.join(beside));
+        let took = |stage: &str| stages.done.iter().find(|(name, ..)| name == stage).unwrap().1;
+        assert!(took("side") < took("front"), "the time it ran, not until it was joined");
+        let failure = stages.done.iter().find(|(name, ..)| name == "side").unwrap().2.clone();
+        assert!(failure.as_deref().unwrap().contains("failed (exit status: 3)"), "{failure:?}");
+        let err = stages.finish("suite").unwrap_err().to_string();
+        assert_eq!(err, "suite failed in: side");
+    }
+}
