@@ -22,20 +22,27 @@ impl CheckArgs {
 pub struct Setup {
     tools: Option<tools::python::PythonTools>,
     terraform: Option<Terraform>,
+    /// False when a build of the Rust tests run beside the setup failed.
+    pub rust_tests_built: bool,
 }
 
 /// The check stages, in order; `cargo xtask test` runs them beside the Rust tests.
 pub fn add_stages(project: &Project, stages: &mut Stages) {
-    let setup = setup(project, stages);
+    let setup = setup(project, stages, None);
     add_checks(project, stages, &setup);
 }
 
-pub fn setup(project: &Project, stages: &mut Stages) -> Setup {
-    let mut setup = Setup { tools: None, terraform: None };
+/// `build`, a cargo build started beside, is joined before Terraform's setup, whose offline
+/// provider build would only wait for cargo's lock.
+pub fn setup(project: &Project, stages: &mut Stages, build: Option<crate::stages::Beside>) -> Setup {
+    let mut setup = Setup { tools: None, terraform: None, rust_tests_built: true };
     stages.run("python tools", || {
         setup.tools = Some(project.python_tools()?);
         Ok(())
     });
+    if let Some(build) = build {
+        setup.rust_tests_built = stages.join(build);
+    }
     stages.run("terraform setup", || {
         let found = project.terraform()?;
         eprintln!("    {}", found.describe());

@@ -97,13 +97,12 @@ impl<'p> Live<'p> {
 
 /// Terraform with the real provider (deploying needs it) and a data dir of the env's own.
 pub fn terraform_for_env(project: &Project, env: &Environment) -> anyhow::Result<Terraform> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let terraform = tools::terraform::discover(
         &project.root,
         || project.python_tools(),
         EngineChoice::from_env(),
         ProviderChoice::Registry,
-        || tools::terraform::build_offline_provider(&project.root, &cargo),
+        || tools::terraform::build_offline_provider(&project.root),
     )?;
     let data_dir = project.root.join("infra/.terraform/envs").join(&env.name);
     Ok(terraform.with_data_dir(data_dir))

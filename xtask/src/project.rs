@@ -54,13 +54,12 @@ impl Project {
     /// provider set up for offline use where the registry is unreachable.
     pub fn terraform(&self) -> anyhow::Result<Terraform> {
         let choice = ProviderChoice::from_env().map_err(usage)?;
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         tools::terraform::discover(
             &self.root,
             || self.python_tools(),
             EngineChoice::for_checks(),
             choice,
-            || tools::terraform::build_offline_provider(&self.root, &cargo),
+            || tools::terraform::build_offline_provider(&self.root),
         )
     }
 

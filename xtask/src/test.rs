@@ -13,18 +13,29 @@ impl TestArgs {
 /// Every stage of the suite, run; the caller prints the table.
 pub fn suite(project: &Project) -> Stages {
     let mut stages = Stages::default();
+    let cargo_test = |purpose: &str| tools::cargo(purpose).args(["test", "--workspace", "--quiet"]).dir(&project.root);
+    // A first run installs the Python tools (mostly waiting on PyPI and the disk) while the
+    // Rust tests compile; once they are installed there is nothing to overlap.
+    let build = tools::python::PythonTools::installed(&project.root).is_err().then(|| {
+        stages.start_beside(
+            "build the Rust tests",
+            &cargo_test("build the Rust tests of every workspace member").arg("--no-run"),
+        )
+    });
     // The Rust tests drive Terraform and moto too: the tools are installed first.
-    let setup = crate::check::setup(project, &mut stages);
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let rust_tests = tools::Cmd::new(cargo, "run the Rust tests of every workspace member")
-        .args(["test", "--workspace", "--quiet", "--no-fail-fast"])
-        .dir(&project.root);
-    // Neither the Rust tests nor the checks keep two cores busy on their own. The Rust tests are
-    // a chain of waits (one test binary after another, each test on its processes): the checks
-    // yield the CPU to them, and take what they leave.
-    let beside = stages.start_beside("cargo test --workspace", &rust_tests);
-    crate::stages::lower_priority(10);
-    crate::check::add_checks(project, &mut stages, &setup);
-    stages.join(beside);
+    let setup = crate::check::setup(project, &mut stages, build);
+    if setup.rust_tests_built {
+        let rust_tests = cargo_test("run the Rust tests of every workspace member").arg("--no-fail-fast");
+        // Neither the Rust tests nor the checks keep two cores busy on their own. The Rust
+        // tests are a chain of waits (one test binary after another, each test on its
+        // processes): the checks yield the CPU to them, and take what they leave.
+        let beside = stages.start_beside("cargo test --workspace", &rust_tests);
+        crate::stages::lower_priority(10);
+        crate::check::add_checks(project, &mut stages, &setup);
+        stages.join(beside);
+    } else {
+        // The build failed, and said why: running the tests would only say it again.
+        crate::check::add_checks(project, &mut stages, &setup);
+    }
     stages
 }

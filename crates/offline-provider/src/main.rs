@@ -5,28 +5,27 @@
 //! Environment:
 //! - `OFFLINE_PROVIDER_SCHEMA`: path of the schema document (output of
 //!   `terraform providers schema -json`, optionally gzipped). Required.
-//! - `TF_PLUGIN_MAGIC_COOKIE`, `PLUGIN_PROTOCOL_VERSIONS`, `PLUGIN_CLIENT_CERT`,
-//!   `PLUGIN_UNIX_SOCKET_DIR`: set by Terraform (go-plugin).
+//! - `TF_PLUGIN_MAGIC_COOKIE`, `PLUGIN_PROTOCOL_VERSIONS`, `PLUGIN_UNIX_SOCKET_DIR`: set by
+//!   Terraform (go-plugin).
+//!
+//! It speaks plain gRPC on a socket in a private (0700) directory, so Terraform must run with
+//! `TF_DISABLE_PLUGIN_TLS=1`, as the plugin SDK's own test framework runs it: go-plugin's
+//! automatic mTLS would need a C crypto library in every cold build of the checks.
 
 mod proto;
 mod provider;
 mod schema;
-mod tls;
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use base64::Engine as _;
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
+use tokio::net::UnixListener;
 use tonic::body::Body;
 use tonic::codegen::{http, BoxFuture, Service};
 use tonic::server::NamedService;
@@ -85,31 +84,32 @@ fn run() -> Result<(), String> {
     // Fail early on a path typo; the document itself is parsed when first needed.
     std::fs::File::open(&schema_path)
         .map_err(|e| format!("{SCHEMA_ENV}={}: cannot open: {e}", schema_path.display()))?;
-    let client_cert = std::env::var("PLUGIN_CLIENT_CERT").map_err(|_| {
-        "PLUGIN_CLIENT_CERT is not set: this provider needs go-plugin's automatic mTLS, \
-         which Terraform always enables"
-            .to_string()
-    })?;
-    let identity = tls::server_config(&client_cert)?;
+    if std::env::var_os("PLUGIN_CLIENT_CERT").is_some() {
+        let message = "Terraform asks for TLS on the plugin channel (PLUGIN_CLIENT_CERT is set), which this \
+                       offline stand-in does not speak: run Terraform with TF_DISABLE_PLUGIN_TLS=1 (cargo xtask does)";
+        // Terraform shows plugin stderr only in its debug log, but quotes a handshake line it
+        // cannot parse in its error.
+        println!("{message}");
+        return Err(message.to_string());
+    }
     let provider = provider::OfflineProvider::new(schema_path);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve(provider, identity))
+    runtime.block_on(serve(provider))
 }
 
-async fn serve(provider: provider::OfflineProvider, identity: tls::ServerIdentity) -> Result<(), String> {
+async fn serve(provider: provider::OfflineProvider) -> Result<(), String> {
     let dir = make_socket_dir()?;
     let socket = dir.join("plugin.sock");
     let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     watch_signals()?;
     watch_parent();
 
-    // The handshake line tells go-plugin where to connect and which certificate to trust.
-    let cert = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&identity.cert_der);
+    // The handshake line tells go-plugin where to connect; no sixth field: no TLS.
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "1|{PROTOCOL_VERSION}|unix|{}|grpc|{cert}", socket.display())
+    writeln!(stdout, "1|{PROTOCOL_VERSION}|unix|{}|grpc", socket.display())
         .and_then(|()| stdout.flush())
         .map_err(|e| format!("cannot write the handshake line: {e}"))?;
     drop(stdout);
@@ -120,51 +120,10 @@ async fn serve(provider: provider::OfflineProvider, identity: tls::ServerIdentit
         stdio: StdioServer::new(provider::Stdio),
         health: HealthServer::new(provider::Health),
     };
-    let incoming = accept_tls(listener, tokio_rustls::TlsAcceptor::from(identity.config));
     tonic::transport::Server::builder()
-        .serve_with_incoming(router, incoming)
+        .serve_with_incoming(router, tokio_stream::wrappers::UnixListenerStream::new(listener))
         .await
         .map_err(|e| format!("gRPC server failed: {e}"))
-}
-
-/// Accepts connections and completes their TLS handshakes concurrently, so one
-/// stalled handshake cannot hold up the next connection.
-fn accept_tls(listener: UnixListener, acceptor: tokio_rustls::TlsAcceptor) -> Incoming {
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    eprintln!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(tls);
-                    }
-                    Ok(Err(e)) => eprintln!("TLS handshake failed: {e}"),
-                    Err(_) => eprintln!("TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    Incoming(rx)
-}
-
-/// Stream of established TLS connections, as tonic's server wants it.
-struct Incoming(mpsc::UnboundedReceiver<TlsStream<UnixStream>>);
-
-impl tokio_stream::Stream for Incoming {
-    type Item = Result<TlsStream<UnixStream>, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx).map(|next| next.map(Ok))
-    }
 }
 
 /// Routes requests to the services by the `/<package>.<Service>/` path prefix

@@ -124,16 +124,21 @@ impl Workspace {
         Self { tmp }
     }
 
+    /// Terraform as `cargo xtask` runs it: plain gRPC on the plugin channel.
     fn terraform(&self, args: &[&str]) -> Output {
+        self.terraform_with(args, |command| command.env("TF_DISABLE_PLUGIN_TLS", "1"))
+    }
+
+    fn terraform_with(&self, args: &[&str], adjust: impl FnOnce(&mut Command) -> &mut Command) -> Output {
         let terraform = terraform_bin();
-        Command::new(&terraform)
+        let mut command = Command::new(&terraform);
+        command
             .args(args)
             .current_dir(self.tmp.path().join("work"))
             .env("TF_CLI_CONFIG_FILE", self.tmp.path().join("cli.tfrc"))
             .env("CHECKPOINT_DISABLE", "1")
-            .env("OFFLINE_PROVIDER_SCHEMA", schema_path())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", terraform.display()))
+            .env("OFFLINE_PROVIDER_SCHEMA", schema_path());
+        adjust(&mut command).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", terraform.display()))
     }
 }
 
@@ -239,6 +244,18 @@ fn plan_without_mocks_works() {
     let out = ws.terraform(&["plan", "-no-color", "-input=false"]);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(all_output(&out).contains("Plan: 5 to add"), "{}", describe(&out));
+}
+
+/// Terraform's default plugin channel is mTLS, which the stand-in does not speak: the failure
+/// must say how to run Terraform instead.
+#[test]
+fn terraform_with_plugin_tls_is_told_to_disable_it() {
+    let ws = Workspace::new(&[("main.tf", MAIN_TF)]);
+    let out = ws.terraform_with(&["validate", "-no-color"], |command| command.env_remove("TF_DISABLE_PLUGIN_TLS"));
+    assert!(!out.status.success(), "{}", describe(&out));
+    // Terraform wraps its error text: compare with the line breaks taken out.
+    let words = all_output(&out).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("run Terraform with TF_DISABLE_PLUGIN_TLS=1"), "{}", describe(&out));
 }
 
 #[test]

@@ -11,6 +11,8 @@ pub struct Cmd {
     program: PathBuf,
     args: Vec<(OsString, bool)>,
     envs: Vec<(OsString, OsString)>,
+    /// Inherited environment variables the command must not see.
+    removed_envs: Vec<OsString>,
     /// Environment variables that belong in the displayed command line (never secrets).
     shown_envs: Vec<(OsString, OsString)>,
     dir: Option<PathBuf>,
@@ -40,6 +42,7 @@ impl Cmd {
             program: program.as_ref().to_path_buf(),
             args: Vec::new(),
             envs: Vec::new(),
+            removed_envs: Vec::new(),
             shown_envs: Vec::new(),
             dir: None,
             purpose: purpose.into(),
@@ -74,6 +77,12 @@ impl Cmd {
 
     /// An environment variable a person needs to rerun the command by hand (e.g. `TF_DATA_DIR`);
     /// it is shown in [`Cmd::display`]. Never for secrets.
+    /// Keeps an inherited environment variable from the command.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cmd {
+        self.removed_envs.push(key.as_ref().to_os_string());
+        self
+    }
+
     pub fn shown_env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
         self.shown_envs.push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
         self.env(key, value)
@@ -129,6 +138,9 @@ impl Cmd {
         let args: Vec<&OsString> = self.args.iter().map(|(arg, _)| arg).collect();
         // As an OsStr, a bare name is looked up on PATH (duct makes a relative Path `./name`).
         let mut expr = duct::cmd(self.program.as_os_str(), args).unchecked();
+        for key in &self.removed_envs {
+            expr = expr.env_remove(key);
+        }
         for (key, value) in &self.envs {
             expr = expr.env(key, value);
         }
@@ -151,6 +163,9 @@ impl Cmd {
         self.log();
         let mut command = std::process::Command::new(&self.program);
         command.args(self.args.iter().map(|(arg, _)| arg));
+        for key in &self.removed_envs {
+            command.env_remove(key);
+        }
         command.envs(self.envs.iter().map(|(key, value)| (key, value)));
         if let Some(dir) = &self.dir {
             command.current_dir(dir);

@@ -118,6 +118,8 @@ impl Terraform {
         // Terraform keeps the whole AWS provider schema live; at Go's default GC target it keeps
         // re-scanning it (GOGC=400 measured a fifth less CPU per test run, for ~150 MB more).
         let cmd = if std::env::var_os("GOGC").is_none() { cmd.env("GOGC", "400") } else { cmd };
+        // The offline stand-in speaks plain gRPC on its private socket (see its crate).
+        let cmd = if self.provider == Provider::Offline { cmd.env("TF_DISABLE_PLUGIN_TLS", "1") } else { cmd };
         match &self.data_dir {
             Some(dir) => cmd.shown_env("TF_DATA_DIR", dir),
             None => cmd,
@@ -325,8 +327,8 @@ fn find_engine(
 /// Builds the schema-serving stand-in for hashicorp/aws with `cargo` and returns a directory of
 /// its own holding `terraform-provider-aws` (so a concurrent `cargo build` can't swap the binary
 /// under a running Terraform).
-pub fn build_offline_provider(root: &Path, cargo: &std::ffi::OsStr) -> anyhow::Result<PathBuf> {
-    Cmd::new(cargo, "build the offline hashicorp/aws provider stand-in")
+pub fn build_offline_provider(root: &Path) -> anyhow::Result<PathBuf> {
+    crate::cargo("build the offline hashicorp/aws provider stand-in")
         .args(["build", "--quiet", "--package", "offline-provider", "--bin", "terraform-provider-aws"])
         .dir(root)
         .run()?;

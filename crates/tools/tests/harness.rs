@@ -12,13 +12,12 @@ fn root() -> PathBuf {
 
 fn terraform(engine: EngineChoice) -> Terraform {
     let root = root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let found = terraform::discover(
         &root,
         || PythonTools::installed(&root),
         engine,
         ProviderChoice::from_env().unwrap(),
-        || terraform::build_offline_provider(&root, &cargo),
+        || terraform::build_offline_provider(&root),
     );
     found.unwrap_or_else(|err| panic!("no usable Terraform for the harness tests: {err:#}"))
 }
