@@ -61,8 +61,25 @@ pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
     stages.run("requirements", || crate::requirements::check(project));
     if let Some(terraform) = &setup.terraform {
         stages.run("terraform fmt", || fmt(project, terraform));
-        stages.run("terraform validate", || validate(project, terraform));
-        stages.run("terraform test", || test(project, terraform));
+        // Validate and test read the same folders at the same time: their modules come first.
+        let mut dirs = Vec::new();
+        if stages.run("terraform modules", || {
+            dirs = terraform_dirs(project)?;
+            dirs.iter().try_for_each(|dir| terraform.prepare(dir))
+        }) {
+            let tests: Vec<_> = dirs
+                .iter()
+                .filter(|dir| dir.join("tests").is_dir())
+                .map(|dir| {
+                    let name = format!("terraform test {}", project.rel(dir).display());
+                    (dir, stages.start_beside(&name, &terraform.test_cmd(dir)))
+                })
+                .collect();
+            stages.run("terraform validate", || validate(project, terraform, &dirs));
+            for (dir, beside) in tests {
+                stages.join_checked(beside, |output| report_tests(project, dir, output));
+            }
+        }
     }
     if let Some(checkov) = checkov {
         stages.join(checkov);
@@ -127,11 +144,11 @@ fn has_tf_files(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn validate(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
+fn validate(project: &Project, terraform: &Terraform, dirs: &[PathBuf]) -> anyhow::Result<()> {
     let mut failures = Vec::new();
-    for dir in terraform_dirs(project)? {
-        if let Err(err) = terraform.validate(&dir) {
-            failures.push(format!("{}: {err:#}", project.rel(&dir).display()));
+    for dir in dirs {
+        if let Err(err) = terraform.validate_prepared(dir) {
+            failures.push(format!("{}: {err:#}", project.rel(dir).display()));
         }
     }
     if !failures.is_empty() {
@@ -140,26 +157,10 @@ fn validate(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn test(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
-    let mut failures = Vec::new();
-    for dir in terraform_dirs(project)?.into_iter().filter(|d| d.join("tests").is_dir()) {
-        match terraform.test(&dir) {
-            Ok(files) => {
-                for file in files {
-                    eprintln!(
-                        "    {}/{}: {}, {} run(s) passed",
-                        project.rel(&dir).display(),
-                        file.file,
-                        file.verdict,
-                        file.passed
-                    );
-                }
-            }
-            Err(err) => failures.push(format!("{}: {err:#}", project.rel(&dir).display())),
-        }
-    }
-    if !failures.is_empty() {
-        bail!("{}", failures.join("\n"));
+/// One line per test file of a successful `terraform test` of `dir`.
+fn report_tests(project: &Project, dir: &Path, output: &str) -> anyhow::Result<()> {
+    for file in tools::terraform::test_results(dir, output)? {
+        eprintln!("    {}/{}: {}, {} run(s) passed", project.rel(dir).display(), file.file, file.verdict, file.passed);
     }
     Ok(())
 }

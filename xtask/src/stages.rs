@@ -73,6 +73,11 @@ impl Stages {
     /// Waits for a stage started with [`Stages::start_beside`], prints its output and records it
     /// with the time it ran.
     pub fn join(&mut self, beside: Beside) -> bool {
+        self.join_checked(beside, |_| Ok(()))
+    }
+
+    /// [`Stages::join`], and the stage passes only if `check` accepts its output too.
+    pub fn join_checked(&mut self, beside: Beside, check: impl FnOnce(&str) -> anyhow::Result<()>) -> bool {
         let Beside { name, waiter, display } = beside;
         eprintln!("==> {name} (output)");
         let mut took = Duration::ZERO;
@@ -84,11 +89,12 @@ impl Stages {
             let status = status.with_context(|| format!("waiting for `{display}`"))?;
             let mut text = Vec::new();
             output.rewind().and_then(|()| output.read_to_end(&mut text)).context("reading the stage's output")?;
-            eprint!("{}", String::from_utf8_lossy(&text));
+            let text = String::from_utf8_lossy(&text);
+            eprint!("{text}");
             if !status.success() {
                 bail!("`{display}` failed ({status})");
             }
-            Ok(())
+            check(&text)
         })();
         self.record(&name, took, result)
     }
