@@ -5,6 +5,7 @@
 //! Environment:
 //! - `OFFLINE_PROVIDER_SCHEMA`: path of the schema document (output of
 //!   `terraform providers schema -json`, optionally gzipped). Required.
+//! - `OFFLINE_PROVIDER_CACHE`: a file to keep the converted schema in for the next start.
 //! - `TF_PLUGIN_MAGIC_COOKIE`, `PLUGIN_PROTOCOL_VERSIONS`, `PLUGIN_UNIX_SOCKET_DIR`: set by
 //!   Terraform (go-plugin).
 //!
@@ -12,6 +13,7 @@
 //! `TF_DISABLE_PLUGIN_TLS=1`, as the plugin SDK's own test framework runs it: go-plugin's
 //! automatic mTLS would need a C crypto library in every cold build of the checks.
 
+mod cache;
 mod proto;
 mod provider;
 mod schema;

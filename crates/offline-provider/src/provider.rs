@@ -49,7 +49,13 @@ impl OfflineProvider {
 }
 
 fn load(path: &Path) -> Result<Arc<Loaded>, String> {
-    let schema = crate::schema::load(path)?;
+    let raw = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let cache = crate::cache::Cache::for_schema(&raw);
+    if let Some(hit) = cache.as_ref().and_then(crate::cache::Cache::read) {
+        eprintln!("loaded {} as converted before", path.display());
+        return Ok(Arc::new(Loaded { schema_reply: PreEncoded(hit.schema_reply), metadata: hit.metadata }));
+    }
+    let schema = crate::schema::from_document(&raw).map_err(|e| format!("{}: {e}", path.display()))?;
     let capabilities = ServerCapabilities {
         // The schema never changes, so Terraform may reuse it across provider instances.
         get_provider_schema_optional: true,
@@ -79,7 +85,14 @@ fn load(path: &Path) -> Result<Arc<Loaded>, String> {
         path.display(),
         schema_reply.0.len()
     );
-    Ok(Arc::new(Loaded { schema_reply, metadata }))
+    let converted = crate::cache::Converted { metadata, schema_reply: schema_reply.0 };
+    if let Some(cache) = cache {
+        // Only the next start is slower without it.
+        if let Err(message) = cache.write(&converted) {
+            eprintln!("{message}");
+        }
+    }
+    Ok(Arc::new(Loaded { schema_reply: PreEncoded(converted.schema_reply), metadata: converted.metadata }))
 }
 
 fn ok<T>(message: T) -> Reply<T> {

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -19,20 +18,19 @@ pub struct ProviderSchema {
     pub data_sources: BTreeMap<String, Schema>,
 }
 
-/// Reads a schema document, gzipped or not (detected by the gzip magic bytes).
-pub fn load(path: &Path) -> Result<ProviderSchema, String> {
-    let raw = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// Converts a schema document's bytes, gzipped or not (detected by the gzip magic bytes).
+pub fn from_document(raw: &[u8]) -> Result<ProviderSchema, String> {
+    let gunzipped;
     let json = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 20);
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| format!("cannot gunzip {}: {e}", path.display()))?;
-        out
+        flate2::read::GzDecoder::new(raw).read_to_end(&mut out).map_err(|e| format!("cannot gunzip: {e}"))?;
+        gunzipped = out;
+        &gunzipped
     } else {
         raw
     };
-    let doc: Value = serde_json::from_slice(&json).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
-    parse(&doc).map_err(|e| format!("{}: {e}", path.display()))
+    let doc: Value = serde_json::from_slice(json).map_err(|e| format!("not valid JSON: {e}"))?;
+    parse(&doc)
 }
 
 /// Picks the hashicorp/aws entry of `provider_schemas` (or the only entry) and converts it.
@@ -231,7 +229,7 @@ mod tests {
     fn converts_the_project_schema() {
         let path = project_schema_path();
         assert!(path.exists(), "schema missing: {} (copy it from the shared schema directory)", path.display());
-        let schema = load(&path).expect("schema loads");
+        let schema = from_document(&std::fs::read(&path).unwrap()).expect("schema loads");
         assert!(schema.resources.len() > 1000, "resources: {}", schema.resources.len());
         assert!(schema.data_sources.len() > 500, "data sources: {}", schema.data_sources.len());
 

@@ -124,12 +124,16 @@ impl Workspace {
         Self { tmp }
     }
 
-    /// Terraform as `cargo xtask` runs it: plain gRPC on the plugin channel.
+    /// Terraform as `cargo xtask` runs it: plain gRPC on the plugin channel, the converted schema
+    /// kept for the next start (the first start of a new build converts it).
     fn terraform(&self, args: &[&str]) -> Output {
-        self.terraform_with(args, |command| command.env("TF_DISABLE_PLUGIN_TLS", "1"))
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("offline-provider-schema.cache");
+        self.terraform_with(args, |command| {
+            command.env("TF_DISABLE_PLUGIN_TLS", "1").env("OFFLINE_PROVIDER_CACHE", cache);
+        })
     }
 
-    fn terraform_with(&self, args: &[&str], adjust: impl FnOnce(&mut Command) -> &mut Command) -> Output {
+    fn terraform_with(&self, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Output {
         let terraform = terraform_bin();
         let mut command = Command::new(&terraform);
         command
@@ -138,7 +142,8 @@ impl Workspace {
             .env("TF_CLI_CONFIG_FILE", self.tmp.path().join("cli.tfrc"))
             .env("CHECKPOINT_DISABLE", "1")
             .env("OFFLINE_PROVIDER_SCHEMA", schema_path());
-        adjust(&mut command).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", terraform.display()))
+        adjust(&mut command);
+        command.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", terraform.display()))
     }
 }
 
@@ -246,12 +251,40 @@ fn plan_without_mocks_works() {
     assert!(all_output(&out).contains("Plan: 5 to add"), "{}", describe(&out));
 }
 
+/// The converted schema is kept where `OFFLINE_PROVIDER_CACHE` says and serves the next start;
+/// a file that is not such a cache is converted over, never served.
+#[test]
+fn the_converted_schema_is_kept_for_the_next_start() {
+    let ws = Workspace::new(&[("main.tf", MAIN_TF)]);
+    let cache = ws.tmp.path().join("schema.cache");
+    std::fs::write(&cache, b"not a converted schema").unwrap();
+    let with_cache = |command: &mut Command| {
+        command.env("TF_DISABLE_PLUGIN_TLS", "1").env("OFFLINE_PROVIDER_CACHE", &cache);
+    };
+    let first = ws.terraform_with(&["validate", "-no-color"], with_cache);
+    assert!(first.status.success(), "{}", describe(&first));
+    let kept = std::fs::metadata(&cache).unwrap();
+    assert!(kept.len() > 1_000_000, "the cache holds the converted schema: {} bytes", kept.len());
+
+    // A typo is caught from the kept schema exactly as from the document.
+    let config = MAIN_TF.replace("retention_in_days = 14", "retention_in_dayz = 14");
+    std::fs::write(ws.tmp.path().join("work/main.tf"), config).unwrap();
+    let second = ws.terraform_with(&["validate", "-no-color"], with_cache);
+    assert!(!second.status.success(), "{}", describe(&second));
+    assert!(all_output(&second).contains("retention_in_dayz"), "{}", describe(&second));
+    // A miss would have renamed a new file over it.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&cache).unwrap().ino(), kept.ino(), "the second start read the cache as it was");
+}
+
 /// Terraform's default plugin channel is mTLS, which the stand-in does not speak: the failure
 /// must say how to run Terraform instead.
 #[test]
 fn terraform_with_plugin_tls_is_told_to_disable_it() {
     let ws = Workspace::new(&[("main.tf", MAIN_TF)]);
-    let out = ws.terraform_with(&["validate", "-no-color"], |command| command.env_remove("TF_DISABLE_PLUGIN_TLS"));
+    let out = ws.terraform_with(&["validate", "-no-color"], |command| {
+        command.env_remove("TF_DISABLE_PLUGIN_TLS");
+    });
     assert!(!out.status.success(), "{}", describe(&out));
     // Terraform wraps its error text: compare with the line breaks taken out.
     let words = all_output(&out).split_whitespace().collect::<Vec<_>>().join(" ");

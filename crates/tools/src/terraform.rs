@@ -95,6 +95,8 @@ pub struct Terraform {
     pub provider: Provider,
     cli_config: PathBuf,
     schema: PathBuf,
+    /// Where the offline provider keeps the schema it converted, for its next start.
+    schema_cache: PathBuf,
     data_dir: Option<PathBuf>,
 }
 
@@ -129,8 +131,14 @@ impl Terraform {
         } else {
             cmd
         };
-        // The offline stand-in speaks plain gRPC on its private socket (see its crate).
-        let cmd = if self.provider == Provider::Offline { cmd.env("TF_DISABLE_PLUGIN_TLS", "1") } else { cmd };
+        // The offline stand-in speaks plain gRPC on its private socket, and keeps the schema it
+        // converted for its next start (see its crate).
+        let cmd = match self.provider {
+            Provider::Offline => {
+                cmd.env("TF_DISABLE_PLUGIN_TLS", "1").env("OFFLINE_PROVIDER_CACHE", &self.schema_cache)
+            }
+            Provider::Registry => cmd,
+        };
         match &self.data_dir {
             Some(dir) => cmd.shown_env("TF_DATA_DIR", dir),
             None => cmd,
@@ -279,6 +287,7 @@ pub fn discover(
         provider: Provider::Registry,
         cli_config: registry_config,
         schema: root.join(SCHEMA_PATH),
+        schema_cache: dir.join("offline-provider-schema.cache"),
         data_dir: None,
     };
     if terraform.engine == Engine::Binary && !at_least(&terraform.version, MIN_VERSION) {
