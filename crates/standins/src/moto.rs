@@ -18,8 +18,6 @@ pub struct MotoServer {
     /// Held open for the server's life: closing it (our exit) ends the server.
     _lifeline: ChildStdin,
     port: u16,
-    /// moto logs every request to stderr: a file, so a full pipe can never block it.
-    log: tempfile::NamedTempFile,
     next_account: AtomicU64,
 }
 
@@ -48,6 +46,9 @@ impl MotoServer {
         let mut last_error = None;
         for _ in 0..3 {
             let port = free_port()?;
+            // moto logs every request to stderr: a file, so a full pipe can never block it. Its
+            // name goes once moto answers (a server shared by a test binary is never dropped);
+            // moto writes on into the nameless file.
             let log = tempfile::NamedTempFile::new().context("creating moto_server's log file")?;
             let mut child = Command::new(python)
                 .args(["-c", LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -58,8 +59,8 @@ impl MotoServer {
                 .spawn()
                 .with_context(|| format!("could not start moto with {} (to stand in for AWS)", python.display()))?;
             let lifeline = child.stdin.take().context("moto_server's stdin")?;
-            let mut server = MotoServer { child, _lifeline: lifeline, port, log, next_account: AtomicU64::new(1) };
-            match server.wait_ready() {
+            let mut server = MotoServer { child, _lifeline: lifeline, port, next_account: AtomicU64::new(1) };
+            match server.wait_ready(&log) {
                 Ok(()) => {
                     server.manual_task_transitions()?;
                     return Ok(server);
@@ -122,12 +123,12 @@ impl MotoServer {
         Ok(())
     }
 
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
+    fn wait_ready(&mut self, log: &tempfile::NamedTempFile) -> anyhow::Result<()> {
         let started = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         while started.elapsed() < START_TIMEOUT {
             if let Some(status) = self.child.try_wait()? {
-                let stderr = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+                let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
                 bail!("moto_server exited ({status}) before answering on port {}: {}", self.port, stderr.trim());
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
