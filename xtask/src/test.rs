@@ -24,18 +24,19 @@ pub fn suite(project: &Project) -> Stages {
     });
     // The Rust tests drive Terraform and moto too: the tools are installed first.
     let setup = crate::check::setup(project, &mut stages, build);
-    if setup.rust_tests_built {
+    // A failed build said why already: running the tests would only say it again.
+    let beside = setup.rust_tests_built.then(|| {
         let rust_tests = cargo_test("run the Rust tests of every workspace member").arg("--no-fail-fast");
         // Neither the Rust tests nor the checks keep two cores busy on their own. The Rust
         // tests are a chain of waits (one test binary after another, each test on its
         // processes): the checks yield the CPU to them, and take what they leave.
         let beside = stages.start_beside("cargo test --workspace", &rust_tests);
         crate::stages::lower_priority(10);
-        crate::check::add_checks(project, &mut stages, &setup);
+        beside
+    });
+    crate::check::add_checks(project, &mut stages, &setup);
+    if let Some(beside) = beside {
         stages.join(beside);
-    } else {
-        // The build failed, and said why: running the tests would only say it again.
-        crate::check::add_checks(project, &mut stages, &setup);
     }
     stages
 }

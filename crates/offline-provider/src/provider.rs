@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status};
 
+use crate::cache::{Cache, Converted};
 use crate::proto::*;
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -20,12 +21,7 @@ pub struct OfflineProvider {
     /// Parsed on first use: with `get_provider_schema_optional` Terraform asks only
     /// the first provider process of a run for the schema, so later processes
     /// (one per graph walk) never pay for parsing the 4 MB document.
-    loaded: OnceCell<Result<Arc<Loaded>, String>>,
-}
-
-struct Loaded {
-    schema_reply: PreEncoded,
-    metadata: GetMetadataResponse,
+    loaded: OnceCell<Result<Arc<Converted>, String>>,
 }
 
 impl OfflineProvider {
@@ -33,7 +29,7 @@ impl OfflineProvider {
         Self { schema_path, loaded: OnceCell::new() }
     }
 
-    async fn loaded(&self) -> Result<Arc<Loaded>, Diagnostic> {
+    async fn loaded(&self) -> Result<Arc<Converted>, Diagnostic> {
         let result = self
             .loaded
             .get_or_init(|| async {
@@ -48,12 +44,12 @@ impl OfflineProvider {
     }
 }
 
-fn load(path: &Path) -> Result<Arc<Loaded>, String> {
+fn load(path: &Path) -> Result<Arc<Converted>, String> {
     let raw = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let cache = crate::cache::Cache::for_schema(&raw);
-    if let Some(hit) = cache.as_ref().and_then(crate::cache::Cache::read) {
+    let cache = Cache::for_schema(&raw);
+    if let Some(hit) = cache.as_ref().and_then(Cache::read) {
         eprintln!("loaded {} as converted before", path.display());
-        return Ok(Arc::new(Loaded { schema_reply: PreEncoded(hit.schema_reply), metadata: hit.metadata }));
+        return Ok(Arc::new(hit));
     }
     let schema = crate::schema::from_document(&raw).map_err(|e| format!("{}: {e}", path.display()))?;
     let capabilities = ServerCapabilities {
@@ -78,21 +74,21 @@ fn load(path: &Path) -> Result<Arc<Loaded>, String> {
         diagnostics: Vec::new(),
         server_capabilities: Some(capabilities),
     };
-    let schema_reply = PreEncoded::new(&reply);
+    let schema_reply = PreEncoded::new(&reply).0;
     // go-plugin copies plugin stderr into Terraform's log (TF_LOG=debug).
     eprintln!(
         "loaded {}: {resources} resources, {data_sources} data sources, {} byte schema reply",
         path.display(),
-        schema_reply.0.len()
+        schema_reply.len()
     );
-    let converted = crate::cache::Converted { metadata, schema_reply: schema_reply.0 };
+    let converted = Converted { metadata, schema_reply };
     if let Some(cache) = cache {
         // Only the next start is slower without it.
         if let Err(message) = cache.write(&converted) {
             eprintln!("{message}");
         }
     }
-    Ok(Arc::new(Loaded { schema_reply: PreEncoded(converted.schema_reply), metadata: converted.metadata }))
+    Ok(Arc::new(converted))
 }
 
 fn ok<T>(message: T) -> Reply<T> {
@@ -115,7 +111,7 @@ impl tfplugin6::provider_server::Provider for OfflineProvider {
     async fn get_provider_schema(&self, _: Request<GetProviderSchemaRequest>) -> Reply<PreEncoded> {
         match self.loaded().await {
             // Cloning `Bytes` is a reference-count increment.
-            Ok(loaded) => ok(loaded.schema_reply.clone()),
+            Ok(loaded) => ok(PreEncoded(loaded.schema_reply.clone())),
             // Terraform shows these diagnostics to the user.
             Err(diagnostic) => {
                 ok(PreEncoded::new(&GetProviderSchemaResponse { diagnostics: vec![diagnostic], ..Default::default() }))

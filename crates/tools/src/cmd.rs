@@ -75,14 +75,14 @@ impl Cmd {
         self
     }
 
-    /// An environment variable a person needs to rerun the command by hand (e.g. `TF_DATA_DIR`);
-    /// it is shown in [`Cmd::display`]. Never for secrets.
     /// Keeps an inherited environment variable from the command.
     pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cmd {
         self.removed_envs.push(key.as_ref().to_os_string());
         self
     }
 
+    /// An environment variable a person needs to rerun the command by hand (e.g. `TF_DATA_DIR`);
+    /// it is shown in [`Cmd::display`]. Never for secrets.
     pub fn shown_env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
         self.shown_envs.push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
         self.env(key, value)

@@ -122,22 +122,19 @@ impl Terraform {
         // GOGC=400: a fifth less CPU per test run, for ~150 MB more. Offline there is no state
         // and the live heap stays near 60 MB: collecting only at 1 GiB took another fifth off
         // `terraform test` (peak 1.1 GB).
-        let gc: &[(&str, &str)] = match self.provider {
-            Provider::Registry => &[("GOGC", "400")],
-            Provider::Offline => &[("GOGC", "off"), ("GOMEMLIMIT", "1GiB")],
+        let (gc, cmd): (&[(&str, &str)], Cmd) = match self.provider {
+            Provider::Registry => (&[("GOGC", "400")], cmd),
+            // The offline stand-in speaks plain gRPC on its private socket, and keeps the schema
+            // it converted for its next start (see its crate).
+            Provider::Offline => (
+                &[("GOGC", "off"), ("GOMEMLIMIT", "1GiB")],
+                cmd.env("TF_DISABLE_PLUGIN_TLS", "1").env("OFFLINE_PROVIDER_CACHE", &self.schema_cache),
+            ),
         };
         let cmd = if std::env::var_os("GOGC").is_none() && std::env::var_os("GOMEMLIMIT").is_none() {
             gc.iter().fold(cmd, |cmd, (key, value)| cmd.env(key, value))
         } else {
             cmd
-        };
-        // The offline stand-in speaks plain gRPC on its private socket, and keeps the schema it
-        // converted for its next start (see its crate).
-        let cmd = match self.provider {
-            Provider::Offline => {
-                cmd.env("TF_DISABLE_PLUGIN_TLS", "1").env("OFFLINE_PROVIDER_CACHE", &self.schema_cache)
-            }
-            Provider::Registry => cmd,
         };
         match &self.data_dir {
             Some(dir) => cmd.shown_env("TF_DATA_DIR", dir),
