@@ -86,7 +86,13 @@ pub struct StackState {
     pub held_answers: u64,
     /// The `SessionId` of every `TerminateSession`, in order.
     pub terminated_sessions: Vec<String>,
+    /// Every AWS API request (ECS, SSM) as it arrived, for the checks against AWS's models;
+    /// what the ECS proxy forwards to moto is marked [`PROXIED`] there, so it counts once.
+    pub aws_requests: Vec<crate::botocore::HttpRequest>,
 }
+
+/// The header the ECS proxy adds to what it forwards to moto.
+pub const PROXIED: &str = "x-standin-proxied";
 
 /// One `ExecuteCommand` the ECS proxy answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +125,7 @@ impl Default for StackState {
             held_rollouts: BTreeSet::new(),
             held_answers: 0,
             terminated_sessions: Vec::new(),
+            aws_requests: Vec::new(),
         }
     }
 }
@@ -145,6 +152,15 @@ impl FakeStack {
                     Some(target) => format!("SSM {}", target.rsplit('.').next().unwrap_or(target)),
                     None => format!("{} {}", req.method, req.path),
                 });
+                if req.headers.contains_key("x-amz-target") {
+                    state.aws_requests.push(crate::botocore::HttpRequest {
+                        method: req.method.clone(),
+                        path: req.path.clone(),
+                        query: req.query.clone().into_iter().collect(),
+                        headers: req.headers.clone(),
+                        body: req.body.clone().into_bytes(),
+                    });
+                }
                 state.ready_delay_ms
             };
             if req.path == "/ready" && delay > 0 {
@@ -535,8 +551,10 @@ fn call_moto(upstream: &str, req: &Request, service: &str, target: &str, body: &
     let addr = upstream.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     // HTTP/1.0: the answer is never chunked and ends when the connection closes.
-    let mut head =
-        format!("POST / HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\nX-Amz-Target: {target}\r\n", body.len());
+    let mut head = format!(
+        "POST / HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\nX-Amz-Target: {target}\r\n{PROXIED}: 1\r\n",
+        body.len()
+    );
     for (name, value) in &req.headers {
         if !["host", "content-length", "connection", "x-amz-target", "expect", "transfer-encoding"]
             .contains(&name.as_str())

@@ -13,6 +13,9 @@ use tools::Cmd;
 
 const REGION: &str = "eu-west-1"; // envs/example.toml
 const REPOSITORY: &str = "temporal-dev-grafana"; // <project.name>-grafana
+/// xtask's access key (moto's default account, as `testing`): its requests, and those of the aws
+/// CLI it runs, are told apart from the test's own and checked against AWS's models.
+const XTASK_KEY: &str = "xtask-build-grafana";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the repository").to_path_buf()
@@ -79,7 +82,7 @@ impl Harness {
             .env("AWS_SHARED_CREDENTIALS_FILE", self.home.path().join("aws-credentials"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_ENDPOINT_URL", self.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_ACCESS_KEY_ID", XTASK_KEY)
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .current_dir(root());
         cmd
@@ -128,6 +131,24 @@ impl Harness {
 
     fn docker_calls(&self) -> Vec<Vec<String>> {
         self.recorder.argv_of("docker").unwrap()
+    }
+}
+
+/// xtask's requests to this harness's moto against botocore's models, as the test ends.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let Some(moto) = self.moto.or(self.own_moto.as_ref()) else { return };
+        if std::thread::panicking() {
+            return;
+        }
+        let requests = moto.requests_with(&[XTASK_KEY]).expect("read moto's recording");
+        let requests: Vec<_> = requests.into_iter().filter(|r| crate::common::signed_by(r, XTASK_KEY)).collect();
+        crate::common::assert_requests_match_models(&requests, &[REGION], |request| {
+            match request.headers.get("user-agent") {
+                Some(agent) if agent.starts_with("aws-cli/") => "aws-cli run by xtask",
+                _ => "xtask",
+            }
+        });
     }
 }
 

@@ -8,6 +8,7 @@
 //! inspected with direct API calls (`standins::AwsApi`); the commands under test sign their own
 //! calls with credentials the aws CLI would use and run the aws CLI where they still need it.
 
+use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use probes::aws::{AwsApi, EC2, ECS};
 use serde_json::{json, Value};
 use settings::{Collector, Environment};
+use standins::botocore::{HttpRequest, Models};
 use standins::observability::{install_session_manager_plugin, FakeStack, StackState};
 use standins::{MotoServer, Recorder, Reply, StandIn};
 
@@ -94,6 +96,9 @@ pub struct World {
     /// This world's own account on the shared moto, and its id.
     pub api: AwsApi,
     pub account: String,
+    /// The commands under test sign with credentials of their own in the account, so their
+    /// requests are told apart from the test's set-up calls.
+    pub xtask_credentials: probes::amp::Credentials,
     pub bucket: String,
     pub stack: FakeStack,
     pub bins: Recorder,
@@ -115,6 +120,7 @@ impl World {
             .aws
             .region;
         let (api, account) = moto.new_account(&region).expect("a fresh moto account");
+        let xtask_credentials = moto.credentials_in(&account, &region).expect("credentials for xtask");
         let env = EnvFile::new(alloy, &account);
         let settings = env.settings();
         let world = World {
@@ -122,6 +128,7 @@ impl World {
             bucket: format!("temporal-dev-loki-{account}"),
             api,
             account,
+            xtask_credentials,
             stack: FakeStack::start(state).expect("start the observability stand-in"),
             bins: Recorder::new().expect("stand-in dir"),
             home: tempfile::tempdir().expect("home"),
@@ -377,7 +384,7 @@ impl World {
 
     /// moto's endpoint and this world's credentials, as the commands under test get them.
     fn credential_vars(&self) -> Vec<(&'static str, String)> {
-        let credentials = self.api.credentials();
+        let credentials = &self.xtask_credentials;
         vec![
             ("AWS_ENDPOINT_URL", self.moto.endpoint()),
             ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
@@ -437,6 +444,93 @@ impl World {
 }
 
 /// The ECS container / Terraform module name of a service.
+impl World {
+    /// Every AWS request of this world (to moto in its account, and to the stand-ins) against
+    /// botocore's service models, failing the test on any mismatch or on an operation of xtask's
+    /// that `aws-operations.txt` does not list.
+    fn check_requests(&self) {
+        let (setup, xtask) = (&self.api.credentials().access_key_id, &self.xtask_credentials.access_key_id);
+        let from_moto =
+            self.moto.requests_with(&[setup, xtask]).expect("read moto's recording").into_iter().filter(|r| {
+                (signed_by(r, setup) || signed_by(r, xtask))
+                    && !r.headers.contains_key(standins::observability::PROXIED)
+            });
+        let requests: Vec<_> = from_moto.chain(self.stack.state().aws_requests.clone()).collect();
+        // The world's region and the env file's, where a test moved it; a command that cannot
+        // read the env file (doctor) has no region to follow: any AWS region then.
+        let regions: Vec<&str> = match settings::parse(&self.env.text()) {
+            Ok(env) => settings::rules::regions()
+                .map(|(region, _)| region)
+                .filter(|r| *r == self.api.region || *r == env.aws.region)
+                .collect(),
+            Err(_) => settings::rules::regions().map(|(region, _)| region).collect(),
+        };
+        let client = |request: &HttpRequest| match request.headers.get("user-agent") {
+            _ if signed_by(request, setup) => "test set-up",
+            Some(agent) if agent.starts_with("aws-cli/") => "aws-cli run by xtask",
+            _ => "xtask",
+        };
+        assert_requests_match_models(&requests, &regions, client);
+    }
+}
+
+/// Each world's requests are checked as the test ends (a test that failed already says why).
+impl Drop for World {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.check_requests();
+        }
+    }
+}
+
+/// Whether `request` is signed with this access key.
+pub fn signed_by(request: &HttpRequest, access_key: &str) -> bool {
+    request.headers.get("authorization").is_some_and(|a| a.contains(&format!("Credential={access_key}/")))
+}
+
+/// The operations xtask sends (itself and through the aws CLI), one `service Operation (client)`
+/// a line: a test that sees one not listed fails, so a new call is reviewed, and checked
+/// against the model, the day it is added.
+const PRODUCT_OPERATIONS: &str = include_str!("aws-operations.txt");
+
+/// Fails the test when botocore's models reject one of `requests` (signed for one of `regions`)
+/// or one of the product's is not in [`PRODUCT_OPERATIONS`]; prints the operations seen.
+pub fn assert_requests_match_models(
+    requests: &[HttpRequest],
+    regions: &[&str],
+    client: impl Fn(&HttpRequest) -> &'static str,
+) {
+    static MODELS: std::sync::OnceLock<Models> = std::sync::OnceLock::new();
+    let models =
+        MODELS.get_or_init(|| Models::in_venv(&root().join(".tools/venv")).unwrap_or_else(|err| panic!("{err:#}")));
+    let listed: Vec<&str> =
+        PRODUCT_OPERATIONS.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let mut problems = Vec::new();
+    let mut seen = BTreeMap::new();
+    for request in requests {
+        let client = client(request);
+        match models.check_request(request, regions) {
+            Ok((operation, found)) => {
+                let name = format!("{operation} ({client})");
+                if client != "test set-up" && !listed.contains(&name.as_str()) {
+                    problems.push(format!(
+                        "`{name}` is not in xtask/tests/e2e/aws-operations.txt: a new call? list it there"
+                    ));
+                }
+                *seen.entry(name).or_insert(0) += 1;
+                let body = String::from_utf8_lossy(&request.body);
+                problems.extend(found.into_iter().map(|p| format!("{operation}: {p}\n    request body: {body}")));
+            }
+            Err(err) => problems.push(format!("{} {}: {err:#}", request.method, request.path)),
+        }
+    }
+    let listed: Vec<String> = seen.iter().map(|(op, n)| format!("  {op} ×{n}")).collect();
+    eprintln!("AWS requests of this test, checked against botocore's models:\n{}", listed.join("\n"));
+    let mut once = std::collections::BTreeSet::new();
+    problems.retain(|p| once.insert(p.clone()));
+    assert!(problems.is_empty(), "{} problem(s) with AWS requests:\n{}", problems.len(), problems.join("\n"));
+}
+
 pub fn container(service: &str) -> String {
     if service == "benchmark-worker" {
         service.to_string()
