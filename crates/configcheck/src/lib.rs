@@ -1,6 +1,8 @@
-//! Offline checks of the configs `cargo xtask render` produces; `cargo xtask check` calls them.
+//! Offline checks of the configs `cargo xtask render` produces, and of AWS requests and ECS
+//! container definitions against AWS's own service models; `cargo xtask check` calls them.
 
 pub mod alloy;
+pub mod botocore;
 pub mod grafana;
 pub mod loki;
 

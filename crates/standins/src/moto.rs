@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use crate::botocore::{parse_query, HttpRequest};
+use configcheck::botocore::{parse_query, HttpRequest};
 
 use probes::amp::Credentials;
 use probes::aws::{xml_values, AwsApi, STS};

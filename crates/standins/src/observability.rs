@@ -88,7 +88,7 @@ pub struct StackState {
     pub terminated_sessions: Vec<String>,
     /// Every AWS API request (ECS, SSM) as it arrived, for the checks against AWS's models;
     /// what the ECS proxy forwards to moto is marked [`PROXIED`] there, so it counts once.
-    pub aws_requests: Vec<crate::botocore::HttpRequest>,
+    pub aws_requests: Vec<configcheck::botocore::HttpRequest>,
 }
 
 /// The header the ECS proxy adds to what it forwards to moto.
@@ -153,7 +153,7 @@ impl FakeStack {
                     None => format!("{} {}", req.method, req.path),
                 });
                 if req.headers.contains_key("x-amz-target") {
-                    state.aws_requests.push(crate::botocore::HttpRequest {
+                    state.aws_requests.push(configcheck::botocore::HttpRequest {
                         method: req.method.clone(),
                         path: req.path.clone(),
                         query: req.query.clone().into_iter().collect(),

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use configcheck::botocore::{HttpRequest, Models};
 use probes::aws::{AwsApi, EC2, ECS};
 use serde_json::{json, Value};
 use settings::{Collector, Environment};
-use standins::botocore::{HttpRequest, Models};
 use standins::observability::{install_session_manager_plugin, FakeStack, StackState};
 use standins::{MotoServer, Recorder, Reply, StandIn};
 

@@ -257,9 +257,33 @@ pub fn parse_query(text: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (crate::http::percent_decode(k), crate::http::percent_decode(v))
+            (percent_decode(k), percent_decode(v))
         })
         .collect()
+}
+
+/// `%XX` and `+` decoding of a query component.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, byte) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The value a query-protocol request carries for `shape` under `prefix` (`Name.member.1`,
@@ -387,14 +411,11 @@ fn rest_operation(model: &Model, request: &HttpRequest, problems: &mut Vec<Strin
                     found
                 }
                 Some("header") => request.headers.get(&location_name.to_ascii_lowercase()).cloned(),
-                // The body: a blob or text payload is checked as one; XML is not decoded, so
-                // its members count as present and unchecked.
-                _ if request.body.is_empty() => None,
-                _ if matches!(kind, "blob" | "string") => Some(String::from_utf8_lossy(&request.body).into_owned()),
-                _ => {
-                    input.insert(member.clone(), Value::Null);
-                    None
+                // A blob or text payload is checked as one; an XML body is not decoded.
+                _ if !request.body.is_empty() && matches!(kind, "blob" | "string") => {
+                    Some(String::from_utf8_lossy(&request.body).into_owned())
                 }
+                _ => None,
             };
             if let Some(text) = text {
                 input.insert(member.clone(), scalar_from_text(kind, &text));
@@ -431,13 +452,13 @@ fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
             if got.len() <= i {
                 return None;
             }
-            labels.insert(greedy.to_string(), crate::http::percent_decode(&got[i..].join("/")));
+            labels.insert(greedy.to_string(), percent_decode(&got[i..].join("/")));
             return Some(labels);
         }
         let part = got.get(i)?;
         match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             Some(label) => {
-                labels.insert(label.to_string(), crate::http::percent_decode(part));
+                labels.insert(label.to_string(), percent_decode(part));
             }
             None if segment == part => {}
             None => return None,
@@ -446,8 +467,8 @@ fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
     (want.len() == got.len()).then_some(labels)
 }
 
-/// Every way `value` breaks shape `shape`, as `path: what`. Null stands for a REST payload that
-/// is present and not decoded.
+/// Every way `value` breaks shape `shape`, as `path: what`. A null member is an absent one (as
+/// the SDKs and Terraform's AWS provider send it).
 fn check_shape(model: &Model, shape: &str, value: &Value, path: &str, problems: &mut Vec<String>) {
     let Some(def) = model.shape(shape) else {
         problems.push(format!("{path}: the model has no shape `{shape}`"));
@@ -468,14 +489,16 @@ fn check_shape(model: &Model, shape: &str, value: &Value, path: &str, problems: 
                         check_shape(model, target, field, &format!("{path}.{name}"), problems);
                     }
                     None => {
-                        let known: Vec<&String> = members.map(|m| m.keys().collect()).unwrap_or_default();
-                        let hint = closest(name, &known);
+                        let known = members.into_iter().flat_map(|m| m.keys().map(String::as_str));
+                        let hint = settings::hint::did_you_mean(name, known)
+                            .map(|k| format!(", did you mean `{k}`?"))
+                            .unwrap_or_default();
                         problems.push(format!("{path}: unknown member `{name}` (shape {shape}){hint}"));
                     }
                 }
             }
             for required in def["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                if !fields.contains_key(required) {
+                if fields.get(required).is_none_or(Value::is_null) {
                     problems.push(format!("{path}: required member `{required}` is missing (shape {shape})"));
                 }
             }
@@ -530,31 +553,6 @@ fn check_shape(model: &Model, shape: &str, value: &Value, path: &str, problems: 
             problems.push(format!("{path}: {what} {size} is above the maximum {max} (shape {shape})"));
         }
     }
-}
-
-/// `, did you mean `x`?` for the known name nearest `name` (case-insensitive, few edits).
-fn closest(name: &str, known: &[&String]) -> String {
-    let distance = |a: &str, b: &str| {
-        let (a, b): (Vec<char>, Vec<char>) = (a.to_lowercase().chars().collect(), b.to_lowercase().chars().collect());
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for i in 1..=a.len() {
-            let mut prev = row[0];
-            row[0] = i;
-            for j in 1..=b.len() {
-                let here = row[j];
-                row[j] = (row[j] + 1).min(row[j - 1] + 1).min(prev + usize::from(a[i - 1] != b[j - 1]));
-                prev = here;
-            }
-        }
-        row[b.len()]
-    };
-    known
-        .iter()
-        .map(|k| (distance(name, k), k))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, k)| format!(", did you mean `{k}`?"))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
