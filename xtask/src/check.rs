@@ -75,10 +75,25 @@ pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
                     (dir, stages.start_beside(&name, &terraform.test_cmd(dir)))
                 })
                 .collect();
-            stages.run("terraform validate", || validate(project, terraform, &dirs));
-            for (dir, beside) in tests {
-                stages.join_checked(beside, |output| report_tests(project, dir, output));
-            }
+            // Planning every env and phase (one terraform process) overlaps the stages below.
+            std::thread::scope(|scope| {
+                let containers = setup
+                    .tools
+                    .as_ref()
+                    .map(|tools| scope.spawn(|| crate::task_definitions::check(project, terraform, tools.venv())));
+                stages.run("terraform validate", || validate(project, terraform, &dirs));
+                for (dir, beside) in tests {
+                    stages.join_checked(beside, |output| report_tests(project, dir, output));
+                }
+                if let Some(containers) = containers {
+                    stages.run("ECS container definitions (each env and phase)", || {
+                        let summary =
+                            containers.join().map_err(|_| anyhow::anyhow!("the planning thread panicked"))??;
+                        eprintln!("    {summary}");
+                        Ok(())
+                    });
+                }
+            });
         }
     }
     if let Some(checkov) = checkov {

@@ -25,6 +25,7 @@ mod requirements;
 mod schema;
 mod session;
 mod stages;
+mod task_definitions;
 mod test;
 mod tunnel;
 mod verify;
