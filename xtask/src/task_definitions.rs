@@ -14,8 +14,8 @@ use tools::terraform::Terraform;
 use crate::phase::Change;
 use crate::project::Project;
 
-/// Written next to `infra/tests/` for the run and removed after (so `terraform test` of
-/// `infra/` never runs it twice).
+/// Written next to `infra/tests/` for the run (one per process) and removed after, so
+/// `terraform test` of `infra/` never runs it twice.
 const TEST_DIR: &str = ".container-definitions";
 
 /// The plan's data sources, mocked as `infra/tests/` mocks them, and the one computed value a
@@ -54,11 +54,12 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
         file.push_str(&format!("\nrun \"{name}\" {{\n  command = plan\n\n  variables {{\n{tfvars}\n  }}\n}}\n"));
     }
     let infra = project.root.join("infra");
-    let dir = infra.join(TEST_DIR);
+    let test_dir = format!("{TEST_DIR}-{}", std::process::id());
+    let dir = infra.join(&test_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let written = std::fs::write(dir.join("phases.tftest.hcl"), &file);
     let out = written.map_err(anyhow::Error::from).and_then(|()| {
-        terraform.test_cmd(&infra).args(["-json", "-verbose", &format!("-test-directory={TEST_DIR}")]).output()
+        terraform.test_cmd(&infra).args(["-json", "-verbose", &format!("-test-directory={test_dir}")]).output()
     });
     let _ = std::fs::remove_dir_all(&dir);
     let out = out?;
