@@ -159,6 +159,9 @@ pub enum CheckpointArg {
     /// Live property checks P1, P2, P3, P5 on the migrated services (writes probe lines into a
     /// service's stdout and restarts one Alloy sidecar: not part of `all`)
     Properties,
+    /// Lines per 5-minute window in CloudWatch vs Loki for every service on Alloy and container;
+    /// fails when Loki has fewer, shows the missing lines; recorded for the cleanup's gate
+    Parity,
 }
 
 #[derive(Debug, Args)]
@@ -173,9 +176,12 @@ pub struct VerifyArgs {
     /// Environment name: envs/<ENV>.toml
     #[arg(long, short, default_value = "example")]
     pub env: String,
-    /// Only this service (checkpoint 5, properties)
+    /// Only this service (checkpoint 5, properties, parity)
     #[arg(long)]
     pub service: Option<String>,
+    /// parity: how far back, e.g. 6h, 1d (default: the env file's migration.parity_hours)
+    #[arg(long)]
+    pub since: Option<String>,
     /// Print the report as JSON on stdout (progress stays on stderr)
     #[arg(long)]
     pub json: bool,
