@@ -154,9 +154,12 @@ pub fn verify(
         let failed: Vec<String> = results
             .iter()
             .filter(|r| r.missing_lines() > 0)
-            .map(|r| format!("{}/{} ({} line(s))", r.service, r.container, r.missing_lines()))
+            .map(|r| {
+                let windows = r.counts.values().filter(|(cw, loki)| loki < cw).count();
+                format!("{}/{} ({windows} window(s), {} line(s) short)", r.service, r.container, r.missing_lines())
+            })
             .collect();
-        bail!("parity failed: Loki misses lines CloudWatch has: {}", failed.join(", "));
+        bail!("parity failed: Loki has fewer lines than CloudWatch: {}", failed.join(", "));
     }
     Ok(())
 }
@@ -305,13 +308,25 @@ fn filter_events(
     let mut input = json!({"logGroupName": group, "logStreamNamePrefix": prefix,
                            "startTime": from * 1000, "endTime": to * 1000 - 1, "limit": 10000});
     let mut events = Vec::new();
+    let mut throttled = 0;
     loop {
-        let page = if read.requests == 0 || input.get("nextToken").is_none() {
-            live.api.json(purpose, &LOGS, "FilterLogEvents", input.clone())?
+        let answer = if input.get("nextToken").is_none() {
+            live.api.json(purpose, &LOGS, "FilterLogEvents", input.clone())
         } else {
-            live.api.json_quietly(purpose, &LOGS, "FilterLogEvents", input.clone())?
+            live.api.json_quietly(purpose, &LOGS, "FilterLogEvents", input.clone())
         };
         read.requests += 1;
+        let page = match answer {
+            // FilterLogEvents has a per-account rate quota: a long read meets it; wait and retry.
+            Err(err) if throttled < THROTTLE_RETRIES && is_throttling(&err) => {
+                throttled += 1;
+                eprintln!("  … CloudWatch Logs throttled FilterLogEvents; retry {throttled} of {THROTTLE_RETRIES}");
+                std::thread::sleep(Duration::from_millis(200 << throttled));
+                continue;
+            }
+            answer => answer?,
+        };
+        throttled = 0;
         for event in page["events"].as_array().into_iter().flatten() {
             let message = event["message"].as_str().unwrap_or_default().to_string();
             read.bytes += message.len() as u64;
@@ -328,6 +343,15 @@ fn filter_events(
     }
 }
 
+/// Retries of one throttled FilterLogEvents call (0.4 s, 0.8 s, … 6.4 s apart).
+const THROTTLE_RETRIES: u32 = 5;
+
+fn is_throttling(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<probes::aws::Refused>())
+        .any(|r| ["ThrottlingException", "Throttling", "TooManyRequestsException"].contains(&r.kind.as_str()))
+}
+
 /// What the reads cost, and what Logs Insights would have cost for the same bytes.
 fn cost_of(project: &Project, env: &Environment, read: &Read) -> Value {
     let gb = read.bytes as f64 / 1e9;
@@ -337,6 +361,7 @@ fn cost_of(project: &Project, env: &Environment, read: &Read) -> Value {
         .ok();
     json!({
         "filter_log_events_requests": read.requests,
+        "bytes_read": read.bytes,
         "gb_read": gb,
         "usd": 0.0,
         "insights_usd_per_gb_scanned": insights,
@@ -346,9 +371,8 @@ fn cost_of(project: &Project, env: &Environment, read: &Read) -> Value {
 
 fn describe_cost(cost: &Value) -> String {
     let base = format!(
-        "cost: {} FilterLogEvents request(s), {:.6} GB read, $0 (FilterLogEvents has no per-GB charge)",
-        cost["filter_log_events_requests"],
-        cost["gb_read"].as_f64().unwrap_or(0.0)
+        "cost: {} FilterLogEvents request(s), {} bytes read, $0 (FilterLogEvents has no per-GB charge)",
+        cost["filter_log_events_requests"], cost["bytes_read"]
     );
     match cost["insights_usd_per_gb_scanned"].as_f64() {
         Some(price) => format!(
@@ -432,11 +456,10 @@ fn table(
     for r in results {
         if let (Some(end), false) = (r.missing_window, r.missing.is_empty()) {
             out.push_str(&format!(
-                "  missing from Loki, {}/{} window ending {} ({} line(s) in all):\n",
+                "  missing from Loki, {}/{}, window ending {} (by content):\n",
                 r.service,
                 r.container,
-                hhmm(end),
-                r.missing_lines()
+                hhmm(end)
             ));
             for (line, n) in &r.missing {
                 out.push_str(&format!("    {n}× {}\n", line.chars().take(200).collect::<String>()));
@@ -444,11 +467,10 @@ fn table(
         }
         if let (Some(end), false) = (r.duplicate_window, r.duplicates.is_empty()) {
             out.push_str(&format!(
-                "  duplicates in Loki (lose nothing), {}/{} window ending {} ({} extra line(s) in all):\n",
+                "  duplicates in Loki (nothing lost), {}/{}, window ending {} (by content):\n",
                 r.service,
                 r.container,
-                hhmm(end),
-                r.extra_lines()
+                hhmm(end)
             ));
             for (line, n) in &r.duplicates {
                 out.push_str(&format!("    {n}× more {}\n", line.chars().take(200).collect::<String>()));

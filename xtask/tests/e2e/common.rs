@@ -60,6 +60,9 @@ impl EnvFile {
             std::fs::copy(entry.path(), repo.join("templates").join(entry.file_name())).expect("copy a template");
         }
         std::fs::copy(root().join("infra/versions.tf"), repo.join("infra/versions.tf")).expect("copy versions.tf");
+        // `verify parity` prices its reads from it.
+        std::fs::create_dir_all(repo.join("data")).expect("scratch data/");
+        std::fs::copy(root().join("data/prices.toml"), repo.join("data/prices.toml")).expect("copy prices.toml");
         let name = "dev".to_string();
         let path = repo.join("envs").join(format!("{name}.toml"));
         // The example in this world's account, its ARNs moved along as `cargo xtask init` does.

@@ -521,6 +521,8 @@ fn migrated_world(plan: &Value) -> World {
         );
     }
     world.set_terraform(&world.outputs(), plan, None);
+    // The gate of phase 4: parity over the last day (no closed window has traffic: equal).
+    world.xtask(&["verify", "parity"]).assert_code(0);
     world
 }
 
