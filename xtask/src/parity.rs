@@ -595,7 +595,7 @@ fn gate_at(project: &Project, env: &Environment, now: u64) -> Result<String, Str
     if !problems.is_empty() {
         return Err(format!("{} (latest results in {}); {fix}", problems.join("; "), project.rel(&path).display()));
     }
-    Ok(format!("parity passed over the last {hours}h for {}", summary.join(", ")))
+    Ok(format!("passed over the last {hours}h for {}", summary.join(", ")))
 }
 
 /// Whether a plan (`terraform show -json`) turns the parallel run off: the output
@@ -670,7 +670,7 @@ mod tests {
         assert!(why.contains("run `cargo xtask verify parity --env dev --since 24h` first"), "{why}");
         write(json!({"worker": ok(now - 600), "history": ok(now - 600)}));
         let passed = gate_at(&project, &env, now).unwrap();
-        assert!(passed.starts_with("parity passed over the last 24h for "), "{passed}");
+        assert!(passed.starts_with("passed over the last 24h for "), "{passed}");
         write(
             json!({"worker": ok(now - 600), "history": {"passed": false, "from": now - day, "to": now, "missing_lines": 3}}),
         );

@@ -203,7 +203,7 @@ fn the_example_env_migrates_end_to_end_by_commands_alone() {
     world.xtask(&["verify", "parity"]).assert_code(0);
     let run = world.xtask(&["cleanup-adot"]);
     run.assert_code(0);
-    assert!(run.stdout.contains("(parity: parity passed over the last 24h for history "), "{}", run.stdout);
+    assert!(run.stdout.contains("(parity: passed over the last 24h for worker "), "{}", run.stdout);
     assert!(run.stdout.contains("Run again with --execute to do it."), "{}", run.stdout);
     assert_eq!(world.env.text(), before, "the dry run changed the env file");
     let run = world.xtask(&["cleanup-adot", "--execute"]);
