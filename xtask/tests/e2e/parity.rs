@@ -277,3 +277,52 @@ fn a_throttled_cloudwatch_read_is_retried_and_counts_the_same() {
     assert!(run.stderr.contains("ThrottlingException: Rate exceeded"), "{}", run.stderr);
     assert!(!world.env.repo().join("envs/dev.parity.json").exists(), "a failed read records no result");
 }
+
+// A plan whose output cloudwatch_parallel_run goes from true to false is refused before anything
+// is applied until a passing parity run covers the last day; then it goes ahead.
+// req: 8.1
+#[test]
+fn a_plan_turning_the_parallel_run_off_waits_for_parity() {
+    let world = World::deployed(&["worker"], healthy_stack(&example_cluster(), &["worker"]));
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
+    let plan = json!({
+        "resource_changes": [{"address": "module.temporal_worker.aws_ecs_task_definition.this", "change": {"actions": ["update"]}}],
+        "output_changes": {"cloudwatch_parallel_run": {"actions": ["update"], "before": true, "after": false}},
+    });
+    world.set_terraform(&world.outputs(), &plan, None);
+    let parallel_run =
+        |on: bool| settings::set(&world.env.path, &["migration", "cloudwatch_parallel_run"], on.into()).unwrap();
+    parallel_run(false);
+    let applied = || world.terraform_calls().iter().filter(|argv| argv[0] == "apply").count();
+
+    for args in [&["deploy", "baseline"][..], &["deploy", "baseline", "--execute"]] {
+        let run = world.xtask(args);
+        run.assert_code(2);
+        assert!(
+            run.stderr
+                .contains("refusing: this plan turns cloudwatch_parallel_run off, and worker has no parity result"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("run `cargo xtask verify parity --env dev --since 24h` first; nothing was applied"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(applied(), 0);
+
+    // Parity is checked while CloudWatch still gets the lines, and not after.
+    let run = world.xtask(&["verify", "parity"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("migration.cloudwatch_parallel_run = false: CloudWatch no longer gets the services' lines"),
+        "{}",
+        run.stderr
+    );
+    parallel_run(true);
+    world.xtask(&["verify", "parity"]).assert_code(0);
+    parallel_run(false);
+    world.xtask(&["deploy", "baseline", "--execute"]).assert_code(0);
+    assert_eq!(applied(), 1);
+}
