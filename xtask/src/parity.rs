@@ -75,13 +75,15 @@ pub fn window_of_ms(ts_ms: u64) -> u64 {
 
 /// One container's counts per window end: (CloudWatch, Loki).
 type Counts = BTreeMap<u64, (u64, u64)>;
+/// Lines and how many more times one side holds them.
+type Samples = Vec<(String, u64)>;
 
 struct ContainerResult {
     service: &'static str,
     container: String,
     counts: Counts,
-    missing: Vec<(String, u64)>,
-    duplicates: Vec<(String, u64)>,
+    missing: Samples,
+    duplicates: Samples,
     /// The windows the samples come from.
     missing_window: Option<u64>,
     duplicate_window: Option<u64>,
@@ -185,14 +187,14 @@ fn compare(
 ) -> anyhow::Result<Vec<ContainerResult>> {
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
     let purpose = format!("count {service}'s lines in CloudWatch ({group}, streams ecs/*)");
-    for event in filter_events(checks.live, &purpose, group, "ecs/", span.from, span.to, read)? {
-        let container = event.stream.split('/').nth(1).unwrap_or_default().to_string();
+    // Counted page by page: a day of a busy service does not fit in memory.
+    filter_events(checks.live, &purpose, group, "ecs/", span.from, span.to, read, &mut |event| {
+        let container = event.stream.split('/').nth(1).unwrap_or_default();
         // The sidecar's own lines stay in CloudWatch by design (Alloy drops its own container).
-        if container.is_empty() || container == ALLOY_CONTAINER {
-            continue;
+        if !container.is_empty() && container != ALLOY_CONTAINER {
+            counts.entry(container.to_string()).or_default().entry(window_of_ms(event.ts_ms)).or_default().0 += 1;
         }
-        counts.entry(container).or_default().entry(window_of_ms(event.ts_ms)).or_default().0 += 1;
-    }
+    })?;
     let loki = checks.loki()?;
     let selector = logql::selector(&[("service_name", service), ("cluster", &checks.cluster)]);
     let query = format!("sum by (container) (count_over_time({selector}[{WINDOW}s]))");
@@ -241,19 +243,19 @@ fn by_content(
     container: &str,
     end: u64,
     read: &mut Read,
-) -> anyhow::Result<(Vec<(String, u64)>, Vec<(String, u64)>)> {
+) -> anyhow::Result<(Samples, Samples)> {
     let start = end - WINDOW;
     let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let purpose = format!("read {service}/{container}'s lines of one window from CloudWatch");
-    for event in filter_events(checks.live, &purpose, group, &format!("ecs/{container}/"), start, end, read)? {
-        seen.entry(trim_line(&event.message).to_string()).or_default().0 += 1;
-    }
+    filter_events(checks.live, &purpose, group, &format!("ecs/{container}/"), start, end, read, &mut |event| {
+        seen.entry(trim_line(event.message).to_string()).or_default().0 += 1;
+    })?;
     let selector =
         logql::selector(&[("service_name", service), ("cluster", &checks.cluster), ("container", container)]);
     for line in loki_lines(checks.loki()?, &selector, start, end)? {
         seen.entry(trim_line(&line).to_string()).or_default().1 += 1;
     }
-    let pick = |more: fn(u64, u64) -> u64| -> Vec<(String, u64)> {
+    let pick = |more: fn(u64, u64) -> u64| -> Samples {
         seen.iter()
             .filter(|(_, (cw, l))| more(*cw, *l) > 0)
             .take(SAMPLES)
@@ -288,13 +290,15 @@ fn loki_lines(loki: &probes::loki::Loki, selector: &str, start: u64, end: u64) -
     }
 }
 
-struct Event {
-    stream: String,
+struct Event<'a> {
+    stream: &'a str,
     ts_ms: u64,
-    message: String,
+    message: &'a str,
 }
 
-/// FilterLogEvents over `[from, to)` (seconds), every page; counts requests and bytes.
+/// FilterLogEvents over `[from, to)` (seconds), every page, each event to `each`; counts
+/// requests and bytes.
+#[allow(clippy::too_many_arguments)]
 fn filter_events(
     live: &Live,
     purpose: &str,
@@ -303,11 +307,11 @@ fn filter_events(
     from: u64,
     to: u64,
     read: &mut Read,
-) -> anyhow::Result<Vec<Event>> {
+    each: &mut dyn FnMut(Event),
+) -> anyhow::Result<()> {
     // endTime is inclusive: the last millisecond before `to`.
     let mut input = json!({"logGroupName": group, "logStreamNamePrefix": prefix,
                            "startTime": from * 1000, "endTime": to * 1000 - 1, "limit": 10000});
-    let mut events = Vec::new();
     let mut throttled = 0;
     loop {
         let answer = if input.get("nextToken").is_none() {
@@ -328,17 +332,17 @@ fn filter_events(
         };
         throttled = 0;
         for event in page["events"].as_array().into_iter().flatten() {
-            let message = event["message"].as_str().unwrap_or_default().to_string();
+            let message = event["message"].as_str().unwrap_or_default();
             read.bytes += message.len() as u64;
-            events.push(Event {
-                stream: event["logStreamName"].as_str().unwrap_or_default().to_string(),
+            each(Event {
+                stream: event["logStreamName"].as_str().unwrap_or_default(),
                 ts_ms: event["timestamp"].as_u64().context("a FilterLogEvents event has no timestamp")?,
                 message,
             });
         }
         match page["nextToken"].as_str().filter(|t| !t.is_empty()) {
             Some(token) if input["nextToken"].as_str() != Some(token) => input["nextToken"] = json!(token),
-            _ => return Ok(events),
+            _ => return Ok(()),
         }
     }
 }
