@@ -170,7 +170,10 @@ pub enum CheckpointArg {
                   cannot run yet (the env file says its phase has not run; no AWS call is made) or a\n\
                   usage/configuration error.\n\
                   XTASK_AMP_ENDPOINT=<url> replaces https://aps-workspaces.<region>.amazonaws.com (VPC endpoint);\n\
-                  XTASK_TUNNEL_TIMEOUT_SECONDS (default 45) bounds the wait for a tunnel.")]
+                  XTASK_TUNNEL_TIMEOUT_SECONDS (default 45) bounds the wait for a tunnel.\n\
+                  parity: exit 1 when a closed window has fewer lines in Loki than in CloudWatch; the result is\n\
+                  recorded per service in envs/<ENV>.parity.json for cleanup-adot and for turning the parallel\n\
+                  run off. A throttled FilterLogEvents is retried 5 times, XTASK_THROTTLE_BASE_SECONDS (0.5) × 2, 4, …")]
 pub struct VerifyArgs {
     pub checkpoint: CheckpointArg,
     /// Environment name: envs/<ENV>.toml

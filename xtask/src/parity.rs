@@ -325,7 +325,7 @@ fn filter_events(
             Err(err) if throttled < THROTTLE_RETRIES && is_throttling(&err) => {
                 throttled += 1;
                 eprintln!("  … CloudWatch Logs throttled FilterLogEvents; retry {throttled} of {THROTTLE_RETRIES}");
-                std::thread::sleep(Duration::from_millis(200 << throttled));
+                std::thread::sleep(throttle_base() * (1 << throttled));
                 continue;
             }
             answer => answer?,
@@ -347,8 +347,17 @@ fn filter_events(
     }
 }
 
-/// Retries of one throttled FilterLogEvents call (0.4 s, 0.8 s, … 6.4 s apart).
+/// Retries of one throttled FilterLogEvents call, 2, 4, … 32 times the base wait apart.
 const THROTTLE_RETRIES: u32 = 5;
+
+/// 0.5 s, or `XTASK_THROTTLE_BASE_SECONDS` (tests, whose stand-in throttles at once).
+fn throttle_base() -> Duration {
+    std::env::var("XTASK_THROTTLE_BASE_SECONDS")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| (0.001..=60.0).contains(s))
+        .map_or(Duration::from_millis(500), Duration::from_secs_f64)
+}
 
 fn is_throttling(err: &anyhow::Error) -> bool {
     err.chain()

@@ -369,6 +369,8 @@ impl World {
             // A failing P1 waits its whole deadline.
             ("XTASK_P1_SECONDS", "3".into()),
             ("XTASK_TUNNEL_TIMEOUT_SECONDS", "30".into()),
+            // A throttled CloudWatch read is retried at once.
+            ("XTASK_THROTTLE_BASE_SECONDS", "0.01".into()),
             ("STANDIN_FORWARD", forward),
             ("STANDIN_PLUGIN_LOG", self.plugin_log().display().to_string()),
         ]
