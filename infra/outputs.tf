@@ -107,3 +107,8 @@ output "grafana_log_group_name" {
   description = "CloudWatch log group with Grafana's own logs."
   value       = aws_cloudwatch_log_group.grafana.name
 }
+
+output "cloudwatch_parallel_run" {
+  description = "Whether the services' main containers still log to CloudWatch beside Alloy (req 8.1); a plan that turns it off needs a passing `cargo xtask verify parity`."
+  value       = var.cloudwatch_parallel_run
+}

@@ -12,7 +12,7 @@ use crate::live::Live;
 use crate::phase::{self, Change, Outcome, PhaseSpec, Scope};
 use crate::project::{usage, Project};
 use crate::report::Report;
-use crate::verify::{run_checkpoint, Checkpoint};
+use crate::verify::{parity, run_checkpoint, Checkpoint};
 
 /// Files that exist only for ADOT; `--prune-code` deletes them.
 const ADOT_FILES: &[&str] = &["infra/adot-sidecar.tf", "templates/adot-sidecar-config.yaml.tera"];
@@ -28,7 +28,7 @@ impl CleanupArgs {
             others_without_adot(project, Some(&env.name))?;
         }
         if env.settings.adot.enabled {
-            let spec = spec(&env);
+            let spec = spec(project, &env);
             if !self.target.execute {
                 phase::dry_run(project, &env, &spec)?;
             } else {
@@ -46,8 +46,10 @@ impl CleanupArgs {
 }
 
 /// Phase 4. Waits only for the enabled services: a disabled one has no task and no sidecar, so
-/// its collector moves to alloy in the same edit as `adot.enabled = false`.
-fn spec(env: &Environment) -> PhaseSpec {
+/// its collector moves to alloy in the same edit as `adot.enabled = false`. Refused without a
+/// recent passing parity run (`verify parity`): ADOT goes only once Loki has held every line.
+fn spec(project: &Project, env: &Environment) -> PhaseSpec {
+    let parity = parity::gate(project, env);
     let disabled_on_adot: Vec<&'static str> = env
         .settings
         .services
@@ -60,11 +62,12 @@ fn spec(env: &Environment) -> PhaseSpec {
         scope: Scope::Adot { disabled: disabled_on_adot.clone() },
         change: Change::DisableAdot { to_alloy: disabled_on_adot },
         ecs_service_output: None,
-        checkpoint_name:
-            "checkpoint 5 for every enabled service first; after: no ADOT SSM parameter left, log groups untouched"
-                .into(),
+        checkpoint_name: format!(
+            "checkpoint 5 for every enabled service first (parity: {}); after: no ADOT SSM parameter left, log groups untouched",
+            parity.as_ref().unwrap_or_else(|why| why)
+        ),
         timeout: Duration::from_secs(0),
-        not_yet: phase::services_migrated(env).err(),
+        not_yet: phase::services_migrated(env).err().or_else(|| parity.err()),
     }
 }
 

@@ -159,6 +159,9 @@ pub enum CheckpointArg {
     /// Live property checks P1, P2, P3, P5 on the migrated services (writes probe lines into a
     /// service's stdout and restarts one Alloy sidecar: not part of `all`)
     Properties,
+    /// Lines per 5-minute window in CloudWatch vs Loki for every service on Alloy and container;
+    /// fails when Loki has fewer, shows the missing lines; recorded for the cleanup's gate
+    Parity,
 }
 
 #[derive(Debug, Args)]
@@ -167,15 +170,21 @@ pub enum CheckpointArg {
                   cannot run yet (the env file says its phase has not run; no AWS call is made) or a\n\
                   usage/configuration error.\n\
                   XTASK_AMP_ENDPOINT=<url> replaces https://aps-workspaces.<region>.amazonaws.com (VPC endpoint);\n\
-                  XTASK_TUNNEL_TIMEOUT_SECONDS (default 45) bounds the wait for a tunnel.")]
+                  XTASK_TUNNEL_TIMEOUT_SECONDS (default 45) bounds the wait for a tunnel.\n\
+                  parity: exit 1 when a closed window has fewer lines in Loki than in CloudWatch; the result is\n\
+                  recorded per service in envs/<ENV>.parity.json for cleanup-adot and for turning the parallel\n\
+                  run off. A throttled FilterLogEvents is retried 5 times, XTASK_THROTTLE_BASE_SECONDS (0.5) × 2, 4, …")]
 pub struct VerifyArgs {
     pub checkpoint: CheckpointArg,
     /// Environment name: envs/<ENV>.toml
     #[arg(long, short, default_value = "example")]
     pub env: String,
-    /// Only this service (checkpoint 5, properties)
+    /// Only this service (checkpoint 5, properties, parity)
     #[arg(long)]
     pub service: Option<String>,
+    /// parity: how far back, e.g. 6h, 1d (default: the env file's migration.parity_hours)
+    #[arg(long)]
+    pub since: Option<String>,
     /// Print the report as JSON on stdout (progress stays on stderr)
     #[arg(long)]
     pub json: bool,

@@ -80,7 +80,7 @@ pub fn format_line(line: &LogLine) -> String {
 }
 
 /// UTC RFC 3339 with milliseconds from nanoseconds since the epoch.
-fn rfc3339_millis(ts_ns: u128) -> String {
+pub(crate) fn rfc3339_millis(ts_ns: u128) -> String {
     let secs = (ts_ns / 1_000_000_000) as i64;
     let millis = (ts_ns / 1_000_000 % 1000) as u32;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

@@ -339,6 +339,11 @@ pub fn plan(live: &Live, change: &Change, scope: &Scope) -> anyhow::Result<Plan>
     let json: Value = serde_json::from_str(&shown).context("`terraform show -json` did not print JSON")?;
     let changes = changes_in(&json);
     check_plan(change, scope, &changes)?;
+    if crate::verify::parity::turns_off_parallel_run(&json) {
+        crate::verify::parity::gate(live.project, &live.env).map_err(|why| {
+            usage(format!("refusing: this plan turns cloudwatch_parallel_run off, and {why}; nothing was applied"))
+        })?;
+    }
     Ok(Plan { file, changes })
 }
 

@@ -32,6 +32,9 @@ use crate::tunnel::{Endpoint, Tunnel};
 // The properties P1-P5 (`verify properties`) share this module's tunnels, AMP access and checks.
 #[path = "properties.rs"]
 pub(crate) mod properties;
+// `verify parity` too: CloudWatch against Loki over closed windows, and the gate on its record.
+#[path = "parity.rs"]
+pub(crate) mod parity;
 
 pub const LOKI_PORT: u16 = 3100;
 pub const GRAFANA_PORT: u16 = 3000;
@@ -85,8 +88,14 @@ impl VerifyArgs {
         if let Some(name) = &self.service {
             settings::check_service_name(name).map_err(usage)?;
         }
+        if self.since.is_some() && self.checkpoint != CheckpointArg::Parity {
+            bail!(usage("--since applies to parity only"));
+        }
         let which: Vec<Checkpoint> = match (self.checkpoint, self.service) {
             (CheckpointArg::Properties, service) => return properties::verify(project, &self.env, service, self.json),
+            (CheckpointArg::Parity, service) => {
+                return parity::verify(project, &self.env, service, self.since, self.json)
+            }
             (CheckpointArg::Five, service) => vec![Checkpoint::Five { service }],
             (_, Some(_)) => bail!(usage("--service applies to checkpoint 5 only")),
             (CheckpointArg::Two, None) => vec![Checkpoint::Two],

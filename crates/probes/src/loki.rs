@@ -42,14 +42,39 @@ impl Loki {
     /// `direction=backward`), at most `limit`.
     pub fn query_range(&self, query: &str, since: Duration, limit: u32) -> anyhow::Result<Vec<LogLine>> {
         let end = now_ns();
-        let start = end.saturating_sub(since.as_nanos());
-        let (start, end, limit) = (start.to_string(), end.to_string(), limit.to_string());
-        let params = [("query", query), ("start", &start), ("end", &end), ("limit", &limit), ("direction", "backward")];
+        self.lines_between(query, end.saturating_sub(since.as_nanos()), end, limit, "backward")
+    }
+
+    /// Log lines matching `query` in `[start_ns, end_ns]`, at most `limit`, `direction`
+    /// `forward` (oldest first) or `backward`.
+    pub fn lines_between(
+        &self,
+        query: &str,
+        start_ns: u128,
+        end_ns: u128,
+        limit: u32,
+        direction: &str,
+    ) -> anyhow::Result<Vec<LogLine>> {
+        let (start, end, limit) = (start_ns.to_string(), end_ns.to_string(), limit.to_string());
+        let params = [("query", query), ("start", &start), ("end", &end), ("limit", &limit), ("direction", direction)];
         let answer = self
             .http
             .get(&url(&self.base, "/loki/api/v1/query_range", &params), &[])?
             .expect(200, &format!("Loki query_range for {query}"))?;
         parse_streams(&answer.json("Loki query_range")?).with_context(|| format!("reading Loki's answer to {query}"))
+    }
+
+    /// A metric query (`sum by (…) (count_over_time(…))`) evaluated at `start`, `start + step`, …
+    /// `end` (seconds since the epoch): each series with its samples.
+    pub fn metric_range(&self, query: &str, start_s: u64, end_s: u64, step_s: u64) -> anyhow::Result<Vec<Series>> {
+        let ns = |s: u64| (s as u128 * 1_000_000_000).to_string();
+        let (start, end, step) = (ns(start_s), ns(end_s), step_s.to_string());
+        let params = [("query", query), ("start", &start), ("end", &end), ("step", &step)];
+        let answer = self
+            .http
+            .get(&url(&self.base, "/loki/api/v1/query_range", &params), &[])?
+            .expect(200, &format!("Loki query_range for {query}"))?;
+        parse_matrix(&answer.json("Loki query_range")?).with_context(|| format!("reading Loki's answer to {query}"))
     }
 
     /// Label names of the streams matching `selector` over the last `since`.
@@ -117,6 +142,42 @@ pub fn parse_streams(answer: &Value) -> anyhow::Result<Vec<LogLine>> {
     Ok(lines)
 }
 
+/// One series of a metric query: its labels and `(seconds since the epoch, value)` samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    pub samples: Vec<(u64, f64)>,
+}
+
+/// The series of a `query_range` answer with `resultType: matrix`.
+pub fn parse_matrix(answer: &Value) -> anyhow::Result<Vec<Series>> {
+    if answer["status"] != "success" {
+        bail!("status is {} rather than \"success\"", answer["status"]);
+    }
+    let data = &answer["data"];
+    if data["resultType"] != "matrix" {
+        bail!("resultType is {}, not \"matrix\": a log query is not a metric query", data["resultType"]);
+    }
+    let mut series = Vec::new();
+    for result in data["result"].as_array().context("data.result is not a list")? {
+        let labels = result["metric"]
+            .as_object()
+            .context("a result has no `metric` labels")?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        let mut samples = Vec::new();
+        for value in result["values"].as_array().context("a series has no `values`")? {
+            let at = value[0].as_f64().context("a sample's time is not a number")? as u64;
+            let v =
+                value[1].as_str().and_then(|v| v.parse().ok()).context("a sample's value is not a number string")?;
+            samples.push((at, v));
+        }
+        series.push(Series { labels, samples });
+    }
+    Ok(series)
+}
+
 /// `{"status":"success","data":["label",…]}`.
 pub fn parse_labels(answer: &Value) -> anyhow::Result<Vec<String>> {
     if answer["status"] != "success" {
@@ -169,6 +230,18 @@ mod tests {
         let matrix = json!({"status": "success", "data": {"resultType": "matrix", "result": []}});
         assert!(format!("{:#}", parse_streams(&matrix).unwrap_err()).contains("not a log query"));
         assert!(parse_streams(&json!({"status": "error"})).is_err());
+    }
+
+    #[test]
+    fn parses_the_documented_matrix_shape() {
+        let answer = json!({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"container": "temporal-worker"}, "values": [[1700000100, "3"], [1700000400.0, "0"]]}
+        ]}});
+        let series = parse_matrix(&answer).unwrap();
+        assert_eq!(series[0].labels["container"], "temporal-worker");
+        assert_eq!(series[0].samples, [(1_700_000_100, 3.0), (1_700_000_400, 0.0)]);
+        let streams = json!({"status": "success", "data": {"resultType": "streams", "result": []}});
+        assert!(format!("{:#}", parse_matrix(&streams).unwrap_err()).contains("not a metric query"));
     }
 
     #[test]

@@ -132,11 +132,22 @@ impl Default for Alloy {
 pub struct Migration {
     /// Keep the `awslogs` driver while Alloy also ships to Loki (req 8.1).
     pub cloudwatch_parallel_run: bool,
+    /// Hours of closed windows a passing `verify parity` must cover before ADOT or CloudWatch
+    /// is switched off.
+    #[serde(default = "default_parity_hours")]
+    pub parity_hours: u32,
+}
+
+/// At most Loki's longest default query (30 days).
+pub const MAX_PARITY_HOURS: u32 = 720;
+
+fn default_parity_hours() -> u32 {
+    24
 }
 
 impl Default for Migration {
     fn default() -> Migration {
-        Migration { cloudwatch_parallel_run: true }
+        Migration { cloudwatch_parallel_run: true, parity_hours: default_parity_hours() }
     }
 }
 

@@ -443,6 +443,16 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
             format!("expected 1 to 1000 (the requirement is {})", crate::REQUIRED_INGESTION_MB_PER_S),
         ));
     }
+    if !(1..=crate::MAX_PARITY_HOURS).contains(&s.migration.parity_hours) {
+        problems.push(Problem::new(
+            "migration.parity_hours",
+            s.migration.parity_hours,
+            format!(
+                "expected 1 to {} hours (30 days, the longest query Loki accepts by default), e.g. 24",
+                crate::MAX_PARITY_HOURS
+            ),
+        ));
+    }
     if !s.adot.enabled {
         let on_adot: Vec<&str> =
             s.services.iter().filter(|(_, s)| s.collector == Collector::Adot).map(|(name, _)| name).collect();

@@ -324,3 +324,13 @@ fn problems_are_listed_in_the_files_order() {
     let at = |key: &str| err.find(key).unwrap_or_else(|| panic!("no {key} in {err}"));
     assert!(at("aws.region") < at("platform.vpc_id") && at("platform.vpc_id") < at("loki.retention_days"), "{err}");
 }
+
+#[test]
+fn parity_hours_default_to_a_day_and_stay_within_lokis_longest_query() {
+    assert_eq!(parse(&EXAMPLE.replacen("parity_hours = 24\n", "", 1)).unwrap().migration.parity_hours, 24);
+    assert_eq!(parse(&EXAMPLE.replacen("parity_hours = 24", "parity_hours = 6", 1)).unwrap().migration.parity_hours, 6);
+    for bad in ["0", "721"] {
+        let err = problems(&EXAMPLE.replacen("parity_hours = 24", &format!("parity_hours = {bad}"), 1));
+        assert!(err.contains(&format!("migration.parity_hours = {bad}: expected 1 to 720 hours")), "{err}");
+    }
+}

@@ -363,6 +363,9 @@ fn select<'a>(state: &'a StackState, query: &str, req: &Request) -> Result<Vec<&
 
 fn query_range(state: &StackState, req: &Request) -> Answer {
     let query = req.query.get("query").cloned().unwrap_or_default();
+    if query.starts_with("sum") {
+        return count_query(state, &query, req);
+    }
     let mut found = match select(state, &query, req) {
         Ok(found) => found,
         Err(answer) => return answer,
@@ -382,6 +385,65 @@ fn query_range(state: &StackState, req: &Request) -> Answer {
         .map(|(labels, values)| json!({"stream": labels.into_iter().collect::<BTreeMap<_, _>>(), "values": values}))
         .collect();
     Answer::json(200, &json!({"status": "success", "data": {"resultType": "streams", "result": result, "stats": {}}}))
+}
+
+/// `sum(count_over_time(<log query>[<range>]))` or `sum by (<labels>) (count_over_time(…))`,
+/// evaluated as Loki does at `start`, `start + step`, … up to `end`: each sample counts the
+/// entries in `(t - range, t]`; a series has no sample where it counts nothing.
+fn count_query(state: &StackState, query: &str, req: &Request) -> Answer {
+    let bad = || Answer::text(400, &format!("parse error : syntax error in {query}"));
+    let Some((by, inner)) = parse_count_query(query) else { return bad() };
+    let Some((selector, range)) = inner.rsplit_once('[') else { return bad() };
+    let Some(range_s) = range.strip_suffix(']').and_then(seconds) else { return bad() };
+    let Some(parsed) = parse_logql(selector) else { return bad() };
+    let number = |key: &str| req.query.get(key).and_then(|v| v.parse::<u128>().ok());
+    let (Some(start), Some(end)) = (number("start"), number("end")) else { return bad() };
+    let Some(step_s) = req.query.get("step").and_then(|s| seconds(s)) else { return bad() };
+    let (range_ns, step_ns) = (range_s as u128 * 1_000_000_000, step_s as u128 * 1_000_000_000);
+    let mut series: BTreeMap<BTreeMap<String, String>, Vec<Value>> = BTreeMap::new();
+    let mut t = start;
+    while t <= end {
+        let mut counts: BTreeMap<BTreeMap<String, String>, u64> = BTreeMap::new();
+        for entry in state.entries.iter().filter(|e| e.ts_ns > t.saturating_sub(range_ns) && e.ts_ns <= t) {
+            if parsed.matches(entry) {
+                let key = by.iter().filter_map(|l| Some((l.clone(), entry.labels.get(l)?.clone()))).collect();
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        for (key, count) in counts {
+            series.entry(key).or_default().push(json!([(t / 1_000_000_000) as f64, count.to_string()]));
+        }
+        t += step_ns.max(1);
+    }
+    let result: Vec<Value> =
+        series.into_iter().map(|(metric, values)| json!({"metric": metric, "values": values})).collect();
+    Answer::json(200, &json!({"status": "success", "data": {"resultType": "matrix", "result": result, "stats": {}}}))
+}
+
+/// The grouping labels and the `count_over_time` argument of a count query.
+fn parse_count_query(query: &str) -> Option<(Vec<String>, &str)> {
+    let rest = query.strip_prefix("sum")?.trim_start();
+    let (by, rest) = match rest.strip_prefix("by") {
+        Some(after) => {
+            let after = after.trim_start().strip_prefix('(')?;
+            let (labels, rest) = after.split_once(')')?;
+            (labels.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(), rest.trim_start())
+        }
+        None => (Vec::new(), rest),
+    };
+    let inner = rest.strip_prefix('(')?.trim().strip_prefix("count_over_time(")?;
+    Some((by, inner.strip_suffix(')')?.trim_end().strip_suffix(')')?))
+}
+
+/// `300`, `300s`, `5m`, `1h` as whole seconds.
+fn seconds(text: &str) -> Option<u64> {
+    let (number, unit) = match text.char_indices().last()? {
+        (i, 's') => (&text[..i], 1),
+        (i, 'm') => (&text[..i], 60),
+        (i, 'h') => (&text[..i], 3600),
+        _ => (text, 1),
+    };
+    Some(number.parse::<f64>().ok()? as u64 * unit)
 }
 
 fn labels(state: &StackState, req: &Request) -> Answer {
@@ -895,6 +957,46 @@ mod tests {
         assert!(q.matches(&entry("ERROR x\"y")));
         assert!(!q.matches(&entry("info x\"y")));
         assert!(parse_logql("up").is_none());
+    }
+
+    #[test]
+    fn counts_as_loki_does_per_step_over_left_open_ranges() {
+        let entry = |container: &str, ts_s: u128| Entry {
+            labels: [("service_name", "worker"), ("container", container)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ts_ns: ts_s * 1_000_000_000,
+            line: "x".into(),
+            metadata: BTreeMap::new(),
+        };
+        let state = StackState {
+            // 600 s is the end of the first range, not the start of the second.
+            entries: vec![entry("a", 301), entry("a", 600), entry("b", 601), entry("a", 900)],
+            ..StackState::default()
+        };
+        let request = |query: &str| Request {
+            method: "GET".into(),
+            path: "/loki/api/v1/query_range".into(),
+            query: [("query", query), ("start", "600000000000"), ("end", "900000000000"), ("step", "300")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            headers: BTreeMap::new(),
+            body: String::new(),
+        };
+        let answer = |query: &str| -> Value {
+            let req = request(query);
+            serde_json::from_str(&query_range(&state, &req).body).unwrap()
+        };
+        let total = answer(r#"sum(count_over_time({service_name="worker"}[5m]))"#);
+        assert_eq!(total["data"]["resultType"], "matrix");
+        assert_eq!(total["data"]["result"][0]["values"], json!([[600.0, "2"], [900.0, "2"]]));
+        let by = answer(r#"sum by (container) (count_over_time({service_name="worker"}[5m]))"#);
+        assert_eq!(by["data"]["result"][0]["metric"], json!({"container": "a"}));
+        assert_eq!(by["data"]["result"][0]["values"], json!([[600.0, "2"], [900.0, "1"]]));
+        assert_eq!(by["data"]["result"][1]["values"], json!([[900.0, "1"]]));
+        assert_eq!(query_range(&state, &request("sum(count_over_time({x}))")).status, 400);
     }
 
     #[test]

@@ -62,6 +62,9 @@ impl EnvFile {
             std::fs::copy(entry.path(), repo.join("templates").join(entry.file_name())).expect("copy a template");
         }
         std::fs::copy(root().join("infra/versions.tf"), repo.join("infra/versions.tf")).expect("copy versions.tf");
+        // `verify parity` prices its reads from it.
+        std::fs::create_dir_all(repo.join("data")).expect("scratch data/");
+        std::fs::copy(root().join("data/prices.toml"), repo.join("data/prices.toml")).expect("copy prices.toml");
         let name = "dev".to_string();
         let path = repo.join("envs").join(format!("{name}.toml"));
         // The example in this world's account, its ARNs moved along as `cargo xtask init` does.
@@ -373,6 +376,8 @@ impl World {
             // A failing P1 waits its whole deadline.
             ("XTASK_P1_SECONDS", "3".into()),
             ("XTASK_TUNNEL_TIMEOUT_SECONDS", "30".into()),
+            // A throttled CloudWatch read is retried at once.
+            ("XTASK_THROTTLE_BASE_SECONDS", "0.01".into()),
             ("STANDIN_FORWARD", forward),
             ("STANDIN_PLUGIN_LOG", self.plugin_log().display().to_string()),
         ]

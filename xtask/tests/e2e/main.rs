@@ -5,6 +5,7 @@ mod build_grafana;
 mod common;
 mod migration;
 mod onboarding;
+mod parity;
 mod phases;
 mod properties;
 mod verify;

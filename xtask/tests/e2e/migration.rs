@@ -198,7 +198,12 @@ fn the_example_env_migrates_end_to_end_by_commands_alone() {
         None,
     );
     let run = world.xtask(&["cleanup-adot"]);
+    assert_not_yet(&run, "cargo xtask verify parity --env dev --since 24h");
+    assert!(run.stdout.contains("history has no parity result"), "{}", run.stdout);
+    world.xtask(&["verify", "parity"]).assert_code(0);
+    let run = world.xtask(&["cleanup-adot"]);
     run.assert_code(0);
+    assert!(run.stdout.contains("(parity: passed over the last 24h for worker "), "{}", run.stdout);
     assert!(run.stdout.contains("Run again with --execute to do it."), "{}", run.stdout);
     assert_eq!(world.env.text(), before, "the dry run changed the env file");
     let run = world.xtask(&["cleanup-adot", "--execute"]);

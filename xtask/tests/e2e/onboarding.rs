@@ -521,6 +521,8 @@ fn migrated_world(plan: &Value) -> World {
         );
     }
     world.set_terraform(&world.outputs(), plan, None);
+    // The gate of phase 4: parity over the last day (no closed window has traffic: equal).
+    world.xtask(&["verify", "parity"]).assert_code(0);
     world
 }
 
@@ -571,9 +573,10 @@ fn cleanup_adot_removes_adot_keeps_the_log_groups_and_records_it() {
     assert!(tfvars.lines().any(|l| l.starts_with("adot_enabled ") && l.ends_with("= false")), "{tfvars}");
 
     // Both runs planned and applied (the after-check follows the apply); only the second recorded.
+    // The first init is the parity run's (migrated_world).
     let calls = world.terraform_calls();
     let order: Vec<String> = subcommands(&calls).into_iter().filter(|c| c != "output").collect();
-    assert_eq!(order, vec!["init", "plan", "show", "apply", "init", "plan", "show", "apply"], "{calls:?}");
+    assert_eq!(order, vec!["init", "init", "plan", "show", "apply", "init", "plan", "show", "apply"], "{calls:?}");
     for service in ALL_SERVICES {
         let groups = world.call("logs", "DescribeLogGroups", json!({"logGroupNamePrefix": world.log_group(service)}));
         assert_eq!(groups["logGroups"].as_array().map(Vec::len), Some(1), "{service}: {groups}");
