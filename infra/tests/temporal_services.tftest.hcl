@@ -180,8 +180,8 @@ run "temporal_services_with_the_file_variables" {
     error_message = "The database password reaches the server only through `secrets`, never as plain environment."
   }
   assert {
-    condition     = contains(jsondecode(module.temporal_history.execution_role_policy).Statement, { Sid = "SecretsManager", Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf"] })
-    error_message = "The execution role may read exactly the database secret."
+    condition     = contains(jsondecode(module.temporal_history.execution_role_policy).Statement, { Sid = "SecretsManager", Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf-??????"] })
+    error_message = "The execution role may read exactly the database secret (a name ending in -XXXXXX may be the full ARN or a partial one: both are granted)."
   }
 
   # benchmark worker disabled keeps log group
@@ -204,6 +204,25 @@ run "persistence_secret_json_key_is_scoped_to_the_secret" {
   assert {
     condition     = contains(jsondecode(module.temporal_matching.execution_role_policy).Statement[1].Resource, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-db-AbCdEf")
     error_message = "A json-key suffix belongs in valueFrom, not in the IAM resource."
+  }
+}
+
+run "partial_secret_arn_is_granted_with_the_suffix_wildcard" {
+  command = plan
+
+  # As envs/example.toml writes it: no `-XXXXXX` suffix. ECS resolves it; IAM matches only
+  # `<arn>-??????`, so an exact grant would stop every task at launch.
+  variables {
+    temporal_db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/db-password:password::"
+  }
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker] :
+      jsondecode(m.container_definitions)[0].secrets == [{ name = "POSTGRES_PWD", valueFrom = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/db-password:password::" }]
+      && one([for st in jsondecode(m.execution_role_policy).Statement : st.Resource if st.Sid == "SecretsManager"]) == ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/db-password-??????"]
+    ])
+    error_message = "A partial Secrets Manager ARN is granted as <arn>-?????? (IAM never matches the partial ARN itself)."
   }
 }
 

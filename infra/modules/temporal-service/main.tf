@@ -83,8 +83,15 @@ locals {
     for arn in values(var.secrets) :
     can(regex(":secretsmanager:", arn)) ? join(":", slice(split(":", arn), 0, 7)) : arn
   ])
-  secretsmanager_arns = [for arn in local.secret_resource_arns : arn if can(regex(":secretsmanager:", arn))]
-  ssm_parameter_arns  = concat([for arn in local.secret_resource_arns : arn if can(regex(":ssm:", arn))], var.sidecar.parameter_arns)
+  # A partial ARN (no `-XXXXXX` suffix Secrets Manager appends to the name) resolves in ECS but IAM
+  # matches the full ARN only, so it is granted with the suffix's wildcard. A name that itself ends
+  # in `-` and six characters is ambiguous: both forms are granted.
+  secretsmanager_arns = flatten([
+    for arn in local.secret_resource_arns : (
+      can(regex("-[A-Za-z0-9]{6}$", arn)) ? [arn, "${arn}-??????"] : ["${arn}-??????"]
+    ) if can(regex(":secretsmanager:", arn))
+  ])
+  ssm_parameter_arns = concat([for arn in local.secret_resource_arns : arn if can(regex(":ssm:", arn))], var.sidecar.parameter_arns)
 }
 
 #### CloudWatch log group #######################################################################
