@@ -57,6 +57,9 @@ locals {
     command           = [local.alloy_start_script]
     environment       = [for k in sort(keys(local.alloy_environment)) : { name = k, value = local.alloy_environment[k] }]
     healthCheck       = local.alloy_health_check
+    # On SIGTERM loki.write sends what it holds (its queue drains for up to 1m); past stopTimeout
+    # ECS kills it and those lines are lost.
+    stopTimeout = 90
     # req 3.11: ECS restarts the sidecar in place (agent >= 1.86.0). A crash within the first 60 s
     # (bad config) is not retried: that failure is meant to be seen, not looped.
     restartPolicy = {

@@ -164,9 +164,10 @@ run "alloy_sidecar_with_the_file_variables" {
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
-      length(try(jsondecode(m.container_definitions)[0].dependsOn, [])) == 0
+      jsondecode(m.container_definitions)[0].dependsOn == [{ containerName = "alloy", condition = "START" }]
+      && jsondecode(m.container_definitions)[1].stopTimeout >= 90
     ])
-    error_message = "The Temporal container must not depend on the sidecar."
+    error_message = "The Temporal container depends on Alloy (START), so on a task stop ECS stops Temporal first and Alloy, with time to drain, only after it."
   }
   assert {
     condition = alltrue([

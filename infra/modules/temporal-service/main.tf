@@ -66,6 +66,10 @@ locals {
       linuxParameters = { initProcessEnabled = true }
       stopTimeout     = 60
     },
+    # ECS stops containers in reverse dependency order: Temporal gets SIGTERM first and the log
+    # shipper only once Temporal has exited, so its shutdown lines are read. START, not HEALTHY:
+    # a sidecar that never gets ready must not keep Temporal from starting (req 3.11).
+    var.sidecar.ships_logs ? { dependsOn = [{ containerName = var.sidecar.container.name, condition = "START" }] } : {},
   )
 
   # The collector's own logs always stay in CloudWatch: it must never ship itself to Loki, and its
