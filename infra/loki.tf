@@ -173,6 +173,12 @@ resource "aws_ssm_parameter" "loki_config" {
       )
       error_message = "loki_count = ${var.loki_count} needs ${local.loki_ha ? "a memberlist ring with replication_factor 3" : "an inmemory ring with replication_factor 1"} in ${local.loki_config_path}, which has ${try(local.loki_config.common.ring.kvstore.store, "no")} ring; set loki.count in the env file and run `cargo xtask render` (req 7.3)."
     }
+    # loki_az_quorum: the service spreads replicas over the subnets' AZs, and the ring is not
+    # zone-aware, so two replicas in one AZ can hold two of a stream's three copies.
+    precondition {
+      condition     = !local.loki_ha || var.loki_count <= length(var.private_subnet_ids)
+      error_message = "loki_count = ${var.loki_count} over ${length(var.private_subnet_ids)} private subnets puts two replicas in one AZ; losing it loses 2 of a stream's 3 copies, below the write quorum of 2. List one private subnet per AZ for each replica (private_subnet_ids) or lower loki_count."
+    }
   }
 }
 

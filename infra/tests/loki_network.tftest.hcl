@@ -174,6 +174,7 @@ run "req_7_3_ha_opens_gossip_and_grpc_between_replicas_only" {
 
   variables {
     loki_count          = 3
+    private_subnet_ids  = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210", "subnet-0a1b2c3d4e5f60718"]
     loki_retention_days = 30
     loki_cpu            = 1024
     loki_memory         = 2048

@@ -227,6 +227,7 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
 
   variables {
     loki_count          = 3
+    private_subnet_ids  = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210", "subnet-0a1b2c3d4e5f60718"]
     loki_retention_days = 30
     loki_cpu            = 1024
     loki_memory         = 2048

@@ -106,6 +106,7 @@ run "req_5_4_lifecycle_follows_retention" {
   variables {
     loki_retention_days = 30
     loki_count          = 3
+    private_subnet_ids  = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210", "subnet-0a1b2c3d4e5f60718"]
     loki_cpu            = 1024
     loki_memory         = 2048
     rendered_config_dir = "../rendered/ha-example"

@@ -117,7 +117,24 @@ run "req_7_3_ha_count_with_a_single_replica_config_is_rejected" {
 
   # 3 replicas on a config rendered for 1 (in-memory ring) would silently split data.
   variables {
-    loki_count = 3
+    loki_count         = 3
+    private_subnet_ids = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210", "subnet-0a1b2c3d4e5f60718"]
+  }
+
+  expect_failures = [aws_ssm_parameter.loki_config]
+}
+
+run "ha_replicas_over_fewer_azs_than_replicas_are_rejected" {
+  command = plan
+
+  # 3 replicas over 2 AZs: the AZ holding two takes the write quorum with it (platform.auto.tfvars
+  # lists two subnets).
+  variables {
+    loki_count          = 3
+    loki_retention_days = 30
+    loki_cpu            = 1024
+    loki_memory         = 2048
+    rendered_config_dir = "../rendered/ha-example"
   }
 
   expect_failures = [aws_ssm_parameter.loki_config]

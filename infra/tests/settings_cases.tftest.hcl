@@ -134,7 +134,6 @@ run "settings_cases_5" {
 
   variables {
     aws_region          = "ap-southeast-5"
-    loki_count          = 3
     loki_retention_days = 3288
     private_subnet_ids  = ["subnet-01234567"]
     project_name        = "temporal-"

@@ -7,7 +7,7 @@ rendered_config_dir = "../rendered/ha-example"
 
 vpc_id                        = "vpc-0123456789abcdef0"
 vpc_cidr                      = "10.0.0.0/16"
-private_subnet_ids            = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+private_subnet_ids            = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210", "subnet-0a1b2c3d4e5f60718"]
 ecs_cluster_name              = "temporal-dev"
 capacity_provider_name        = "temporal-dev-arm64"
 instance_security_group_id    = "sg-0123456789abcdef0"

@@ -523,6 +523,16 @@ fn check_settings(doc: &Yaml) -> Vec<Finding> {
                 "missing: a memberlist ring needs its peers (dns+<name>:7946)",
             ));
         }
+        Some("memberlist")
+            if get(doc, "ingester.autoforget_unhealthy").and_then(Yaml::as_bool) == Some(true)
+                && get_str(doc, "memberlist.rejoin_interval").and_then(parse_duration_secs).is_none_or(|s| s == 0) =>
+        {
+            // A partition makes each side forget the other; without rejoining, the ring stays split.
+            out.push(finding(
+                "memberlist.rejoin_interval",
+                "missing beside ingester.autoforget_unhealthy: true: after a partition each side forgets the other and the ring stays split; set e.g. 90s",
+            ));
+        }
         Some("inmemory" | "memberlist") => {}
         Some(other) => out.push(finding(
             "common.ring.kvstore.store",

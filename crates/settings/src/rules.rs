@@ -326,6 +326,22 @@ pub(crate) fn check_numbers(doc: &mut toml_edit::DocumentMut) -> Vec<Problem> {
     problems
 }
 
+/// Why `replicas` Loki tasks over `subnets` private subnets (one AZ each) lose the write quorum
+/// when one AZ goes: ECS spreads the tasks over the AZs and the ring (replication factor 3, not
+/// zone-aware) may put two of a stream's three copies in one AZ once an AZ holds two replicas.
+/// Terraform's `loki_az_quorum` precondition says the same.
+fn az_quorum_problem(replicas: u32, subnets: usize) -> Option<String> {
+    let per_az = (replicas as usize).div_ceil(subnets.max(1));
+    (replicas > 1 && per_az > 1).then(|| {
+        format!(
+            "{replicas} replicas over {subnets} private subnet(s) put {per_az} in one AZ; losing that AZ loses 2 of a \
+             stream's 3 copies, below the write quorum of 2. Use at most one replica per AZ: add private subnets in \
+             other AZs (platform.private_subnet_ids, one per AZ) or lower loki.count to {}",
+            if subnets >= 3 { subnets.min(9).to_string() } else { "1".to_string() }
+        )
+    })
+}
+
 /// Records a refused string setting.
 fn note(problems: &mut Vec<Problem>, key: &str, value: &str, result: Result<(), String>) {
     if let Err(why) = result {
@@ -343,6 +359,9 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
     let bad = subnets.iter().find(|id| check_string("private_subnet_ids", id, true).is_err());
     if let Err(why) = check_string("private_subnet_ids", bad.map_or("subnet-00000000", |s| s), rest) {
         problems.push(Problem::new("platform.private_subnet_ids", format!("{subnets:?}"), why));
+    }
+    if let Some(why) = az_quorum_problem(s.loki.count, subnets.len()) {
+        problems.push(Problem::new("loki.count", s.loki.count, why));
     }
     if let Some(env) = env {
         note(&mut problems, "env", env, check_env_name(env));

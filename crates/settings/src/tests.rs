@@ -115,6 +115,21 @@ fn two_loki_replicas_are_rejected() {
 }
 
 #[test]
+fn ha_replicas_must_keep_the_write_quorum_when_an_az_goes() {
+    const HA: &str = include_str!("../../../envs/ha-example.toml");
+    assert_eq!(parse(HA).unwrap().loki.count, 3);
+    let two_azs = HA.replacen(", \"subnet-0a1b2c3d4e5f60718\"]", "]", 1);
+    assert_ne!(two_azs, HA);
+    let err = problems(&two_azs);
+    assert!(err.contains("loki.count = 3: 3 replicas over 2 private subnet(s) put 2 in one AZ"), "{err}");
+    assert!(err.contains("lower loki.count to 1"), "{err}");
+    let err = problems(&HA.replacen("count = 3", "count = 4", 1));
+    assert!(err.contains("4 replicas over 3 private subnet(s) put 2 in one AZ") && err.contains("lower loki.count to 3"), "{err}");
+    // One replica needs no quorum, whatever the subnets.
+    assert!(parse(&two_azs.replacen("count = 3", "count = 1", 1)).is_ok());
+}
+
+#[test]
 fn a_plain_password_is_not_a_secret_arn() {
     let text = EXAMPLE.replacen(
         "db_password_secret_arn = \"arn:aws:secretsmanager:eu-west-1:123456789012:secret:temporal-dev/db-password\"",

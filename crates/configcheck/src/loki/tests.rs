@@ -152,6 +152,13 @@ fn an_inmemory_ring_cannot_replicate_and_memberlist_needs_peers() {
 
     let ha = no_peers.clone() + "memberlist:\n  join_members: [\"${LOKI_MEMBERLIST_JOIN}\"]\n";
     assert_eq!(check_loki_config(&ha), vec![]);
+
+    // Forgetting unhealthy peers without rejoining leaves a partitioned ring split for good.
+    let forgets = ha.replace("ingester:\n", "ingester:\n  autoforget_unhealthy: true\n");
+    assert_ne!(forgets, ha, "GOOD has an ingester block");
+    assert_eq!(paths(&check_loki_config(&forgets)), ["memberlist.rejoin_interval"]);
+    let rejoins = forgets.clone() + "  rejoin_interval: 90s\n";
+    assert_eq!(check_loki_config(&rejoins), vec![]);
 }
 
 #[test]
