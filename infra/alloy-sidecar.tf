@@ -138,6 +138,14 @@ locals {
     for s in local.temporal_services :
     s => lookup(local.collector_sidecars, local.service_collectors[s], local.alloy_sidecars)[s]
   }
+
+  main_container_memory_min = 512
+  services_short_of_memory = {
+    for s, sidecar in local.service_sidecars : s => {
+      task    = var.temporal_service_sizes[s].memory
+      sidecar = try(sidecar.container.memory, 0)
+    } if try(sidecar.container.memory, 0) + local.task_memory_headroom + local.main_container_memory_min > var.temporal_service_sizes[s].memory
+  }
 }
 
 # Fails the plan with the setting's name and the allowed values (the variable's own validation
@@ -157,6 +165,13 @@ resource "terraform_data" "collector_choice" {
       error_message = "adot_enabled = false needs every service on alloy; still on adot: ${join(", ", [for s, c in local.service_collectors : s if c == "adot"])}."
     }
     # <<< adot
+
+    # The main container has no hard limit of its own: it gets what the sidecar's limit and the
+    # headroom (Service Connect proxy, ECS Exec agent) leave of the task.
+    precondition {
+      condition     = length(local.services_short_of_memory) == 0
+      error_message = "temporal_service_sizes: ${join("; ", [for s, m in local.services_short_of_memory : "${s} has ${m.task} MiB, which leaves it less than ${local.main_container_memory_min} MiB next to the ${m.sidecar} MiB sidecar and ${local.task_memory_headroom} MiB for the Service Connect proxy and ECS Exec"])}; raise the task's memory or lower the sidecar's."
+    }
 
     # Without Loki, Alloy would ship logs nowhere: keep CloudWatch until Loki exists.
     precondition {

@@ -17,6 +17,11 @@ locals {
   loki_config_yaml = try(file(local.loki_config_path), "")
   loki_config      = try(yamldecode(local.loki_config_yaml), {})
 
+  # Task memory no container of ours claims: the Service Connect proxy ECS adds to every task
+  # (AWS asks for at least 64 MiB) and the ECS Exec agent. crates/settings TASK_MEMORY_HEADROOM
+  # renders the Loki config with the same figure (a precondition compares them).
+  task_memory_headroom = 128
+
   # Chunks live under the tenant prefix; with auth_enabled: false the tenant is `fake` (req 2.3).
   loki_chunk_prefix = "fake/"
 

@@ -58,6 +58,8 @@ locals {
         [
           { name = "LOKI_S3_BUCKET", value = local.loki_bucket_name },
           { name = "AWS_REGION", value = var.aws_region },
+          # The Go heap stays below the container's hard limit (GC works harder near it) instead of being OOM-killed.
+          { name = "GOMEMLIMIT", value = "${floor(local.loki_container_memory * 0.8)}MiB" },
         ],
         local.loki_ha ? [{ name = "LOKI_MEMBERLIST_JOIN", value = "dns+${local.loki_peers_dns_name}:${local.loki_memberlist_port}" }] : [],
       )
@@ -111,10 +113,13 @@ locals {
   loki_query_timeout_seconds       = try(local.grafana_loki_datasource.jsonData.timeout, 30)
   loki_per_request_timeout_seconds = local.loki_query_timeout_seconds + 10
 
-  # The task holds Loki and its Alloy metrics sidecar; WAL replay must fit in Loki's part (~75 %).
-  loki_container_memory      = var.loki_memory - var.alloy_memory
+  # The task holds Loki, its Alloy metrics sidecar and the headroom (Service Connect proxy, ECS
+  # Exec agent); WAL replay must fit in Loki's part (~75 %).
+  loki_container_memory      = var.loki_memory - var.alloy_memory - local.task_memory_headroom
   loki_replay_memory_ceiling = "${floor(local.loki_container_memory * 3 / 4)}MB"
   loki_container_memory_min  = 512
+  # What the task's containers claim: a hard limit, else the soft reservation.
+  loki_containers_memory = sum([for c in concat(values(local.loki_containers), local.loki_sidecar_containers) : try(c.memory, c.memoryReservation, 0)])
 
   # Every ${NAME} Loki expands over the whole file ($${ is an escape) and what its container sets;
   # an unset name silently expands to "". cargo xtask check parses the full drone/envsubst grammar.
@@ -240,7 +245,11 @@ resource "aws_ecs_task_definition" "loki" {
     }
     precondition {
       condition     = local.loki_container_memory >= local.loki_container_memory_min
-      error_message = "loki_memory = ${var.loki_memory} leaves Loki ${local.loki_container_memory} MiB next to the ${var.alloy_memory} MiB Alloy sidecar; it needs at least ${local.loki_container_memory_min} MiB."
+      error_message = "loki_memory = ${var.loki_memory} leaves Loki ${local.loki_container_memory} MiB next to the ${var.alloy_memory} MiB Alloy sidecar and ${local.task_memory_headroom} MiB for the Service Connect proxy and ECS Exec; it needs at least ${local.loki_container_memory_min} MiB."
+    }
+    precondition {
+      condition     = local.loki_containers_memory + local.task_memory_headroom <= var.loki_memory
+      error_message = "The Loki task's containers claim ${local.loki_containers_memory} MiB of its ${var.loki_memory} MiB, leaving less than ${local.task_memory_headroom} MiB for the Service Connect proxy and ECS Exec."
     }
     precondition {
       condition     = local.loki_task_size_valid

@@ -118,8 +118,9 @@ run "loki_service_with_the_file_variables" {
       ]) == {
       LOKI_S3_BUCKET = "temporal-dev-loki-123456789012-eu-west-1"
       AWS_REGION     = "eu-west-1"
+      GOMEMLIMIT     = "409MiB"
     }
-    error_message = "The deploy-time values the config expands are the bucket and the region."
+    error_message = "The container sets the deploy-time values the config expands (bucket, region) and GOMEMLIMIT, nothing else."
   }
   assert {
     condition     = aws_ssm_parameter.loki_config[0].value == file("../rendered/example/loki-config.yaml") && aws_ssm_parameter.loki_config[0].type == "String"
@@ -209,15 +210,21 @@ run "loki_service_with_the_file_variables" {
   }
   assert {
     condition = (
-      yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "480MB" &&
-      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 640 &&
+      yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "384MB" &&
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 512 &&
       one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "alloy"]) == 384
     )
-    error_message = "The 1024 MiB task holds the 384 MiB Alloy sidecar: Loki gets 640 MiB and WAL replay ~75 % of that (480MB), not of the whole task."
+    error_message = "The 1024 MiB task holds the 384 MiB Alloy sidecar and 128 MiB of headroom: Loki gets 512 MiB and WAL replay ~75 % of that (384MB), not of the whole task."
   }
   assert {
-    condition     = sum([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : try(c.memory, 0)]) <= tonumber(aws_ecs_task_definition.loki[0].memory)
-    error_message = "The containers' hard limits fit in the task's memory."
+    condition     = sum([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : try(c.memory, 0)]) + 128 <= tonumber(aws_ecs_task_definition.loki[0].memory)
+    error_message = "The containers' hard limits leave 128 MiB of the task for the Service Connect proxy and the ECS Exec agent."
+  }
+  assert {
+    condition = one([
+      for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : { for e in c.environment : e.name => e.value } if c.name == "loki"
+    ]).GOMEMLIMIT == "409MiB"
+    error_message = "Loki's Go heap is held to 80 % of its 512 MiB hard limit (GOMEMLIMIT), below the OOM kill."
   }
 }
 # loki_count alone (7.5) takes Loki beyond one instance (NF7): 3 replicas on one bucket (7.4).
@@ -263,8 +270,8 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
     error_message = "HA uses a memberlist ring with replication factor 3 (req 7.3)."
   }
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "1248MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1664
-    error_message = "Each 2048 MiB replica gives Loki 1664 MiB next to its sidecar, and replays its WAL within ~75 % of that."
+    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "1152MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1536
+    error_message = "Each 2048 MiB replica gives Loki 1536 MiB next to its sidecar and the headroom, and replays its WAL within ~75 % of that."
   }
   assert {
     condition = (

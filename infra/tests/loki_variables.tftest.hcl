@@ -93,7 +93,7 @@ run "req_5_5_retention_must_agree_with_the_rendered_config" {
 run "req_nf6_replay_ceiling_must_count_the_sidecar" {
   command = plan
 
-  # rendered/example/loki-config.yaml replays within 480MB: 75 % of 1024 - 384 MiB.
+  # rendered/example/loki-config.yaml replays within 384MB: 75 % of 1024 - 384 - 128 MiB.
   variables {
     alloy_memory = 512
   }

@@ -273,3 +273,16 @@ run "bad_temporal_image_and_plain_password_fail" {
 
   expect_failures = [var.temporal_image, var.temporal_db_password_secret_arn]
 }
+
+# A sidecar as big as the task would leave Temporal and the Service Connect proxy nothing.
+run "task_memory_leaves_room_for_temporal_and_the_service_connect_proxy" {
+  command = plan
+
+  variables {
+    # Loki's own task would refuse this sidecar too; this run is about the Temporal tasks.
+    loki_enabled = false
+    alloy_memory = 1024
+  }
+
+  expect_failures = [terraform_data.collector_choice]
+}

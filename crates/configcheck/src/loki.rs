@@ -573,8 +573,8 @@ fn check_agreement(doc: &Yaml, expected: &Expected) -> Vec<Finding> {
         out.push(finding("common.replication_factor", format!("must be {rf} for loki.count = {}", expected.replicas)));
     }
 
-    // Loki shares the task with its Alloy sidecar: replaying the WAL must fit in what is left.
-    let share_mib = expected.memory_mib.saturating_sub(expected.sidecar_memory_mib);
+    // Loki shares the task with its Alloy sidecar and the headroom: replaying the WAL must fit in what is left.
+    let share_mib = settings::loki_container_memory(expected.memory_mib, expected.sidecar_memory_mib);
     let share = u64::from(share_mib) << 20;
     match get(doc, "ingester.wal.replay_memory_ceiling") {
         None => out.push(finding(
@@ -586,8 +586,8 @@ fn check_agreement(doc: &Yaml, expected: &Expected) -> Vec<Finding> {
             Some(_) => out.push(finding(
                 "ingester.wal.replay_memory_ceiling",
                 format!(
-                    "exceeds 80 % of Loki's {share_mib} MiB (the task's {} minus the Alloy sidecar's {}); about 75 % is recommended",
-                    expected.memory_mib, expected.sidecar_memory_mib
+                    "exceeds 80 % of Loki's {share_mib} MiB (the task's {} minus the Alloy sidecar's {} and {} of headroom); about 75 % is recommended",
+                    expected.memory_mib, expected.sidecar_memory_mib, settings::TASK_MEMORY_HEADROOM
                 ),
             )),
             None => out.push(finding("ingester.wal.replay_memory_ceiling", "is not a size such as 768MB")),

@@ -81,6 +81,8 @@ impl Templates {
         let source = format!("envs/{}.toml", env.name);
         let mut context = tera::Context::from_serialize(&env.settings)?;
         context.insert("env_name", &env.name);
+        context.insert("loki_container_memory", &env.settings.loki_container_memory());
+        context.insert("task_memory_headroom", &settings::TASK_MEMORY_HEADROOM);
         let mut files = Vec::new();
         for name in &self.names {
             let targets: Vec<(String, Option<&str>)> = match PER_SERVICE.iter().find(|(t, _)| t == name) {

@@ -107,6 +107,22 @@ fn alloy_memory_default() -> u32 {
 /// The smallest share of the Loki task its container may get next to the Alloy sidecar, MiB.
 pub const LOKI_CONTAINER_MIN_MEMORY: u32 = 512;
 
+/// Task memory no container of ours may claim (MiB): the Service Connect proxy ECS adds to every
+/// task (AWS asks for at least 64 MiB) and the ECS Exec agent. `local.task_memory_headroom` in
+/// infra/locals.tf; its preconditions compare the rendered Loki config with it.
+pub const TASK_MEMORY_HEADROOM: u32 = 128;
+
+/// Loki's hard share of its task (MiB): the task minus its Alloy sidecar and the headroom.
+pub fn loki_container_memory(task_mib: u32, sidecar_mib: u32) -> u32 {
+    task_mib.saturating_sub(sidecar_mib + TASK_MEMORY_HEADROOM)
+}
+
+impl Settings {
+    pub fn loki_container_memory(&self) -> u32 {
+        loki_container_memory(self.loki.memory, self.alloy.memory)
+    }
+}
+
 /// The Alloy sidecars' rendered config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

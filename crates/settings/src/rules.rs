@@ -443,14 +443,15 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
             note(&mut problems, "versions.grafana_image", image, here.check_host(image));
         }
     }
-    // Loki's task also holds its Alloy metrics sidecar (infra/loki.tf gives Loki the rest).
-    if s.loki.memory < s.alloy.memory + crate::LOKI_CONTAINER_MIN_MEMORY {
+    // Loki's task also holds its Alloy metrics sidecar and the headroom (infra/loki.tf gives Loki the rest).
+    if s.loki.memory < s.alloy.memory + crate::TASK_MEMORY_HEADROOM + crate::LOKI_CONTAINER_MIN_MEMORY {
         problems.push(Problem::new(
             "alloy.memory",
             s.alloy.memory,
             format!(
-                "Loki's task (loki.memory = {}) also holds this Alloy sidecar and would leave Loki less than {} MiB; lower alloy.memory or raise loki.memory",
+                "Loki's task (loki.memory = {}) also holds this Alloy sidecar and {} MiB for the Service Connect proxy and ECS Exec, and would leave Loki less than {} MiB; lower alloy.memory or raise loki.memory",
                 s.loki.memory,
+                crate::TASK_MEMORY_HEADROOM,
                 crate::LOKI_CONTAINER_MIN_MEMORY
             ),
         ));

@@ -31,7 +31,7 @@ schema_config:
 ingester:
   wal:
     flush_on_shutdown: true
-    replay_memory_ceiling: 480MB
+    replay_memory_ceiling: 384MB
 compactor:
   retention_enabled: true
   delete_request_store: s3
@@ -179,10 +179,13 @@ fn the_config_must_agree_with_the_environment() {
 // req: NF6
 #[test]
 fn replay_memory_counts_the_alloy_sidecar() {
-    let whole_task = GOOD.replace("replay_memory_ceiling: 480MB", "replay_memory_ceiling: 768MB");
+    let whole_task = GOOD.replace("replay_memory_ceiling: 384MB", "replay_memory_ceiling: 768MB");
     let findings = check_loki_config_for(&whole_task, &DEV);
     assert_eq!(paths(&findings), ["ingester.wal.replay_memory_ceiling"]);
-    assert!(findings[0].message.contains("Loki's 640 MiB"), "{}", findings[0]);
+    assert!(findings[0].message.contains("Loki's 512 MiB"), "{}", findings[0]);
+    // Without the headroom 480MB would pass (75 % of 640 MiB); with it, it is over 80 % of 512.
+    let no_headroom = GOOD.replace("replay_memory_ceiling: 384MB", "replay_memory_ceiling: 480MB");
+    assert_eq!(paths(&check_loki_config_for(&no_headroom, &DEV)), ["ingester.wal.replay_memory_ceiling"]);
     let bigger_sidecar = Expected { sidecar_memory_mib: 512, ..DEV };
     assert_eq!(paths(&check_loki_config_for(GOOD, &bigger_sidecar)), ["ingester.wal.replay_memory_ceiling"]);
 }
@@ -375,7 +378,7 @@ fn env_of(names: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_task_env_is_read_from_the_terraform() {
-    assert_eq!(loki_task_env(), ["AWS_REGION", "LOKI_MEMBERLIST_JOIN", "LOKI_S3_BUCKET"]);
+    assert_eq!(loki_task_env(), ["AWS_REGION", "GOMEMLIMIT", "LOKI_MEMBERLIST_JOIN", "LOKI_S3_BUCKET"]);
     let tf = r#"
   loki_containers = {
     loki-init = {
