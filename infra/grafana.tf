@@ -325,12 +325,13 @@ resource "aws_ecs_service" "grafana" {
   enable_ecs_managed_tags = true
   propagate_tags          = "SERVICE"
 
-  # The task needs its secret read permission at start and its AMP permission at first query, and
+  # The task needs its secret read permission at start, its AMP and ECS Exec permissions at once, and
   # Loki's Service Connect endpoint must exist before it starts (or `loki` never resolves in it).
   depends_on = [
     aws_iam_role_policy.grafana_execution_secret,
     aws_iam_role_policy_attachment.grafana_execution,
     aws_iam_role_policy.grafana_task_amp,
+    aws_iam_role_policy.grafana_task_exec,
     terraform_data.grafana_loki_endpoint,
   ]
 }

@@ -364,6 +364,15 @@ resource "aws_ecs_service" "loki" {
   enable_ecs_managed_tags = true
   propagate_tags          = "SERVICE"
 
-  # The bucket and the task role's S3 policy must exist before Loki first writes.
-  depends_on = [aws_s3_bucket.loki, aws_iam_role_policy.loki_task_s3, aws_iam_role_policy.loki_execution_config]
+  # The bucket and every policy of the task's roles exist before the first task starts: image pull
+  # and logs, the config parameter, S3 writes, the sidecar's AMP writes, ECS Exec
+  # (`cargo xtask check` compares this list with the roles' policies).
+  depends_on = [
+    aws_s3_bucket.loki,
+    aws_iam_role_policy_attachment.loki_execution,
+    aws_iam_role_policy.loki_execution_config,
+    aws_iam_role_policy.loki_task_s3,
+    aws_iam_role_policy.loki_task_amp,
+    aws_iam_role_policy.loki_task_exec,
+  ]
 }

@@ -56,7 +56,7 @@ pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
     // checkov reads infra/ and nothing the other checks write: it runs beside them.
     let checkov = setup.tools.as_ref().map(|tools| stages.start_beside("checkov", &checkov(project, tools)));
     stages.run("rendered files up to date", || crate::render::check_rendered(project));
-    stages.run("config checks (Loki, Alloy, Grafana)", || crate::configs::check_configs(project));
+    stages.run("config checks (Loki, Alloy, Grafana, ECS start order)", || crate::configs::check_configs(project));
     stages.run_if_possible("configs in the pinned images (Docker)", || crate::configs::verify_in_images(project));
     stages.run("requirements", || crate::requirements::check(project));
     if let Some(terraform) = &setup.terraform {

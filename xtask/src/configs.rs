@@ -52,10 +52,23 @@ pub fn check_configs(project: &Project) -> anyhow::Result<()> {
         checked += 1;
         report(project, &grafana, configcheck::grafana::check_grafana_dir(&grafana), &mut problems);
     }
+    // Every ECS service waits for the policies of its task roles (read from the Terraform source).
+    for dir in crate::check::terraform_dirs(project)? {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|x| x == "tf") {
+                files.push((project.rel(&path).display().to_string(), std::fs::read_to_string(&path)?));
+            }
+        }
+        files.sort();
+        checked += files.len();
+        problems.extend(configcheck::terraform::service_start_order(&project.rel(&dir).display().to_string(), &files));
+    }
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
     }
-    eprintln!("    {checked} configs checked");
+    eprintln!("    {checked} configs and Terraform files checked");
     Ok(())
 }
 

@@ -5,6 +5,7 @@ pub mod alloy;
 pub mod botocore;
 pub mod grafana;
 pub mod loki;
+pub mod terraform;
 
 pub(crate) use settings::hint::edit_distance;
 

@@ -174,7 +174,7 @@ pub fn task_env_from_terraform(tf: &str, container: &str) -> Result<Vec<String>,
 }
 
 /// The text from an opening bracket to its matching close (strings skipped).
-fn balanced(text: &str) -> Option<&str> {
+pub(crate) fn balanced(text: &str) -> Option<&str> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut prev = ' ';

@@ -307,7 +307,14 @@ resource "aws_ecs_service" "this" {
 
   tags = var.tags
 
-  # Tasks start only once the execution role may read their secrets and sidecar config, and the
-  # Loki endpoint they push to exists.
-  depends_on = [aws_iam_role_policy.execution_secrets, terraform_data.loki_endpoint]
+  # Tasks start only once their roles hold every policy (image pull and logs, secrets and sidecar
+  # config, AMP remote write, ECS Exec) and the Loki endpoint they push to exists
+  # (`cargo xtask check` compares this list with the roles' policies).
+  depends_on = [
+    aws_iam_role_policy_attachment.execution,
+    aws_iam_role_policy.execution_secrets,
+    aws_iam_role_policy.task_amp,
+    aws_iam_role_policy.task_exec,
+    terraform_data.loki_endpoint,
+  ]
 }
