@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use probes::amp::Credentials;
 use probes::aws::{AwsApi, Service};
+use probes::retry::Retry;
 use serde_json::Value;
 use tools::aws::{Aws, Identity};
 
@@ -16,6 +17,8 @@ const REEXPORT_AFTER: Duration = Duration::from_secs(10 * 60);
 
 pub struct Api {
     aws: Aws,
+    /// The SDKs' standard retries; one quota and clock correction for every call of a run.
+    retry: Retry,
     current: RefCell<(AwsApi, Option<Instant>)>,
 }
 
@@ -24,17 +27,19 @@ impl Api {
     /// (they come first for the CLI too), else whatever `aws configure export-credentials`
     /// resolves (profiles, SSO, roles, instance metadata).
     pub fn connect(aws: &Aws) -> anyhow::Result<Api> {
+        let retry = Retry::from_env(|name| std::env::var(name).ok()).map_err(|err| crate::project::usage(err))?;
         let (credentials, exported) = credentials(aws)?;
-        let api = AwsApi::new(&aws.region, credentials, probes::Http::default());
-        Ok(Api { aws: aws.clone(), current: RefCell::new((api, exported)) })
+        let api = AwsApi::new(&aws.region, credentials, probes::Http::default()).with_retry(retry.clone());
+        Ok(Api { aws: aws.clone(), retry, current: RefCell::new((api, exported)) })
     }
 
     fn api(&self) -> anyhow::Result<AwsApi> {
         let stale = matches!(self.current.borrow().1, Some(at) if at.elapsed() >= REEXPORT_AFTER);
         if stale {
             let (credentials, exported) = credentials(&self.aws)?;
-            *self.current.borrow_mut() =
-                (AwsApi::new(&self.aws.region, credentials, probes::Http::default()), exported);
+            let api =
+                AwsApi::new(&self.aws.region, credentials, probes::Http::default()).with_retry(self.retry.clone());
+            *self.current.borrow_mut() = (api, exported);
         }
         Ok(self.current.borrow().0.clone())
     }

@@ -173,7 +173,8 @@ pub enum CheckpointArg {
                   XTASK_TUNNEL_TIMEOUT_SECONDS (default 45) bounds the wait for a tunnel.\n\
                   parity: exit 1 when a closed window has fewer lines in Loki than in CloudWatch; the result is\n\
                   recorded per service in envs/<ENV>.parity.json for cleanup-adot and for turning the parallel\n\
-                  run off. A throttled FilterLogEvents is retried 5 times, XTASK_THROTTLE_BASE_SECONDS (0.5) × 2, 4, …")]
+                  run off. Like every AWS call, a throttled FilterLogEvents is retried as the SDKs' standard mode\n\
+                  does: up to AWS_MAX_ATTEMPTS (3) attempts, jittered exponential backoff.")]
 pub struct VerifyArgs {
     pub checkpoint: CheckpointArg,
     /// Environment name: envs/<ENV>.toml

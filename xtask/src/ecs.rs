@@ -50,37 +50,47 @@ pub fn rollout(service: &Value) -> Rollout {
     }
 }
 
+/// One poll's answer, or `None` when AWS throttled it or failed transiently even after the
+/// SDK retries: a poll goes on until its own deadline, as the SDKs' waiters do.
+pub fn polled<T>(what: &str, answer: anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+    match answer {
+        Err(err) if probes::aws::is_retryable(&err) => {
+            eprintln!("  … {what}: no answer this time ({err:#}); polling on");
+            Ok(None)
+        }
+        answer => answer.map(Some),
+    }
+}
+
 /// Polls until the service is stable; prints progress; fails on a failed rollout or the timeout.
 pub fn wait_stable(api: &Api, cluster: &str, service: &str, timeout: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     eprintln!("  waiting for ECS service {service} in {cluster} to become stable (up to {}s)", timeout.as_secs());
+    let purpose = format!("read the state of ECS service {service}");
+    let mut progress = "no answer from ECS yet".to_string();
     loop {
-        let answer = api.json_quietly(
-            &format!("read the state of ECS service {service}"),
-            &ECS,
-            "DescribeServices",
-            json!({"cluster": cluster, "services": [service]}),
-        )?;
-        let Some(found) = answer["services"].as_array().and_then(|s| s.first()) else {
-            bail!("ECS service {service} does not exist in cluster {cluster}");
-        };
-        match rollout(found) {
-            Rollout::Stable => {
-                eprintln!("  {service} is stable after {}s", start.elapsed().as_secs());
-                return Ok(());
-            }
-            Rollout::Failed(why) => bail!("ECS service {service}: {why}"),
-            Rollout::InProgress(progress) => {
-                if start.elapsed() >= timeout {
-                    bail!(
-                        "ECS service {service} was not stable after {}s ({progress}); look at its events with `aws ecs describe-services --cluster {cluster} --services {service}`",
-                        timeout.as_secs()
-                    );
+        let input = json!({"cluster": cluster, "services": [service]});
+        if let Some(answer) = polled(&purpose, api.json_quietly(&purpose, &ECS, "DescribeServices", input))? {
+            let Some(found) = answer["services"].as_array().and_then(|s| s.first()) else {
+                bail!("ECS service {service} does not exist in cluster {cluster}");
+            };
+            match rollout(found) {
+                Rollout::Stable => {
+                    eprintln!("  {service} is stable after {}s", start.elapsed().as_secs());
+                    return Ok(());
                 }
-                eprintln!("  … {service}: {progress} ({}s)", start.elapsed().as_secs());
-                std::thread::sleep(poll_interval());
+                Rollout::Failed(why) => bail!("ECS service {service}: {why}"),
+                Rollout::InProgress(now) => progress = now,
             }
         }
+        if start.elapsed() >= timeout {
+            bail!(
+                "ECS service {service} was not stable after {}s ({progress}); look at its events with `aws ecs describe-services --cluster {cluster} --services {service}`",
+                timeout.as_secs()
+            );
+        }
+        eprintln!("  … {service}: {progress} ({}s)", start.elapsed().as_secs());
+        std::thread::sleep(poll_interval());
     }
 }
 

@@ -312,25 +312,15 @@ fn filter_events(
     // endTime is inclusive: the last millisecond before `to`.
     let mut input = json!({"logGroupName": group, "logStreamNamePrefix": prefix,
                            "startTime": from * 1000, "endTime": to * 1000 - 1, "limit": 10000});
-    let mut throttled = 0;
     loop {
-        let answer = if input.get("nextToken").is_none() {
+        // FilterLogEvents has a per-account rate quota that a long read meets: the SDK retries
+        // (`AWS_MAX_ATTEMPTS`) absorb it.
+        let page = if input.get("nextToken").is_none() {
             live.api.json(purpose, &LOGS, "FilterLogEvents", input.clone())
         } else {
             live.api.json_quietly(purpose, &LOGS, "FilterLogEvents", input.clone())
-        };
+        }?;
         read.requests += 1;
-        let page = match answer {
-            // FilterLogEvents has a per-account rate quota: a long read meets it; wait and retry.
-            Err(err) if throttled < THROTTLE_RETRIES && is_throttling(&err) => {
-                throttled += 1;
-                eprintln!("  … CloudWatch Logs throttled FilterLogEvents; retry {throttled} of {THROTTLE_RETRIES}");
-                std::thread::sleep(throttle_base() * (1 << throttled));
-                continue;
-            }
-            answer => answer?,
-        };
-        throttled = 0;
         for event in page["events"].as_array().into_iter().flatten() {
             let message = event["message"].as_str().unwrap_or_default();
             read.bytes += message.len() as u64;
@@ -345,24 +335,6 @@ fn filter_events(
             _ => return Ok(()),
         }
     }
-}
-
-/// Retries of one throttled FilterLogEvents call, 2, 4, … 32 times the base wait apart.
-const THROTTLE_RETRIES: u32 = 5;
-
-/// 0.5 s, or `XTASK_THROTTLE_BASE_SECONDS` (tests, whose stand-in throttles at once).
-fn throttle_base() -> Duration {
-    std::env::var("XTASK_THROTTLE_BASE_SECONDS")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| (0.001..=60.0).contains(s))
-        .map_or(Duration::from_millis(500), Duration::from_secs_f64)
-}
-
-fn is_throttling(err: &anyhow::Error) -> bool {
-    err.chain()
-        .filter_map(|e| e.downcast_ref::<probes::aws::Refused>())
-        .any(|r| ["ThrottlingException", "Throttling", "TooManyRequestsException"].contains(&r.kind.as_str()))
 }
 
 /// What the reads cost, and what Logs Insights would have cost for the same bytes.

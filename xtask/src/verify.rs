@@ -21,7 +21,7 @@ use serde_json::json;
 use settings::{Collector, Environment};
 
 use crate::cli::{CheckpointArg, VerifyArgs};
-use crate::ecs::{poll_interval, rollout, Rollout};
+use crate::ecs::{poll_interval, polled, rollout, Rollout};
 use crate::live::Live;
 use crate::phase;
 use crate::project::{usage, Project};
@@ -275,10 +275,12 @@ impl<'l, 'p> Checks<'l, 'p> {
     fn s3_writes(&self, bucket: &str, flushed: bool) -> anyhow::Result<String> {
         let started = Instant::now();
         loop {
-            let index = self.s3_count(bucket, "index/")?;
-            let chunks = self.s3_count(bucket, "fake/")?;
-            if index + chunks > 0 {
-                return Ok(format!("s3://{bucket}: {chunks}+ chunk object(s) under fake/, {index}+ under index/"));
+            let counts = self.s3_count(bucket, "index/").and_then(|index| Ok((index, self.s3_count(bucket, "fake/")?)));
+            match polled(&format!("list s3://{bucket}"), counts)? {
+                Some((index, chunks)) if index + chunks > 0 => {
+                    return Ok(format!("s3://{bucket}: {chunks}+ chunk object(s) under fake/, {index}+ under index/"))
+                }
+                _ => {}
             }
             if !flushed || started.elapsed() >= S3_WAIT {
                 bail!(

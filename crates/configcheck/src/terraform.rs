@@ -18,7 +18,9 @@ fn resources<'a>(files: &'a [(String, String)]) -> Vec<Resource<'a>> {
     let mut out = Vec::new();
     for (_, text) in files {
         let mut rest = text.as_str();
-        while let Some(at) = rest.find("\nresource \"").map(|i| i + 1).or_else(|| rest.starts_with("resource \"").then_some(0)) {
+        while let Some(at) =
+            rest.find("\nresource \"").map(|i| i + 1).or_else(|| rest.starts_with("resource \"").then_some(0))
+        {
             let block = &rest[at..];
             let header_end = block.find('{').unwrap_or(block.len());
             let labels: Vec<&str> = block[..header_end].split('"').skip(1).step_by(2).collect();
@@ -68,7 +70,9 @@ pub fn service_start_order(module: &str, files: &[(String, String)]) -> Vec<Stri
     let policies_of_role = |role: &str| -> Vec<&str> {
         all.iter()
             .filter(|r| r.address.starts_with("aws_iam_role_policy"))
-            .filter(|r| attribute(r.body, "role").is_some_and(|v| references(v, "aws_iam_role").iter().any(|x| x == role)))
+            .filter(|r| {
+                attribute(r.body, "role").is_some_and(|v| references(v, "aws_iam_role").iter().any(|x| x == role))
+            })
             .map(|r| r.address.as_str())
             .collect()
     };
@@ -161,6 +165,9 @@ resource "aws_ecs_service" "this" {
 
     #[test]
     fn references_need_a_whole_name() {
-        assert_eq!(references("[aws_iam_role.a[0].arn, xaws_iam_role.b, module.aws_iam_role.c]", "aws_iam_role"), ["aws_iam_role.a"]);
+        assert_eq!(
+            references("[aws_iam_role.a[0].arn, xaws_iam_role.b, module.aws_iam_role.c]", "aws_iam_role"),
+            ["aws_iam_role.a"]
+        );
     }
 }

@@ -4,6 +4,8 @@
 //! starts the Session Manager plugin itself, with [`AwsApi::endpoint_url`]). The CLI stays for
 //! what needs it: resolving credentials (profiles, SSO, roles) and ECR logins.
 //!
+//! Every call is retried as the SDKs' standard retry mode retries it ([`crate::retry`]).
+//!
 //! Endpoints follow the SDKs' rules: `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else
 //! `https://<service>.<region>.amazonaws.com` (`.com.cn` in China).
 
@@ -13,7 +15,8 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::amp::{sign_request, Credentials};
-use crate::http::{snippet, url, Http};
+use crate::http::{snippet, transport_failure, url, Http};
+use crate::retry::{classify, Retry, Retryable};
 
 /// How to reach one AWS service.
 #[derive(Debug)]
@@ -66,11 +69,14 @@ pub struct Refused {
     pub status: u16,
     pub kind: String,
     pub message: String,
+    /// How many attempts were refused (the SDKs' standard retries).
+    pub attempts: u32,
 }
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} was refused: HTTP {}: {}: {}", self.what, self.status, self.kind, self.message)
+        let tries = if self.attempts > 1 { format!(" {} times", self.attempts) } else { String::new() };
+        write!(f, "{} was refused{tries}: HTTP {}: {}: {}", self.what, self.status, self.kind, self.message)
     }
 }
 
@@ -90,6 +96,7 @@ pub struct AwsApi {
     http: Http,
     /// One base URL for every service (an emulator), instead of the environment's endpoints.
     endpoint: Option<String>,
+    retry: Retry,
 }
 
 /// The base URL of `service` in `region`: the override `var` returns (the process environment
@@ -105,7 +112,13 @@ pub fn endpoint(service: &Service, region: &str, var: impl Fn(&str) -> Option<St
 
 impl AwsApi {
     pub fn new(region: &str, credentials: Credentials, http: Http) -> AwsApi {
-        AwsApi { region: region.to_string(), credentials, http, endpoint: None }
+        AwsApi { region: region.to_string(), credentials, http, endpoint: None, retry: Retry::default() }
+    }
+
+    /// Retries as `retry` says (attempts, backoff unit) instead of the SDKs' defaults.
+    pub fn with_retry(mut self, retry: Retry) -> AwsApi {
+        self.retry = retry;
+        self
     }
 
     /// Sends every call to `url` (path-style for S3).
@@ -134,10 +147,8 @@ impl AwsApi {
         let base = self.endpoint_url(service);
         let body = input.to_string();
         let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
-        let answer = self.send("POST", &format!("{base}/"), service, &headers, body.as_bytes())?;
-        if answer.status != 200 {
-            return Err(refused(format!("{} {action}", service.title), answer.status, &answer.body).into());
-        }
+        let what = format!("{} {action}", service.title);
+        let answer = self.send(&what, "POST", &format!("{base}/"), service, &headers, body.as_bytes())?.ok(|| what)?;
         if answer.body.trim().is_empty() {
             return Ok(Value::Null);
         }
@@ -175,11 +186,9 @@ impl AwsApi {
         // A form body is encoded as a query string is, without the `?`.
         let body = url("", "", &form).trim_start_matches('?').to_string();
         let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")];
-        let answer =
-            self.send("POST", &format!("{}/", self.endpoint_url(service)), service, &headers, body.as_bytes())?;
-        if answer.status != 200 {
-            return Err(refused(format!("{} {action}", service.title), answer.status, &answer.body).into());
-        }
+        let what = format!("{} {action}", service.title);
+        let target = format!("{}/", self.endpoint_url(service));
+        let answer = self.send(&what, "POST", &target, service, &headers, body.as_bytes())?.ok(|| what)?;
         Ok(answer.body)
     }
 
@@ -194,10 +203,8 @@ impl AwsApi {
     /// An S3 PUT of `path` (`/bucket` or `/bucket/key`, path-style).
     pub fn s3_put(&self, path: &str, body: &[u8]) -> anyhow::Result<()> {
         let target = format!("{}{path}", self.endpoint_url(&S3));
-        let answer = self.send("PUT", &target, &S3, &[], body)?;
-        if answer.status != 200 {
-            return Err(refused(format!("S3 PUT {path}"), answer.status, &answer.body).into());
-        }
+        let what = format!("S3 PUT {path}");
+        self.send(&what, "PUT", &target, &S3, &[], body)?.ok(|| what)?;
         Ok(())
     }
 
@@ -211,36 +218,82 @@ impl AwsApi {
         };
         let max_keys = max_keys.to_string();
         let target = url(&base, &path, &[("list-type", "2"), ("max-keys", &max_keys), ("prefix", prefix)]);
-        let answer = self.send("GET", &target, &S3, &[], &[])?;
-        if answer.status != 200 {
-            return Err(
-                refused(format!("S3 ListObjectsV2 of s3://{bucket}/{prefix}"), answer.status, &answer.body).into()
-            );
-        }
+        let what = format!("S3 ListObjectsV2 of s3://{bucket}/{prefix}");
+        let answer = self.send(&what, "GET", &target, &S3, &[], &[])?.ok(|| what)?;
         Ok(xml_values(&answer.body, "Key"))
     }
 
+    /// One call, retried as the SDKs' standard mode retries it (see [`crate::retry`]): the
+    /// last answer and how many attempts it took.
     fn send(
+        &self,
+        what: &str,
+        method: &str,
+        target: &str,
+        service: &Service,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<Answer> {
+        let mut attempt = 1;
+        let mut retry_cost = None;
+        loop {
+            let signed_at = self.retry.signing_time();
+            let result = self.send_once(method, target, service, headers, body, signed_at);
+            let (why, reason) = match &result {
+                Ok(answer) if (200..300).contains(&answer.status) => {
+                    self.retry.release(retry_cost);
+                    return Ok(Answer { response: result?, attempts: attempt });
+                }
+                Ok(answer) => {
+                    let error = refused(String::new(), answer.status, &answer.body);
+                    let why = match classify(answer.status, &error.kind) {
+                        Some(Retryable::ClockSkew) if !self.retry.correct_clock(signed_at, answer.date.as_deref()) => {
+                            None
+                        }
+                        why => why,
+                    };
+                    (why, format!("HTTP {} {}", answer.status, error.kind))
+                }
+                Err(err) => match transport_failure(err) {
+                    Some((timed_out, cause)) => {
+                        (Some(if timed_out { Retryable::Timeout } else { Retryable::Transient }), cause)
+                    }
+                    None => (None, String::new()),
+                },
+            };
+            let retry = why.and_then(|why| Some((why, self.retry.acquire(attempt, why)?)));
+            let Some((why, cost)) = retry else {
+                return result.map(|response| Answer { response, attempts: attempt });
+            };
+            retry_cost = Some(cost);
+            let delay = self.retry.delay(attempt, why);
+            let fix = if why == Retryable::ClockSkew { "; signing with the server's clock" } else { "" };
+            eprintln!(
+                "  … {what}: {}{fix}; attempt {} of {} in {:.1}s",
+                reason.trim(),
+                attempt + 1,
+                self.retry.max_attempts,
+                delay.as_secs_f64()
+            );
+            std::thread::sleep(delay);
+            attempt += 1;
+        }
+    }
+
+    fn send_once(
         &self,
         method: &str,
         target: &str,
         service: &Service,
         headers: &[(&str, &str)],
         body: &[u8],
+        signed_at: SystemTime,
     ) -> anyhow::Result<crate::http::Response> {
         let host = target.split("://").nth(1).and_then(|rest| rest.split(['/', '?']).next()).unwrap_or_default();
         let mut to_sign = vec![("host", host)];
         to_sign.extend_from_slice(headers);
-        let signed = sign_request(
-            method,
-            target,
-            &to_sign,
-            body,
-            &self.credentials,
-            &self.region,
-            service.name,
-            SystemTime::now(),
-        )?;
+        let signed =
+            sign_request(method, target, &to_sign, body, &self.credentials, &self.region, service.name, signed_at)?;
         let mut sent: Vec<(&str, &str)> = headers.to_vec();
         sent.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         match method {
@@ -249,6 +302,34 @@ impl AwsApi {
             _ => self.http.post(target, &sent, body),
         }
     }
+}
+
+/// An answer and the attempts it took.
+struct Answer {
+    response: crate::http::Response,
+    attempts: u32,
+}
+
+impl Answer {
+    /// The answer, or AWS's refusal of `what` when it is not a 200.
+    fn ok(self, what: impl FnOnce() -> String) -> anyhow::Result<crate::http::Response> {
+        if self.response.status != 200 {
+            let mut error = refused(what(), self.response.status, &self.response.body);
+            error.attempts = self.attempts;
+            return Err(error.into());
+        }
+        Ok(self.response)
+    }
+}
+
+/// Whether `err` is one a later call may not meet: throttling or a transient failure (after
+/// its retries). A poll takes it as "no answer yet", not as the end of a phase.
+pub fn is_retryable(err: &anyhow::Error) -> bool {
+    let refused = err
+        .chain()
+        .filter_map(|e| e.downcast_ref::<Refused>())
+        .any(|r| matches!(classify(r.status, &r.kind), Some(Retryable::Throttling | Retryable::Transient)));
+    refused || transport_failure(err).is_some()
 }
 
 /// The kind and message of a JSON or XML error body (`AccessDeniedException: User … is not …`).
@@ -268,7 +349,7 @@ fn refused(what: String, status: u16, body: &str) -> Refused {
             }
         }
     };
-    Refused { what, status, kind, message }
+    Refused { what, status, kind, message, attempts: 1 }
 }
 
 /// The texts of every `<tag>…</tag>` in an XML answer, in order (AWS's answers name each field
@@ -307,6 +388,8 @@ mod tests {
         let error = refused("ECS ListTasks".into(), 400, json);
         assert_eq!(error.kind, "AccessDeniedException");
         assert_eq!(error.to_string(), "ECS ListTasks was refused: HTTP 400: AccessDeniedException: not allowed");
+        let retried = Refused { attempts: 3, ..refused("ECS ListTasks".into(), 400, json) };
+        assert!(retried.to_string().starts_with("ECS ListTasks was refused 3 times: HTTP 400"), "{retried}");
         let xml = "<ErrorResponse><Error><Code>ExpiredToken</Code><Message>expired</Message></Error></ErrorResponse>";
         assert_eq!(refused("STS GetCallerIdentity".into(), 403, xml).kind, "ExpiredToken");
     }

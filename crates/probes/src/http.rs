@@ -6,11 +6,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-/// One answer: status and body text.
+/// One answer: status, body text and the server's clock (its `Date` header).
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub body: String,
+    pub date: Option<String>,
 }
 
 impl Response {
@@ -83,11 +84,23 @@ fn finish(
 ) -> anyhow::Result<Response> {
     let mut response = result.with_context(|| format!("{method} {} failed", without_query(url)))?;
     let status = response.status().as_u16();
+    let date = response.headers().get("date").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = response
         .body_mut()
         .read_to_string()
         .with_context(|| format!("reading the answer to {method} {}", without_query(url)))?;
-    Ok(Response { status, body })
+    Ok(Response { status, body, date })
+}
+
+/// Whether `err` is a transport failure a retry may mend, and whether it was a timeout.
+pub fn transport_failure(err: &anyhow::Error) -> Option<(bool, String)> {
+    err.chain().find_map(|cause| match cause.downcast_ref::<ureq::Error>()? {
+        ureq::Error::Timeout(_) => Some((true, cause.to_string())),
+        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound | ureq::Error::BodyStalled => {
+            Some((false, cause.to_string()))
+        }
+        _ => None,
+    })
 }
 
 /// The URL without its query string, for messages (queries can be long).

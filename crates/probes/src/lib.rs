@@ -8,5 +8,6 @@ pub mod grafana;
 pub mod http;
 pub mod logql;
 pub mod loki;
+pub mod retry;
 
 pub use http::Http;

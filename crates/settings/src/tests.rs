@@ -124,7 +124,10 @@ fn ha_replicas_must_keep_the_write_quorum_when_an_az_goes() {
     assert!(err.contains("loki.count = 3: 3 replicas over 2 private subnet(s) put 2 in one AZ"), "{err}");
     assert!(err.contains("lower loki.count to 1"), "{err}");
     let err = problems(&HA.replacen("count = 3", "count = 4", 1));
-    assert!(err.contains("4 replicas over 3 private subnet(s) put 2 in one AZ") && err.contains("lower loki.count to 3"), "{err}");
+    assert!(
+        err.contains("4 replicas over 3 private subnet(s) put 2 in one AZ") && err.contains("lower loki.count to 3"),
+        "{err}"
+    );
     // One replica needs no quorum, whatever the subnets.
     assert!(parse(&two_azs.replacen("count = 3", "count = 1", 1)).is_ok());
 }

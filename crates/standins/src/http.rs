@@ -35,15 +35,26 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// Headers beside Content-Type and Content-Length (a `Date`, say).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Answer {
+    pub fn new(status: u16, content_type: &str, body: String) -> Answer {
+        Answer { status, content_type: content_type.into(), body, headers: Vec::new() }
+    }
+
     pub fn json(status: u16, value: &serde_json::Value) -> Answer {
-        Answer { status, content_type: "application/json".into(), body: value.to_string() }
+        Answer::new(status, "application/json", value.to_string())
     }
 
     pub fn text(status: u16, body: &str) -> Answer {
-        Answer { status, content_type: "text/plain; charset=utf-8".into(), body: body.into() }
+        Answer::new(status, "text/plain; charset=utf-8", body.into())
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Answer {
+        self.headers.push((name.into(), value.into()));
+        self
     }
 }
 
@@ -145,9 +156,10 @@ fn serve(stream: TcpStream, handler: &Handler) -> anyhow::Result<()> {
     let mut out = stream;
     // 204 carries no body by definition.
     let body = if answer.status == 204 { "" } else { answer.body.as_str() };
+    let extra: String = answer.headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     write!(
         out,
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         answer.status,
         answer.content_type,
         body.len()

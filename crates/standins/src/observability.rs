@@ -263,7 +263,7 @@ fn ssm(state: &mut StackState, target: &str, req: &Request) -> Answer {
             }
         }
     };
-    Answer { status: 200, content_type: "application/x-amz-json-1.1".into(), body: answer.to_string() }
+    Answer::new(200, "application/x-amz-json-1.1", answer.to_string())
 }
 
 /// A LogQL log query as far as the fake understands it: `{k="v", k=~".+"}` then `|= "s"` and
@@ -596,11 +596,7 @@ fn ecs(state: &mut StackState, operation: &str, req: &Request) -> Answer {
 }
 
 fn ecs_error(kind: &str, message: &str) -> Answer {
-    Answer {
-        status: 400,
-        content_type: "application/x-amz-json-1.1".into(),
-        body: json!({"__type": kind, "message": message}).to_string(),
-    }
+    Answer::new(400, "application/x-amz-json-1.1", json!({"__type": kind, "message": message}).to_string())
 }
 
 /// One ECS call to moto with the caller's headers (moto reads the region from the signature).
@@ -641,7 +637,7 @@ fn call_moto(upstream: &str, req: &Request, service: &str, target: &str, body: &
             l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "application/x-amz-json-1.1".into());
-    Ok(Answer { status, content_type, body: body.to_string() })
+    Ok(Answer::new(status, &content_type, body.to_string()))
 }
 
 fn forward_json(upstream: &str, req: &Request, operation: &str, body: &Value) -> anyhow::Result<Value> {
@@ -780,7 +776,7 @@ fn execute_command(state: &mut StackState, upstream: &str, req: &Request) -> any
         "taskArn": arn,
         "session": {"sessionId": format!("ecs-execute-command-{id}"), "streamUrl": "wss://ssmmessages.invalid/v1/data-channel/xtask-test", "tokenValue": "stand-in-token"},
     });
-    Ok(Answer { status: 200, content_type: "application/x-amz-json-1.1".into(), body: answer.to_string() })
+    Ok(Answer::new(200, "application/x-amz-json-1.1", answer.to_string()))
 }
 
 /// A restarted `alloy` container's start-up line, where its awslogs driver sends it: the group

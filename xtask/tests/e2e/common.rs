@@ -376,8 +376,8 @@ impl World {
             // A failing P1 waits its whole deadline.
             ("XTASK_P1_SECONDS", "3".into()),
             ("XTASK_TUNNEL_TIMEOUT_SECONDS", "30".into()),
-            // A throttled CloudWatch read is retried at once.
-            ("XTASK_THROTTLE_BASE_SECONDS", "0.01".into()),
+            // A throttled or failed AWS call is retried at once (the SDK's backoff unit is 1 s).
+            ("XTASK_RETRY_BASE_SECONDS", "0.01".into()),
             ("STANDIN_FORWARD", forward),
             ("STANDIN_PLUGIN_LOG", self.plugin_log().display().to_string()),
         ]
@@ -627,4 +627,68 @@ pub fn first_xml(xml: &str, tag: &str) -> String {
 
 pub fn example_cluster() -> String {
     Environment::load(&root(), "example").expect("the example env loads").settings.platform.ecs_cluster_name
+}
+
+/// An AWS endpoint in front of `upstream` (moto): `fault` answers a request itself (a throttle,
+/// a 500, a clock-skew refusal) or lets it through unchanged.
+pub fn fault_proxy(
+    upstream: String,
+    fault: impl Fn(&standins::http::Request) -> Option<standins::http::Answer> + Send + Sync + 'static,
+) -> standins::http::HttpServer {
+    let handler = move |req: &standins::http::Request| {
+        fault(req).unwrap_or_else(|| {
+            forward(&upstream, req).unwrap_or_else(|err| standins::http::Answer::text(502, &format!("{err:#}")))
+        })
+    };
+    standins::http::HttpServer::start(std::sync::Arc::new(handler)).expect("start the fault proxy")
+}
+
+/// The request as it came (moto checks no signature), over HTTP/1.0 so the answer ends at close.
+fn forward(upstream: &str, req: &standins::http::Request) -> anyhow::Result<standins::http::Answer> {
+    use std::io::{Read, Write};
+    let addr = upstream.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    let query: Vec<String> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let path = if query.is_empty() { req.path.clone() } else { format!("{}?{}", req.path, query.join("&")) };
+    let mut head = format!("{} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", req.method, req.body.len());
+    for (name, value) in &req.headers {
+        if !["host", "content-length", "connection", "expect", "transfer-encoding"].contains(&name.as_str()) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    stream.write_all(format!("{head}\r\n{}", req.body).as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::format_err!("no header end"))?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(502);
+    Ok(standins::http::Answer::new(status, "application/x-amz-json-1.1", body.to_string()))
+}
+
+/// `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian).
+pub fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYYMMDDTHHMMSSZ`, SigV4's `x-amz-date`, of seconds since the epoch.
+pub fn amz_date(s: u64) -> String {
+    let (y, m, d) = civil((s / 86_400) as i64);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", s % 86_400 / 3600, s % 3600 / 60, s % 60)
+}
+
+/// An HTTP `Date` (RFC 7231 IMF-fixdate) of seconds since the epoch.
+pub fn http_date(s: u64) -> String {
+    let days = s / 86_400;
+    let (y, m, d) = civil(days as i64);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][m as usize - 1];
+    format!("{weekday}, {d:02} {month} {y} {:02}:{:02}:{:02} GMT", s % 86_400 / 3600, s % 3600 / 60, s % 60)
 }

@@ -2,7 +2,6 @@
 //! the gate `cleanup-adot --execute` keeps on the recorded result.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -200,53 +199,18 @@ fn full(s: u64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", s % 86_400 / 3600, s % 3600 / 60)
 }
 
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// A CloudWatch Logs endpoint in front of moto that answers the first `throttle` FilterLogEvents
 /// calls with ThrottlingException, as CloudWatch does past the account's rate quota.
+/// Counts every FilterLogEvents call, refused or answered.
 fn throttling_proxy(upstream: String, throttle: u32) -> (HttpServer, Arc<AtomicU32>) {
-    let refused = Arc::new(AtomicU32::new(0));
-    let counter = Arc::clone(&refused);
-    let server = HttpServer::start(Arc::new(move |req: &Request| {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    let server = fault_proxy(upstream, move |req: &Request| {
         let target = req.header("x-amz-target").unwrap_or_default();
-        if target.ends_with(".FilterLogEvents") && counter.load(Ordering::SeqCst) < throttle {
-            counter.fetch_add(1, Ordering::SeqCst);
-            return Answer::json(400, &json!({"__type": "ThrottlingException", "message": "Rate exceeded"}));
-        }
-        forward(&upstream, req).unwrap_or_else(|err| Answer::text(502, &format!("{err:#}")))
-    }))
-    .expect("start the throttling proxy");
-    (server, refused)
-}
-
-/// The request as it came (moto checks no signature), over HTTP/1.0 so the answer ends at close.
-fn forward(upstream: &str, req: &Request) -> anyhow::Result<Answer> {
-    let addr = upstream.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    let mut head =
-        format!("{} {} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", req.method, req.path, req.body.len());
-    for (name, value) in &req.headers {
-        if !["host", "content-length", "connection", "expect", "transfer-encoding"].contains(&name.as_str()) {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    stream.write_all(format!("{head}\r\n{}", req.body).as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::format_err!("no header end"))?;
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(502);
-    Ok(Answer { status, content_type: "application/x-amz-json-1.1".into(), body: body.to_string() })
+        (target.ends_with(".FilterLogEvents") && counter.fetch_add(1, Ordering::SeqCst) < throttle)
+            .then(|| Answer::json(400, &json!({"__type": "ThrottlingException", "message": "Rate exceeded"})))
+    });
+    (server, calls)
 }
 
 // A throttled CloudWatch read is retried, and the counts come out as without throttling; past the
@@ -258,24 +222,44 @@ fn a_throttled_cloudwatch_read_is_retried_and_counts_the_same() {
     let at = last_closed() - WINDOW + 60;
     cloudwatch(&world, "worker", at, &["a", "b"]);
     loki(&world, "worker", at, &["a", "b"]);
-    let (proxy, refused) = throttling_proxy(world.moto.endpoint(), 2);
+    let (proxy, calls) = throttling_proxy(world.moto.endpoint(), 2);
     let mut command = world.xtask_command(&["verify", "parity", "--since", "30m"]);
     command.env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", proxy.url());
     let run = run_xtask(command, "verify parity (throttled twice)");
     run.assert_code(0);
-    assert_eq!(refused.load(Ordering::SeqCst), 2);
-    assert_eq!(run.stderr.matches("CloudWatch Logs throttled FilterLogEvents; retry").count(), 2, "{}", run.stderr);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "2 refused, then the third attempt answered");
+    let retries = run.stderr.matches("CloudWatch Logs FilterLogEvents: HTTP 400 ThrottlingException; attempt");
+    assert_eq!(retries.count(), 2, "{}", run.stderr);
     assert!(run.stdout.starts_with("parity (env dev): PASS\n"), "{}", run.stdout);
     assert_eq!(record(&world)["services"]["worker"]["cloudwatch_lines"], 2);
 
-    let (proxy, _) = throttling_proxy(world.moto.endpoint(), 100);
+    // The SDKs' standard mode: 3 attempts in all, unless AWS_MAX_ATTEMPTS says otherwise.
+    let (proxy, calls) = throttling_proxy(world.moto.endpoint(), 100);
     std::fs::remove_file(world.env.repo().join("envs/dev.parity.json")).unwrap();
     let mut command = world.xtask_command(&["verify", "parity", "--since", "30m"]);
     command.env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", proxy.url());
     let run = run_xtask(command, "verify parity (always throttled)");
     run.assert_code(1);
-    assert!(run.stderr.contains("ThrottlingException: Rate exceeded"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("FilterLogEvents was refused 3 times: HTTP 400: ThrottlingException: Rate exceeded"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert!(!world.env.repo().join("envs/dev.parity.json").exists(), "a failed read records no result");
+
+    let (proxy, calls) = throttling_proxy(world.moto.endpoint(), 4);
+    let mut command = world.xtask_command(&["verify", "parity", "--since", "30m"]);
+    command.env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", proxy.url()).env("AWS_MAX_ATTEMPTS", "5");
+    let run = run_xtask(command, "verify parity (throttled 4 times, 5 attempts)");
+    run.assert_code(0);
+    assert_eq!(calls.load(Ordering::SeqCst), 5, "4 refused, then the fifth attempt answered");
+
+    let mut command = world.xtask_command(&["verify", "parity", "--since", "30m"]);
+    command.env("AWS_MAX_ATTEMPTS", "none");
+    let run = run_xtask(command, "verify parity (AWS_MAX_ATTEMPTS=none)");
+    run.assert_code(2);
+    assert!(run.stderr.contains("AWS_MAX_ATTEMPTS is \"none\": it must be a whole number"), "{}", run.stderr);
 }
 
 // A plan whose output cloudwatch_parallel_run goes from true to false is refused before anything

@@ -312,3 +312,105 @@ fn deploy_loki_applies_the_loki_plan_and_records_it_after_checkpoint_2() {
     assert!(tfvars.lines().any(|l| l.starts_with("loki_enabled ") && l.ends_with("= true")), "{tfvars}");
     world.assert_no_tunnel_left();
 }
+
+/// An ECS endpoint in front of moto that refuses the first DescribeServices calls as `fault`
+/// says, and counts every DescribeServices call.
+fn faulty_describe_services(
+    world: &World,
+    fault: impl Fn(u32) -> Option<standins::http::Answer> + Send + Sync + 'static,
+) -> (standins::http::HttpServer, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = std::sync::Arc::new(AtomicU32::new(0));
+    let counter = std::sync::Arc::clone(&calls);
+    let proxy = fault_proxy(world.moto.endpoint(), move |req| {
+        let target = req.header("x-amz-target").unwrap_or_default();
+        if !target.ends_with(".DescribeServices") {
+            return None;
+        }
+        fault(counter.fetch_add(1, Ordering::SeqCst))
+    });
+    (proxy, calls)
+}
+
+fn ecs_error(status: u16, kind: &str) -> standins::http::Answer {
+    standins::http::Answer::json(status, &json!({"__type": kind, "message": "stand-in fault"}))
+}
+
+// req: 8.2
+// The wait for ECS after an apply is a poll: a throttled or failing DescribeServices is retried as
+// the SDKs retry it, a poll that runs out of attempts polls on, and the phase passes.
+#[test]
+fn a_throttled_and_failing_ecs_wait_polls_on_and_the_phase_passes() {
+    let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
+    // Call 0 reads the metrics snapshot before the plan. Calls 1-4 throttled: the first poll's 3
+    // attempts and the second poll's first; call 5 a 500.
+    let (proxy, calls) = faulty_describe_services(&world, |call| match call {
+        1..=4 => Some(ecs_error(400, "ThrottlingException")),
+        5 => Some(ecs_error(500, "ServerException")),
+        _ => None,
+    });
+    let mut command = world.xtask_command(&["migrate-sidecars", "--execute"]);
+    command.env("AWS_ENDPOINT_URL_ECS", proxy.url());
+    let run = run_xtask(command, "migrate-sidecars with ECS throttling, then failing");
+    run.assert_code(0);
+    assert!(run.stdout.contains("worker runs Alloy and passed checkpoint 5"), "{}", run.stdout);
+    assert_eq!(collector(&world, "worker"), Collector::Alloy);
+    let waited = |needle: &str| run.stderr.matches(needle).count();
+    assert_eq!(waited("ECS DescribeServices: HTTP 400 ThrottlingException; attempt"), 3, "{}", run.stderr);
+    assert_eq!(waited("ECS DescribeServices: HTTP 500 ServerException; attempt 3 of 3"), 1, "{}", run.stderr);
+    assert_eq!(
+        waited("was refused 3 times: HTTP 400: ThrottlingException: stand-in fault); polling on"),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("no metrics snapshot"), "{}", run.stderr);
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 7, "the wait went on to an answer");
+}
+
+// A phase whose ECS wait is refused by something no retry helps (AccessDenied) fails at once,
+// naming it, and rolls back.
+#[test]
+fn an_ecs_wait_refused_for_good_fails_without_retrying() {
+    let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
+    let before = world.env.text();
+    let (proxy, calls) = faulty_describe_services(&world, |_| Some(ecs_error(400, "AccessDeniedException")));
+    let mut command = world.xtask_command(&["migrate-sidecars", "--execute"]);
+    command.env("AWS_ENDPOINT_URL_ECS", proxy.url());
+    let run = run_xtask(command, "migrate-sidecars with DescribeServices denied");
+    run.assert_code(1);
+    assert!(run.stderr.contains("AccessDeniedException: stand-in fault"), "{}", run.stderr);
+    assert!(!run.stderr.contains("DescribeServices: HTTP 400 AccessDeniedException; attempt"), "{}", run.stderr);
+    assert_eq!(world.env.text(), before);
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}
+
+// A clock an hour behind AWS's: the first signed call is refused as expired, the signing clock
+// moves to the server's Date, and everything after is signed right, as the SDKs correct skew.
+#[test]
+fn a_skewed_clock_is_corrected_from_the_servers_date() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
+    let server_now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let refused = std::sync::Arc::new(AtomicU32::new(0));
+    let counter = std::sync::Arc::clone(&refused);
+    let proxy = fault_proxy(world.moto.endpoint(), move |req| {
+        let signed = req.header("x-amz-date").unwrap_or_default();
+        // SigV4 allows 5 minutes; the fixed-width dates compare as strings.
+        (signed < amz_date(server_now() - 300).as_str()).then(|| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            ecs_error(403, "InvalidSignatureException").with_header("Date", &http_date(server_now()))
+        })
+    });
+    let mut command = world.xtask_command(&["migrate-sidecars", "--execute"]);
+    command.env("AWS_ENDPOINT_URL_ECS", proxy.url());
+    let run = run_xtask(command, "migrate-sidecars with the local clock an hour slow");
+    run.assert_code(0);
+    assert_eq!(refused.load(Ordering::SeqCst), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("HTTP 403 InvalidSignatureException; signing with the server's clock; attempt 2 of 3"),
+        "{}",
+        run.stderr
+    );
+}

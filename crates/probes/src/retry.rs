@@ -1,0 +1,311 @@
+//! The AWS SDKs' standard retry mode, as botocore implements it (`botocore/retries/standard.py`
+//! and `quota.py`): throttling, transient errors (5xx, timeouts, broken connections) and
+//! clock-skew errors are retried, at most `AWS_MAX_ATTEMPTS` attempts in all (3 by default),
+//! `rand(0,1) × min(2^(attempt-1), 20)` seconds apart, while a retry quota shared by a client's
+//! calls lasts (500, 5 a retry, 10 a retried timeout, 1 back per first-try success). A
+//! clock-skew error moves the signing clock to the server's `Date` and is retried at once.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::bail;
+
+/// botocore's `_THROTTLED_ERROR_CODES`.
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// botocore's `_TRANSIENT_ERROR_CODES` and `_TRANSIENT_STATUS_CODES`.
+const TRANSIENT: &[&str] = &["RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"];
+const TRANSIENT_STATUS: &[u16] = &[500, 502, 503, 504];
+
+/// The errors a signature made on a wrong clock gets (the SDKs' clock-skew codes).
+const CLOCK_SKEW: &[&str] = &[
+    "RequestTimeTooSkewed",
+    "RequestExpired",
+    "RequestInTheFuture",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "AuthFailure",
+];
+
+/// A clock this far from the server's is corrected (SigV4 accepts 5 minutes).
+const SKEW_TOLERANCE: Duration = Duration::from_secs(4 * 60);
+
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+const QUOTA: u64 = 500;
+const RETRY_COST: u64 = 5;
+const TIMEOUT_RETRY_COST: u64 = 10;
+const NO_RETRY_INCREMENT: u64 = 1;
+
+/// Why an attempt may be tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retryable {
+    Throttling,
+    Transient,
+    /// The connection timed out (costs the quota more).
+    Timeout,
+    ClockSkew,
+}
+
+/// How an answer with `status` and error `kind` (empty when the body named none) is retried.
+pub fn classify(status: u16, kind: &str) -> Option<Retryable> {
+    if THROTTLING.contains(&kind) || status == 429 {
+        Some(Retryable::Throttling)
+    } else if CLOCK_SKEW.contains(&kind) {
+        Some(Retryable::ClockSkew)
+    } else if TRANSIENT.contains(&kind) || TRANSIENT_STATUS.contains(&status) {
+        Some(Retryable::Transient)
+    } else {
+        None
+    }
+}
+
+/// The retry policy and state of one client (its clones share the quota and the clock offset).
+#[derive(Clone, Debug)]
+pub struct Retry {
+    pub max_attempts: u32,
+    /// The backoff's unit: 1 s in the SDKs.
+    base: Duration,
+    quota: Arc<Mutex<u64>>,
+    /// Server clock minus local clock, in milliseconds, learnt from a clock-skew error.
+    skew_ms: Arc<AtomicI64>,
+    jitter: Arc<AtomicU64>,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry::new(DEFAULT_MAX_ATTEMPTS, Duration::from_secs(1))
+    }
+}
+
+impl Retry {
+    pub fn new(max_attempts: u32, base: Duration) -> Retry {
+        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
+        Retry {
+            max_attempts: max_attempts.max(1),
+            base,
+            quota: Arc::new(Mutex::new(QUOTA)),
+            skew_ms: Arc::new(AtomicI64::new(0)),
+            jitter: Arc::new(AtomicU64::new(seed)),
+        }
+    }
+
+    /// `AWS_MAX_ATTEMPTS` as the SDKs read it (a whole number ≥ 1), and the backoff unit
+    /// `XTASK_RETRY_BASE_SECONDS` (tests, whose stand-ins fail at once; 0.001 to 60).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Retry> {
+        let set = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let max_attempts = match set("AWS_MAX_ATTEMPTS") {
+            None => DEFAULT_MAX_ATTEMPTS,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => bail!("AWS_MAX_ATTEMPTS is {text:?}: it must be a whole number of attempts, 1 or more (3 by default); unset it or set e.g. AWS_MAX_ATTEMPTS=5"),
+            },
+        };
+        let base = match set("XTASK_RETRY_BASE_SECONDS") {
+            None => Duration::from_secs(1),
+            Some(text) => match text.parse::<f64>() {
+                Ok(secs) if (0.001..=60.0).contains(&secs) => Duration::from_secs_f64(secs),
+                _ => bail!("XTASK_RETRY_BASE_SECONDS is {text:?}: it must be a number of seconds from 0.001 to 60; unset it for the SDKs' 1 s"),
+            },
+        };
+        Ok(Retry::new(max_attempts, base))
+    }
+
+    /// The time to sign with: the local clock moved by the skew a server reported.
+    pub fn signing_time(&self) -> SystemTime {
+        let skew = self.skew_ms.load(Ordering::Relaxed);
+        let now = SystemTime::now();
+        let offset = Duration::from_millis(skew.unsigned_abs());
+        if skew >= 0 {
+            now + offset
+        } else {
+            now.checked_sub(offset).unwrap_or(now)
+        }
+    }
+
+    /// After a clock-skew error whose answer carried `server_date` (an HTTP date): moves the
+    /// signing clock to it when it is off by more than the tolerance; false when it was not,
+    /// so the error is not one a retry can mend.
+    pub fn correct_clock(&self, signed_at: SystemTime, server_date: Option<&str>) -> bool {
+        let Some(server) = server_date.and_then(http_date) else { return false };
+        let signed = signed_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let off = server as i64 - signed;
+        if off.unsigned_abs() <= SKEW_TOLERANCE.as_secs() {
+            return false;
+        }
+        self.skew_ms.fetch_add(off * 1000, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether attempt `attempt` (1-based) that failed as `why` is tried again: under the
+    /// attempt limit and the quota allows it; takes its cost from the quota. Returns the cost.
+    pub fn acquire(&self, attempt: u32, why: Retryable) -> Option<u64> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let cost = if why == Retryable::Timeout { TIMEOUT_RETRY_COST } else { RETRY_COST };
+        let mut quota = self.quota.lock().unwrap_or_else(|e| e.into_inner());
+        if *quota < cost {
+            return None;
+        }
+        *quota -= cost;
+        Some(cost)
+    }
+
+    /// A call succeeded: what its last retry took goes back, or 1 when it needed none.
+    pub fn release(&self, retry_cost: Option<u64>) {
+        let mut quota = self.quota.lock().unwrap_or_else(|e| e.into_inner());
+        *quota = (*quota + retry_cost.unwrap_or(NO_RETRY_INCREMENT)).min(QUOTA);
+    }
+
+    pub fn quota_left(&self) -> u64 {
+        *self.quota.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The wait before retrying failed attempt `attempt` (1-based): jittered, truncated,
+    /// exponential; none after a corrected clock.
+    pub fn delay(&self, attempt: u32, why: Retryable) -> Duration {
+        if why == Retryable::ClockSkew {
+            return Duration::ZERO;
+        }
+        let ceiling = self.base.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(MAX_BACKOFF);
+        ceiling.mul_f64(self.random())
+    }
+
+    /// A number in [0, 1) (xorshift: jitter needs no cryptographic randomness).
+    fn random(&self) -> f64 {
+        let mut x = self.jitter.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter.store(x, Ordering::Relaxed);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Dec 2026 16:13:59 GMT`), the form
+/// AWS's `Date` headers take.
+pub fn http_date(text: &str) -> Option<u64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<u64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else { return None };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(days * 86_400 + h * 3600 + m * 60 + s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_as_botocore_does() {
+        assert_eq!(classify(400, "ThrottlingException"), Some(Retryable::Throttling));
+        assert_eq!(classify(503, "SlowDown"), Some(Retryable::Throttling));
+        assert_eq!(classify(429, ""), Some(Retryable::Throttling));
+        assert_eq!(classify(500, "InternalFailure"), Some(Retryable::Transient));
+        assert_eq!(classify(502, ""), Some(Retryable::Transient));
+        assert_eq!(classify(400, "RequestTimeout"), Some(Retryable::Transient));
+        assert_eq!(classify(403, "InvalidSignatureException"), Some(Retryable::ClockSkew));
+        assert_eq!(classify(400, "AccessDeniedException"), None);
+        assert_eq!(classify(400, "ServiceNotFoundException"), None);
+    }
+
+    #[test]
+    fn the_backoff_is_jittered_exponential_and_truncated() {
+        let retry = Retry::new(10, Duration::from_secs(1));
+        for attempt in 1..=8 {
+            let ceiling = Duration::from_secs(1 << (attempt - 1)).min(MAX_BACKOFF);
+            let delays: Vec<Duration> = (0..50).map(|_| retry.delay(attempt, Retryable::Throttling)).collect();
+            assert!(delays.iter().all(|d| *d < ceiling), "attempt {attempt}: {delays:?}");
+            assert!(delays.iter().any(|d| *d > ceiling / 2), "attempt {attempt}: not spread: {delays:?}");
+            assert!(delays.windows(2).any(|w| w[0] != w[1]), "no jitter");
+        }
+        assert_eq!(retry.delay(1, Retryable::ClockSkew), Duration::ZERO);
+    }
+
+    #[test]
+    fn attempts_are_bounded_and_the_quota_drains_and_refills() {
+        let retry = Retry::new(3, Duration::from_millis(1));
+        assert_eq!(retry.acquire(1, Retryable::Throttling), Some(RETRY_COST));
+        assert_eq!(retry.acquire(2, Retryable::Timeout), Some(TIMEOUT_RETRY_COST));
+        assert_eq!(retry.acquire(3, Retryable::Throttling), None, "a third failure is the last attempt");
+        assert_eq!(retry.quota_left(), QUOTA - 15);
+        retry.release(Some(TIMEOUT_RETRY_COST));
+        assert_eq!(retry.quota_left(), QUOTA - 5);
+        // A storm of failures empties the quota: retries stop until calls succeed again.
+        let drained = (0..200).filter_map(|_| retry.acquire(1, Retryable::Transient)).count();
+        assert_eq!(drained, 99);
+        assert_eq!(retry.acquire(1, Retryable::Transient), None);
+        (0..5).for_each(|_| retry.release(None));
+        assert_eq!(retry.acquire(1, Retryable::Transient), Some(RETRY_COST));
+        (0..1000).for_each(|_| retry.release(None));
+        assert_eq!(retry.quota_left(), QUOTA);
+    }
+
+    #[test]
+    fn a_skewed_clock_is_moved_to_the_servers_and_a_right_one_is_not() {
+        let retry = Retry::default();
+        let signed = UNIX_EPOCH + Duration::from_secs(http_date("Sun, 06 Dec 2026 16:13:59 GMT").unwrap());
+        assert!(
+            !retry.correct_clock(signed, Some("Sun, 06 Dec 2026 16:16:59 GMT")),
+            "3 minutes is within SigV4's window"
+        );
+        assert!(!retry.correct_clock(signed, None));
+        assert!(!retry.correct_clock(signed, Some("yesterday")));
+        assert!(retry.correct_clock(signed, Some("Sun, 06 Dec 2026 17:13:59 GMT")));
+        let ahead = retry.signing_time().duration_since(SystemTime::now()).unwrap();
+        assert!((3590..=3600).contains(&ahead.as_secs()), "{ahead:?}");
+        let behind = Retry::default();
+        assert!(behind.correct_clock(signed, Some("Sun, 06 Dec 2026 15:13:59 GMT")));
+        let lag = SystemTime::now().duration_since(behind.signing_time()).unwrap();
+        assert!((3599..=3601).contains(&lag.as_secs()), "{lag:?}");
+    }
+
+    #[test]
+    fn http_dates_parse_to_epoch_seconds() {
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(http_date("Tue, 29 Feb 2028 12:00:00 GMT"), Some(1_835_438_400));
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
+        assert_eq!(http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
+    }
+
+    #[test]
+    fn the_environment_sets_the_attempts_and_bad_values_are_named() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(Retry::from_env(env(&[])).unwrap().max_attempts, 3);
+        assert_eq!(Retry::from_env(env(&[("AWS_MAX_ATTEMPTS", "7")])).unwrap().max_attempts, 7);
+        let err = Retry::from_env(env(&[("AWS_MAX_ATTEMPTS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("AWS_MAX_ATTEMPTS is \"0\"") && err.contains("1 or more"), "{err}");
+        let err = Retry::from_env(env(&[("XTASK_RETRY_BASE_SECONDS", "soon")])).unwrap_err().to_string();
+        assert!(err.contains("XTASK_RETRY_BASE_SECONDS is \"soon\""), "{err}");
+    }
+}
