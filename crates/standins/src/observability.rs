@@ -844,9 +844,11 @@ fn base64_decode(text: &str) -> String {
 /// environment variable holding it (`AWS_SSM_START_SESSION_RESPONSE…`, read as the real plugin
 /// reads it); it listens on the requested `localPortNumber` and forwards each connection to the
 /// loopback address `STANDIN_FORWARD` maps the requested `portNumber` to
-/// (`3100=127.0.0.1:5000,3000=…`). Each call (argv, the response it read, pid) is appended to
-/// `STANDIN_PLUGIN_LOG`. An ECS Exec session (no document parameters) is logged too and ends at
-/// once: the stand-in ECS applied its command when it answered `ExecuteCommand`.
+/// (`3100=127.0.0.1:5000,3000=…`). Each call (argv, the response it read, its `AWS_*`
+/// environment, pid) is appended to `STANDIN_PLUGIN_LOG`. An ECS Exec session (no document
+/// parameters) is logged too and ends at once: the stand-in ECS applied its command when it
+/// answered `ExecuteCommand`. With `STANDIN_PLUGIN_RECORD_ONLY` set, every call ends once logged;
+/// `STANDIN_PLUGIN_VERSION` is the version it prints (1.2.764.0 unless set).
 pub fn install_session_manager_plugin(dir: &Path, python: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("session-manager-plugin");
     let script = format!("#!{}\n{}", python.display(), PLUGIN_SCRIPT);
@@ -859,7 +861,7 @@ const PLUGIN_SCRIPT: &str = r#"# session-manager-plugin stand-in, written by the
 import json, os, signal, socket, sys, threading
 
 if sys.argv[1:2] == ["--version"]:
-    print("1.2.764.0")
+    print(os.environ.get("STANDIN_PLUGIN_VERSION", "1.2.764.0"))
     sys.exit(0)
 
 # Run bare (as `aws ecs execute-command` does first, to see that it is installed).
@@ -874,7 +876,12 @@ if response.startswith("AWS_SSM_START_SESSION_RESPONSE"):
 response = json.loads(response)
 
 with open(os.environ["STANDIN_PLUGIN_LOG"], "a") as log:
-    log.write(json.dumps({"tool": "session-manager-plugin", "argv": sys.argv[1:], "response": response, "pid": os.getpid()}) + "\n")
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    log.write(json.dumps({"tool": "session-manager-plugin", "argv": sys.argv[1:], "response": response, "env": env, "pid": os.getpid()}) + "\n")
+
+# Record only: a test comparing what two callers hand the plugin needs no session carried.
+if os.environ.get("STANDIN_PLUGIN_RECORD_ONLY"):
+    sys.exit(0)
 
 # SIGINT is how a session is ended politely; SIGTERM the impolite way. Either: exit now.
 signal.signal(signal.SIGINT, lambda *_: os._exit(0))

@@ -178,26 +178,8 @@ fn the_properties_hold_on_a_healthy_migrated_service() {
         assert!(run.stderr.contains(&plugin), "{plugin} missing from:\n{}", run.stderr);
     }
     assert!(!run.stderr.contains("stand-in-token"), "{}", run.stderr);
-    // Each exec's session reached the plugin as the AWS CLI hands it over: the session in the
-    // environment variable argv names, the target by the container's runtime id, ECS's endpoint.
-    let sessions: Vec<Value> = world
-        .plugin_calls()
-        .into_iter()
-        .filter(|c| !c["argv"][4].as_str().unwrap().contains("\"Parameters\""))
-        .collect();
-    assert_eq!(sessions.len(), 2, "{sessions:?}");
-    for (call, container) in sessions.iter().zip(["temporal-worker", "alloy"]) {
-        let argv: Vec<&str> = call["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-        assert_eq!(argv[..4], ["AWS_SSM_START_SESSION_RESPONSE", region.as_str(), "StartSession", ""], "{argv:?}");
-        let request: Value = serde_json::from_str(argv[4]).unwrap();
-        assert_eq!(request, json!({"Target": format!("ecs:{}_{task}_{task}-{container}", world.cluster)}));
-        assert_eq!(argv[5], world.stack.url(), "the ECS endpoint ExecuteCommand went to");
-        assert_eq!(argv.len(), 6, "{argv:?}");
-        assert_eq!(
-            call["response"],
-            json!({"sessionId": format!("ecs-execute-command-{task}"), "streamUrl": "wss://ssmmessages.invalid/v1/data-channel/xtask-test", "tokenValue": "stand-in-token"})
-        );
-    }
+    // How the plugin got each session is compared with the AWS CLI's own handover below
+    // (the_plugin_gets_what_the_aws_cli_gives_it).
     // The runtime id was read after each ExecuteCommand, as the CLI reads it.
     let requests = world.stack.state().requests.clone();
     let execs_at: Vec<usize> =
@@ -342,4 +324,165 @@ impl Detail for Value {
     fn detail_contains(&self, text: &str) -> bool {
         self["passed"] == true && self["detail"].as_str().is_some_and(|d| d.contains(text))
     }
+}
+
+/// The pinned AWS CLI (`aws <args>`) in this world's environment, with `extra` variables and
+/// the plugin recording only; its exit checked.
+fn aws_cli(world: &World, args: &[&str], extra: &[(&str, String)]) {
+    let mut command = std::process::Command::new(venv_bin().join("aws"));
+    command
+        .args(args)
+        .env_clear()
+        .envs(world.env_vars())
+        .envs(extra.iter().map(|(k, v)| (k.to_string(), v.clone())))
+        .env("STANDIN_PLUGIN_RECORD_ONLY", "1")
+        .env("AWS_SDK_UA_APP_ID", ORACLE_APP_ID)
+        .stdin(std::process::Stdio::null());
+    let out = command.output().expect("run the AWS CLI");
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What a plugin call's argv says, its JSON arguments (the session, the request) parsed: the
+/// CLI formats JSON with Python's separators, and the plugin parses it.
+fn plugin_argv(call: &Value) -> Vec<Value> {
+    let argv = call["argv"].as_array().unwrap();
+    argv.iter()
+        .map(|a| {
+            let a = a.as_str().unwrap();
+            if a.starts_with('{') {
+                serde_json::from_str(a).unwrap_or_else(|_| json!(a))
+            } else {
+                json!(a)
+            }
+        })
+        .collect()
+}
+
+/// The `AWS_*` environment a plugin call saw, the session variable parsed, less `AWS_DATA_PATH`
+/// (the CLI sets it for its own botocore, awscli/__init__.py; the plugin does not read it) and
+/// the oracle's `AWS_SDK_UA_APP_ID` (the test's own).
+fn plugin_env(call: &Value) -> Value {
+    let mut env = call["env"].as_object().unwrap().clone();
+    env.remove("AWS_DATA_PATH");
+    env.remove("AWS_SDK_UA_APP_ID");
+    if let Some(session) = env.get_mut("AWS_SSM_START_SESSION_RESPONSE") {
+        *session = serde_json::from_str(session.as_str().unwrap()).unwrap();
+    }
+    Value::Object(env)
+}
+
+// The oracle for how a session reaches the plugin is the pinned AWS CLI itself: after xtask's
+// SSM tunnel and ECS Exec sessions, `aws ssm start-session` and `aws ecs execute-command` open
+// the same sessions against the same stand-ins, and the plugin must have been handed the same
+// argv, session and AWS environment by both. One difference is deliberate (session.rs): for
+// ECS Exec the CLI puts the session JSON, token and all, in argv; xtask puts it in
+// AWS_SSM_START_SESSION_RESPONSE, as the CLI does for SSM sessions, and names that in argv.
+#[test]
+fn the_plugin_gets_what_the_aws_cli_gives_it() {
+    let world =
+        migrated(&["worker"], StackState { metric_names: metric_names("worker", &["up"]), ..StackState::default() });
+    let task = running_task(&world, "worker");
+    write_snapshot(&world, "worker", &["up"]);
+    let region = world.env.settings().aws.region;
+    // A named profile, which the CLI passes to the plugin for ECS Exec only.
+    std::fs::write(world.home.path().join("aws-config"), format!("[profile xtask-e2e]\nregion = {region}\n")).unwrap();
+    let shared = [("AWS_PROFILE", "xtask-e2e".to_string()), ("AWS_ENDPOINT_URL_ECS", world.stack.url())];
+
+    let mut command = world.xtask_command(&["verify", "properties"]);
+    command.envs(shared.iter().cloned());
+    run_xtask(command, "verify properties (sessions for the CLI to compare)").assert_code(0);
+    let by_xtask = world.plugin_calls();
+    let tunnel = by_xtask.iter().find(|c| plugin_argv(c)[4]["Parameters"].is_object()).expect("an SSM tunnel session");
+    let exec = by_xtask
+        .iter()
+        .find(|c| plugin_argv(c)[4]["Target"].as_str().is_some_and(|t| t.ends_with("-temporal-worker")))
+        .expect("an ECS Exec session into temporal-worker");
+
+    let cli_tunnel = cli_tunnel_like(&world, tunnel, &shared);
+    aws_cli(
+        &world,
+        &[
+            "ecs",
+            "execute-command",
+            "--region",
+            &region,
+            "--cluster",
+            &world.cluster,
+            "--task",
+            &task,
+            "--container",
+            "temporal-worker",
+            "--interactive",
+            "--command",
+            "/bin/true",
+        ],
+        &shared,
+    );
+    let cli_exec = &world.plugin_calls().pop().unwrap();
+
+    // SSM: the same argv (the response by name), session and environment.
+    assert_same_handover(tunnel, &cli_tunnel);
+    assert_eq!(tunnel["argv"][0], "AWS_SSM_START_SESSION_RESPONSE");
+
+    // ECS Exec: the same region, profile, target and endpoint, the same session.
+    assert_eq!(plugin_argv(exec)[1..], plugin_argv(cli_exec)[1..]);
+    assert_eq!(cli_exec["argv"][3], "xtask-e2e", "the CLI's session profile");
+    assert_eq!(exec["response"], cli_exec["response"]);
+    assert_eq!(exec["argv"][0], "AWS_SSM_START_SESSION_RESPONSE");
+    let cli_session: Value = serde_json::from_str(cli_exec["argv"][0].as_str().unwrap()).unwrap();
+    assert_eq!(cli_session, exec["response"], "the CLI's argv holds the session itself");
+    let mut exec_env = plugin_env(exec);
+    let by_name = exec_env.as_object_mut().unwrap().remove("AWS_SSM_START_SESSION_RESPONSE");
+    assert_eq!(by_name, Some(cli_session));
+    assert_eq!(exec_env, plugin_env(cli_exec));
+
+    // A plugin too old for the variable (1.2.497.0 or older) gets the session in argv from both.
+    let old = [shared.to_vec(), vec![("STANDIN_PLUGIN_VERSION", "1.2.497.0".to_string())]].concat();
+    let mut command = world.xtask_command(&["logs", "worker", "--since", "5m"]);
+    command.envs(old.iter().cloned());
+    let run = run_xtask(command, "logs worker (a plugin of 1.2.497.0)");
+    run.assert_code(0);
+    assert!(!run.stderr.contains("stand-in-token"), "the session in argv is masked in the log: {}", run.stderr);
+    let tunnel = world.plugin_calls().pop().unwrap();
+    assert_eq!(tunnel["argv"][0].as_str().map(|a| a.starts_with('{')), Some(true), "{tunnel}");
+    assert_same_handover(&tunnel, &cli_tunnel_like(&world, &tunnel, &old));
+}
+
+/// `aws ssm start-session` of the same target, document and parameters as xtask's `tunnel`
+/// session: the plugin call it made.
+fn cli_tunnel_like(world: &World, tunnel: &Value, env: &[(&str, String)]) -> Value {
+    let request = &plugin_argv(tunnel)[4];
+    let parameters: Vec<String> = request["Parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v[0].as_str().unwrap()))
+        .collect();
+    let region = world.env.settings().aws.region;
+    let args = [
+        "ssm",
+        "start-session",
+        "--region",
+        &region,
+        "--target",
+        request["Target"].as_str().unwrap(),
+        "--document-name",
+        request["DocumentName"].as_str().unwrap(),
+        "--parameters",
+        &parameters.join(","),
+    ];
+    aws_cli(world, &args, env);
+    world.plugin_calls().pop().unwrap()
+}
+
+/// Two SSM sessions reached the plugin alike: argv (JSON compared parsed), session, environment.
+fn assert_same_handover(by_xtask: &Value, by_cli: &Value) {
+    assert_eq!(plugin_argv(by_xtask), plugin_argv(by_cli));
+    assert_eq!(by_xtask["response"], by_cli["response"]);
+    assert_eq!(plugin_env(by_xtask), plugin_env(by_cli));
 }
