@@ -27,7 +27,7 @@ impl Api {
     /// (they come first for the CLI too), else whatever `aws configure export-credentials`
     /// resolves (profiles, SSO, roles, instance metadata).
     pub fn connect(aws: &Aws) -> anyhow::Result<Api> {
-        let retry = Retry::from_env(|name| std::env::var(name).ok()).map_err(|err| crate::project::usage(err))?;
+        let retry = Retry::from_env(|name| std::env::var(name).ok()).map_err(crate::project::usage)?;
         let (credentials, exported) = credentials(aws)?;
         let api = AwsApi::new(&aws.region, credentials, probes::Http::default()).with_retry(retry.clone());
         Ok(Api { aws: aws.clone(), retry, current: RefCell::new((api, exported)) })

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use settings::Environment;
 use tools::aws::Aws;
+use tools::shell::{self, cmd, Shell};
 use tools::Cmd;
 
 use crate::cli::BuildGrafanaArgs;
@@ -35,7 +36,8 @@ impl BuildGrafanaArgs {
         let version = grafana_version(project, &context)?;
         let commit = commit(&project.root, self.allow_dirty)?;
 
-        let docker = find_docker()?;
+        let sh = Shell::new()?;
+        let docker = find_docker(&sh)?;
         let aws = Aws::find(&env.settings.aws.region)?;
         check_aws_version(&aws)?;
         let api = crate::api::Api::connect(&aws)?;
@@ -44,7 +46,7 @@ impl BuildGrafanaArgs {
             repository_uri(&api, &env.settings.aws.region, &format!("{}-grafana", env.settings.project.name))?;
 
         let image = format!("{repository}:{version}-{commit}");
-        let plan = Plan::new(&docker, &aws, &context, &image);
+        let plan = Plan::new(&sh, &docker, &aws, &context, &image);
         if !self.target.execute {
             eprintln!("Would build and push {image}:");
             for line in plan.lines() {
@@ -63,39 +65,48 @@ impl BuildGrafanaArgs {
     }
 }
 
-/// The three steps, built once: printed by a dry run, run by `--execute`.
-struct Plan {
-    build: Cmd,
+/// The three steps, built once: printed by a dry run, run by `--execute`. Docker's commands are
+/// plain and sequential (xshell); the AWS CLI's is [`Aws`]'s, with its region and credentials.
+struct Plan<'a> {
+    sh: &'a Shell,
+    build: xshell::Cmd<'a>,
     password: Cmd,
-    login: Cmd,
-    push: Cmd,
+    login: xshell::Cmd<'a>,
+    registry: String,
+    push: xshell::Cmd<'a>,
 }
 
-impl Plan {
-    fn new(docker: &Path, aws: &Aws, context: &Path, image: &str) -> Plan {
-        let registry = image.split('/').next().unwrap_or(image);
+impl<'a> Plan<'a> {
+    fn new(sh: &'a Shell, docker: &Path, aws: &Aws, context: &Path, image: &str) -> Plan<'a> {
+        let registry = image.split('/').next().unwrap_or(image).to_string();
         Plan {
-            build: Cmd::new(docker, format!("build the Grafana image for {PLATFORM}"))
-                .args(["buildx", "build", "--platform", PLATFORM, "--provenance=false", "--tag", image, "--load"])
-                .arg(context)
-                .stdout_to_stderr(),
+            sh,
+            build: cmd!(
+                sh,
+                "{docker} buildx build --platform {PLATFORM} --provenance=false --tag {image} --load {context}"
+            ),
             password: aws.cmd("get an ECR login password", ["ecr", "get-login-password"]),
-            login: Cmd::new(docker, format!("log Docker in to {registry}"))
-                .args(["login", "--username", "AWS", "--password-stdin", registry])
-                .stdout_to_stderr(),
-            push: Cmd::new(docker, "push the Grafana image to ECR").args(["push", image]).stdout_to_stderr(),
+            login: cmd!(sh, "{docker} login --username AWS --password-stdin {registry}"),
+            registry,
+            push: cmd!(sh, "{docker} push {image}"),
         }
     }
 
     fn lines(&self) -> [String; 3] {
-        [self.build.display(), format!("{} | {}", self.password.display(), self.login.display()), self.push.display()]
+        let show = |cmd| shell::display(self.sh, cmd);
+        [show(&self.build), format!("{} | {}", self.password.display(), show(&self.login)), show(&self.push)]
     }
 
     fn execute(self) -> anyhow::Result<()> {
-        self.build.run()?;
+        shell::run(self.sh, &format!("build the Grafana image for {PLATFORM}"), self.build)?;
         let password = self.password.read()?;
-        self.login.stdin_bytes(password.trim().as_bytes()).run()?;
-        self.push.run()
+        // Read, not run: the password goes in on stdin; docker's answer goes to stderr.
+        let purpose = format!("log Docker in to {}", self.registry);
+        let answer = shell::read(self.sh, &purpose, self.login.stdin(password.trim()))?;
+        if !answer.trim().is_empty() {
+            eprintln!("{}", answer.trim_end());
+        }
+        shell::run(self.sh, "push the Grafana image to ECR", self.push)
     }
 }
 
@@ -111,16 +122,15 @@ pub fn grafana_version(project: &Project, context: &Path) -> anyhow::Result<Stri
 /// clean tag's name in the immutable repository.
 pub fn commit(root: &Path, allow_dirty: bool) -> anyhow::Result<String> {
     let git = tools::require("git", "install git")?;
-    let sha = Cmd::new(&git, "read the commit the image is built from")
-        .args(["rev-parse", "--short=7", "HEAD"])
-        .dir(root)
-        .read()?
+    let sh = shell::shell_in(root)?;
+    let sha = shell::read(&sh, "read the commit the image is built from", cmd!(sh, "{git} rev-parse --short=7 HEAD"))?
         .trim()
         .to_string();
-    let changes = Cmd::new(&git, "look for uncommitted changes in grafana/")
-        .args(["status", "--porcelain", "--untracked-files=all", "--", "grafana"])
-        .dir(root)
-        .read()?;
+    let changes = shell::read(
+        &sh,
+        "look for uncommitted changes in grafana/",
+        cmd!(sh, "{git} status --porcelain --untracked-files=all -- grafana"),
+    )?;
     if changes.trim().is_empty() {
         return Ok(sha);
     }
@@ -134,9 +144,9 @@ pub fn commit(root: &Path, allow_dirty: bool) -> anyhow::Result<String> {
     Ok(format!("{sha}-dirty"))
 }
 
-fn find_docker() -> anyhow::Result<PathBuf> {
+fn find_docker(sh: &Shell) -> anyhow::Result<PathBuf> {
     let docker = tools::require("docker", DOCKER_HINT)?;
-    let out = Cmd::new(&docker, "check for docker buildx").args(["buildx", "version"]).quiet().output()?;
+    let out = shell::probe("check for docker buildx", cmd!(sh, "{docker} buildx version"))?;
     if !out.success() {
         let why = out.stderr.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output");
         bail!(tools::not_set_up(format!(
@@ -233,8 +243,8 @@ mod tests {
     }
 
     fn git(dir: &Path, args: &[&str]) {
-        let git = tools::require("git", "install git").unwrap();
-        Cmd::new(git, "set up a test repository").args(args).dir(dir).read().unwrap();
+        let sh = shell::shell_in(dir).unwrap();
+        shell::read(&sh, "set up a test repository", cmd!(sh, "git {args...}")).unwrap();
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! External tools: one runner that logs each command with its purpose and names it on failure,
-//! tool discovery, and the project-local Python tools and Terraform.
+//! External tools: two runners that log each command with its purpose and name it on failure
+//! ([`shell`], xshell, for plain sequential commands; [`Cmd`], duct, for the rest), tool
+//! discovery, and the project-local Python tools and Terraform.
 
 pub mod aws;
 mod cmd;
 pub mod python;
+pub mod shell;
 pub mod terraform;
 
 pub use cmd::{Cmd, Output};
@@ -21,11 +23,20 @@ pub fn tools_dir(root: &Path) -> PathBuf {
 /// reads them), calls it changed, and rebuilds it and everything above it: in this build, and
 /// again in the user's next one.
 pub fn cargo(purpose: impl Into<String>) -> Cmd {
-    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    std::env::vars_os()
-        .map(|(key, _)| key)
-        .filter(|key| describes_a_package(key))
-        .fold(Cmd::new(program, purpose), Cmd::env_remove)
+    package_vars().fold(Cmd::new(cargo_program(), purpose), Cmd::env_remove)
+}
+
+/// [`cargo`] in an xshell [`shell::Shell`], for a plain build.
+pub fn cargo_in(sh: &shell::Shell) -> xshell::Cmd<'_> {
+    package_vars().fold(sh.cmd(cargo_program()), xshell::Cmd::env_remove)
+}
+
+fn cargo_program() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+fn package_vars() -> impl Iterator<Item = std::ffi::OsString> {
+    std::env::vars_os().map(|(key, _)| key).filter(|key| describes_a_package(key))
 }
 
 fn describes_a_package(key: &std::ffi::OsStr) -> bool {
@@ -67,11 +78,14 @@ mod tests {
             std::env::var_os("CARGO_PKG_NAME").is_some() && std::env::var_os("CARGO_MANIFEST_DIR").is_some(),
             "run this test with `cargo test`, which sets CARGO_PKG_NAME and CARGO_MANIFEST_DIR"
         );
-        let command = super::cargo("build something").quiet().std_command();
-        let removed: Vec<&OsStr> =
-            command.get_envs().filter(|(_, value)| value.is_none()).map(|(key, _)| key).collect();
-        for key in ["CARGO_PKG_NAME", "CARGO_PKG_VERSION", "CARGO_MANIFEST_DIR"] {
-            assert!(removed.contains(&OsStr::new(key)), "{key} is passed on: {removed:?}");
+        let sh = super::shell::Shell::new().unwrap();
+        let commands = [super::cargo("build something").quiet().std_command(), super::cargo_in(&sh).into()];
+        for command in commands {
+            let removed: Vec<&OsStr> =
+                command.get_envs().filter(|(_, value)| value.is_none()).map(|(key, _)| key).collect();
+            for key in ["CARGO_PKG_NAME", "CARGO_PKG_VERSION", "CARGO_MANIFEST_DIR"] {
+                assert!(removed.contains(&OsStr::new(key)), "{key} is passed on: {removed:?}");
+            }
         }
         // What configures cargo itself stays.
         for key in ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_JOBS", "CARGO"] {

@@ -359,10 +359,9 @@ fn find_engine(
 pub fn build_offline_provider(root: &Path) -> anyhow::Result<PathBuf> {
     // With the workspace's features, as `cargo test --workspace` builds it: one build serves both
     // (`--package` alone unifies fewer features, of serde and hashbrown, and builds it again).
-    crate::cargo("build the offline hashicorp/aws provider stand-in")
-        .args(["build", "--quiet", "--workspace", "--bin", "terraform-provider-aws"])
-        .dir(root)
-        .run()?;
+    let sh = crate::shell::shell_in(root)?;
+    let build = crate::cargo_in(&sh).args(["build", "--quiet", "--workspace", "--bin", "terraform-provider-aws"]);
+    crate::shell::run(&sh, "build the offline hashicorp/aws provider stand-in", build)?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let built = root.join(target).join("debug/terraform-provider-aws");
     let dir = tools_dir(root).join("terraform/offline-provider");
