@@ -198,6 +198,10 @@ resource "aws_ssm_parameter" "alloy" {
       condition     = fileexists(each.value) && trimspace(local.alloy_configs[each.key]) != ""
       error_message = "${each.value} is missing or empty; run `cargo xtask render` for this environment."
     }
+    precondition {
+      condition     = each.key == "loki" || local.alloy_retry_gaps_seconds[each.key] != null
+      error_message = "${each.value} has no loki.write max_backoff_period in whole seconds (e.g. \"10s\"), which sizes the Docker log ring (log-buffer.tf); run `cargo xtask render`."
+    }
   }
 }
 

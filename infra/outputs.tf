@@ -112,3 +112,14 @@ output "cloudwatch_parallel_run" {
   description = "Whether the services' main containers still log to CloudWatch beside Alloy (req 8.1); a plan that turns it off needs a passing `cargo xtask verify parity`."
   value       = var.cloudwatch_parallel_run
 }
+
+output "loki_outage_budget" {
+  description = "How long a Loki outage each Temporal container's Docker log ring outlasts at loki_ingestion_mb_per_s from that one container (survival_seconds), against the longest planned one, a Loki restart (restart_seconds); the ring's files and their size (MB). The README states them per env."
+  value = {
+    survival_seconds  = local.loki_outage_survival_seconds
+    restart_seconds   = local.loki_restart_seconds
+    retry_gap_seconds = local.alloy_retry_gap_seconds
+    ring_files        = local.docker_log_files
+    ring_file_mb      = local.docker_log_file_mb
+  }
+}

@@ -227,6 +227,17 @@ variable "loki_retention_days" {
   }
 }
 
+variable "loki_ingestion_mb_per_s" {
+  type        = number
+  description = "Log volume (MB/s) the Loki tenant must accept (the requirement: 10). Each Temporal container's Docker log ring is sized to hold this rate, from that one container, through a Loki restart (log-buffer.tf)."
+  default     = 10
+
+  validation {
+    condition     = var.loki_ingestion_mb_per_s >= 1 && var.loki_ingestion_mb_per_s <= 1000 && floor(var.loki_ingestion_mb_per_s) == var.loki_ingestion_mb_per_s
+    error_message = "loki_ingestion_mb_per_s must be a whole number of MB/s between 1 and 1000."
+  }
+}
+
 variable "loki_https_egress_cidrs" {
   type        = list(string)
   description = "HTTPS egress for Loki's task beyond S3 and the VPC. Empty (the default) keeps Loki off the internet (req 6.5) and makes the plan require available interface endpoints with private DNS for aps-workspaces (its Alloy sidecar) and ssmmessages (ECS Exec) in vpc_id; set it (e.g. to the NAT route's 0.0.0.0/0) only for a VPC without them."

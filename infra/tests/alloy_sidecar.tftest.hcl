@@ -227,9 +227,9 @@ run "req_8_1_after_parallel_run_json_file_rotated" {
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
-      jsondecode(m.container_definitions)[0].logConfiguration == { logDriver = "json-file", options = { "max-size" = "20m", "max-file" = "5" } }
+      jsondecode(m.container_definitions)[0].logConfiguration == { logDriver = "json-file", options = { "max-size" = "1200m", "max-file" = "5", "compress" = "true" } }
     ])
-    error_message = "After the parallel run the main container logs to json-file with rotation."
+    error_message = "After the parallel run the main container logs to json-file, rotated and compressed, in files sized to outlast a Loki restart."
   }
   assert {
     condition = alltrue([
@@ -336,3 +336,54 @@ run "req_8_2_adot_cannot_go_while_a_service_still_uses_it" {
   expect_failures = [terraform_data.collector_choice]
 }
 # <<< adot
+
+# req: 3.10
+# While Loki cannot take lines, they wait in each container's Docker log files (the dual-logging
+# cache, then json-file); the ring must hold a Loki restart and Alloy's retry gap at the tenant's
+# whole rate from one container, whatever that rate.
+run "req_3_10_a_loki_restart_fits_in_each_containers_docker_log_ring" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] : (
+        tonumber(trimsuffix(jsondecode(m.container_definitions)[0].logConfiguration.options["cache-max-size"], "m"))
+        * tonumber(jsondecode(m.container_definitions)[0].logConfiguration.options["cache-max-file"])
+        >= var.loki_ingestion_mb_per_s * (output.loki_outage_budget.restart_seconds + output.loki_outage_budget.retry_gap_seconds)
+      )
+    ])
+    error_message = "Each main container's dual-logging cache must hold loki_ingestion_mb_per_s through a Loki restart and Alloy's retry gap."
+  }
+  assert {
+    condition     = output.loki_outage_budget.restart_seconds == 450 && output.loki_outage_budget.retry_gap_seconds == 10
+    error_message = "A Loki restart takes at most stopTimeout 120 + startPeriod 300 + interval 30 s; Alloy retries within max_backoff_period 10 s."
+  }
+  assert {
+    condition     = output.loki_outage_budget.survival_seconds >= output.loki_outage_budget.restart_seconds
+    error_message = "The stated survival must cover a Loki restart."
+  }
+}
+
+run "req_3_10_a_higher_rate_gets_a_larger_ring" {
+  command = plan
+
+  variables {
+    loki_ingestion_mb_per_s = 50
+    cloudwatch_parallel_run = false
+  }
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_worker] : (
+        tonumber(trimsuffix(jsondecode(m.container_definitions)[0].logConfiguration.options["max-size"], "m"))
+        * tonumber(jsondecode(m.container_definitions)[0].logConfiguration.options["max-file"])
+        >= 50 * (output.loki_outage_budget.restart_seconds + output.loki_outage_budget.retry_gap_seconds)
+      )
+    ])
+    error_message = "At 50 MB/s the json-file ring must still hold a Loki restart."
+  }
+  assert {
+    condition     = output.loki_outage_budget.survival_seconds >= output.loki_outage_budget.restart_seconds
+    error_message = "The stated survival must cover a Loki restart at 50 MB/s."
+  }
+}

@@ -33,6 +33,7 @@ run "settings_cases_1" {
     loki_count                      = 2
     loki_cpu                        = 3
     loki_image                      = "grafana/loki:latest"
+    loki_ingestion_mb_per_s         = 0
     loki_memory                     = 511
     loki_retention_days             = 0
     private_subnet_ids              = ["bogus"]
@@ -50,7 +51,7 @@ run "settings_cases_1" {
     vpc_id                          = "vpc-0123456789"
   }
 
-  expect_failures = [var.alloy_image, var.alloy_memory, var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.ecs_cluster_name, var.environment, var.grafana_image, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.s3_prefix_list_id, var.service_connect_namespace_arn, var.temporal_db_host, var.temporal_db_name, var.temporal_db_password_secret_arn, var.temporal_db_port, var.temporal_db_user, var.temporal_image, var.temporal_visibility_db_name, var.vpc_cidr, var.vpc_id]
+  expect_failures = [var.alloy_image, var.alloy_memory, var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.ecs_cluster_name, var.environment, var.grafana_image, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_ingestion_mb_per_s, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.s3_prefix_list_id, var.service_connect_namespace_arn, var.temporal_db_host, var.temporal_db_name, var.temporal_db_password_secret_arn, var.temporal_db_port, var.temporal_db_user, var.temporal_image, var.temporal_visibility_db_name, var.vpc_cidr, var.vpc_id]
 }
 
 run "settings_cases_2" {
@@ -69,6 +70,7 @@ run "settings_cases_2" {
     loki_count                      = 0
     loki_cpu                        = -512
     loki_image                      = "grafana/loki:3.6.4"
+    loki_ingestion_mb_per_s         = 1001
     loki_memory                     = -1024
     loki_retention_days             = 10
     private_subnet_ids              = []
@@ -81,7 +83,7 @@ run "settings_cases_2" {
     vpc_id                          = "vpc-0123456789ABCDEF0"
   }
 
-  expect_failures = [var.alloy_memory, var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.environment, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.temporal_db_host, var.temporal_db_port, var.vpc_cidr, var.vpc_id]
+  expect_failures = [var.alloy_memory, var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.environment, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_ingestion_mb_per_s, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.temporal_db_host, var.temporal_db_port, var.vpc_cidr, var.vpc_id]
 }
 
 run "settings_cases_3" {
@@ -96,6 +98,7 @@ run "settings_cases_3" {
     loki_count                 = 10
     loki_cpu                   = 512.5
     loki_image                 = "grafana/loki:3.7.0"
+    loki_ingestion_mb_per_s    = 25
     loki_memory                = 200000
     loki_retention_days        = -7
     private_subnet_ids         = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef0"]

@@ -21,12 +21,13 @@ benchmark_worker_image = "ghcr.io/temporalio/benchmark-workers:v1.5.0"
 loki_image             = "grafana/loki:3.7.6"
 temporal_image         = "temporalio/server:1.28.1"
 
-loki_enabled        = false
-loki_cpu            = 1024
-loki_memory         = 2048
-loki_count          = 3
-loki_retention_days = 30
-alloy_memory        = 384
+loki_enabled            = false
+loki_cpu                = 1024
+loki_memory             = 2048
+loki_count              = 3
+loki_retention_days     = 30
+loki_ingestion_mb_per_s = 10
+alloy_memory            = 384
 
 service_collectors = {
   "worker"           = "adot"

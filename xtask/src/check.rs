@@ -86,7 +86,7 @@ pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
                     stages.join_checked(beside, |output| report_tests(project, dir, output));
                 }
                 if let Some(containers) = containers {
-                    stages.run("ECS container definitions (each env and phase)", || {
+                    stages.run("each env and phase planned (container definitions, outage budget)", || {
                         let summary =
                             containers.join().map_err(|_| anyhow::anyhow!("the planning thread panicked"))??;
                         eprintln!("    {summary}");

@@ -15,6 +15,7 @@ mod init;
 mod live;
 mod logs;
 mod migrate;
+mod outage_budget;
 mod phase;
 mod project;
 #[cfg(test)]

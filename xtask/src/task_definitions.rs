@@ -1,6 +1,7 @@
 //! Every ECS container definition Terraform plans, for each env and each phase's settings,
 //! against the `ContainerDefinition` shape of ECS's botocore model (what RegisterTaskDefinition
-//! takes): member names, types, enums, bounds and required members. One `terraform test -verbose`
+//! takes): member names, types, enums, bounds and required members; and each env's Loki outage
+//! budget against the README's table ([`crate::outage_budget`]). One `terraform test -verbose`
 //! plans them all offline (mock provider); its JSON output carries each run's plan.
 
 use std::path::Path;
@@ -43,10 +44,16 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     let models = Models::in_venv(venv)?;
     let grafana_version = crate::build_grafana::grafana_version(project, &project.root.join("grafana"))?;
     let mut runs = Vec::new();
+    // The run of each env as its file is, whose plan the README's outage table states.
+    let mut baselines = Vec::new();
     for env in settings::load_all(&project.root)? {
         for (phase, settings) in phase_settings(&env, &grafana_version) {
             let after = Environment { settings, ..env.clone() };
-            runs.push((format!("{}_{phase}", env.name.replace('-', "_")), render::tfvars(&after)));
+            let run = format!("{}_{phase}", env.name.replace('-', "_"));
+            if phase == "baseline" {
+                baselines.push((run.clone(), env.name.clone()));
+            }
+            runs.push((run, render::tfvars(&after)));
         }
     }
     let mut file = MOCKS.to_string();
@@ -65,6 +72,7 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     let out = out?;
     let mut errors = Vec::new();
     let mut problems = Vec::new();
+    let mut outage_rows = Vec::new();
     let mut planned = 0;
     for line in out.stdout.lines() {
         let Ok(message) = serde_json::from_str::<Value>(line) else { continue };
@@ -73,6 +81,10 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
             Some("test_plan") => {
                 planned += 1;
                 problems.extend(container_definition_problems(&models, run, &message["test_plan"])?);
+                if let Some((_, env)) = baselines.iter().find(|(name, _)| name == run) {
+                    let budget = &message["test_plan"]["output_changes"]["loki_outage_budget"]["after"];
+                    outage_rows.push((env.clone(), crate::outage_budget::row(env, budget)?));
+                }
             }
             Some("diagnostic") if message["diagnostic"]["severity"] == "error" => {
                 let diagnostic = &message["diagnostic"];
@@ -96,7 +108,15 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     if !problems.is_empty() {
         bail!("container definitions ECS's RegisterTaskDefinition would refuse:\n  {}", problems.join("\n  "));
     }
-    Ok(format!("{planned} env/phase plans: every container definition is one ECS's ContainerDefinition accepts"))
+    let readme_path = project.root.join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).with_context(|| format!("reading {}", readme_path.display()))?;
+    let stale = crate::outage_budget::readme_problems(&readme, &outage_rows);
+    if !stale.is_empty() {
+        bail!("the README's Loki outage budget is not what the plans say:\n  {}", stale.join("\n  "));
+    }
+    Ok(format!(
+        "{planned} env/phase plans: every container definition is one ECS's ContainerDefinition accepts; the README's outage budget is each env's plan's"
+    ))
 }
 
 /// The settings of each phase in turn: the env file as it is, then Loki, every enabled service on

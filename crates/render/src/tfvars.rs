@@ -32,6 +32,7 @@ pub fn tfvars(env: &Environment) -> String {
     out.number("loki_memory", s.loki.memory);
     out.number("loki_count", s.loki.count);
     out.number("loki_retention_days", s.loki.retention_days);
+    out.number("loki_ingestion_mb_per_s", s.loki.ingestion_mb_per_s);
     out.number("alloy_memory", s.alloy.memory);
     out.blank();
     let collectors: Vec<(&str, String)> =

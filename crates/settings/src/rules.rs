@@ -41,6 +41,7 @@ pub const TERRAFORM_VARIABLES: &[(&str, &str)] = &[
     ("loki.memory", "loki_memory"),
     ("loki.count", "loki_count"),
     ("loki.retention_days", "loki_retention_days"),
+    ("loki.ingestion_mb_per_s", "loki_ingestion_mb_per_s"),
     ("alloy.memory", "alloy_memory"),
     ("temporal.db_host", "temporal_db_host"),
     ("temporal.db_port", "temporal_db_port"),
@@ -275,6 +276,7 @@ const NUMBERS: &[NumberRule] = &[
     ("loki.memory", "loki_memory", |n| (512..=122_880).contains(&n), 1024),
     ("loki.count", "loki_count", |n| n == 1 || (3..=9).contains(&n), 1),
     ("loki.retention_days", "loki_retention_days", |n| (1..=3650).contains(&n), 7),
+    ("loki.ingestion_mb_per_s", "loki_ingestion_mb_per_s", |n| (1..=1000).contains(&n), 10),
     ("alloy.memory", "alloy_memory", |n| (128..=2048).contains(&n), 384),
     ("temporal.db_port", "temporal_db_port", |n| (1..=65_535).contains(&n), 5432),
 ];
@@ -454,13 +456,6 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
                 crate::TASK_MEMORY_HEADROOM,
                 crate::LOKI_CONTAINER_MIN_MEMORY
             ),
-        ));
-    }
-    if !(1..=1000).contains(&s.loki.ingestion_mb_per_s) {
-        problems.push(Problem::new(
-            "loki.ingestion_mb_per_s",
-            s.loki.ingestion_mb_per_s,
-            format!("expected 1 to 1000 (the requirement is {})", crate::REQUIRED_INGESTION_MB_PER_S),
         ));
     }
     if !(1..=crate::MAX_PARITY_HOURS).contains(&s.migration.parity_hours) {

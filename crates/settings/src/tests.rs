@@ -296,6 +296,10 @@ const RESTATED: &[(&str, &str)] = &[
         "floor(var.loki_count) == var.loki_count && (var.loki_count == 1 || (var.loki_count >= 3 && var.loki_count <= 9))",
     ),
     ("loki_retention_days", "var.loki_retention_days >= 1 && var.loki_retention_days <= 3650"),
+    (
+        "loki_ingestion_mb_per_s",
+        "var.loki_ingestion_mb_per_s >= 1 && var.loki_ingestion_mb_per_s <= 1000 && floor(var.loki_ingestion_mb_per_s) == var.loki_ingestion_mb_per_s",
+    ),
     ("alloy_memory", "var.alloy_memory >= 128 && var.alloy_memory <= 2048"),
     ("temporal_db_host", "length(var.temporal_db_host) <= 253"),
     (

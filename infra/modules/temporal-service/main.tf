@@ -21,11 +21,15 @@ locals {
 
   # Docker's dual-logging cache (the `local` driver format) is what lets the Docker API, and so
   # Alloy's loki.source.docker, read logs of a container on a remote driver such as awslogs.
-  # It is on by default; say so explicitly so a daemon.json default cannot switch it off.
+  # It is on by default; say so explicitly so a daemon.json default cannot switch it off. Its
+  # files, like json-file's below, are where lines wait while Loki is away: sized by the root
+  # module to outlast a Loki restart (log-buffer.tf).
+  docker_log_file_size = "${var.platform.docker_log_file_mb}m"
+  docker_log_files     = tostring(var.platform.docker_log_files)
   dual_logging_cache_options = var.sidecar.ships_logs ? {
     "cache-disabled" = "false"
-    "cache-max-size" = "20m"
-    "cache-max-file" = "5"
+    "cache-max-size" = local.docker_log_file_size
+    "cache-max-file" = local.docker_log_files
     "cache-compress" = "true"
   } : {}
 
@@ -36,8 +40,9 @@ locals {
     # After the parallel run: Docker keeps a bounded, rotated file per container for Alloy to tail.
     logDriver = "json-file"
     options = {
-      "max-size" = "20m"
-      "max-file" = "5"
+      "max-size" = local.docker_log_file_size
+      "max-file" = local.docker_log_files
+      "compress" = "true"
     }
   }
 
