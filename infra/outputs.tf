@@ -93,6 +93,11 @@ output "grafana_service_name" {
   value       = one(aws_ecs_service.grafana[*].name)
 }
 
+output "grafana_redeploy_triggers" {
+  description = "What rolls Grafana's tasks when it changes: Loki's service id while Loki runs (null: no Grafana service)."
+  value       = one(aws_ecs_service.grafana[*].triggers)
+}
+
 output "grafana_security_group_id" {
   description = "Grafana's security group (egress to Loki 3100 and HTTPS only)."
   value       = aws_security_group.grafana.id

@@ -59,6 +59,13 @@ run "req_3_2_adot_starting_point_has_no_alloy" {
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      length(coalesce(m.redeploy_triggers, {})) == 0
+    ])
+    error_message = "On adot, nothing pushes to Loki: a new Loki rolls no service."
+  }
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
       length(m.volumes) == 0 && !strcontains(m.execution_role_policy, "/alloy/")
     ])
     error_message = "On adot, no sidecar volumes and no read access to Alloy configs."
@@ -242,6 +249,14 @@ run "ports_metrics_and_service_connect" {
       m.loki_service_id == "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki"
     ])
     error_message = "Every Temporal service is ordered after aws_ecs_service.loki (Service Connect endpoints only resolve in tasks started after them)."
+  }
+  # A task started before Loki's endpoint existed never resolves `loki`: a new Loki rolls them.
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker] :
+      m.redeploy_triggers == tomap({ loki_service = "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki" })
+    ])
+    error_message = "Every (enabled) service whose Alloy sidecar pushes to Loki rolls its tasks once when Loki's service is (re)created (triggers with force_new_deployment)."
   }
 
   assert {

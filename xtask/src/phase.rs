@@ -235,7 +235,7 @@ impl Scope {
     fn step(&self) -> String {
         let what = match self {
             Scope::Everything => return "stop if the plan deletes a CloudWatch log group (any other change is allowed: this is the whole fleet)".to_string(),
-            Scope::Loki => "Loki's resources".to_string(),
+            Scope::Loki => "Loki's resources (or a roll of a service that pushes to Loki, when Loki's service is new)".to_string(),
             Scope::Grafana => "Grafana's resources".to_string(),
             Scope::Service(service) => format!("{service}'s resources (its task, service, Alloy parameter, the collector choice)"),
             Scope::Adot { disabled } if disabled.is_empty() => "the ADOT resources".to_string(),
@@ -252,6 +252,47 @@ impl Scope {
 pub struct ResourceChange {
     pub address: String,
     pub actions: Vec<String>,
+    /// The top-level attributes an update changes (known or not); empty for other actions.
+    pub attributes: Vec<String>,
+}
+
+impl ResourceChange {
+    /// An update that only rolls a service's tasks because Loki's service is new (its
+    /// `triggers`, with `force_new_deployment`): the Alloy services and Grafana, whose running
+    /// tasks cannot resolve `loki` until they are replaced. Part of creating Loki.
+    fn rolls_for_a_new_loki(&self) -> bool {
+        let service =
+            self.address.contains("aws_ecs_service.this") || self.address.starts_with("aws_ecs_service.grafana");
+        service
+            && self.actions == ["update"]
+            && !self.attributes.is_empty()
+            && self.attributes.iter().all(|a| a == "triggers" || a == "force_new_deployment")
+    }
+}
+
+/// Whether a plan's `after_unknown` marks anything in `value` unknown.
+fn has_unknown(value: &Value) -> bool {
+    match value {
+        Value::Bool(unknown) => *unknown,
+        Value::Array(items) => items.iter().any(has_unknown),
+        Value::Object(fields) => fields.values().any(has_unknown),
+        _ => false,
+    }
+}
+
+fn changed_attributes(change: &Value) -> Vec<String> {
+    let (Some(before), Some(after)) = (change["before"].as_object(), change["after"].as_object()) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k) || has_unknown(&change["after_unknown"][k.as_str()]))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// The changes in `terraform show -json <plan>` output, without no-ops and reads.
@@ -267,7 +308,8 @@ pub fn changes_in(plan_json: &Value) -> Vec<ResourceChange> {
             if actions.iter().all(|a| a == "no-op" || a == "read") {
                 return None;
             }
-            Some(ResourceChange { address: rc["address"].as_str()?.to_string(), actions })
+            let attributes = if actions == ["update"] { changed_attributes(&rc["change"]) } else { Vec::new() };
+            Some(ResourceChange { address: rc["address"].as_str()?.to_string(), actions, attributes })
         })
         .collect()
 }
@@ -361,7 +403,10 @@ pub fn check_plan(change: &Change, scope: &Scope, changes: &[ResourceChange]) ->
             deleted_log_groups.join(", ")
         );
     }
-    let outside: Vec<&ResourceChange> = changes.iter().filter(|c| !scope.allows(&c.address)).collect();
+    let outside: Vec<&ResourceChange> = changes
+        .iter()
+        .filter(|c| !scope.allows(&c.address) && !(*scope == Scope::Loki && c.rolls_for_a_new_loki()))
+        .collect();
     if !outside.is_empty() {
         let list: Vec<String> = outside.iter().map(|c| format!("{} ({})", c.address, c.actions.join("+"))).collect();
         bail!(
@@ -587,7 +632,11 @@ mod tests {
     }
 
     fn change(address: &str, actions: &[&str]) -> ResourceChange {
-        ResourceChange { address: address.into(), actions: actions.iter().map(|a| a.to_string()).collect() }
+        ResourceChange {
+            address: address.into(),
+            actions: actions.iter().map(|a| a.to_string()).collect(),
+            attributes: Vec::new(),
+        }
     }
 
     #[test]
@@ -610,6 +659,34 @@ mod tests {
         assert!(err.contains("module.temporal_history.aws_ecs_service.this (update)"), "{err}");
         assert!(!err.contains("temporal_worker"), "{err}");
         assert!(check_plan(&worker, &Scope::Service("worker"), &plan[..1]).is_ok());
+    }
+
+    // A new Loki rolls the services that push to it (triggers); that roll is part of deploying
+    // Loki, and nothing else about those services is.
+    #[test]
+    fn deploying_loki_may_roll_its_clients_and_nothing_more() {
+        let plan = json!({"resource_changes": [
+            {"address": "aws_ecs_service.loki[0]", "change": {"actions": ["create"], "before": null, "after": {}}},
+            {"address": "module.temporal_worker.aws_ecs_service.this[0]", "change": {"actions": ["update"],
+                "before": {"name": "w", "triggers": {}, "force_new_deployment": false},
+                "after": {"name": "w", "triggers": {}, "force_new_deployment": true},
+                "after_unknown": {"triggers": {"loki_service": true}}}},
+            {"address": "aws_ecs_service.grafana[0]", "change": {"actions": ["update"],
+                "before": {"triggers": null}, "after": {"triggers": null}, "after_unknown": {"triggers": true}}},
+            {"address": "module.temporal_history.aws_ecs_service.this[0]", "change": {"actions": ["update"],
+                "before": {"triggers": {}, "desired_count": 1}, "after": {"triggers": {}, "desired_count": 2},
+                "after_unknown": {"triggers": true}}},
+        ]});
+        let changes = changes_in(&plan);
+        assert_eq!(changes[1].attributes, ["force_new_deployment", "triggers"]);
+        assert_eq!(changes[3].attributes, ["desired_count", "triggers"]);
+        let err = check_plan(&Change::EnableLoki, &Scope::Loki, &changes).unwrap_err().to_string();
+        assert!(err.contains("module.temporal_history.aws_ecs_service.this[0] (update)"), "{err}");
+        assert!(!err.contains("temporal_worker") && !err.contains("grafana"), "{err}");
+        assert!(check_plan(&Change::EnableLoki, &Scope::Loki, &changes[..3]).is_ok());
+        // Only Loki's phase: a worker phase may not roll grafana.
+        let worker = Change::Collector { service: "worker", collector: Collector::Alloy };
+        assert!(check_plan(&worker, &Scope::Service("worker"), &changes[2..3]).is_err());
     }
 
     #[test]

@@ -254,6 +254,11 @@ resource "terraform_data" "loki_endpoint" {
   input = var.loki_service_id
 }
 
+locals {
+  # Pushes to loki:3100 (an Alloy sidecar) while a Loki service exists.
+  loki_client = var.sidecar.ships_logs && var.loki_service_id != null
+}
+
 resource "aws_ecs_service" "this" {
   # The benchmark worker is optional; its log group and task definition stay when it is off.
   count = var.enabled ? 1 : 0
@@ -309,6 +314,12 @@ resource "aws_ecs_service" "this" {
       }
     }
   }
+
+  # A task resolves `loki` only if Loki's Service Connect endpoint existed when it started: when
+  # Loki's service is first created (or created again), a service whose sidecar pushes to it rolls
+  # its tasks once, after it. Unchanged ids roll nothing; Loki going away rolls nothing either.
+  force_new_deployment = local.loki_client
+  triggers             = local.loki_client ? { loki_service = var.loki_service_id } : {}
 
   tags = var.tags
 

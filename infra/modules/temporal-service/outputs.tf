@@ -63,6 +63,11 @@ output "log_retention_days" {
   value       = aws_cloudwatch_log_group.this.retention_in_days
 }
 
+output "redeploy_triggers" {
+  description = "What rolls the service's tasks when it changes (force_new_deployment): Loki's service id for a service whose sidecar pushes to Loki, else nothing; null when the service is disabled."
+  value       = one(aws_ecs_service.this[*].triggers)
+}
+
 output "loki_service_id" {
   description = "The Loki ECS service this service is created after (through terraform_data.loki_endpoint; null: none)."
   value       = var.loki_service_id
