@@ -9,5 +9,6 @@ pub mod http;
 pub mod logql;
 pub mod loki;
 pub mod retry;
+pub mod time;
 
 pub use http::Http;

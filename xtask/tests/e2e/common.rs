@@ -670,18 +670,7 @@ fn forward(upstream: &str, req: &standins::http::Request) -> anyhow::Result<stan
     Ok(standins::http::Answer::new(status, "application/x-amz-json-1.1", body.to_string()))
 }
 
-/// `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian).
-pub fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
+pub use probes::time::civil_from_days as civil;
 
 /// `YYYYMMDDTHHMMSSZ`, SigV4's `x-amz-date`, of seconds since the epoch.
 pub fn amz_date(s: u64) -> String {
