@@ -79,10 +79,33 @@ locals {
   docker_socket_volume = { name = "docker-socket", host_path = "/var/run/docker.sock" }
   docker_socket_mount  = { sourceVolume = "docker-socket", containerPath = "/var/run/docker.sock", readOnly = true }
 
+  # A config's parameter is named by its hash and never overwritten, so each task definition
+  # revision keeps reading the config it was registered with: the circuit breaker's rollback (or
+  # a manual one) does not start the old revision with the new config. (A `name:version` selector
+  # in `valueFrom` would pin too, but the ECS agent does not resolve it.)
+  alloy_parameter_prefix = "/${var.project_name}/alloy/"
+  alloy_parameter_keys   = { for s in local.alloy_config_services : s => "${s}/${substr(sha256(local.alloy_configs[s]), 0, 12)}" }
+  # Older configs that live deployments still read stay as they are (a name without a hash is
+  # the parameter of a revision from before the hashes).
+  alloy_parameters_in_use = setsubtract(
+    [for n in var.config_parameters_in_use : trimprefix(n, local.alloy_parameter_prefix) if startswith(n, local.alloy_parameter_prefix)],
+    values(local.alloy_parameter_keys),
+  )
+  alloy_parameters = merge(
+    { for k in local.alloy_parameters_in_use : k => { service = split("/", k)[0], current = false } },
+    { for s, k in local.alloy_parameter_keys : k => { service = s, current = true } },
+  )
+
   # ARNs built from the parameter names: known at plan time (the provider only learns `arn` on
   # apply), and referencing the resources keeps them created before any task that reads them.
+  alloy_parameter_arn_prefix = "arn:${data.aws_partition.temporal.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter"
   alloy_parameter_arns = {
-    for s, p in aws_ssm_parameter.alloy : s => "arn:${data.aws_partition.temporal.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter${p.name}"
+    for s, k in local.alloy_parameter_keys : s => "${local.alloy_parameter_arn_prefix}${aws_ssm_parameter.alloy[k].name}"
+  }
+  # What each service's execution role may read: its current config and those still in use, so
+  # a rolled-back task can read its own.
+  alloy_readable_parameter_arns = {
+    for s in local.alloy_config_services : s => [for k, p in local.alloy_parameters : "${local.alloy_parameter_arn_prefix}${local.alloy_parameter_prefix}${k}" if p.service == s]
   }
 
   alloy_sidecars = {
@@ -94,14 +117,14 @@ locals {
         dockerLabels = { "alloy.config.sha256" = sha256(local.alloy_configs[s]) }
       })
       volumes        = [local.docker_socket_volume, local.alloy_data_volume]
-      parameter_arns = [local.alloy_parameter_arns[s]]
+      parameter_arns = local.alloy_readable_parameter_arns[s]
       ships_logs     = true
     }
   }
 
   # The Loki task's sidecar (req 9.2): scrapes Loki's /metrics into AMP, ships no logs (Loki's own
   # logs stay in CloudWatch), so no Docker socket. loki.tf adds `container` (plus its own
-  # logConfiguration) to the task, `volumes` to the task definition, and `parameter_arn` to the
+  # logConfiguration) to the task, `volumes` to the task definition, and `parameter_arns` to the
   # execution role's ssm:GetParameters; the task role needs local.alloy_remote_write_statement.
   loki_alloy_sidecar = local.loki_enabled ? {
     container = merge(local.alloy_container_common, {
@@ -109,8 +132,8 @@ locals {
       mountPoints  = [local.alloy_data_mount]
       dockerLabels = { "alloy.config.sha256" = sha256(local.alloy_configs["loki"]) }
     })
-    volumes       = [local.alloy_data_volume]
-    parameter_arn = local.alloy_parameter_arns["loki"]
+    volumes        = [local.alloy_data_volume]
+    parameter_arns = local.alloy_readable_parameter_arns["loki"]
   } : null
 
   alloy_remote_write_statement = {
@@ -181,26 +204,33 @@ resource "terraform_data" "collector_choice" {
   }
 }
 
-# One parameter per service (req 3.12). Intelligent-Tiering: Standard (free, 4 KB) unless a config
-# outgrows it.
+# The value a live deployment's older config has now: kept, never rewritten.
+data "aws_ssm_parameter" "alloy_in_use" {
+  for_each = local.alloy_parameters_in_use
+
+  name = "${local.alloy_parameter_prefix}${each.key}"
+}
+
+# One parameter per service and config (req 3.12), plus those still in use. Intelligent-Tiering:
+# Standard (free, 4 KB) unless a config outgrows it.
 resource "aws_ssm_parameter" "alloy" {
   #checkov:skip=CKV2_AWS_34:Collector config, no secrets (String on purpose, readable in the console).
-  for_each = local.alloy_config_paths
+  for_each = local.alloy_parameters
 
-  name        = "/${var.project_name}/alloy/${each.key}"
-  description = "Grafana Alloy sidecar config of ${each.key}, rendered by cargo xtask render"
+  name        = "${local.alloy_parameter_prefix}${each.key}"
+  description = "Grafana Alloy sidecar config of ${each.value.service}, rendered by cargo xtask render"
   type        = "String"
   tier        = "Intelligent-Tiering"
-  value       = local.alloy_configs[each.key]
+  value       = each.value.current ? local.alloy_configs[each.value.service] : data.aws_ssm_parameter.alloy_in_use[each.key].insecure_value
 
   lifecycle {
     precondition {
-      condition     = fileexists(each.value) && trimspace(local.alloy_configs[each.key]) != ""
-      error_message = "${each.value} is missing or empty; run `cargo xtask render` for this environment."
+      condition     = !each.value.current || (fileexists(local.alloy_config_paths[each.value.service]) && trimspace(local.alloy_configs[each.value.service]) != "")
+      error_message = "${lookup(local.alloy_config_paths, each.value.service, each.key)} is missing or empty; run `cargo xtask render` for this environment."
     }
     precondition {
-      condition     = each.key == "loki" || local.alloy_retry_gaps_seconds[each.key] != null
-      error_message = "${each.value} has no loki.write max_backoff_period in whole seconds (e.g. \"10s\"), which sizes the Docker log ring (log-buffer.tf); run `cargo xtask render`."
+      condition     = !each.value.current || each.value.service == "loki" || lookup(local.alloy_retry_gaps_seconds, each.value.service, null) != null
+      error_message = "${lookup(local.alloy_config_paths, each.value.service, each.key)} has no loki.write max_backoff_period in whole seconds (e.g. \"10s\"), which sizes the Docker log ring (log-buffer.tf); run `cargo xtask render`."
     }
   }
 }

@@ -102,10 +102,14 @@ resource "aws_iam_role_policy" "loki_execution_config" {
     Version = "2012-10-17"
     Statement = [
       {
-        Sid      = "ReadLokiConfig"
-        Effect   = "Allow"
-        Action   = ["ssm:GetParameters"]
-        Resource = compact([local.loki_config_parameter_arn, try(local.loki_alloy_sidecar.parameter_arn, null)])
+        Sid    = "ReadLokiConfig"
+        Effect = "Allow"
+        Action = ["ssm:GetParameters"]
+        # The current configs and those a rolled-back task still reads.
+        Resource = concat(
+          [for k, current in local.loki_config_parameters : "arn:${local.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter${aws_ssm_parameter.loki_config[k].name}"],
+          try(local.loki_alloy_sidecar.parameter_arns, []),
+        )
       },
     ]
   })

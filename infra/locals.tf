@@ -46,9 +46,12 @@ locals {
   partition = split(":", var.service_connect_namespace_arn)[1]
 
   # Names and ARNs known at plan time, so policies and the task definition are readable in a plan.
-  loki_bucket_name           = "${local.loki_name}-${var.aws_account_id}-${var.aws_region}"
-  loki_bucket_arn            = "arn:${local.partition}:s3:::${local.loki_bucket_name}"
-  loki_config_parameter_name = "/${var.project_name}/loki/config.yaml"
+  loki_bucket_name = "${local.loki_name}-${var.aws_account_id}-${var.aws_region}"
+  loki_bucket_arn  = "arn:${local.partition}:s3:::${local.loki_bucket_name}"
+  # Named by the config's hash, never overwritten (see local.alloy_parameter_keys).
+  loki_parameter_prefix      = "/${var.project_name}/loki/"
+  loki_config_parameter_key  = "config-${substr(sha256(local.loki_config_yaml), 0, 12)}.yaml"
+  loki_config_parameter_name = "${local.loki_parameter_prefix}${local.loki_config_parameter_key}"
   loki_config_parameter_arn  = "arn:${local.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter${local.loki_config_parameter_name}"
 
   # Seams for other files (Grafana, Temporal services): null when Loki is disabled.

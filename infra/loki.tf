@@ -142,37 +142,61 @@ resource "aws_cloudwatch_log_group" "loki" {
   retention_in_days = var.loki_log_retention_days
 }
 
-# The rendered config, checked against the variables here so the two cannot drift.
+locals {
+  # Older configs a live Loki deployment still reads (config.yaml: from before the hashes).
+  loki_config_parameters_in_use = setsubtract(
+    [for n in var.config_parameters_in_use : trimprefix(n, local.loki_parameter_prefix) if startswith(n, local.loki_parameter_prefix)],
+    [local.loki_config_parameter_key],
+  )
+  loki_config_parameters = merge(
+    { for k in local.loki_config_parameters_in_use : k => false },
+    local.loki_enabled ? { (local.loki_config_parameter_key) = true } : {},
+  )
+}
+
+moved {
+  from = aws_ssm_parameter.loki_config[0]
+  to   = aws_ssm_parameter.loki_config["config.yaml"]
+}
+
+data "aws_ssm_parameter" "loki_config_in_use" {
+  for_each = local.loki_config_parameters_in_use
+
+  name = "${local.loki_parameter_prefix}${each.key}"
+}
+
+# The rendered config, checked against the variables here so the two cannot drift; plus the
+# older configs live deployments still read, kept as they are.
 resource "aws_ssm_parameter" "loki_config" {
   #checkov:skip=CKV2_AWS_34:The config holds no secret (bucket from the environment, credentials from the task role, req 6.6); plain String keeps config changes readable in plans.
-  count = local.loki_enabled ? 1 : 0
+  for_each = local.loki_config_parameters
 
-  name        = local.loki_config_parameter_name
+  name        = "${local.loki_parameter_prefix}${each.key}"
   description = "Loki config rendered by cargo xtask render from envs/${var.environment}.toml"
   type        = "String"
   # Standard (free, 4 KB) unless the config outgrows it, then Advanced (8 KB).
   tier  = "Intelligent-Tiering"
-  value = local.loki_config_yaml
+  value = each.value ? local.loki_config_yaml : data.aws_ssm_parameter.loki_config_in_use[each.key].insecure_value
 
   lifecycle {
     precondition {
-      condition     = length(local.loki_config_yaml) > 0 && can(local.loki_config.schema_config)
+      condition     = !each.value || (length(local.loki_config_yaml) > 0 && can(local.loki_config.schema_config))
       error_message = "${local.loki_config_path} is missing or not a Loki config; run `cargo xtask render`."
     }
     precondition {
-      condition     = length(local.loki_config_yaml) <= 8192
+      condition     = !each.value || length(local.loki_config_yaml) <= 8192
       error_message = "The rendered Loki config is ${length(local.loki_config_yaml)} bytes; SSM parameters hold at most 8192."
     }
     precondition {
-      condition     = try(local.loki_config.limits_config.retention_period, null) == "${var.loki_retention_days * 24}h"
+      condition     = !each.value || try(local.loki_config.limits_config.retention_period, null) == "${var.loki_retention_days * 24}h"
       error_message = "loki_retention_days = ${var.loki_retention_days} needs limits_config.retention_period: ${var.loki_retention_days * 24}h in ${local.loki_config_path}, which has ${try(local.loki_config.limits_config.retention_period, "none")}; set loki.retention_days in the env file and run `cargo xtask render`."
     }
     precondition {
-      condition     = try(local.loki_config.compactor.retention_enabled, false) == true && try(local.loki_config.compactor.delete_request_store, "") == "s3"
+      condition     = !each.value || try(local.loki_config.compactor.retention_enabled, false) == true && try(local.loki_config.compactor.delete_request_store, "") == "s3"
       error_message = "The rendered Loki config must enforce retention in the compactor: compactor.retention_enabled: true and delete_request_store: s3 (req 5.3)."
     }
     precondition {
-      condition = (
+      condition = !each.value || (
         try(local.loki_config.common.ring.kvstore.store, "") == (local.loki_ha ? "memberlist" : "inmemory") &&
         try(local.loki_config.common.replication_factor, 0) == (local.loki_ha ? 3 : 1)
       )
@@ -181,7 +205,7 @@ resource "aws_ssm_parameter" "loki_config" {
     # loki_az_quorum: the service spreads replicas over the subnets' AZs, and the ring is not
     # zone-aware, so two replicas in one AZ can hold two of a stream's three copies.
     precondition {
-      condition     = !local.loki_ha || var.loki_count <= length(var.private_subnet_ids)
+      condition     = !each.value || !local.loki_ha || var.loki_count <= length(var.private_subnet_ids)
       error_message = "loki_count = ${var.loki_count} over ${length(var.private_subnet_ids)} private subnets puts two replicas in one AZ; losing it loses 2 of a stream's 3 copies, below the write quorum of 2. List one private subnet per AZ for each replica (private_subnet_ids) or lower loki_count."
     }
   }
@@ -199,6 +223,9 @@ resource "aws_ecs_task_definition" "loki" {
   memory             = tostring(var.loki_memory)
   task_role_arn      = aws_iam_role.loki_task[0].arn
   execution_role_arn = aws_iam_role.loki_execution[0].arn
+  # Earlier revisions stay registered (ECS refuses an update-service to a deregistered one), so
+  # rolling back to the revision that ran before is one `update-service --task-definition`.
+  skip_destroy = true
 
   runtime_platform {
     cpu_architecture        = "ARM64"

@@ -39,8 +39,8 @@ output "loki_log_group_name" {
 }
 
 output "loki_config_parameter_name" {
-  description = "SSM parameter holding the rendered Loki config."
-  value       = one(aws_ssm_parameter.loki_config[*].name)
+  description = "SSM parameter holding the current rendered Loki config (named by its hash)."
+  value       = local.loki_enabled ? aws_ssm_parameter.loki_config[local.loki_config_parameter_key].name : null
 }
 
 output "loki_retention_days" {
@@ -69,8 +69,8 @@ output "temporal_services" {
 }
 
 output "alloy_config_parameters" {
-  description = "SSM parameter holding each Alloy sidecar config, by service (loki: Loki's metrics sidecar)."
-  value       = { for s, p in aws_ssm_parameter.alloy : s => p.name }
+  description = "SSM parameter holding each Alloy sidecar's current config, by service (loki: Loki's metrics sidecar); named by the config's hash."
+  value       = { for s, k in local.alloy_parameter_keys : s => aws_ssm_parameter.alloy[k].name }
 }
 
 output "temporal_security_group_id" {

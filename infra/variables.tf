@@ -283,6 +283,18 @@ variable "rendered_config_dir" {
   }
 }
 
+variable "config_parameters_in_use" {
+  type        = list(string)
+  description = "SSM names of the Alloy and Loki config parameters that the task definitions of live ECS deployments read (`cargo xtask` lists them before each plan). Configs are named by their hash and never overwritten; these are kept with their values, so a circuit-breaker or manual rollback to the revision that ran before starts with its own config."
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for n in var.config_parameters_in_use : startswith(n, "/${var.project_name}/alloy/") || startswith(n, "/${var.project_name}/loki/")])
+    error_message = "config_parameters_in_use must list only parameter names under /<project_name>/alloy/ or /<project_name>/loki/ (the configs this stack writes)."
+  }
+}
+
 # --- Temporal services and their collectors (alloy-sidecar.tf, temporal-*.tf) ---------------------
 
 variable "service_collectors" {

@@ -92,15 +92,15 @@ run "alloy_sidecar_with_the_file_variables" {
 
   # pipeline in rendered config (3.5, 3.6)
   assert {
-    condition     = strcontains(aws_ssm_parameter.alloy["history"].value, "url                 = \"http://loki:3100/loki/api/v1/push\"")
+    condition     = strcontains(aws_ssm_parameter.alloy[local.alloy_parameter_keys["history"]].value, "url                 = \"http://loki:3100/loki/api/v1/push\"")
     error_message = "Logs must be pushed with loki.write to http://loki:3100/loki/api/v1/push."
   }
   assert {
-    condition     = strcontains(aws_ssm_parameter.alloy["history"].value, "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-01234567-89ab-cdef-0123-456789abcdef/api/v1/remote_write") && strcontains(aws_ssm_parameter.alloy["history"].value, "sigv4 {")
+    condition     = strcontains(aws_ssm_parameter.alloy[local.alloy_parameter_keys["history"]].value, "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-01234567-89ab-cdef-0123-456789abcdef/api/v1/remote_write") && strcontains(aws_ssm_parameter.alloy[local.alloy_parameter_keys["history"]].value, "sigv4 {")
     error_message = "Metrics must be remote-written to the AMP workspace with SigV4."
   }
   assert {
-    condition     = strcontains(aws_ssm_parameter.alloy["history"].value, "com.amazonaws.ecs.task-arn=")
+    condition     = strcontains(aws_ssm_parameter.alloy[local.alloy_parameter_keys["history"]].value, "com.amazonaws.ecs.task-arn=")
     error_message = "Docker discovery must be limited to the sidecar's own task (req 3.3)."
   }
 
@@ -183,13 +183,13 @@ run "alloy_sidecar_with_the_file_variables" {
   assert {
     condition = alltrue([
       for s, m in { history = module.temporal_history, matching = module.temporal_matching, frontend = module.temporal_frontend, worker = module.temporal_worker, "benchmark-worker" = module.benchmark_worker } :
-      jsondecode(m.container_definitions)[1].secrets == [{ name = "ALLOY_CONFIG", valueFrom = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/${s}" }]
-      && strcontains(m.execution_role_policy, "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/${s}\"")
+      jsondecode(m.container_definitions)[1].secrets == [{ name = "ALLOY_CONFIG", valueFrom = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/${s}/${substr(sha256(file("../rendered/example/alloy-${s}.alloy")), 0, 12)}" }]
+      && strcontains(m.execution_role_policy, "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/alloy/${s}/${substr(sha256(file("../rendered/example/alloy-${s}.alloy")), 0, 12)}\"")
     ])
     error_message = "Each sidecar must get its own SSM parameter as ALLOY_CONFIG, readable by the execution role."
   }
   assert {
-    condition     = aws_ssm_parameter.alloy["matching"].value == file("../rendered/example/alloy-matching.alloy") && aws_ssm_parameter.alloy["matching"].name == "/temporal-dev/alloy/matching"
+    condition     = aws_ssm_parameter.alloy[local.alloy_parameter_keys["matching"]].value == file("../rendered/example/alloy-matching.alloy") && aws_ssm_parameter.alloy[local.alloy_parameter_keys["matching"]].name == "/temporal-dev/alloy/matching/${substr(sha256(file("../rendered/example/alloy-matching.alloy")), 0, 12)}"
     error_message = "The parameter must hold the rendered config of its service."
   }
   assert {
@@ -209,11 +209,11 @@ run "alloy_sidecar_with_the_file_variables" {
 
   # loki metrics sidecar (9.2)
   assert {
-    condition     = aws_ssm_parameter.alloy["loki"].value == file("../rendered/example/alloy-loki.alloy") && strcontains(aws_ssm_parameter.alloy["loki"].value, "localhost:3100")
+    condition     = aws_ssm_parameter.alloy[local.alloy_parameter_keys["loki"]].value == file("../rendered/example/alloy-loki.alloy") && strcontains(aws_ssm_parameter.alloy[local.alloy_parameter_keys["loki"]].value, "localhost:3100")
     error_message = "Loki's sidecar config must scrape Loki's /metrics on :3100."
   }
   assert {
-    condition     = !strcontains(aws_ssm_parameter.alloy["loki"].value, "loki.source.docker")
+    condition     = !strcontains(aws_ssm_parameter.alloy[local.alloy_parameter_keys["loki"]].value, "loki.source.docker")
     error_message = "Loki's sidecar ships no logs (Loki's own logs stay in CloudWatch)."
   }
 }

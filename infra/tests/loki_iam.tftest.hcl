@@ -59,15 +59,15 @@ run "loki_iam_with_the_file_variables" {
     error_message = "No container may carry AWS keys; Loki uses the task role."
   }
   assert {
-    condition     = !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.access_key_id) && !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.secret_access_key)
+    condition     = !can(yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).common.storage.s3.access_key_id) && !can(yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).common.storage.s3.secret_access_key)
     error_message = "The Loki config must not hold S3 keys."
   }
 
   # execution role reads only the config parameter (1.7)
   assert {
     condition = (
-      contains(jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource, "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/loki/config.yaml") &&
-      alltrue([for r in jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource : can(regex(":ssm:eu-west-1:123456789012:parameter/temporal-dev/(loki/config\\.yaml|alloy/loki)$", r))]) &&
+      contains(jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource, "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/loki/config-${substr(sha256(file("../rendered/example/loki-config.yaml")), 0, 12)}.yaml") &&
+      alltrue([for r in jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Resource : can(regex(":ssm:eu-west-1:123456789012:parameter/temporal-dev/(loki/config-[0-9a-f]{12}\\.yaml|alloy/loki/[0-9a-f]{12})$", r))]) &&
       jsondecode(aws_iam_role_policy.loki_execution_config[0].policy).Statement[0].Action == ["ssm:GetParameters"]
     )
     error_message = "The execution role may read Loki's config parameter (and its metrics sidecar's), nothing else."

@@ -79,9 +79,9 @@ run "loki_network_with_the_file_variables" {
   }
   assert {
     condition = (
-      !can(yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.endpoint) &&
-      !can(yamldecode(aws_ssm_parameter.loki_config[0].value).storage_config.aws) &&
-      yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.region == "$${AWS_REGION}" &&
+      !can(yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).common.storage.s3.endpoint) &&
+      !can(yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).storage_config.aws) &&
+      yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).common.storage.s3.region == "$${AWS_REGION}" &&
       one([
         for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : { for e in c.environment : e.name => e.value } if c.name == "loki"
       ]).AWS_REGION == var.aws_region

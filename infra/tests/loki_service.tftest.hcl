@@ -101,7 +101,7 @@ run "loki_service_with_the_file_variables" {
     condition = alltrue([
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) :
       !anytrue([for a in c.command : startswith(a, "-target")]) if c.name == "loki"
-    ]) && try(yamldecode(aws_ssm_parameter.loki_config[0].value).target, "all") == "all"
+    ]) && try(yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).target, "all") == "all"
     error_message = "Loki runs as a single binary (target all)."
   }
 
@@ -123,13 +123,13 @@ run "loki_service_with_the_file_variables" {
     error_message = "The container sets the deploy-time values the config expands (bucket, region) and GOMEMLIMIT, nothing else."
   }
   assert {
-    condition     = aws_ssm_parameter.loki_config[0].value == file("../rendered/example/loki-config.yaml") && aws_ssm_parameter.loki_config[0].type == "String"
+    condition     = aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value == file("../rendered/example/loki-config.yaml") && aws_ssm_parameter.loki_config[local.loki_config_parameter_key].type == "String"
     error_message = "The SSM parameter holds the rendered config unchanged."
   }
   # Loki expands the whole file, comments included; an unset name would silently become "".
   assert {
     condition = length(setsubtract(
-      flatten(regexall("(?:^|[^$])(?:\\$\\$)*\\$\\{#?([A-Za-z0-9_]+)", aws_ssm_parameter.loki_config[0].value)),
+      flatten(regexall("(?:^|[^$])(?:\\$\\$)*\\$\\{#?([A-Za-z0-9_]+)", aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value)),
       one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : [for e in c.environment : e.name] if c.name == "loki"]),
     )) == 0
     error_message = "Every $${NAME} in the deployed config is set by the Loki container."
@@ -142,7 +142,7 @@ run "loki_service_with_the_file_variables" {
       ]) == merge(one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c if c.name == "loki-init"]), {
       image     = "public.ecr.aws/docker/library/busybox:1.37.0"
       essential = false
-      secrets   = [{ name = "LOKI_CONFIG", valueFrom = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/loki/config.yaml" }]
+      secrets   = [{ name = "LOKI_CONFIG", valueFrom = "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/loki/config-${substr(sha256(file("../rendered/example/loki-config.yaml")), 0, 12)}.yaml" }]
     })
     error_message = "A pinned, non-essential init container gets the config from SSM (injected by ECS) and writes it for Loki."
   }
@@ -155,7 +155,7 @@ run "loki_service_with_the_file_variables" {
 
   # retention in the config matches the variable (5.3)
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).limits_config.retention_period == "168h" && yamldecode(aws_ssm_parameter.loki_config[0].value).compactor.retention_enabled
+    condition     = yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).limits_config.retention_period == "168h" && yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).compactor.retention_enabled
     error_message = "The deployed config enforces 7 days (168h) of retention in the compactor."
   }
 
@@ -163,7 +163,7 @@ run "loki_service_with_the_file_variables" {
   assert {
     condition = one([
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.stopTimeout if c.name == "loki"
-    ]) == 120 && yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.flush_on_shutdown
+    ]) == 120 && yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.flush_on_shutdown
     error_message = "Loki flushes its WAL on SIGTERM and gets 120 s to do it."
   }
   # A crash must not replace the task: its volume (the WAL) only survives a restart in place.
@@ -193,13 +193,13 @@ run "loki_service_with_the_file_variables" {
     error_message = "One replica, stopped before its successor starts: two in-memory rings must never run at once."
   }
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).common.ring.kvstore.store == "inmemory" && length(aws_service_discovery_service.loki_peers) == 0
+    condition     = yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).common.ring.kvstore.store == "inmemory" && length(aws_service_discovery_service.loki_peers) == 0
     error_message = "A single replica uses an in-memory ring and no peer discovery."
   }
 
   # metrics on the api port (9.1)
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).server.http_listen_port == 3100
+    condition     = yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).server.http_listen_port == 3100
     error_message = "/metrics is served by Loki's HTTP server on 3100, the port collectors and Service Connect use."
   }
 
@@ -210,7 +210,7 @@ run "loki_service_with_the_file_variables" {
   }
   assert {
     condition = (
-      yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "384MB" &&
+      yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "384MB" &&
       one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 512 &&
       one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "alloy"]) == 384
     )
@@ -266,11 +266,11 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
     error_message = "Loki joins its peers through the per-task DNS name."
   }
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).common.ring.kvstore.store == "memberlist" && yamldecode(aws_ssm_parameter.loki_config[0].value).common.replication_factor == 3
+    condition     = yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).common.ring.kvstore.store == "memberlist" && yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).common.replication_factor == 3
     error_message = "HA uses a memberlist ring with replication factor 3 (req 7.3)."
   }
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[0].value).ingester.wal.replay_memory_ceiling == "1152MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1536
+    condition     = yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "1152MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1536
     error_message = "Each 2048 MiB replica gives Loki 1536 MiB next to its sidecar and the headroom, and replays its WAL within ~75 % of that."
   }
   assert {
@@ -279,9 +279,9 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
       one([
         for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : { for e in c.environment : e.name => e.value } if c.name == "loki"
       ]).LOKI_S3_BUCKET == aws_s3_bucket.loki[0].bucket &&
-      yamldecode(aws_ssm_parameter.loki_config[0].value).common.storage.s3.bucketnames == "$${LOKI_S3_BUCKET}" &&
-      alltrue([for p in yamldecode(aws_ssm_parameter.loki_config[0].value).schema_config.configs : p.object_store == "s3"]) &&
-      yamldecode(aws_ssm_parameter.loki_config[0].value).compactor.delete_request_store == "s3"
+      yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).common.storage.s3.bucketnames == "$${LOKI_S3_BUCKET}" &&
+      alltrue([for p in yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).schema_config.configs : p.object_store == "s3"]) &&
+      yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).compactor.delete_request_store == "s3"
     )
     error_message = "Every replica runs the one task definition and writes chunks, index and delete requests to the same bucket (req 7.4)."
   }

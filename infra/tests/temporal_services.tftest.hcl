@@ -167,7 +167,7 @@ run "temporal_services_with_the_file_variables" {
         for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
         m.log_retention_days == 7
       ]) &&
-      yamldecode(aws_ssm_parameter.loki_config[0].value).limits_config.retention_period == "168h" &&
+      yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).limits_config.retention_period == "168h" &&
       one([
         for r in aws_s3_bucket_lifecycle_configuration.loki[0].rule : r.expiration[0].days if r.id == "expire-chunks-after-retention"
       ]) == 9

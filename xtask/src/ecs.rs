@@ -94,6 +94,81 @@ pub fn wait_stable(api: &Api, cluster: &str, service: &str, timeout: Duration) -
     }
 }
 
+/// A task definition by ARN (DescribeTaskDefinition).
+pub fn task_definition(api: &Api, arn: &str) -> anyhow::Result<Value> {
+    let answer = api.json(
+        format!("read the task definition {arn}"),
+        &ECS,
+        "DescribeTaskDefinition",
+        json!({"taskDefinition": arn}),
+    )?;
+    Ok(answer["taskDefinition"].clone())
+}
+
+/// The Alloy and Loki config parameters (`/<project>/alloy/…`, `/<project>/loki/…`) whose names
+/// the task definition's containers take secrets from, in order, once each.
+pub fn config_parameters(task_definition: &Value, project: &str) -> Vec<String> {
+    let prefixes = [format!("/{project}/alloy/"), format!("/{project}/loki/")];
+    let mut names = Vec::new();
+    let containers = task_definition["containerDefinitions"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    for secret in containers.iter().flat_map(|c| c["secrets"].as_array().map(Vec::as_slice).unwrap_or(&[])) {
+        let Some(from) = secret["valueFrom"].as_str() else { continue };
+        // An ARN (`arn:…:parameter/name`) or, in the same region, the name itself.
+        let name = match from.split_once(":parameter/") {
+            Some((_, name)) => format!("/{name}"),
+            None => from.to_string(),
+        };
+        if prefixes.iter().any(|p| name.starts_with(p)) && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The config parameters the live deployments of `services` read (the one rolling out and those
+/// a circuit breaker or an operator would roll back to): Terraform keeps them as they are.
+pub fn config_parameters_in_use(
+    api: &Api,
+    cluster: &str,
+    services: &[String],
+    project: &str,
+) -> anyhow::Result<Vec<String>> {
+    if services.is_empty() {
+        return Ok(Vec::new());
+    }
+    let purpose = format!("read the deployments of ECS services {}", services.join(", "));
+    let answer = match api.json(&purpose, &ECS, "DescribeServices", json!({"cluster": cluster, "services": services})) {
+        // No cluster, no deployment: Terraform reports the missing cluster itself.
+        Err(err)
+            if err.downcast_ref::<probes::aws::Refused>().is_some_and(|r| r.kind == "ClusterNotFoundException") =>
+        {
+            return Ok(Vec::new())
+        }
+        answer => answer?,
+    };
+    let mut revisions: Vec<&str> = Vec::new();
+    for service in answer["services"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let deployments = service["deployments"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        for arn in
+            deployments.iter().filter_map(|d| d["taskDefinition"].as_str()).chain(service["taskDefinition"].as_str())
+        {
+            if !revisions.contains(&arn) {
+                revisions.push(arn);
+            }
+        }
+    }
+    let mut names = Vec::new();
+    for arn in revisions {
+        for name in config_parameters(&task_definition(api, arn)?, project) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +184,24 @@ mod tests {
         assert!(matches!(rollout(&starting), Rollout::InProgress(p) if p.contains("0/1")));
         let failed = json!({"status": "ACTIVE", "deployments": [{"rolloutState": "FAILED", "rolloutStateReason": "circuit breaker"}]});
         assert!(matches!(rollout(&failed), Rollout::Failed(p) if p.contains("circuit breaker")));
+    }
+
+    #[test]
+    fn config_parameters_are_this_projects_alloy_and_loki_secrets() {
+        let definition = json!({"containerDefinitions": [
+            {"name": "loki-init", "secrets": [{"name": "LOKI_CONFIG", "valueFrom": "arn:aws:ssm:eu-west-1:1:parameter/temporal-dev/loki/config-0123456789ab.yaml"}]},
+            {"name": "temporal", "secrets": [{"name": "DB", "valueFrom": "arn:aws:secretsmanager:eu-west-1:1:secret:db-AbCdEf"}]},
+            {"name": "alloy", "secrets": [
+                {"name": "ALLOY_CONFIG", "valueFrom": "/temporal-dev/alloy/history"},
+                {"name": "OTHER", "valueFrom": "arn:aws:ssm:eu-west-1:1:parameter/other-project/alloy/history"},
+                {"name": "ADOT", "valueFrom": "arn:aws:ssm:eu-west-1:1:parameter/temporal-dev/adot/sidecar"},
+                {"name": "AGAIN", "valueFrom": "arn:aws-cn:ssm:cn-north-1:1:parameter/temporal-dev/alloy/history"}]},
+            {"name": "no-secrets"}
+        ]});
+        assert_eq!(
+            config_parameters(&definition, "temporal-dev"),
+            ["/temporal-dev/loki/config-0123456789ab.yaml", "/temporal-dev/alloy/history"]
+        );
+        assert!(config_parameters(&json!({}), "temporal-dev").is_empty());
     }
 }

@@ -206,7 +206,8 @@ pub enum Scope {
 
 impl Scope {
     /// Resource addresses name what they serve (`aws_ecs_service.loki`, `module.temporal_worker…`,
-    /// `aws_ssm_parameter.alloy["worker"]`), so a name test is enough to keep phases apart.
+    /// `aws_ssm_parameter.alloy["worker/<config hash>"]`, `…["worker"]` from before the hashes),
+    /// so a name test is enough to keep phases apart.
     pub fn allows(&self, address: &str) -> bool {
         match self {
             Scope::Everything => true,
@@ -221,6 +222,7 @@ impl Scope {
                     || address.starts_with(&format!("{module}."))
                     || address.starts_with(&format!("{module}["))
                     || address.ends_with(&format!("[\"{service}\"]"))
+                    || address.contains(&format!("[\"{service}/"))
                     || address == "terraform_data.collector_choice"
             }
             Scope::Adot { disabled } => {
@@ -336,14 +338,28 @@ fn data_dir(project: &Project, env: &Environment) -> PathBuf {
     project.root.join("infra/.terraform/envs").join(&env.name)
 }
 
-/// Writes the tfvars of the settings after the change, for the plan.
-fn phase_tfvars(project: &Project, env: &Environment, change: &Change) -> anyhow::Result<PathBuf> {
+/// Writes the tfvars of the settings after the change, for the plan, with the config parameters
+/// the live deployments read (`config_parameters_in_use`: Terraform keeps them for a rollback).
+fn phase_tfvars(project: &Project, env: &Environment, change: &Change, in_use: &[String]) -> anyhow::Result<PathBuf> {
     let after = Environment { settings: change.applied_to(&env.settings), ..env.clone() };
     let dir = data_dir(project, env);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("phase.tfvars");
-    std::fs::write(&path, render::tfvars(&after)).with_context(|| format!("writing {}", path.display()))?;
+    let text =
+        format!("{}\nconfig_parameters_in_use = {}\n", render::tfvars(&after).trim_end(), serde_json::json!(in_use));
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// The ECS services this stack runs now, by the Terraform outputs (none before the first apply).
+fn deployed_services(live: &Live) -> anyhow::Result<Vec<String>> {
+    let outputs = live.outputs()?;
+    let temporal = outputs["temporal_services"].as_object().into_iter().flat_map(|services| services.values());
+    Ok(temporal
+        .map(|s| &s["service_name"])
+        .chain([&outputs["loki_service_name"]])
+        .filter_map(|name| name.as_str().filter(|n| !n.is_empty()).map(str::to_string))
+        .collect())
 }
 
 fn plan_cmd(terraform: &Terraform, project: &Project, var_file: &std::path::Path, plan_file: &std::path::Path) -> Cmd {
@@ -365,7 +381,14 @@ fn apply_cmd(terraform: &Terraform, project: &Project, plan_file: &std::path::Pa
 
 /// Plans `change`; refuses, before anything is applied, a plan that reaches outside `scope`.
 pub fn plan(live: &Live, change: &Change, scope: &Scope) -> anyhow::Result<Plan> {
-    let var_file = phase_tfvars(live.project, &live.env, change)?;
+    let settings = &live.env.settings;
+    let in_use = crate::ecs::config_parameters_in_use(
+        &live.api,
+        &settings.platform.ecs_cluster_name,
+        &deployed_services(live)?,
+        &settings.project.name,
+    )?;
+    let var_file = phase_tfvars(live.project, &live.env, change, &in_use)?;
     let file = data_dir(live.project, &live.env).join("phase.tfplan");
     let out = plan_cmd(&live.terraform, live.project, &var_file, &file).output()?;
     if !out.success() {
@@ -504,7 +527,8 @@ pub fn dry_run_with(
     println!("\nWith --execute this runs:");
     let steps = [
         terraform.cmd("").args(backend_args(env)).dir(project.root.join("infra")).display(),
-        format!("write {} with {}", project.rel(&var_file).display(), spec.change.describe()),
+        "list the Alloy and Loki config parameters the services' live deployments read (ECS DescribeServices, DescribeTaskDefinition): Terraform keeps them, so a rollback starts with its own config".to_string(),
+        format!("write {} with {} and those parameters", project.rel(&var_file).display(), spec.change.describe()),
         plan_cmd(&terraform, project, &var_file, &plan_file).display(),
         spec.scope.step(),
         apply_cmd(&terraform, project, &plan_file).display(),
@@ -659,6 +683,21 @@ mod tests {
         assert!(err.contains("module.temporal_history.aws_ecs_service.this (update)"), "{err}");
         assert!(!err.contains("temporal_worker"), "{err}");
         assert!(check_plan(&worker, &Scope::Service("worker"), &plan[..1]).is_ok());
+    }
+
+    // A config change creates the parameter named by its hash and deletes the one no deployment
+    // reads any more; both are the service's, as Loki's sidecar's are Loki's.
+    #[test]
+    fn versioned_config_parameters_belong_to_their_service() {
+        let worker = Scope::Service("worker");
+        assert!(worker.allows("aws_ssm_parameter.alloy[\"worker/0123456789ab\"]"));
+        assert!(worker.allows("aws_ssm_parameter.alloy[\"worker\"]"), "the name from before the hashes");
+        assert!(!worker.allows("aws_ssm_parameter.alloy[\"history/0123456789ab\"]"));
+        assert!(!worker.allows("aws_ssm_parameter.alloy[\"benchmark-worker/0123456789ab\"]"));
+        assert!(!Scope::Service("benchmark-worker").allows("aws_ssm_parameter.alloy[\"worker/0123456789ab\"]"));
+        assert!(Scope::Loki.allows("aws_ssm_parameter.alloy[\"loki/0123456789ab\"]"));
+        assert!(Scope::Loki.allows("aws_ssm_parameter.loki_config[\"config-0123456789ab.yaml\"]"));
+        assert!(!Scope::Loki.allows("aws_ssm_parameter.alloy[\"worker/0123456789ab\"]"));
     }
 
     // A new Loki rolls the services that push to it (triggers); that roll is part of deploying

@@ -403,7 +403,8 @@ impl Checks<'_, '_> {
             .next()
             .with_context(|| format!("ECS service {ecs_service} has no running task"))?;
         let described = self.describe_task(&task)?;
-        let definition = self.task_definition(described["taskDefinitionArn"].as_str().unwrap_or_default())?;
+        let definition =
+            crate::ecs::task_definition(&self.live.api, described["taskDefinitionArn"].as_str().unwrap_or_default())?;
         let sidecar = container(&definition, ALLOY_CONTAINER)
             .with_context(|| format!("task {task} has no {ALLOY_CONTAINER} container"))?;
         // Stopping an essential sidecar would stop the task: refuse, that is the failure itself.
@@ -514,16 +515,6 @@ impl Checks<'_, '_> {
             .with_context(|| format!("task {task} is not in cluster {}", self.cluster))
     }
 
-    fn task_definition(&self, arn: &str) -> anyhow::Result<Value> {
-        let answer = self.live.api.json(
-            format!("read the task definition {arn}"),
-            &ECS,
-            "DescribeTaskDefinition",
-            json!({"taskDefinition": arn}),
-        )?;
-        Ok(answer["taskDefinition"].clone())
-    }
-
     /// The task definition the ECS service runs now.
     fn service_task_definition(&self, ecs_service: &str) -> anyhow::Result<Value> {
         let answer = self.live.api.json(
@@ -535,7 +526,7 @@ impl Checks<'_, '_> {
         let arn = answer["services"][0]["taskDefinition"]
             .as_str()
             .with_context(|| format!("ECS service {ecs_service} does not exist in cluster {}", self.cluster))?;
-        self.task_definition(arn)
+        crate::ecs::task_definition(&self.live.api, arn)
     }
 }
 

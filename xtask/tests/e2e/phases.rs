@@ -281,6 +281,25 @@ fn bad_input_changes_nothing_and_exits_2() {
 #[test]
 fn deploy_loki_applies_the_loki_plan_and_records_it_after_checkpoint_2() {
     let world = World::deployed(&[], StackState::default());
+    // Loki's service runs a revision reading config parameters: the plan must keep them (issue
+    // 17.5), and only this project's Alloy and Loki ones.
+    let parameter = |name: &str| format!("arn:aws:ssm:{}:{}:parameter{name}", world.api.region, world.account);
+    let containers = json!([
+        {"name": "loki-init", "image": "stand-in:1", "memory": 64,
+         "secrets": [{"name": "LOKI_CONFIG", "valueFrom": parameter("/temporal-dev/loki/config.yaml")}]},
+        {"name": "alloy", "image": "stand-in:1", "memory": 64,
+         "secrets": [{"name": "ALLOY_CONFIG", "valueFrom": parameter("/temporal-dev/alloy/loki/0123456789ab")},
+                     {"name": "OTHER", "valueFrom": parameter("/another-project/alloy/loki")}]},
+    ]);
+    let family = world.loki_service();
+    world.ecs(
+        "RegisterTaskDefinition",
+        json!({"family": family, "networkMode": "awsvpc", "containerDefinitions": containers}),
+    );
+    world.ecs(
+        "UpdateService",
+        json!({"cluster": world.cluster, "service": family, "taskDefinition": format!("{family}:2")}),
+    );
     let before = world.env.text();
     let plan = json!({"resource_changes": [
         {"address": "aws_s3_bucket.loki[0]", "change": {"actions": ["create"]}},
@@ -310,6 +329,11 @@ fn deploy_loki_applies_the_loki_plan_and_records_it_after_checkpoint_2() {
     let var_file = plan.iter().find_map(|a| a.strip_prefix("-var-file=")).unwrap();
     let tfvars = std::fs::read_to_string(var_file).unwrap();
     assert!(tfvars.lines().any(|l| l.starts_with("loki_enabled ") && l.ends_with("= true")), "{tfvars}");
+    assert!(
+        tfvars.contains("\nconfig_parameters_in_use = [\"/temporal-dev/alloy/loki/0123456789ab\",\"/temporal-dev/loki/config.yaml\"]\n"),
+        "{tfvars}"
+    );
+    assert!(run.stderr.contains("read the deployments of ECS services"), "{}", run.stderr);
     world.assert_no_tunnel_left();
 }
 
@@ -342,11 +366,11 @@ fn ecs_error(status: u16, kind: &str) -> standins::http::Answer {
 #[test]
 fn a_throttled_and_failing_ecs_wait_polls_on_and_the_phase_passes() {
     let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
-    // Call 0 reads the metrics snapshot before the plan. Calls 1-4 throttled: the first poll's 3
-    // attempts and the second poll's first; call 5 a 500.
+    // Call 0 reads the metrics snapshot, call 1 the config parameters in use, both before the
+    // plan. Calls 2-5 throttled: the first poll's 3 attempts and the second poll's first; call 6 a 500.
     let (proxy, calls) = faulty_describe_services(&world, |call| match call {
-        1..=4 => Some(ecs_error(400, "ThrottlingException")),
-        5 => Some(ecs_error(500, "ServerException")),
+        2..=5 => Some(ecs_error(400, "ThrottlingException")),
+        6 => Some(ecs_error(500, "ServerException")),
         _ => None,
     });
     let mut command = world.xtask_command(&["migrate-sidecars", "--execute"]);
@@ -365,7 +389,7 @@ fn a_throttled_and_failing_ecs_wait_polls_on_and_the_phase_passes() {
         run.stderr
     );
     assert!(!run.stderr.contains("no metrics snapshot"), "{}", run.stderr);
-    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 7, "the wait went on to an answer");
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 8, "the wait went on to an answer");
 }
 
 // A phase whose ECS wait is refused by something no retry helps (AccessDenied) fails at once,
@@ -374,7 +398,9 @@ fn a_throttled_and_failing_ecs_wait_polls_on_and_the_phase_passes() {
 fn an_ecs_wait_refused_for_good_fails_without_retrying() {
     let world = ready_to_migrate_worker(healthy_worker(&example_cluster()));
     let before = world.env.text();
-    let (proxy, calls) = faulty_describe_services(&world, |_| Some(ecs_error(400, "AccessDeniedException")));
+    // Calls 0 and 1 (before the plan) answered, the wait's refused.
+    let (proxy, calls) =
+        faulty_describe_services(&world, |call| (call >= 2).then(|| ecs_error(400, "AccessDeniedException")));
     let mut command = world.xtask_command(&["migrate-sidecars", "--execute"]);
     command.env("AWS_ENDPOINT_URL_ECS", proxy.url());
     let run = run_xtask(command, "migrate-sidecars with DescribeServices denied");
@@ -382,7 +408,11 @@ fn an_ecs_wait_refused_for_good_fails_without_retrying() {
     assert!(run.stderr.contains("AccessDeniedException: stand-in fault"), "{}", run.stderr);
     assert!(!run.stderr.contains("DescribeServices: HTTP 400 AccessDeniedException; attempt"), "{}", run.stderr);
     assert_eq!(world.env.text(), before);
-    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(
+        subcommands(&world.terraform_calls()).contains(&"apply".to_string()),
+        "refused in the wait, after the apply"
+    );
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 3);
 }
 
 // A clock an hour behind AWS's: the first signed call is refused as expired, the signing clock
