@@ -285,7 +285,7 @@ variable "rendered_config_dir" {
 
 variable "config_parameters_in_use" {
   type        = list(string)
-  description = "SSM names of the Alloy and Loki config parameters that the task definitions of live ECS deployments read (`cargo xtask` lists them before each plan). Configs are named by their hash and never overwritten; these are kept with their values, so a circuit-breaker or manual rollback to the revision that ran before starts with its own config."
+  description = "SSM names of the Alloy and Loki config parameters that a rollback may need: those the live ECS deployments and the 5 newest revisions of each task definition family read (`cargo xtask` lists them before each plan). Configs are named by their hash and never overwritten; these are kept with their values, so a circuit-breaker or manual rollback starts with its own config."
   default     = []
   nullable    = false
 

@@ -125,8 +125,28 @@ pub fn config_parameters(task_definition: &Value, project: &str) -> Vec<String> 
     names
 }
 
-/// The config parameters the live deployments of `services` read (the one rolling out and those
-/// a circuit breaker or an operator would roll back to): Terraform keeps them as they are.
+/// How many of a family's newest registered revisions keep their config for a manual rollback.
+pub const ROLLBACK_REVISIONS: usize = 5;
+
+/// `family` and revision of a task definition ARN (`…:task-definition/<family>:<revision>`).
+fn family_and_revision(arn: &str) -> Option<(&str, u64)> {
+    let (family, revision) = arn.rsplit_once('/')?.1.rsplit_once(':')?;
+    Some((family, revision.parse().ok()?))
+}
+
+/// The `keep` newest revisions of `family` among `arns`, newest first.
+fn newest_revisions<'a>(arns: &[&'a str], family: &str, keep: usize) -> Vec<&'a str> {
+    let mut mine: Vec<(u64, &str)> = arns
+        .iter()
+        .filter_map(|arn| family_and_revision(arn).filter(|(f, _)| *f == family).map(|(_, r)| (r, *arn)))
+        .collect();
+    mine.sort_by(|a, b| b.0.cmp(&a.0));
+    mine.into_iter().take(keep).map(|(_, arn)| arn).collect()
+}
+
+/// The config parameters that the task definitions of `services` a rollback may start read: their
+/// live deployments' (the one rolling out and the one a circuit breaker rolls back to) and their
+/// families' [`ROLLBACK_REVISIONS`] newest. Terraform keeps them as they are.
 pub fn config_parameters_in_use(
     api: &Api,
     cluster: &str,
@@ -146,19 +166,38 @@ pub fn config_parameters_in_use(
         }
         answer => answer?,
     };
-    let mut revisions: Vec<&str> = Vec::new();
+    let mut revisions: Vec<String> = Vec::new();
+    let mut add = |arn: &str| {
+        if !revisions.iter().any(|known| known == arn) {
+            revisions.push(arn.to_string());
+        }
+    };
     for service in answer["services"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let deployments = service["deployments"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        for arn in
-            deployments.iter().filter_map(|d| d["taskDefinition"].as_str()).chain(service["taskDefinition"].as_str())
-        {
-            if !revisions.contains(&arn) {
-                revisions.push(arn);
-            }
-        }
+        let live: Vec<&str> = deployments
+            .iter()
+            .filter_map(|d| d["taskDefinition"].as_str())
+            .chain(service["taskDefinition"].as_str())
+            .collect();
+        live.iter().for_each(|arn| add(arn));
+        let Some((family, _)) = live.first().and_then(|arn| family_and_revision(arn)) else { continue };
+        let listed = api.json(
+            format!("list the newest revisions of task definition family {family}"),
+            &ECS,
+            "ListTaskDefinitions",
+            json!({"familyPrefix": family, "status": "ACTIVE", "sort": "DESC", "maxResults": ROLLBACK_REVISIONS}),
+        )?;
+        let arns: Vec<&str> = listed["taskDefinitionArns"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        newest_revisions(&arns, family, ROLLBACK_REVISIONS).into_iter().for_each(&mut add);
     }
     let mut names = Vec::new();
-    for arn in revisions {
+    for arn in &revisions {
         for name in config_parameters(&task_definition(api, arn)?, project) {
             if !names.contains(&name) {
                 names.push(name);
@@ -203,5 +242,32 @@ mod tests {
             ["/temporal-dev/loki/config-0123456789ab.yaml", "/temporal-dev/alloy/history"]
         );
         assert!(config_parameters(&json!({}), "temporal-dev").is_empty());
+    }
+
+    // The README and the Terraform variable state how many revisions keep their config.
+    #[test]
+    fn the_docs_name_the_number_of_rollback_revisions() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let said = format!("the {ROLLBACK_REVISIONS} newest revisions");
+        for file in ["README.md", "infra/variables.tf"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap().replace('\n', " ");
+            assert!(text.contains(&said), "{file} must say {said:?}");
+        }
+    }
+
+    #[test]
+    fn the_newest_revisions_of_the_family_only() {
+        let arn = |family: &str, revision: u32| format!("arn:aws:ecs:eu-west-1:1:task-definition/{family}:{revision}");
+        let listed: Vec<String> = [("loki", 9), ("loki", 10), ("loki", 2), ("loki-x", 11), ("loki", 7)]
+            .iter()
+            .map(|(f, r)| arn(f, *r))
+            .chain(["not-an-arn".to_string()])
+            .collect();
+        let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+        assert_eq!(newest_revisions(&listed, "loki", 3), [arn("loki", 10), arn("loki", 9), arn("loki", 7)]);
+        assert_eq!(
+            family_and_revision(&arn("temporal-dev-temporal-worker", 42)),
+            Some(("temporal-dev-temporal-worker", 42))
+        );
     }
 }

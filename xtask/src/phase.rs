@@ -527,7 +527,10 @@ pub fn dry_run_with(
     println!("\nWith --execute this runs:");
     let steps = [
         terraform.cmd("").args(backend_args(env)).dir(project.root.join("infra")).display(),
-        "list the Alloy and Loki config parameters the services' live deployments read (ECS DescribeServices, DescribeTaskDefinition): Terraform keeps them, so a rollback starts with its own config".to_string(),
+        format!(
+            "list the Alloy and Loki config parameters that the services' live deployments and each family's {} newest revisions read (ECS DescribeServices, ListTaskDefinitions, DescribeTaskDefinition): Terraform keeps them, so a rollback starts with its own config",
+            crate::ecs::ROLLBACK_REVISIONS
+        ),
         format!("write {} with {} and those parameters", project.rel(&var_file).display(), spec.change.describe()),
         plan_cmd(&terraform, project, &var_file, &plan_file).display(),
         spec.scope.step(),

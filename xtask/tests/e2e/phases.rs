@@ -281,24 +281,29 @@ fn bad_input_changes_nothing_and_exits_2() {
 #[test]
 fn deploy_loki_applies_the_loki_plan_and_records_it_after_checkpoint_2() {
     let world = World::deployed(&[], StackState::default());
-    // Loki's service runs a revision reading config parameters: the plan must keep them (issue
-    // 17.5), and only this project's Alloy and Loki ones.
+    // Loki's service runs revision 3, and revision 2 is registered: the plan must keep the config
+    // parameters both read (issue 17.5: a rollback reads its own), and only this project's Alloy
+    // and Loki ones.
     let parameter = |name: &str| format!("arn:aws:ssm:{}:{}:parameter{name}", world.api.region, world.account);
-    let containers = json!([
+    let family = world.loki_service();
+    let register = |containers: Value| {
+        world.ecs(
+            "RegisterTaskDefinition",
+            json!({"family": family, "networkMode": "awsvpc", "containerDefinitions": containers}),
+        )
+    };
+    register(json!([{"name": "loki-init", "image": "stand-in:1", "memory": 64,
+                     "secrets": [{"name": "LOKI_CONFIG", "valueFrom": parameter("/temporal-dev/loki/config.yaml")}]}]));
+    register(json!([
         {"name": "loki-init", "image": "stand-in:1", "memory": 64,
-         "secrets": [{"name": "LOKI_CONFIG", "valueFrom": parameter("/temporal-dev/loki/config.yaml")}]},
+         "secrets": [{"name": "LOKI_CONFIG", "valueFrom": parameter("/temporal-dev/loki/config-0123456789ab.yaml")}]},
         {"name": "alloy", "image": "stand-in:1", "memory": 64,
          "secrets": [{"name": "ALLOY_CONFIG", "valueFrom": parameter("/temporal-dev/alloy/loki/0123456789ab")},
                      {"name": "OTHER", "valueFrom": parameter("/another-project/alloy/loki")}]},
-    ]);
-    let family = world.loki_service();
-    world.ecs(
-        "RegisterTaskDefinition",
-        json!({"family": family, "networkMode": "awsvpc", "containerDefinitions": containers}),
-    );
+    ]));
     world.ecs(
         "UpdateService",
-        json!({"cluster": world.cluster, "service": family, "taskDefinition": format!("{family}:2")}),
+        json!({"cluster": world.cluster, "service": family, "taskDefinition": format!("{family}:3")}),
     );
     let before = world.env.text();
     let plan = json!({"resource_changes": [
@@ -330,7 +335,7 @@ fn deploy_loki_applies_the_loki_plan_and_records_it_after_checkpoint_2() {
     let tfvars = std::fs::read_to_string(var_file).unwrap();
     assert!(tfvars.lines().any(|l| l.starts_with("loki_enabled ") && l.ends_with("= true")), "{tfvars}");
     assert!(
-        tfvars.contains("\nconfig_parameters_in_use = [\"/temporal-dev/alloy/loki/0123456789ab\",\"/temporal-dev/loki/config.yaml\"]\n"),
+        tfvars.contains("\nconfig_parameters_in_use = [\"/temporal-dev/alloy/loki/0123456789ab\",\"/temporal-dev/loki/config-0123456789ab.yaml\",\"/temporal-dev/loki/config.yaml\"]\n"),
         "{tfvars}"
     );
     assert!(run.stderr.contains("read the deployments of ECS services"), "{}", run.stderr);
