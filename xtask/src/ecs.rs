@@ -128,9 +128,10 @@ pub fn config_parameters(task_definition: &Value, project: &str) -> Vec<String> 
 /// How many of a family's newest registered revisions keep their config for a manual rollback.
 pub const ROLLBACK_REVISIONS: usize = 5;
 
-/// `family` and revision of a task definition ARN (`…:task-definition/<family>:<revision>`).
+/// `family` and revision of a task definition ARN (`…:task-definition/<family>:<revision>`) or
+/// of `<family>:<revision>`.
 fn family_and_revision(arn: &str) -> Option<(&str, u64)> {
-    let (family, revision) = arn.rsplit_once('/')?.1.rsplit_once(':')?;
+    let (family, revision) = arn.rsplit('/').next()?.rsplit_once(':')?;
     Some((family, revision.parse().ok()?))
 }
 
@@ -196,16 +197,42 @@ pub fn config_parameters_in_use(
             .collect();
         newest_revisions(&arns, family, ROLLBACK_REVISIONS).into_iter().for_each(&mut add);
     }
-    let mut names = Vec::new();
+    // Each name with the first revision that reads it, for the warning below.
+    let mut read_by = std::collections::BTreeMap::new();
     for arn in &revisions {
         for name in config_parameters(&task_definition(api, arn)?, project) {
-            if !names.contains(&name) {
-                names.push(name);
-            }
+            read_by.entry(name).or_insert_with(|| arn.clone());
         }
     }
-    names.sort();
-    Ok(names)
+    let names: Vec<String> = read_by.keys().cloned().collect();
+    let mut existing = Vec::new();
+    // Terraform cannot keep what is gone (its read would fail the plan): keep what exists.
+    for chunk in names.chunks(10) {
+        let answer = api.json(
+            format!("check that the {} config parameter(s) a rollback may read exist", chunk.len()),
+            &probes::aws::SSM,
+            "GetParameters",
+            json!({"Names": chunk}),
+        )?;
+        for missing in
+            answer["InvalidParameters"].as_array().map(Vec::as_slice).unwrap_or(&[]).iter().filter_map(Value::as_str)
+        {
+            eprintln!(
+                "  warning: SSM parameter {missing}, which {} reads, no longer exists: a rollback to that revision fails at launch",
+                read_by.get(missing).map(String::as_str).unwrap_or("a revision")
+            );
+        }
+        existing.extend(
+            answer["Parameters"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|p| p["Name"].as_str().map(str::to_string)),
+        );
+    }
+    existing.sort();
+    Ok(existing)
 }
 
 #[cfg(test)]

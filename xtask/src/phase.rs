@@ -528,7 +528,7 @@ pub fn dry_run_with(
     let steps = [
         terraform.cmd("").args(backend_args(env)).dir(project.root.join("infra")).display(),
         format!(
-            "list the Alloy and Loki config parameters that the services' live deployments and each family's {} newest revisions read (ECS DescribeServices, ListTaskDefinitions, DescribeTaskDefinition): Terraform keeps them, so a rollback starts with its own config",
+            "list the Alloy and Loki config parameters that the services' live deployments and each family's {} newest revisions read (ECS DescribeServices, ListTaskDefinitions, DescribeTaskDefinition) and still exist (SSM GetParameters): Terraform keeps them, so a rollback starts with its own config",
             crate::ecs::ROLLBACK_REVISIONS
         ),
         format!("write {} with {} and those parameters", project.rel(&var_file).display(), spec.change.describe()),
