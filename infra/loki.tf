@@ -154,6 +154,7 @@ locals {
   )
 }
 
+# Before the hashes the one config was loki_config[0], named config.yaml: kept while in use.
 moved {
   from = aws_ssm_parameter.loki_config[0]
   to   = aws_ssm_parameter.loki_config["config.yaml"]
