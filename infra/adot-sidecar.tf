@@ -22,7 +22,7 @@ locals {
 
   # Known at plan time; see local.alloy_parameter_arns.
   adot_parameter_name = "/${var.project_name}/adot/sidecar"
-  adot_parameter_arn  = "arn:${data.aws_partition.temporal.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter${local.adot_parameter_name}"
+  adot_parameter_arn  = "${local.ssm_parameter_arn_prefix}${local.adot_parameter_name}"
 
   # One config for all services: the OTel collector expands ${env:SERVICE_NAME} itself.
   adot_sidecars = {

@@ -98,14 +98,13 @@ locals {
 
   # ARNs built from the parameter names: known at plan time (the provider only learns `arn` on
   # apply), and referencing the resources keeps them created before any task that reads them.
-  alloy_parameter_arn_prefix = "arn:${data.aws_partition.temporal.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter"
   alloy_parameter_arns = {
-    for s, k in local.alloy_parameter_keys : s => "${local.alloy_parameter_arn_prefix}${aws_ssm_parameter.alloy[k].name}"
+    for s, k in local.alloy_parameter_keys : s => "${local.ssm_parameter_arn_prefix}${aws_ssm_parameter.alloy[k].name}"
   }
   # What each service's execution role may read: its current config and those still in use, so
   # a rolled-back task can read its own.
   alloy_readable_parameter_arns = {
-    for s in local.alloy_config_services : s => [for k, p in local.alloy_parameters : "${local.alloy_parameter_arn_prefix}${local.alloy_parameter_prefix}${k}" if p.service == s]
+    for s in local.alloy_config_services : s => [for k, p in local.alloy_parameters : "${local.ssm_parameter_arn_prefix}${local.alloy_parameter_prefix}${k}" if p.service == s]
   }
 
   alloy_sidecars = {

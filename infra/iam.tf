@@ -107,7 +107,7 @@ resource "aws_iam_role_policy" "loki_execution_config" {
         Action = ["ssm:GetParameters"]
         # The current configs and those a rolled-back task still reads.
         Resource = concat(
-          [for k, current in local.loki_config_parameters : "arn:${local.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter${aws_ssm_parameter.loki_config[k].name}"],
+          [for k, current in local.loki_config_parameters : "${local.ssm_parameter_arn_prefix}${aws_ssm_parameter.loki_config[k].name}"],
           try(local.loki_alloy_sidecar.parameter_arns, []),
         )
       },

@@ -52,7 +52,9 @@ locals {
   loki_parameter_prefix      = "/${var.project_name}/loki/"
   loki_config_parameter_key  = "config-${substr(sha256(local.loki_config_yaml), 0, 12)}.yaml"
   loki_config_parameter_name = "${local.loki_parameter_prefix}${local.loki_config_parameter_key}"
-  loki_config_parameter_arn  = "arn:${local.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter${local.loki_config_parameter_name}"
+  loki_config_parameter_arn  = "${local.ssm_parameter_arn_prefix}${local.loki_config_parameter_name}"
+  # An SSM parameter's ARN is this and its name (which starts with /).
+  ssm_parameter_arn_prefix = "arn:${local.partition}:ssm:${var.aws_region}:${var.aws_account_id}:parameter"
 
   # Seams for other files (Grafana, Temporal services): null when Loki is disabled.
   loki_security_group_id = one(aws_security_group.loki[*].id)

@@ -167,12 +167,7 @@ pub fn config_parameters_in_use(
         }
         answer => answer?,
     };
-    let mut revisions: Vec<String> = Vec::new();
-    let mut add = |arn: &str| {
-        if !revisions.iter().any(|known| known == arn) {
-            revisions.push(arn.to_string());
-        }
-    };
+    let mut revisions = std::collections::BTreeSet::new();
     for service in answer["services"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let deployments = service["deployments"].as_array().map(Vec::as_slice).unwrap_or(&[]);
         let live: Vec<&str> = deployments
@@ -180,7 +175,7 @@ pub fn config_parameters_in_use(
             .filter_map(|d| d["taskDefinition"].as_str())
             .chain(service["taskDefinition"].as_str())
             .collect();
-        live.iter().for_each(|arn| add(arn));
+        revisions.extend(live.iter().map(|arn| arn.to_string()));
         let Some((family, _)) = live.first().and_then(|arn| family_and_revision(arn)) else { continue };
         let listed = api.json(
             format!("list the newest revisions of task definition family {family}"),
@@ -195,7 +190,7 @@ pub fn config_parameters_in_use(
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        newest_revisions(&arns, family, ROLLBACK_REVISIONS).into_iter().for_each(&mut add);
+        revisions.extend(newest_revisions(&arns, family, ROLLBACK_REVISIONS).into_iter().map(str::to_string));
     }
     // Each name with the first revision that reads it, for the warning below.
     let mut read_by = std::collections::BTreeMap::new();
