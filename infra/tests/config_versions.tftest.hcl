@@ -35,6 +35,7 @@ override_data {
   values          = { insecure_value = "# the Loki config the running revision was registered with" }
 }
 
+# req: 3.12
 run "each_config_has_a_parameter_named_by_its_hash" {
   command = plan
 
@@ -62,6 +63,7 @@ run "each_config_has_a_parameter_named_by_its_hash" {
   }
 }
 
+# req: 3.12, 8.4
 run "configs_live_deployments_read_are_kept_with_their_values" {
   command = plan
 
