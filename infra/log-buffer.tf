@@ -1,17 +1,19 @@
-# How long Loki may be away before a line is lost (req 3.10), sized from the ingestion requirement
-# and the longest planned outage. While Loki cannot take lines, Alloy's Docker tailer stops
-# reading and the lines wait in Docker's log files of each container: the dual-logging cache while
-# CloudWatch runs beside Loki, the json-file after. Those files are a ring; past it the oldest
-# lines are gone.
+# How long Loki may be away before a line is lost (req 3.10). While Loki cannot take lines, Alloy's
+# Docker tailer stops reading and the lines wait in the main container's Docker log file. A
+# blocked follower keeps only the file it holds and the newest one: every file rotated in between
+# is skipped, and a compressed rotation leaves it short (measured by the rig on a real dockerd,
+# crates/docker-rig, and read in moby's loggerutils/follow.go). So the buffer is ONE uncompressed
+# json-file large enough for the whole outage, plus the one rotated before it (docs/measured.md).
 
 locals {
-  # A Loki restart (a deploy of a single replica, a crash, a new task after a lost host) keeps
-  # Loki from taking lines for at most: the old container's stopTimeout, then the new one's health
-  # check start period (image pull, WAL replay, ring join) and one interval until ECS, and so
-  # Service Connect, calls it healthy.
+  # A planned Loki restart, measured on Loki 3.7.6 with the rendered example config under
+  # 10 MiB/s (docs/measured.md): 30–32 s of shutdown, then 17–22 s to /ready. Taken at twice the
+  # worst measured (image pull, a slower host), plus one health-check interval until ECS, and so
+  # Service Connect, calls the new task healthy.
+  loki_measured_shutdown_seconds = 32
+  loki_measured_ready_seconds    = 22
   loki_restart_seconds = (
-    local.loki_containers.loki.stopTimeout
-    + local.loki_containers.loki.healthCheck.startPeriod
+    2 * (local.loki_measured_shutdown_seconds + local.loki_measured_ready_seconds)
     + local.loki_containers.loki.healthCheck.interval
   )
 
@@ -23,12 +25,21 @@ locals {
   }
   alloy_retry_gap_seconds = max(0, [for s in local.temporal_services : coalesce(local.alloy_retry_gaps_seconds[s], 0)]...)
 
-  # The ring holds a restart and Alloy's retry gap at the tenant's whole rate from one container,
-  # with a quarter to spare, in 5 files of whole 100 MB; rotated files are compressed on disk.
-  docker_log_files   = 5
-  docker_log_file_mb = 100 * ceil(var.loki_ingestion_mb_per_s * (local.loki_restart_seconds + local.alloy_retry_gap_seconds) * 1.25 / local.docker_log_files / 100)
-  docker_log_ring_mb = local.docker_log_file_mb * local.docker_log_files
+  # json-file stores each line as JSON with its stream and time: ~75 bytes more per line, a
+  # quarter on Temporal's ~350-byte lines (the rig writes such lines).
+  json_file_overhead = 1.25
 
-  # What the README states per env (checked by `cargo xtask test` against each env's plan).
-  loki_outage_survival_seconds = floor(local.docker_log_ring_mb / var.loki_ingestion_mb_per_s) - local.alloy_retry_gap_seconds
+  # One file holds the restart and the retry gap at the tenant's whole rate from one container,
+  # in whole 100 MB. Two files: the one being written and the one a blocked reader still holds.
+  docker_log_files   = 2
+  docker_log_file_mb = 100 * ceil(var.loki_ingestion_mb_per_s * (local.loki_restart_seconds + local.alloy_retry_gap_seconds) * local.json_file_overhead / 100)
+
+  # What the README states per env (checked by `cargo xtask test` against each env's plan, and by
+  # the rig on a real dockerd): the longest Loki outage one file holds at the env's rate.
+  loki_outage_survival_seconds = floor(local.docker_log_file_mb / local.json_file_overhead / var.loki_ingestion_mb_per_s) - local.alloy_retry_gap_seconds
+
+  # Disk: every Temporal task of the env could land on one host (binpack, a small cluster).
+  temporal_log_disk_mb = local.docker_log_files * local.docker_log_file_mb * sum([
+    for size in values(var.temporal_service_sizes) : size.desired_count
+  ])
 }

@@ -119,12 +119,18 @@ output "cloudwatch_parallel_run" {
 }
 
 output "loki_outage_budget" {
-  description = "How long a Loki outage each Temporal container's Docker log ring outlasts at loki_ingestion_mb_per_s from that one container (survival_seconds), against the longest planned one, a Loki restart (restart_seconds); the ring's files and their size (MB). The README states them per env."
+  description = "The longest Loki outage each Temporal container's json-file log outlasts at loki_ingestion_mb_per_s from that one container (survival_seconds, confirmed by the rig on a real dockerd), against a planned Loki restart (restart_seconds, from the measured restart with its margin); the files and their size (MB); the disk all Temporal containers' files take on one host (disk_mb). The README states them per env."
   value = {
     survival_seconds  = local.loki_outage_survival_seconds
     restart_seconds   = local.loki_restart_seconds
     retry_gap_seconds = local.alloy_retry_gap_seconds
     ring_files        = local.docker_log_files
     ring_file_mb      = local.docker_log_file_mb
+    disk_mb           = local.temporal_log_disk_mb
+  }
+
+  precondition {
+    condition     = local.temporal_log_disk_mb <= var.host_log_disk_mb
+    error_message = "The Temporal containers' json-file logs (${local.docker_log_files} × ${local.docker_log_file_mb} MB per task, ${local.temporal_log_disk_mb} MB when every task lands on one host) do not fit host_log_disk_mb = ${var.host_log_disk_mb}: give the hosts a larger Docker volume and raise host_log_disk_mb, or lower loki_ingestion_mb_per_s or the task counts."
   }
 }

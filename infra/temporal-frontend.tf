@@ -22,7 +22,7 @@ locals {
     # req 5.5: the CloudWatch retention follows Loki's.
     log_retention_days      = var.loki_retention_days
     cloudwatch_parallel_run = var.cloudwatch_parallel_run
-    # Each container's Docker log ring outlasts a Loki restart (log-buffer.tf).
+    # Each container's json-file log outlasts a Loki restart (log-buffer.tf).
     docker_log_file_mb = local.docker_log_file_mb
     docker_log_files   = local.docker_log_files
     # One trust policy for every task role (iam.tf): only this account's ECS tasks.

@@ -229,12 +229,24 @@ variable "loki_retention_days" {
 
 variable "loki_ingestion_mb_per_s" {
   type        = number
-  description = "Log volume (MB/s) the Loki tenant must accept (the requirement: 10). Each Temporal container's Docker log ring is sized to hold this rate, from that one container, through a Loki restart (log-buffer.tf)."
+  description = "Log volume (MB/s) the Loki tenant must accept (the requirement: 10). Each Temporal container's json-file log is sized to hold this rate, from that one container, through a Loki restart (log-buffer.tf)."
   default     = 10
 
   validation {
     condition     = var.loki_ingestion_mb_per_s >= 1 && var.loki_ingestion_mb_per_s <= 1000 && floor(var.loki_ingestion_mb_per_s) == var.loki_ingestion_mb_per_s
     error_message = "loki_ingestion_mb_per_s must be a whole number of MB/s between 1 and 1000."
+  }
+}
+
+variable "host_log_disk_mb" {
+  type        = number
+  description = "Disk (MB) each EC2 host of the capacity provider has for Docker's container log files: its Docker volume less images and the OS (the ECS-optimized AMI's default 30 GiB root volume leaves about 20,000). A stopped task's files stay until ECS removes its containers, 3 hours after it stops (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION)."
+  default     = 20000
+  nullable    = false
+
+  validation {
+    condition     = var.host_log_disk_mb >= 1000 && floor(var.host_log_disk_mb) == var.host_log_disk_mb
+    error_message = "host_log_disk_mb must be a whole number of MB, at least 1000."
   }
 }
 

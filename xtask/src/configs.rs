@@ -110,30 +110,44 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
     }
     let mut problems = Vec::new();
     let mut checked = 0;
+    // An image the engine does not have and cannot pull (no registry) is not run: that says
+    // nothing of the config. Only an image that ran and refused a config fails the stage.
+    let mut availability: std::collections::BTreeMap<String, Result<(), String>> = Default::default();
+    let mut available = |image: &str| -> anyhow::Result<bool> {
+        if !availability.contains_key(image) {
+            let found = image_at_hand(&docker, image)?;
+            availability.insert(image.to_string(), found);
+        }
+        Ok(availability[image].is_ok())
+    };
     for env in settings::load_all(&project.root)? {
         let dir = project.root.join("rendered").join(&env.name);
         let mount = format!("{}:/cfg:ro", dir.display());
         let image = |key: &str| env.settings.versions.get(key).cloned().unwrap_or_default();
-        let mut runs = vec![tools::Cmd::new(
-            &docker,
-            format!("verify rendered/{}/loki-config.yaml with {}", env.name, image("loki_image")),
-        )
-        .args(["run", "--rm", "-v", &mount])
-        // Values the task definition sets at deploy time; -verify-config builds no client.
-        .args(["-e", "LOKI_S3_BUCKET=verify-config", "-e", &format!("AWS_REGION={}", env.settings.aws.region)])
-        .args(["-e", "LOKI_MEMBERLIST_JOIN=dns+peers.invalid:7946"])
-        .arg(image("loki_image"))
-        .args(["-config.file=/cfg/loki-config.yaml", "-config.expand-env=true", "-verify-config"])];
-        for service in render::sidecar_services() {
+        let mut runs = Vec::new();
+        if available(&image("loki_image"))? {
             runs.push(
-                tools::Cmd::new(
-                    &docker,
-                    format!("validate rendered/{}/alloy-{service}.alloy with {}", env.name, image("alloy_image")),
-                )
-                .args(["run", "--rm", "-v", &mount, "-e", "ALLOY_CONFIG=set", "-e", "GOMEMLIMIT=300MiB"])
-                .arg(image("alloy_image"))
-                .args(["validate".to_string(), format!("/cfg/alloy-{service}.alloy")]),
+                tools::Cmd::new(&docker, format!("verify rendered/{}/loki-config.yaml with {}", env.name, image("loki_image")))
+                    .args(["run", "--rm", "-v", &mount])
+                    // Values the task definition sets at deploy time; -verify-config builds no client.
+                    .args(["-e", "LOKI_S3_BUCKET=verify-config", "-e", &format!("AWS_REGION={}", env.settings.aws.region)])
+                    .args(["-e", "LOKI_MEMBERLIST_JOIN=dns+peers.invalid:7946"])
+                    .arg(image("loki_image"))
+                    .args(["-config.file=/cfg/loki-config.yaml", "-config.expand-env=true", "-verify-config"]),
             );
+        }
+        if available(&image("alloy_image"))? {
+            for service in render::sidecar_services() {
+                runs.push(
+                    tools::Cmd::new(
+                        &docker,
+                        format!("validate rendered/{}/alloy-{service}.alloy with {}", env.name, image("alloy_image")),
+                    )
+                    .args(["run", "--rm", "-v", &mount, "-e", "ALLOY_CONFIG=set", "-e", "GOMEMLIMIT=300MiB"])
+                    .arg(image("alloy_image"))
+                    .args(["validate".to_string(), format!("/cfg/alloy-{service}.alloy")]),
+                );
+            }
         }
         for run in runs {
             checked += 1;
@@ -145,6 +159,29 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
     }
+    let missing: Vec<String> =
+        availability.iter().filter_map(|(image, found)| found.as_ref().err().map(|why| format!("{image} ({why})"))).collect();
+    if !missing.is_empty() {
+        let ran = if checked > 0 { format!("{checked} configs accepted; ") } else { String::new() };
+        return Ok(Some(format!("{ran}the engine has not got, and cannot pull, {}", missing.join(", "))));
+    }
     eprintln!("    {checked} configs accepted by the pinned Loki and Alloy images");
     Ok(None)
+}
+
+/// Whether the engine has `image` or can pull it; the reason when not.
+fn image_at_hand(docker: &std::path::Path, image: &str) -> anyhow::Result<Result<(), String>> {
+    let inspect = tools::Cmd::new(docker, format!("see whether the engine has {image}"))
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .quiet()
+        .output()?;
+    if inspect.success() {
+        return Ok(Ok(()));
+    }
+    let pull = tools::Cmd::new(docker, format!("pull {image}")).args(["pull", "--quiet", image]).quiet().output()?;
+    if pull.success() {
+        return Ok(Ok(()));
+    }
+    let why = pull.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("docker pull failed").trim().to_string();
+    Ok(Err(why))
 }

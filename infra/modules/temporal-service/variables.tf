@@ -138,12 +138,12 @@ variable "platform" {
     docker_log_file_mb            = number
     docker_log_files              = number
   })
-  description = "Settings shared by every Temporal-side service: cluster, network, AMP workspace, CloudWatch retention, whether container logs keep going to CloudWatch while a sidecar also ships them to Loki, the trust policy of the tasks' roles, and the size (MB) and count of the main container's Docker log files, where lines wait while Loki is away."
+  description = "Settings shared by every Temporal-side service: cluster, network, AMP workspace, CloudWatch retention, whether container logs keep going to CloudWatch while a sidecar also ships them to Loki, the trust policy of the tasks' roles, and the size (MB) and count of the main container's json-file log files (after the parallel run), where lines wait while Loki is away."
   nullable    = false
 
   validation {
     condition     = var.platform.docker_log_file_mb >= 20 && floor(var.platform.docker_log_file_mb) == var.platform.docker_log_file_mb && var.platform.docker_log_files >= 2 && floor(var.platform.docker_log_files) == var.platform.docker_log_files
-    error_message = "platform.docker_log_file_mb must be a whole number of at least 20 (Docker's default) and platform.docker_log_files a whole number of at least 2 (one is written while the others wait to be read)."
+    error_message = "platform.docker_log_file_mb must be a whole number of at least 20 (Docker's default) and platform.docker_log_files a whole number of at least 2 (one is written while a reader that fell behind finishes the one before)."
   }
 }
 
