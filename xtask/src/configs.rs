@@ -127,13 +127,20 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
         let mut runs = Vec::new();
         if available(&image("loki_image"))? {
             runs.push(
-                tools::Cmd::new(&docker, format!("verify rendered/{}/loki-config.yaml with {}", env.name, image("loki_image")))
-                    .args(["run", "--rm", "-v", &mount])
-                    // Values the task definition sets at deploy time; -verify-config builds no client.
-                    .args(["-e", "LOKI_S3_BUCKET=verify-config", "-e", &format!("AWS_REGION={}", env.settings.aws.region)])
-                    .args(["-e", "LOKI_MEMBERLIST_JOIN=dns+peers.invalid:7946"])
-                    .arg(image("loki_image"))
-                    .args(["-config.file=/cfg/loki-config.yaml", "-config.expand-env=true", "-verify-config"]),
+                tools::Cmd::new(
+                    &docker,
+                    format!("verify rendered/{}/loki-config.yaml with {}", env.name, image("loki_image")),
+                )
+                .args(["run", "--rm", "-v", &mount])
+                // Values the task definition sets at deploy time; -verify-config builds no client.
+                .args(["-e", "LOKI_S3_BUCKET=verify-config", "-e", &format!("AWS_REGION={}", env.settings.aws.region)])
+                .args(["-e", "LOKI_MEMBERLIST_JOIN=dns+peers.invalid:7946"])
+                .arg(image("loki_image"))
+                .args([
+                    "-config.file=/cfg/loki-config.yaml",
+                    "-config.expand-env=true",
+                    "-verify-config",
+                ]),
             );
         }
         if available(&image("alloy_image"))? {
@@ -159,8 +166,10 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
     }
-    let missing: Vec<String> =
-        availability.iter().filter_map(|(image, found)| found.as_ref().err().map(|why| format!("{image} ({why})"))).collect();
+    let missing: Vec<String> = availability
+        .iter()
+        .filter_map(|(image, found)| found.as_ref().err().map(|why| format!("{image} ({why})")))
+        .collect();
     if !missing.is_empty() {
         let ran = if checked > 0 { format!("{checked} configs accepted; ") } else { String::new() };
         return Ok(Some(format!("{ran}the engine has not got, and cannot pull, {}", missing.join(", "))));
@@ -182,6 +191,7 @@ fn image_at_hand(docker: &std::path::Path, image: &str) -> anyhow::Result<Result
     if pull.success() {
         return Ok(Ok(()));
     }
-    let why = pull.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("docker pull failed").trim().to_string();
+    let why =
+        pull.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("docker pull failed").trim().to_string();
     Ok(Err(why))
 }

@@ -2,7 +2,95 @@
 //! against what each env's plan says (`output.loki_outage_budget`, infra/log-buffer.tf): the
 //! figures an operator reads are the ones Terraform sizes the Docker log files from.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
 use serde_json::Value;
+
+/// A plan's json-file for the Temporal main containers, with the outage it claims to outlast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedBuffer {
+    run: String,
+    options: BTreeMap<String, String>,
+    file_mb: f64,
+    rate_mb_per_s: f64,
+    /// The outage the README states it survives, plus Alloy's retry gap: how long lines wait.
+    wait_seconds: f64,
+}
+
+/// The rig's stall, standing for the planned wait: long enough that dockerd's own buffer of
+/// 4,096 lines is a small part of what it writes (crates/docker-rig).
+const RIG_STALL: Duration = Duration::from_secs(3);
+
+impl PlannedBuffer {
+    pub fn same_shape(&self, other: &PlannedBuffer) -> bool {
+        (self.options.clone(), self.file_mb / (self.rate_mb_per_s * self.wait_seconds))
+            == (other.options.clone(), other.file_mb / (other.rate_mb_per_s * other.wait_seconds))
+    }
+
+    /// Runs the rig with the planned options, the file scaled by the rig's rate and stall against
+    /// the plan's rate and wait: the README's figure holds only if no line is lost.
+    pub fn confirm(&self, engine: &docker_rig::Engine, image: &str) -> anyhow::Result<String> {
+        let rig_bytes_per_s = (docker_rig::Case::RATE * docker_rig::Case::LINE_BYTES) as f64;
+        let scaled = self.file_mb * 1e6 * (rig_bytes_per_s * RIG_STALL.as_secs_f64())
+            / (self.rate_mb_per_s * 1e6 * self.wait_seconds);
+        let mut options: Vec<(&str, String)> = self.options.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        for (key, value) in &mut options {
+            if *key == "max-size" {
+                *value = format!("{}", scaled.floor() as u64);
+            }
+        }
+        let borrowed: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let case = docker_rig::Case::outage("json-file", &borrowed, RIG_STALL);
+        let outcome = docker_rig::rig::run(engine, image, &case)?;
+        if outcome.lost_lines() > 0 || outcome.stuck {
+            bail!(
+                "{}: the planned json-file ({:?}, scaled to max-size {} bytes) does not outlast the stated outage on dockerd: {outcome}",
+                self.run,
+                self.options,
+                scaled.floor()
+            );
+        }
+        Ok(format!(
+            "{}: {:?} scaled to {} bytes for a {} s stall: {outcome}",
+            self.run,
+            self.options,
+            scaled.floor(),
+            RIG_STALL.as_secs()
+        ))
+    }
+}
+
+/// The json-file the plan gives the Temporal main containers (none while CloudWatch runs beside).
+/// `rate` is the run's `loki.ingestion_mb_per_s` (a test plan does not list its variables).
+pub fn planned_buffer(run: &str, rate: Option<f64>, plan: &Value) -> anyhow::Result<Option<PlannedBuffer>> {
+    let budget = &plan["output_changes"]["loki_outage_budget"]["after"];
+    for change in plan["resource_changes"].as_array().into_iter().flatten() {
+        let address = change["address"].as_str().unwrap_or_default();
+        if !address.starts_with("module.temporal_history.") || change["type"] != "aws_ecs_task_definition" {
+            continue;
+        }
+        let Some(text) = change["change"]["after"]["container_definitions"].as_str() else { continue };
+        let containers: Value = serde_json::from_str(text).with_context(|| format!("{run}: {address}"))?;
+        let log = &containers[0]["logConfiguration"];
+        if log["logDriver"] != "json-file" {
+            return Ok(None);
+        }
+        let options: BTreeMap<String, String> = serde_json::from_value(log["options"].clone())?;
+        let number =
+            |key: &str| budget[key].as_f64().with_context(|| format!("{run}: loki_outage_budget has no {key}"));
+        let rate = rate.with_context(|| format!("{run}: no env's loki.ingestion_mb_per_s for this run"))?;
+        return Ok(Some(PlannedBuffer {
+            run: run.to_string(),
+            options,
+            file_mb: number("ring_file_mb")?,
+            rate_mb_per_s: rate,
+            wait_seconds: number("survival_seconds")? + number("retry_gap_seconds")?,
+        }));
+    }
+    Ok(None)
+}
 
 pub const BEGIN: &str = "<!-- outage-budget: one row per env, checked against its plan by `cargo xtask test` -->";
 pub const END: &str = "<!-- /outage-budget -->";

@@ -46,10 +46,12 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     let mut runs = Vec::new();
     // The run of each env as its file is, whose plan the README's outage table states.
     let mut baselines = Vec::new();
+    let mut rates = std::collections::BTreeMap::new();
     for env in settings::load_all(&project.root)? {
         for (phase, settings) in phase_settings(&env, &grafana_version) {
             let after = Environment { settings, ..env.clone() };
             let run = format!("{}_{phase}", env.name.replace('-', "_"));
+            rates.insert(run.clone(), f64::from(after.settings.loki.ingestion_mb_per_s));
             if phase == "baseline" {
                 baselines.push((run.clone(), env.name.clone()));
             }
@@ -73,6 +75,7 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     let mut errors = Vec::new();
     let mut problems = Vec::new();
     let mut outage_rows = Vec::new();
+    let mut buffers = Vec::new();
     let mut planned = 0;
     for line in out.stdout.lines() {
         let Ok(message) = serde_json::from_str::<Value>(line) else { continue };
@@ -81,6 +84,13 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
             Some("test_plan") => {
                 planned += 1;
                 problems.extend(container_definition_problems(&models, run, &message["test_plan"])?);
+                if let Some(buffer) =
+                    crate::outage_budget::planned_buffer(run, rates.get(run).copied(), &message["test_plan"])?
+                {
+                    if !buffers.iter().any(|b: &crate::outage_budget::PlannedBuffer| b.same_shape(&buffer)) {
+                        buffers.push(buffer);
+                    }
+                }
                 if let Some((_, env)) = baselines.iter().find(|(name, _)| name == run) {
                     let budget = &message["test_plan"]["output_changes"]["loki_outage_budget"]["after"];
                     outage_rows.push((env.clone(), crate::outage_budget::row(env, budget)?));
@@ -114,13 +124,20 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     if !stale.is_empty() {
         bail!("the README's Loki outage budget is not what the plans say:\n  {}", stale.join("\n  "));
     }
+    // The README's survival figures, on a real dockerd: each planned json-file shape, scaled.
+    let engine = docker_rig::Engine::connect_or_start()?;
+    let image = docker_rig::writer_image(&engine)?;
+    for buffer in &buffers {
+        eprintln!("    {}", buffer.confirm(&engine, &image)?);
+    }
     Ok(format!(
-        "{planned} env/phase plans: every container definition is one ECS's ContainerDefinition accepts; the README's outage budget is each env's plan's"
+        "{planned} env/phase plans: every container definition is one ECS's ContainerDefinition accepts; the README's outage budget is each env's plan's, and a real dockerd loses no line of it ({} json-file shape(s))",
+        buffers.len()
     ))
 }
 
 /// The settings of each phase in turn: the env file as it is, then Loki, every enabled service on
-/// Alloy, a Grafana image, ADOT off (the disabled services on Alloy with it).
+/// Alloy, a Grafana image, ADOT off (the disabled services on Alloy with it), the parallel run over.
 fn phase_settings(env: &Environment, grafana_version: &str) -> Vec<(&'static str, settings::Settings)> {
     let s = &env.settings;
     let loki = Change::EnableLoki.applied_to(s);
@@ -133,7 +150,17 @@ fn phase_settings(env: &Environment, grafana_version: &str) -> Vec<(&'static str
     let grafana = Change::Image { key: "grafana_image".into(), image }.applied_to(&alloy);
     let to_alloy = grafana.services.iter().filter(|(_, v)| v.collector == Collector::Adot).map(|(n, _)| n).collect();
     let adot_off = Change::DisableAdot { to_alloy }.applied_to(&grafana);
-    vec![("baseline", s.clone()), ("loki", loki), ("collectors", alloy), ("grafana", grafana), ("adot_off", adot_off)]
+    // After the parallel run: the main containers log to json-file, the buffer the rig tries.
+    let mut cloudwatch_off = adot_off.clone();
+    cloudwatch_off.migration.cloudwatch_parallel_run = false;
+    vec![
+        ("baseline", s.clone()),
+        ("loki", loki),
+        ("collectors", alloy),
+        ("grafana", grafana),
+        ("adot_off", adot_off),
+        ("cloudwatch_off", cloudwatch_off),
+    ]
 }
 
 /// Every problem of the `aws_ecs_task_definition` changes in one run's plan (`terraform test

@@ -18,7 +18,12 @@ pub fn suite(project: &Project) -> Stages {
     let mut engine = None;
     stages.run("Docker engine (DOCKER_HOST, or a dockerd of our own)", || {
         let found = docker_rig::Engine::connect_or_start()?;
-        eprintln!("    dockerd {} at {}{}", found.version()?, found.docker_host(), if found.is_own() { " (started for this run)" } else { "" });
+        eprintln!(
+            "    dockerd {} at {}{}",
+            found.version()?,
+            found.docker_host(),
+            if found.is_own() { " (started for this run)" } else { "" }
+        );
         // SAFETY: set before any thread of ours starts; nothing reads the environment meanwhile.
         std::env::set_var("DOCKER_HOST", found.docker_host());
         engine = Some(found);

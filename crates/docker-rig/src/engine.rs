@@ -54,12 +54,17 @@ impl Engine {
     /// for its stdin to close (only we hold the write end), then stops dockerd and removes the
     /// folder: the daemon never outlives the suite, even when a test binary exits without drops.
     pub fn start_own() -> anyhow::Result<Engine> {
-        let dockerd = which::which("dockerd").map_err(|_| anyhow::anyhow!("no engine at DOCKER_HOST and no `dockerd` on PATH: {HOW_TO_GET_ONE}"))?;
+        let dockerd = which::which("dockerd")
+            .map_err(|_| anyhow::anyhow!("no engine at DOCKER_HOST and no `dockerd` on PATH: {HOW_TO_GET_ONE}"))?;
         if !is_root() {
             bail!("starting dockerd needs root and this process is not: {HOW_TO_GET_ONE}");
         }
         // Socket paths are limited to 108 bytes: a short folder under /tmp.
-        let dir = tempfile::Builder::new().prefix("rig-dockerd-").tempdir_in("/tmp").context("creating dockerd's scratch folder")?.keep();
+        let dir = tempfile::Builder::new()
+            .prefix("rig-dockerd-")
+            .tempdir_in("/tmp")
+            .context("creating dockerd's scratch folder")?
+            .keep();
         let socket = dir.join("docker.sock");
         let script = r#"
 "$DOCKERD" --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$DIR/dockerd.pid" \
@@ -88,7 +93,10 @@ rm -rf "$DIR"
             if Instant::now() > deadline {
                 let log = std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-                bail!("dockerd did not answer within 60 s ({err:#}); its log ends:\n{}\n{HOW_TO_GET_ONE}", tail.join("\n"));
+                bail!(
+                    "dockerd did not answer within 60 s ({err:#}); its log ends:\n{}\n{HOW_TO_GET_ONE}",
+                    tail.join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -134,7 +142,13 @@ rm -rf "$DIR"
     }
 
     /// A request whose answer must have `want` as its status.
-    pub fn expect(&self, method: &str, path: &str, body: Option<(&str, &[u8])>, want: u16) -> anyhow::Result<(u16, Vec<u8>)> {
+    pub fn expect(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        want: u16,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
         let (status, answer) = self.request(method, path, body)?;
         if status != want {
             bail!("{method} {path} answered {status} (wanted {want}): {}", String::from_utf8_lossy(&answer).trim());
@@ -218,8 +232,9 @@ impl Read for Body {
                 self.done = true;
                 return Ok(0);
             }
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad chunk size {line:?}"))
+            })?;
             if size == 0 {
                 self.done = true;
                 return Ok(0);

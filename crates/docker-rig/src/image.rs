@@ -34,9 +34,9 @@ pub fn writer_image(engine: &Engine) -> anyhow::Result<String> {
 }
 
 fn compile_static(source: &Path, binary: &Path) -> anyhow::Result<()> {
-    let cc = which::which("cc")
-        .or_else(|_| which::which("gcc"))
-        .map_err(|_| anyhow::anyhow!("no C compiler (cc or gcc) on PATH to build the rig's static log writer: install gcc"))?;
+    let cc = which::which("cc").or_else(|_| which::which("gcc")).map_err(|_| {
+        anyhow::anyhow!("no C compiler (cc or gcc) on PATH to build the rig's static log writer: install gcc")
+    })?;
     let output = Command::new(&cc)
         .args(["-static", "-O2", "-o"])
         .arg(binary)

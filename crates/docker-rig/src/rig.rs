@@ -209,7 +209,8 @@ fn measure(engine: &Engine, id: &str, case: &Case) -> anyhow::Result<Outcome> {
 /// Alloy does for a container it has no position for).
 fn open_reader(engine: &Engine, id: &str, queue_lines: usize, position: &Arc<AtomicI64>) -> anyhow::Result<Reader> {
     let since = position.load(Ordering::SeqCst);
-    let stream = engine.stream(&format!("/containers/{id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since={since}"))?;
+    let stream =
+        engine.stream(&format!("/containers/{id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since={since}"))?;
     let socket = stream.socket()?;
     let (sender, lines) = sync_channel::<Line>(queue_lines);
     let position = Arc::clone(position);

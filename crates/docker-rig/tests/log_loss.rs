@@ -29,19 +29,22 @@ fn run(case: &Case) -> Outcome {
 #[test]
 fn the_old_ring_of_five_compressed_files_loses_lines_to_a_blocked_follower() {
     // 17.3's shape: five compressed files holding the outage with a quarter to spare.
-    let outcome = run(&Case::outage("json-file", &[("max-size", "1600k"), ("max-file", "5"), ("compress", "true")], STALL));
+    let outcome =
+        run(&Case::outage("json-file", &[("max-size", "1600k"), ("max-file", "5"), ("compress", "true")], STALL));
     assert!(outcome.lost_by_docker() > 0 || outcome.stuck, "{outcome}");
 }
 
 #[test]
 fn a_compressed_rotation_leaves_a_blocked_follower_short_even_in_one_large_file() {
-    let outcome = run(&Case::outage("json-file", &[("max-size", "8000k"), ("max-file", "2"), ("compress", "true")], STALL));
+    let outcome =
+        run(&Case::outage("json-file", &[("max-size", "8000k"), ("max-file", "2"), ("compress", "true")], STALL));
     assert!(outcome.lost_by_docker() > 0 || outcome.stuck, "{outcome}");
 }
 
 #[test]
 fn one_uncompressed_file_larger_than_the_outage_loses_nothing() {
-    let outcome = run(&Case::outage("json-file", &[("max-size", "8000k"), ("max-file", "2"), ("compress", "false")], STALL));
+    let outcome =
+        run(&Case::outage("json-file", &[("max-size", "8000k"), ("max-file", "2"), ("compress", "false")], STALL));
     assert_eq!((outcome.lost_lines(), outcome.stuck), (0, false), "{outcome}");
     assert_eq!(outcome.delivered, outcome.written);
 }
@@ -49,14 +52,16 @@ fn one_uncompressed_file_larger_than_the_outage_loses_nothing() {
 #[test]
 fn an_outage_longer_than_one_file_loses_lines_whatever_the_ring_holds() {
     // Ten files hold it all on disk; the blocked follower still skips the ones rotated past it.
-    let outcome = run(&Case::outage("json-file", &[("max-size", "1200k"), ("max-file", "10"), ("compress", "false")], STALL));
+    let outcome =
+        run(&Case::outage("json-file", &[("max-size", "1200k"), ("max-file", "10"), ("compress", "false")], STALL));
     assert!(outcome.lost_by_docker() > 0, "{outcome}");
 }
 
 #[test]
 fn a_reader_restarted_mid_outage_loses_only_what_it_held_in_memory() {
     // No rotation here: see the next test for one while the reopened stream catches up.
-    let mut case = Case::outage("json-file", &[("max-size", "16000k"), ("max-file", "2"), ("compress", "false")], STALL);
+    let mut case =
+        Case::outage("json-file", &[("max-size", "16000k"), ("max-file", "2"), ("compress", "false")], STALL);
     case.restart_reader_after = Some(STALL / 2);
     let outcome = run(&case);
     assert!(!outcome.stuck, "{outcome}");
