@@ -38,6 +38,16 @@ locals {
   # the rig on a real dockerd): the longest Loki outage one file holds at the env's rate.
   loki_outage_survival_seconds = floor(local.docker_log_file_mb / local.json_file_overhead / var.loki_ingestion_mb_per_s) - local.alloy_retry_gap_seconds
 
+  # CloudWatch during the parallel run (the source of truth then). In non-blocking mode the
+  # awslogs driver drops a line when its own queue, awslogs-max-buffered-events (Docker's default
+  # 4,096), is full; max-buffer-size only sizes the ring in front of it. On the rig, moto answering
+  # 2 s late lost lines with 4,096 events whatever max-buffer-size, and none with the queue sized
+  # here: a CloudWatch slowdown of this long at the tenant's whole rate from one container, in
+  # Temporal's ~350-byte lines. At most that many seconds of the rate sit in dockerd's memory.
+  cloudwatch_slowdown_seconds = 10
+  log_line_bytes              = 350
+  awslogs_max_buffered_events = ceil(var.loki_ingestion_mb_per_s * 1000000 / local.log_line_bytes * local.cloudwatch_slowdown_seconds)
+
   # Disk: every Temporal task of the env could land on one host (binpack, a small cluster).
   temporal_log_disk_mb = local.docker_log_files * local.docker_log_file_mb * sum([
     for size in values(var.temporal_service_sizes) : size.desired_count

@@ -25,6 +25,8 @@ locals {
     # Each container's json-file log outlasts a Loki restart (log-buffer.tf).
     docker_log_file_mb = local.docker_log_file_mb
     docker_log_files   = local.docker_log_files
+    # Lines the awslogs driver holds while CloudWatch is slow (log-buffer.tf).
+    awslogs_max_buffered_events = local.awslogs_max_buffered_events
     # One trust policy for every task role (iam.tf): only this account's ECS tasks.
     task_assume_role_policy = local.ecs_tasks_assume_role_policy
   }

@@ -406,6 +406,26 @@ run "req_3_10_a_higher_rate_gets_a_larger_file" {
   }
 }
 
+# During the parallel run CloudWatch is the source of truth: the awslogs driver's queue (which,
+# not max-buffer-size, decides what a non-blocking driver drops) holds a 10 s slowdown at the
+# tenant's whole rate from one container, in 350-byte lines.
+run "req_8_1_awslogs_holds_a_cloudwatch_slowdown" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.container_definitions)[0].logConfiguration.options["mode"] == "non-blocking"
+      && tonumber(jsondecode(m.container_definitions)[0].logConfiguration.options["awslogs-max-buffered-events"]) >= var.loki_ingestion_mb_per_s * 1000000 / 350 * 10
+    ])
+    error_message = "awslogs-max-buffered-events must hold 10 s of loki_ingestion_mb_per_s in 350-byte lines."
+  }
+  assert {
+    condition     = output.loki_outage_budget.cloudwatch_buffered_events == 285715 && output.loki_outage_budget.cloudwatch_slowdown_seconds == 10
+    error_message = "At 10 MB/s the awslogs queue is 285,715 lines: 10 s of 350-byte lines."
+  }
+}
+
 # Every Temporal task's files could land on one host: they must fit its log disk.
 run "req_3_10_log_files_that_do_not_fit_the_host_are_refused" {
   command = plan

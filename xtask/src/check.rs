@@ -24,6 +24,8 @@ pub struct Setup {
     terraform: Option<Terraform>,
     /// False when a build of the Rust tests run beside the setup failed.
     pub rust_tests_built: bool,
+    /// The suite's Docker engine; ours (when none answers at DOCKER_HOST) stops with the run.
+    _docker: Option<docker_rig::Engine>,
 }
 
 /// The check stages, in order; `cargo xtask test` runs them beside the Rust tests.
@@ -35,7 +37,17 @@ pub fn add_stages(project: &Project, stages: &mut Stages) {
 /// `build`, a cargo build started beside, is joined before Terraform's setup, whose offline
 /// provider build would only wait for cargo's lock.
 pub fn setup(project: &Project, stages: &mut Stages, build: Option<crate::stages::Beside>) -> Setup {
-    let mut setup = Setup { tools: None, terraform: None, rust_tests_built: true };
+    let mut setup = Setup { tools: None, terraform: None, rust_tests_built: true, _docker: None };
+    // One engine for the whole run: the Rust tests and the checks reach it through DOCKER_HOST.
+    stages.run("Docker engine (DOCKER_HOST, or a dockerd of our own)", || {
+        let engine = docker_rig::Engine::connect_or_start()?;
+        let own = if engine.is_own() { " (started for this run)" } else { "" };
+        eprintln!("    dockerd {} at {}{own}", engine.version()?, engine.docker_host());
+        // SAFETY: set before the stages start their threads and children.
+        std::env::set_var("DOCKER_HOST", engine.docker_host());
+        setup._docker = Some(engine);
+        Ok(())
+    });
     stages.run("python tools", || {
         setup.tools = Some(project.python_tools()?);
         Ok(())

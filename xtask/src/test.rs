@@ -13,22 +13,6 @@ impl TestArgs {
 /// Every stage of the suite, run; the caller prints the table.
 pub fn suite(project: &Project) -> Stages {
     let mut stages = Stages::default();
-    // One engine for the whole suite: the Rust tests and the checks reach it through DOCKER_HOST.
-    // Ours (when none answers there) stops when this process ends.
-    let mut engine = None;
-    stages.run("Docker engine (DOCKER_HOST, or a dockerd of our own)", || {
-        let found = docker_rig::Engine::connect_or_start()?;
-        eprintln!(
-            "    dockerd {} at {}{}",
-            found.version()?,
-            found.docker_host(),
-            if found.is_own() { " (started for this run)" } else { "" }
-        );
-        // SAFETY: set before any thread of ours starts; nothing reads the environment meanwhile.
-        std::env::set_var("DOCKER_HOST", found.docker_host());
-        engine = Some(found);
-        Ok(())
-    });
     let cargo_test = |purpose: &str| tools::cargo(purpose).args(["test", "--workspace", "--quiet"]).dir(&project.root);
     // A first run installs the Python tools (mostly waiting on PyPI and the disk) while the
     // Rust tests compile; once they are installed there is nothing to overlap.
@@ -54,6 +38,5 @@ pub fn suite(project: &Project) -> Stages {
     if let Some(beside) = beside {
         stages.join(beside);
     }
-    drop(engine);
     stages
 }

@@ -9,3 +9,5 @@ pub mod rig;
 pub use engine::Engine;
 pub use image::writer_image;
 pub use rig::{Case, Outcome};
+pub mod cloudwatch;
+pub mod shared;

@@ -48,16 +48,16 @@ impl Case {
     pub const LINE_BYTES: u64 = 350;
     pub const RATE: u64 = 5000;
 
-    /// The sink away for `stall` one second in; the writer goes on one second past the stall.
+    /// The sink away for `stall` half a second in; the writer goes on half a second past it.
     pub fn outage(log_driver: &str, log_options: &[(&str, &str)], stall: Duration) -> Case {
-        let lines = (Self::RATE as f64 * (stall.as_secs_f64() + 2.0)) as u64;
+        let lines = (Self::RATE as f64 * (stall.as_secs_f64() + 1.0)) as u64;
         Case {
             log_driver: log_driver.to_string(),
             log_options: log_options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             lines,
             rate: Self::RATE,
             line_bytes: Self::LINE_BYTES,
-            stall_after: Duration::from_secs(1),
+            stall_after: Duration::from_millis(500),
             stall_for: stall,
             restart_reader_after: None,
             queue_lines: 500,
@@ -111,7 +111,7 @@ impl std::fmt::Display for Outcome {
 }
 
 /// Once the last line is in, this long with nothing new ends the run (late duplicates included).
-const QUIET: Duration = Duration::from_millis(500);
+const QUIET: Duration = Duration::from_millis(300);
 
 /// A stream that sends nothing for this long, with lines left to read, is stuck: a healthy
 /// follower catching up sends thousands of lines a second.
@@ -128,8 +128,19 @@ struct Reader {
 }
 
 pub fn run(engine: &Engine, image: &str, case: &Case) -> anyhow::Result<Outcome> {
+    run_then(engine, image, case, || Ok(())).map(|(outcome, ())| outcome)
+}
+
+/// [`run`], and `while_running` once the reader is done, before the container stops (a driver
+/// that ships elsewhere drops what it still holds when its container stops).
+pub fn run_then<T>(
+    engine: &Engine,
+    image: &str,
+    case: &Case,
+    while_running: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(Outcome, T)> {
     let container = Container::start(engine, image, case)?;
-    let result = measure(engine, &container.id, case);
+    let result = measure(engine, &container.id, case).and_then(|outcome| Ok((outcome, while_running()?)));
     container.remove(engine);
     result
 }

@@ -14,9 +14,11 @@ locals {
     "awslogs-group"         = aws_cloudwatch_log_group.this.name
     "awslogs-region"        = var.platform.aws_region
     "awslogs-stream-prefix" = "ecs"
-    # A CloudWatch hiccup must not block the application's stdout.
-    "mode"            = "non-blocking"
-    "max-buffer-size" = "25m"
+    # A CloudWatch hiccup must not block the application's stdout. In non-blocking mode the
+    # driver's own queue is what holds lines while CloudWatch is slow (sized in log-buffer.tf).
+    "mode"                        = "non-blocking"
+    "max-buffer-size"             = "25m"
+    "awslogs-max-buffered-events" = tostring(var.platform.awslogs_max_buffered_events)
   }
 
   # Docker's dual-logging cache (the `local` driver format) is what lets the Docker API, and so

@@ -137,9 +137,15 @@ variable "platform" {
     task_assume_role_policy       = string
     docker_log_file_mb            = number
     docker_log_files              = number
+    awslogs_max_buffered_events   = number
   })
   description = "Settings shared by every Temporal-side service: cluster, network, AMP workspace, CloudWatch retention, whether container logs keep going to CloudWatch while a sidecar also ships them to Loki, the trust policy of the tasks' roles, and the size (MB) and count of the main container's json-file log files (after the parallel run), where lines wait while Loki is away."
   nullable    = false
+
+  validation {
+    condition     = var.platform.awslogs_max_buffered_events >= 4096 && floor(var.platform.awslogs_max_buffered_events) == var.platform.awslogs_max_buffered_events
+    error_message = "platform.awslogs_max_buffered_events must be a whole number of at least 4096 (Docker's default)."
+  }
 
   validation {
     condition     = var.platform.docker_log_file_mb >= 20 && floor(var.platform.docker_log_file_mb) == var.platform.docker_log_file_mb && var.platform.docker_log_files >= 2 && floor(var.platform.docker_log_files) == var.platform.docker_log_files
