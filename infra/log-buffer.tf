@@ -40,9 +40,9 @@ locals {
 
   # CloudWatch during the parallel run (the source of truth then). In non-blocking mode the
   # awslogs driver drops a line when its own queue, awslogs-max-buffered-events (Docker's default
-  # 4,096), is full; max-buffer-size only sizes the ring in front of it. On the rig, moto answering
-  # 2 s late lost lines with 4,096 events whatever max-buffer-size, and none with the queue sized
-  # here: a CloudWatch slowdown of this long at the tenant's whole rate from one container, in
+  # 4,096), is full; max-buffer-size only sizes the ring in front of it. On the rig, while moto did
+  # not answer, CloudWatch got 4,096 of 10,000 lines with max-buffer-size 25m, and all with the
+  # queue sized here: a CloudWatch slowdown of this long at the tenant's whole rate from one container, in
   # Temporal's ~350-byte lines. At most that many seconds of the rate sit in dockerd's memory.
   cloudwatch_slowdown_seconds = 10
   log_line_bytes              = 350

@@ -3,7 +3,6 @@
 //! figures an operator reads are the ones Terraform sizes the Docker log files from.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -19,9 +18,9 @@ pub struct PlannedBuffer {
     wait_seconds: f64,
 }
 
-/// The rig's stall, standing for the planned wait: long enough that dockerd's own buffer of
-/// 4,096 lines is a small part of what it writes (crates/docker-rig).
-const RIG_STALL: Duration = Duration::from_secs(3);
+/// Lines the rig writes while its reader is stalled, standing for the planned wait: far more than
+/// dockerd's own buffer of 4,096 lines (crates/docker-rig).
+const RIG_STALL_LINES: u64 = 15_000;
 
 impl PlannedBuffer {
     pub fn same_shape(&self, other: &PlannedBuffer) -> bool {
@@ -32,9 +31,8 @@ impl PlannedBuffer {
     /// Runs the rig with the planned options, the file scaled by the rig's rate and stall against
     /// the plan's rate and wait: the README's figure holds only if no line is lost.
     pub fn confirm(&self, engine: &docker_rig::Engine, image: &str) -> anyhow::Result<String> {
-        let rig_bytes_per_s = (docker_rig::Case::RATE * docker_rig::Case::LINE_BYTES) as f64;
-        let scaled = self.file_mb * 1e6 * (rig_bytes_per_s * RIG_STALL.as_secs_f64())
-            / (self.rate_mb_per_s * 1e6 * self.wait_seconds);
+        let rig_stall_bytes = (RIG_STALL_LINES * docker_rig::Case::LINE_BYTES) as f64;
+        let scaled = self.file_mb * 1e6 * rig_stall_bytes / (self.rate_mb_per_s * 1e6 * self.wait_seconds);
         let mut options: Vec<(&str, String)> = self.options.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         for (key, value) in &mut options {
             if *key == "max-size" {
@@ -42,7 +40,7 @@ impl PlannedBuffer {
             }
         }
         let borrowed: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let case = docker_rig::Case::outage("json-file", &borrowed, RIG_STALL);
+        let case = docker_rig::Case::outage("json-file", &borrowed, RIG_STALL_LINES);
         let outcome = docker_rig::rig::run(engine, image, &case)?;
         if outcome.lost_lines() > 0 || outcome.stuck {
             bail!(
@@ -53,11 +51,10 @@ impl PlannedBuffer {
             );
         }
         Ok(format!(
-            "{}: {:?} scaled to {} bytes for a {} s stall: {outcome}",
+            "{}: {:?} scaled to {} bytes for a stall of {RIG_STALL_LINES} lines: {outcome}",
             self.run,
             self.options,
-            scaled.floor(),
-            RIG_STALL.as_secs()
+            scaled.floor()
         ))
     }
 }

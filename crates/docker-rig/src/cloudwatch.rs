@@ -1,32 +1,45 @@
-//! CloudWatch Logs for the rig: a proxy that makes an endpoint (moto's) answer slowly, as a
-//! throttled or distant CloudWatch does, and a count of the rig's lines a log stream holds.
+//! CloudWatch Logs for the rig: a proxy that holds an endpoint's (moto's) answers back until it is
+//! told to let them go, as a CloudWatch that stops answering for a while (throttled, slow), and
+//! a count of the rig's lines a log stream holds.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-/// Forwards loopback connections to `upstream` and holds every answer back `delay` first.
-pub struct SlowProxy {
+/// Forwards loopback connections to `upstream`; answers wait while the proxy holds them.
+pub struct HoldingProxy {
     pub port: u16,
+    held: Arc<AtomicBool>,
 }
 
-impl SlowProxy {
-    pub fn start(upstream: u16, delay: Duration) -> anyhow::Result<SlowProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding the slow proxy")?;
+impl HoldingProxy {
+    /// Starts holding every answer back.
+    pub fn start_holding(upstream: u16) -> anyhow::Result<HoldingProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding the holding proxy")?;
         let port = listener.local_addr()?.port();
+        let held = Arc::new(AtomicBool::new(true));
+        let hold = Arc::clone(&held);
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
                 let (Ok(client_in), Ok(server_out)) = (client.try_clone(), server.try_clone()) else { continue };
-                std::thread::spawn(move || pipe(client_in, server_out, Duration::ZERO));
-                std::thread::spawn(move || pipe(server, client, delay));
+                std::thread::spawn(move || pipe(client_in, server_out, None));
+                let hold = Arc::clone(&hold);
+                std::thread::spawn(move || pipe(server, client, Some(hold)));
             }
         });
-        Ok(SlowProxy { port })
+        Ok(HoldingProxy { port, held })
+    }
+
+    /// Lets every answer, held or to come, through.
+    pub fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
     }
 
     pub fn endpoint(&self) -> String {
@@ -34,27 +47,20 @@ impl SlowProxy {
     }
 }
 
-/// Copies `from` to `to`; each burst that follows a pause waits `delay` (one per answer).
-fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+/// Copies `from` to `to`, each piece only once `hold` (if any) is released.
+fn pipe(mut from: TcpStream, mut to: TcpStream, hold: Option<Arc<AtomicBool>>) {
     let mut buf = vec![0u8; 64 * 1024];
-    let mut idle = true;
     loop {
-        let _ = from.set_read_timeout(if idle { None } else { Some(Duration::from_millis(20)) });
         match from.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) | Err(_) => break,
             Ok(n) => {
-                if idle && !delay.is_zero() {
-                    std::thread::sleep(delay);
+                while hold.as_ref().is_some_and(|h| h.load(Ordering::SeqCst)) {
+                    std::thread::sleep(Duration::from_millis(10));
                 }
-                idle = false;
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
             }
-            Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                idle = true
-            }
-            Err(_) => break,
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Write);

@@ -31,35 +31,40 @@ pub struct Case {
     pub lines: u64,
     pub rate: u64,
     pub line_bytes: u64,
-    /// The sink stops taking lines this long after the reader started, for `stall_for`.
-    pub stall_after: Duration,
-    pub stall_for: Duration,
-    /// Restart the reader this long into the stall (Alloy restarted while Loki is away).
-    pub restart_reader_after: Option<Duration>,
+    /// The sink stops taking lines once it has line `stall.0`, and takes none until the writer
+    /// has written line `stall.1` (Loki away meanwhile); the writer goes on to `lines`. Counted
+    /// in lines, not seconds, so what a stall covers does not depend on how busy the machine is.
+    pub stall: (u64, u64),
+    /// Restart the reader once the writer has written this line (Alloy restarted while Loki
+    /// is away).
+    pub restart_reader_at_line: Option<u64>,
     /// Lines the reader holds in memory before it blocks (loki.write's queue).
     pub queue_lines: usize,
 }
 
 impl Case {
     /// Lines the rig writes by default: 350 bytes (Temporal's JSON lines measure about that),
-    /// 5,000 a second, about 2.1 MB/s as json-file stores them. dockerd holds up to 4,096 lines
+    /// 10,000 a second, about 4.2 MB/s as json-file stores them. dockerd holds up to 4,096 lines
     /// of a followed stream in memory (its log watcher's channel): a stall must write far more
     /// than that, or the daemon's buffer, which does not scale with the real rate, hides the loss.
     pub const LINE_BYTES: u64 = 350;
-    pub const RATE: u64 = 5000;
+    pub const RATE: u64 = 10_000;
+    /// Lines read before the stall, and written after it while the reader catches up: about
+    /// 1 MB each as json-file stores them.
+    pub const BEFORE_STALL: u64 = 2500;
+    pub const AFTER_STALL: u64 = 2500;
 
-    /// The sink away for `stall` half a second in; the writer goes on half a second past it.
-    pub fn outage(log_driver: &str, log_options: &[(&str, &str)], stall: Duration) -> Case {
-        let lines = (Self::RATE as f64 * (stall.as_secs_f64() + 1.0)) as u64;
+    /// The sink away while `stall_lines` lines are written, after the first 2,500; 2,500 more
+    /// follow.
+    pub fn outage(log_driver: &str, log_options: &[(&str, &str)], stall_lines: u64) -> Case {
         Case {
             log_driver: log_driver.to_string(),
             log_options: log_options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            lines,
+            lines: Self::BEFORE_STALL + stall_lines + Self::AFTER_STALL,
             rate: Self::RATE,
             line_bytes: Self::LINE_BYTES,
-            stall_after: Duration::from_millis(500),
-            stall_for: stall,
-            restart_reader_after: None,
+            stall: (Self::BEFORE_STALL, Self::BEFORE_STALL + stall_lines),
+            restart_reader_at_line: None,
             queue_lines: 500,
         }
     }
@@ -148,39 +153,42 @@ pub fn run_then<T>(
 fn measure(engine: &Engine, id: &str, case: &Case) -> anyhow::Result<Outcome> {
     let position = Arc::new(AtomicI64::new(0));
     let mut reader = open_reader(engine, id, case.queue_lines, &position)?;
-    let began = Instant::now();
     let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
     let mut in_memory_at_restart = BTreeSet::new();
     // Writing the lines takes lines / rate; reading them all back may take that again.
-    let deadline = began + case.stall_after + case.stall_for + Duration::from_secs(60 + 2 * case.lines / case.rate);
-    let stall = (began + case.stall_after, began + case.stall_after + case.stall_for);
-    let mut restart_at = case.restart_reader_after.map(|after| stall.0 + after);
-    let writer_done = began + Duration::from_secs_f64(case.lines as f64 / case.rate as f64);
-    let (mut last_line_at, mut stuck) = (stall.1, false);
+    let deadline = Instant::now() + Duration::from_secs(60 + 2 * case.lines / case.rate);
+    let last = case.lines - 1;
+    let (mut stalled, mut stall_over, mut restart_at) = (false, false, case.restart_reader_at_line);
+    let (mut last_line_at, mut stuck) = (Instant::now(), false);
     loop {
-        let now = Instant::now();
-        if now > deadline {
+        if Instant::now() > deadline {
             bail!("the reader did not reach the end of the container's log within the rig's deadline");
         }
-        if restart_at.is_some_and(|at| now >= at) {
-            restart_at = None;
-            let _ = reader.socket.shutdown(std::net::Shutdown::Both);
-            // What the queue holds dies with the process; the reader blocked on it goes too.
-            while let Ok((number, _)) = reader.lines.try_recv() {
-                in_memory_at_restart.insert(number);
+        if stalled && !stall_over {
+            // Loki away: nothing taken. The writer's progress is read on a second, unfollowed
+            // request (its last line), which leaves the stalled stream as it is.
+            let written = last_line_written(engine, id)?;
+            if restart_at.is_some_and(|line| written.is_some_and(|w| w >= line)) {
+                restart_at = None;
+                let _ = reader.socket.shutdown(std::net::Shutdown::Both);
+                // What the queue holds dies with the process; the reader blocked on it goes too.
+                while let Ok((number, _)) = reader.lines.try_recv() {
+                    in_memory_at_restart.insert(number);
+                }
+                drop(reader.lines);
+                let _ = reader.thread.join();
+                reader = open_reader(engine, id, case.queue_lines, &position)?;
+            } else if written.is_some_and(|w| w >= case.stall.1) && restart_at.is_none() {
+                stall_over = true;
+                last_line_at = Instant::now();
+            } else {
+                // 50 lines at the rig's rate: the stall ends within that of its line.
+                std::thread::sleep(Duration::from_millis(10));
             }
-            drop(reader.lines);
-            let _ = reader.thread.join();
-            reader = open_reader(engine, id, case.queue_lines, &position)?;
             continue;
         }
-        if now >= stall.0 && now < stall.1 {
-            let wake = restart_at.map_or(stall.1, |at| at.min(stall.1));
-            std::thread::sleep(wake.saturating_duration_since(now));
-            continue;
-        }
-        // Lines left unread, the writer done, and the stream silent: the follower is stuck.
-        if now > writer_done && now.duration_since(last_line_at) > STUCK {
+        // Lines left unread and the stream silent: the follower is stuck.
+        if stall_over && last_line_at.elapsed() > STUCK {
             stuck = true;
             break;
         }
@@ -188,9 +196,10 @@ fn measure(engine: &Engine, id: &str, case: &Case) -> anyhow::Result<Outcome> {
             Ok((number, _)) => {
                 *seen.entry(number).or_default() += 1;
                 last_line_at = Instant::now();
+                stalled |= number >= case.stall.0;
             }
             // The last line is in, and nothing came for a while: all there is has been read.
-            Err(RecvTimeoutError::Timeout) if seen.contains_key(&(case.lines - 1)) => break,
+            Err(RecvTimeoutError::Timeout) if seen.contains_key(&last) => break,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => bail!("the engine ended the log stream of a running container"),
         }
@@ -214,6 +223,24 @@ fn measure(engine: &Engine, id: &str, case: &Case) -> anyhow::Result<Outcome> {
         lost_in_reader_memory,
         stuck,
     })
+}
+
+/// The number of the last line the writer has written, as the engine has it (`tail=1`).
+fn last_line_written(engine: &Engine, id: &str) -> anyhow::Result<Option<u64>> {
+    let (status, body) = engine.request("GET", &format!("/containers/{id}/logs?stdout=1&stderr=1&tail=1"), None)?;
+    if status != 200 {
+        bail!("reading the writer's last line: the engine answered {status}");
+    }
+    // Frames of an 8-byte header and the line; the last one is the newest line.
+    let mut rest = body.as_slice();
+    let mut newest = None;
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        let frame = rest.get(8..8 + size).context("a truncated log frame")?;
+        newest = String::from_utf8_lossy(frame).get(..10).and_then(|digits| digits.parse().ok());
+        rest = &rest[8 + size..];
+    }
+    Ok(newest)
 }
 
 /// Opens the followed stream from `position` (whole seconds; 0 reads from the beginning, as

@@ -1,15 +1,15 @@
 //! During the parallel run the main container logs to CloudWatch (awslogs, moto here) and Alloy
 //! reads Docker's dual-logging cache: what each side gets when Loki is away, and when
-//! CloudWatch answers slowly, with the awslogs options the plan sets.
+//! CloudWatch does not answer for a while, with the awslogs options the plan sets.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use docker_rig::cloudwatch::{create_log_group, settled_line_counts, SlowProxy};
+use docker_rig::cloudwatch::{create_log_group, settled_line_counts, HoldingProxy};
 
-/// Longer than the rig's 1 s flush interval plus the slowest answer the tests give (1 s).
-const QUIET: Duration = Duration::from_secs(3);
+/// Longer than the rig's 1 s flush interval and a batch's answer.
+const QUIET: Duration = Duration::from_secs(2);
 use docker_rig::{Case, Outcome};
 
 fn moto() -> &'static standins::MotoServer {
@@ -22,16 +22,27 @@ fn moto_port() -> u16 {
     moto().endpoint().rsplit(':').next().unwrap().parse().unwrap()
 }
 
-/// The reader's outcome and how many of the lines CloudWatch holds.
-fn run(case: &Case, stream: &str) -> (Outcome, usize) {
+/// The reader's outcome and how many of the lines CloudWatch holds; `proxy`, if any, lets
+/// CloudWatch answer once the reader has every line (all were written by then).
+fn run(case: &Case, stream: &str, proxy: Option<&HoldingProxy>) -> (Outcome, usize) {
     let (engine, image) = docker_rig::shared::engine_and_image();
     let _turn = docker_rig::shared::Turn::wait();
+    let began = std::time::Instant::now();
     // The container runs on until CloudWatch has all, or nothing more for longer than a batch takes.
     let (outcome, counts) = docker_rig::rig::run_then(engine, image, case, || {
+        if let Some(proxy) = proxy {
+            proxy.release();
+        }
         settled_line_counts(moto_port(), "rig", stream, case.lines, QUIET)
     })
     .unwrap_or_else(|err| panic!("{err:#}"));
-    eprintln!("{:?}: reader {outcome}; CloudWatch holds {} of {}", case.log_options, counts.len(), case.lines);
+    eprintln!(
+        "{:?}: reader {outcome}; CloudWatch holds {} of {} ({:.1} s)",
+        case.log_options,
+        counts.len(),
+        case.lines,
+        began.elapsed().as_secs_f64()
+    );
     (outcome, counts.len())
 }
 
@@ -50,39 +61,39 @@ fn awslogs(endpoint: &str, stream: &str, extra: &[(&str, &str)]) -> Vec<(String,
     options
 }
 
-fn case(options: &[(String, String)], stall: Duration) -> Case {
+fn case(options: &[(String, String)], stall_lines: u64) -> Case {
     let borrowed: Vec<(&str, &str)> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    Case::outage("awslogs", &borrowed, stall)
+    Case::outage("awslogs", &borrowed, stall_lines)
 }
 
-/// CloudWatch answering this late: one 1 MB batch (~2,800 rig lines) a second or less, below the
-/// rig's 5,000 lines a second, so a backlog builds in the driver.
-const SLOW: Duration = Duration::from_secs(1);
+/// Lines written while CloudWatch does not answer: past the default queue of 4,096 and the
+/// batch in flight, within the planned one.
+const UNANSWERED: u64 = 5_000;
 
 #[test]
-fn a_slow_cloudwatch_drops_lines_past_the_default_awslogs_queue_whatever_max_buffer_size() {
-    let proxy = SlowProxy::start(moto_port(), SLOW).unwrap();
+fn an_unanswering_cloudwatch_drops_lines_past_the_default_awslogs_queue_whatever_max_buffer_size() {
+    let proxy = HoldingProxy::start_holding(moto_port()).unwrap();
     // The plan's options before issue 29: the ring at 25m, the driver's queue at its default.
     let options = awslogs(&proxy.endpoint(), "default-queue", &[("mode", "non-blocking"), ("max-buffer-size", "25m")]);
-    let case = case(&options, Duration::from_secs(1));
-    let (outcome, in_cloudwatch) = run(&case, "default-queue");
+    let case = case(&options, UNANSWERED);
+    let (outcome, in_cloudwatch) = run(&case, "default-queue", Some(&proxy));
     assert!((in_cloudwatch as u64) < case.lines, "CloudWatch holds all {in_cloudwatch}");
     // The dual-logging cache is written first: Alloy still reads every line.
     assert_eq!(outcome.lost_lines(), 0, "{outcome}");
 }
 
 #[test]
-fn the_planned_awslogs_queue_holds_a_slow_cloudwatch() {
-    let proxy = SlowProxy::start(moto_port(), SLOW).unwrap();
-    // infra/log-buffer.tf: 10 s of the rate in lines, here the rig's 5,000 lines a second.
+fn the_planned_awslogs_queue_holds_while_cloudwatch_does_not_answer() {
+    let proxy = HoldingProxy::start_holding(moto_port()).unwrap();
+    // infra/log-buffer.tf: 10 s of the rate in lines, here the rig's rate.
     let events = (10 * Case::RATE).to_string();
     let options = awslogs(
         &proxy.endpoint(),
         "planned-queue",
         &[("mode", "non-blocking"), ("max-buffer-size", "25m"), ("awslogs-max-buffered-events", &events)],
     );
-    let case = case(&options, Duration::from_secs(1));
-    let (outcome, in_cloudwatch) = run(&case, "planned-queue");
+    let case = case(&options, UNANSWERED);
+    let (outcome, in_cloudwatch) = run(&case, "planned-queue", Some(&proxy));
     assert_eq!((in_cloudwatch as u64, outcome.lost_lines()), (case.lines, 0), "{outcome}");
 }
 
@@ -95,6 +106,6 @@ fn dockerd_ignores_the_dual_logging_cache_size_options() {
         "cache-options",
         &[("cache-max-size", "1m"), ("cache-max-file", "2"), ("cache-compress", "false")],
     );
-    let (outcome, _) = run(&case(&options, Duration::from_secs(3)), "cache-options");
+    let (outcome, _) = run(&case(&options, 15_000), "cache-options", None);
     assert_eq!((outcome.lost_lines(), outcome.stuck), (0, false), "{outcome}");
 }

@@ -1,21 +1,21 @@
 //! What a Loki outage costs in lines, on a real Docker engine (issue 29): a follower that reads
 //! the way Alloy's loki.source.docker does stalls for the outage, against json-file logs shaped
 //! as before and as the plan gives them now (infra/modules/temporal-service, infra/log-buffer.tf).
-//! Sizes are scaled down: at 5,000 lines of 350 bytes a second, a 3 s stall writes 15,000 lines,
-//! about 6.3 MB as json-file stores them; 6600k files rotate once during it (1 MB was written
-//! before it), so a case with them shows what a rotation under a blocked reader does.
-
-use std::time::Duration;
+//! Sizes are scaled down: a stall covers 15,000 lines of 350 bytes, about 6.3 MB as json-file
+//! stores them; 6600k files rotate once during it (1 MB was written before it), so a case with
+//! them shows what a rotation under a blocked reader does.
 
 use docker_rig::{Case, Outcome};
 
-const STALL: Duration = Duration::from_secs(3);
+/// Lines written while the reader is stalled: 3 s of the rig's rate.
+const STALL: u64 = 15_000;
 
 fn run(case: &Case) -> Outcome {
     let (engine, image) = docker_rig::shared::engine_and_image();
     let _turn = docker_rig::shared::Turn::wait();
+    let began = std::time::Instant::now();
     let outcome = docker_rig::rig::run(engine, image, case).unwrap_or_else(|err| panic!("{err:#}"));
-    eprintln!("{} {:?}: {outcome}", case.log_driver, case.log_options);
+    eprintln!("{} {:?}: {outcome} ({:.1} s)", case.log_driver, case.log_options, began.elapsed().as_secs_f64());
     outcome
 }
 
@@ -55,7 +55,7 @@ fn a_reader_restarted_mid_outage_loses_only_what_it_held_in_memory() {
     // No rotation here: see the next test for one while the reopened stream catches up.
     let mut case =
         Case::outage("json-file", &[("max-size", "16000k"), ("max-file", "2"), ("compress", "false")], STALL);
-    case.restart_reader_after = Some(STALL / 2);
+    case.restart_reader_at_line = Some(Case::BEFORE_STALL + STALL / 2);
     let outcome = run(&case);
     assert!(!outcome.stuck, "{outcome}");
     assert_eq!(outcome.lost_by_docker(), 0, "{outcome}");
@@ -71,7 +71,7 @@ fn a_reader_reopened_mid_outage_is_stranded_when_the_file_rotates_before_it_catc
     // this test shows it on the engine it runs on (a newer engine that fixes it fails here, and
     // the README's caveat should then go).
     let mut case = Case::outage("json-file", &[("max-size", "6600k"), ("max-file", "2"), ("compress", "false")], STALL);
-    case.restart_reader_after = Some(STALL / 2);
+    case.restart_reader_at_line = Some(Case::BEFORE_STALL + STALL / 2);
     let outcome = run(&case);
     assert!(outcome.stuck && outcome.lost_by_docker() > 0, "{outcome}");
 }
