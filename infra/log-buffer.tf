@@ -1,7 +1,7 @@
 # How long Loki may be away before a line is lost (req 3.10). While Loki cannot take lines, Alloy's
 # Docker tailer stops reading and the lines wait in the main container's Docker log file. A
 # blocked follower keeps only the file it holds and the newest one: every file rotated in between
-# is skipped, and a compressed rotation leaves it short (measured by the rig on a real dockerd,
+# is skipped, and a compressed rotation can leave it silent (measured by the rig on a real dockerd,
 # crates/docker-rig, and read in moby's loggerutils/follow.go). So the buffer is ONE uncompressed
 # json-file large enough for the whole outage, plus the one rotated before it (docs/measured.md).
 

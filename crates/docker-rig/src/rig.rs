@@ -44,11 +44,11 @@ pub struct Case {
 
 impl Case {
     /// Lines the rig writes by default: 350 bytes (Temporal's JSON lines measure about that),
-    /// 10,000 a second, about 4.2 MB/s as json-file stores them. dockerd holds up to 4,096 lines
+    /// 20,000 a second, about 8.4 MB/s as json-file stores them. dockerd holds up to 4,096 lines
     /// of a followed stream in memory (its log watcher's channel): a stall must write far more
     /// than that, or the daemon's buffer, which does not scale with the real rate, hides the loss.
     pub const LINE_BYTES: u64 = 350;
-    pub const RATE: u64 = 10_000;
+    pub const RATE: u64 = 20_000;
     /// Lines read before the stall, and written after it while the reader catches up: about
     /// 1 MB each as json-file stores them.
     pub const BEFORE_STALL: u64 = 2500;

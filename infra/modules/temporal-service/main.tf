@@ -33,7 +33,7 @@ locals {
     options   = merge(local.awslogs_options, local.dual_logging_cache_options)
     } : {
     # After the parallel run: where lines wait while Loki is away, sized by the root module
-    # (log-buffer.tf). Uncompressed: a compressed rotation leaves a blocked follower short.
+    # (log-buffer.tf). Uncompressed: a compressed rotation can leave a blocked follower silent.
     logDriver = "json-file"
     options = {
       "max-size" = "${var.platform.docker_log_file_mb}m"

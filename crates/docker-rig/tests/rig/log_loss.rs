@@ -28,13 +28,6 @@ fn the_old_ring_of_five_compressed_files_loses_lines_to_a_blocked_follower() {
 }
 
 #[test]
-fn a_compressed_rotation_leaves_a_blocked_follower_short_even_in_one_large_file() {
-    let outcome =
-        run(&Case::outage("json-file", &[("max-size", "6600k"), ("max-file", "2"), ("compress", "true")], STALL));
-    assert!(outcome.lost_by_docker() > 0 || outcome.stuck, "{outcome}");
-}
-
-#[test]
 fn one_uncompressed_file_larger_than_the_outage_loses_nothing() {
     let outcome =
         run(&Case::outage("json-file", &[("max-size", "6600k"), ("max-file", "2"), ("compress", "false")], STALL));
