@@ -26,16 +26,28 @@ pub fn suite(project: &Project) -> Stages {
     let setup = crate::check::setup(project, &mut stages, build);
     // A failed build said why already: running the tests would only say it again.
     let beside = setup.rust_tests_built.then(|| {
-        let rust_tests = cargo_test("run the Rust tests of every workspace member").arg("--no-fail-fast");
+        let rust_tests = cargo_test("run the Rust tests of every workspace member but the Docker log rig").args([
+            "--exclude",
+            "docker-rig",
+            "--no-fail-fast",
+        ]);
+        // The rig's cases mostly wait on dockerd: they run beside the other test binaries
+        // rather than after them (cargo holds no lock while tests run).
+        let rig = tools::cargo("run the Docker log rig's cases against the suite's engine")
+            .args(["test", "-p", "docker-rig", "--quiet"])
+            .dir(&project.root);
         // Neither the Rust tests nor the checks keep two cores busy on their own. The Rust
         // tests are a chain of waits (one test binary after another, each test on its
         // processes): the checks yield the CPU to them, and take what they leave.
-        let beside = stages.start_beside("cargo test --workspace", &rust_tests);
+        let beside = [
+            stages.start_beside("cargo test --workspace --exclude docker-rig", &rust_tests),
+            stages.start_beside("cargo test -p docker-rig (the Docker log rig)", &rig),
+        ];
         crate::stages::lower_priority(10);
         beside
     });
     crate::check::add_checks(project, &mut stages, &setup);
-    if let Some(beside) = beside {
+    for beside in beside.into_iter().flatten() {
         stages.join(beside);
     }
     stages
