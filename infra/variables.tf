@@ -245,8 +245,8 @@ variable "host_log_disk_mb" {
   nullable    = false
 
   validation {
-    condition     = var.host_log_disk_mb >= 1000 && floor(var.host_log_disk_mb) == var.host_log_disk_mb
-    error_message = "host_log_disk_mb must be a whole number of MB, at least 1000."
+    condition     = var.host_log_disk_mb >= 1000 && var.host_log_disk_mb <= 10000000 && floor(var.host_log_disk_mb) == var.host_log_disk_mb
+    error_message = "host_log_disk_mb must be a whole number of MB between 1000 and 10000000."
   }
 }
 

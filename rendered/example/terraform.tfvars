@@ -14,6 +14,7 @@ instance_security_group_id    = "sg-0123456789abcdef0"
 service_connect_namespace_arn = "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-abcdefghijklmnop"
 s3_prefix_list_id             = "pl-6da54004"
 amp_workspace_id              = "ws-01234567-89ab-cdef-0123-456789abcdef"
+host_log_disk_mb              = 20000
 
 adot_image             = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
 alloy_image            = "grafana/alloy:v1.21.2"

@@ -22,6 +22,7 @@ pub fn tfvars(env: &Environment) -> String {
     out.string("service_connect_namespace_arn", &p.service_connect_namespace_arn);
     out.string("s3_prefix_list_id", &p.s3_prefix_list_id);
     out.string("amp_workspace_id", &p.amp_workspace_id);
+    out.number("host_log_disk_mb", p.host_log_disk_mb);
     out.blank();
     for (name, image) in &s.versions {
         out.string(name, image);

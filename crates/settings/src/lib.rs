@@ -74,6 +74,16 @@ pub struct Platform {
     pub service_connect_namespace_arn: String,
     pub s3_prefix_list_id: String,
     pub amp_workspace_id: String,
+    /// Disk (MB) each EC2 host has for Docker's container log files (`host_log_disk_mb`): the
+    /// Temporal containers' json-files must fit it (infra/log-buffer.tf).
+    #[serde(default = "host_log_disk_mb_default")]
+    pub host_log_disk_mb: u32,
+}
+
+/// `infra/variables.tf`'s `host_log_disk_mb` default: what the ECS-optimized AMI's 30 GiB root
+/// volume leaves for container logs.
+fn host_log_disk_mb_default() -> u32 {
+    20_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -37,6 +37,7 @@ pub const TERRAFORM_VARIABLES: &[(&str, &str)] = &[
     ("platform.service_connect_namespace_arn", "service_connect_namespace_arn"),
     ("platform.s3_prefix_list_id", "s3_prefix_list_id"),
     ("platform.amp_workspace_id", "amp_workspace_id"),
+    ("platform.host_log_disk_mb", "host_log_disk_mb"),
     ("loki.cpu", "loki_cpu"),
     ("loki.memory", "loki_memory"),
     ("loki.count", "loki_count"),
@@ -272,6 +273,7 @@ impl Problem {
 /// that lets the typed parse go on after a bad one is reported.
 type NumberRule = (&'static str, &'static str, fn(i64) -> bool, i64);
 const NUMBERS: &[NumberRule] = &[
+    ("platform.host_log_disk_mb", "host_log_disk_mb", |n| (1000..=10_000_000).contains(&n), 20_000),
     ("loki.cpu", "loki_cpu", |_| true, 512),
     ("loki.memory", "loki_memory", |n| (512..=122_880).contains(&n), 1024),
     ("loki.count", "loki_count", |n| n == 1 || (3..=9).contains(&n), 1),

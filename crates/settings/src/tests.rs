@@ -290,6 +290,10 @@ const RESTATED: &[(&str, &str)] = &[
         "private_subnet_ids",
         "length(var.private_subnet_ids) > 0 && length(var.private_subnet_ids) <= 16 && length(distinct(var.private_subnet_ids)) == length(var.private_subnet_ids) && alltrue([for s in var.private_subnet_ids : ])",
     ),
+    (
+        "host_log_disk_mb",
+        "var.host_log_disk_mb >= 1000 && var.host_log_disk_mb <= 10000000 && floor(var.host_log_disk_mb) == var.host_log_disk_mb",
+    ),
     ("loki_memory", "var.loki_memory >= 512 && var.loki_memory <= 122880 && floor(var.loki_memory) == var.loki_memory"),
     (
         "loki_count",
