@@ -37,6 +37,8 @@ locals {
   # What the README states per env (checked by `cargo xtask test` against each env's plan, and by
   # the rig on a real dockerd): the longest Loki outage one file holds at the env's rate.
   loki_outage_survival_seconds = floor(local.docker_log_file_mb / local.json_file_overhead / var.loki_ingestion_mb_per_s) - local.alloy_retry_gap_seconds
+  # A quieter container survives longer: the same file at 1 MB/s.
+  loki_outage_survival_seconds_at_1_mb_per_s = floor(local.docker_log_file_mb / local.json_file_overhead) - local.alloy_retry_gap_seconds
 
   # CloudWatch during the parallel run (the source of truth then). In non-blocking mode the
   # awslogs driver drops a line when its own queue, awslogs-max-buffered-events (Docker's default

@@ -121,12 +121,14 @@ output "cloudwatch_parallel_run" {
 output "loki_outage_budget" {
   description = "The longest Loki outage each Temporal container's json-file log outlasts at loki_ingestion_mb_per_s from that one container (survival_seconds, confirmed by the rig on a real dockerd), against a planned Loki restart (restart_seconds, from the measured restart with its margin); the files and their size (MB); the disk all Temporal containers' files take on one host (disk_mb); during the parallel run, the lines the awslogs driver holds while CloudWatch is slow and the slowdown they cover. The README states them per env."
   value = {
-    survival_seconds  = local.loki_outage_survival_seconds
-    restart_seconds   = local.loki_restart_seconds
-    retry_gap_seconds = local.alloy_retry_gap_seconds
-    ring_files        = local.docker_log_files
-    ring_file_mb      = local.docker_log_file_mb
-    disk_mb           = local.temporal_log_disk_mb
+    survival_seconds = local.loki_outage_survival_seconds
+    # The same file for a container that writes 1 MB/s.
+    survival_seconds_at_1_mb_per_s = local.loki_outage_survival_seconds_at_1_mb_per_s
+    restart_seconds                = local.loki_restart_seconds
+    retry_gap_seconds              = local.alloy_retry_gap_seconds
+    ring_files                     = local.docker_log_files
+    ring_file_mb                   = local.docker_log_file_mb
+    disk_mb                        = local.temporal_log_disk_mb
     # During the parallel run: lines the awslogs driver holds, a slowdown of this many seconds.
     cloudwatch_buffered_events  = local.awslogs_max_buffered_events
     cloudwatch_slowdown_seconds = local.cloudwatch_slowdown_seconds

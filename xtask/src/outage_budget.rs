@@ -99,8 +99,9 @@ pub fn row(env: &str, budget: &Value) -> anyhow::Result<String> {
     };
     let (files, file_mb) = (number("ring_files")?, number("ring_file_mb")?);
     Ok(format!(
-        "| {env} | {files} × {file_mb} MB | {} | {} |",
+        "| {env} | {files} × {file_mb} MB | {} | {} | {} |",
         duration(number("survival_seconds")?),
+        duration(number("survival_seconds_at_1_mb_per_s")?),
         duration(number("restart_seconds")?)
     ))
 }
@@ -149,9 +150,9 @@ mod tests {
 
     #[test]
     fn the_table_must_hold_each_envs_figures_and_no_other_env() {
-        let budget = json!({"survival_seconds": 590, "restart_seconds": 450, "ring_files": 5, "ring_file_mb": 1200});
+        let budget = json!({"survival_seconds": 142, "survival_seconds_at_1_mb_per_s": 1510, "restart_seconds": 138, "ring_files": 2, "ring_file_mb": 1900});
         let want = row("dev", &budget).unwrap();
-        assert_eq!(want, "| dev | 5 × 1200 MB | 9 min 50 s | 7 min 30 s |");
+        assert_eq!(want, "| dev | 2 × 1900 MB | 2 min 22 s | 25 min 10 s | 2 min 18 s |");
         let expected = vec![("dev".to_string(), want.clone())];
         let readme = |rows: &str| {
             format!("intro\n{BEGIN}\n| env | ring | survives | restart |\n|---|---|---|---|\n{rows}{END}\n")
