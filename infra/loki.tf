@@ -59,7 +59,7 @@ locals {
           { name = "LOKI_S3_BUCKET", value = local.loki_bucket_name },
           { name = "AWS_REGION", value = var.aws_region },
           # The Go heap stays below the container's hard limit (GC works harder near it) instead of being OOM-killed.
-          { name = "GOMEMLIMIT", value = "${floor(local.loki_container_memory * 0.8)}MiB" },
+          { name = "GOMEMLIMIT", value = "${local.loki_gomemlimit_mib}MiB" },
         ],
         local.loki_ha ? [{ name = "LOKI_MEMBERLIST_JOIN", value = "dns+${local.loki_peers_dns_name}:${local.loki_memberlist_port}" }] : [],
       )
@@ -114,10 +114,19 @@ locals {
   loki_per_request_timeout_seconds = local.loki_query_timeout_seconds + 10
 
   # The task holds Loki, its Alloy metrics sidecar and the headroom (Service Connect proxy, ECS
-  # Exec agent); WAL replay must fit in Loki's part (~75 %).
-  loki_container_memory      = var.loki_memory - var.alloy_memory - local.task_memory_headroom
-  loki_replay_memory_ceiling = "${floor(local.loki_container_memory * 3 / 4)}MB"
-  loki_container_memory_min  = 512
+  # Exec agent). Loki's Go heap is held to 80 % of its part (GOMEMLIMIT), under which the rendered
+  # config's embedded caches, WAL replay ceiling and one query's 64 MB must fit (the budget
+  # crates/settings/src/capacity.rs renders; an unset cache is Loki's default 100 MB).
+  loki_container_memory     = var.loki_memory - var.alloy_memory - local.task_memory_headroom
+  loki_container_memory_min = 512
+  loki_gomemlimit_mib       = floor(local.loki_container_memory * 0.8)
+  loki_config_caches_mb = sum(concat(
+    [try(local.loki_config.chunk_store_config.chunk_cache_config.embedded_cache.max_size_mb, 100)],
+    [for cache in ["results_cache", "index_stats_results_cache", "volume_results_cache", "series_results_cache", "label_results_cache", "instant_metric_results_cache"] :
+    try(local.loki_config.query_range[cache].cache.embedded_cache.max_size_mb, 100)],
+  ))
+  loki_config_replay_mb = try(tonumber(trimsuffix(local.loki_config.ingester.wal.replay_memory_ceiling, "MB")), 4096)
+  loki_config_memory_mb = local.loki_config_caches_mb + local.loki_config_replay_mb + 64
   # What the task's containers claim: a hard limit, else the soft reservation.
   loki_containers_memory = sum([for c in concat(values(local.loki_containers), local.loki_sidecar_containers) : try(c.memory, c.memoryReservation, 0)])
 
@@ -268,8 +277,8 @@ resource "aws_ecs_task_definition" "loki" {
       error_message = "${local.loki_config_path} expands ${join(", ", [for n in local.loki_config_env_unset : "$${${n}}"])}, which the Loki container does not set (it would be empty); set it in infra/loki.tf or fix the template."
     }
     precondition {
-      condition     = try(local.loki_config.ingester.wal.replay_memory_ceiling, null) == local.loki_replay_memory_ceiling
-      error_message = "loki_memory = ${var.loki_memory} with alloy_memory = ${var.alloy_memory} leaves Loki ${local.loki_container_memory} MiB, so ${local.loki_config_path} needs ingester.wal.replay_memory_ceiling: ${local.loki_replay_memory_ceiling} (it has ${try(local.loki_config.ingester.wal.replay_memory_ceiling, "none")}); set loki.memory / alloy.memory in the env file and run `cargo xtask render`."
+      condition     = local.loki_config_memory_mb <= local.loki_gomemlimit_mib
+      error_message = "loki_memory = ${var.loki_memory} with alloy_memory = ${var.alloy_memory} leaves Loki ${local.loki_container_memory} MiB (GOMEMLIMIT ${local.loki_gomemlimit_mib} MiB), but ${local.loki_config_path} spends ${local.loki_config_memory_mb} MB on its caches (${local.loki_config_caches_mb}), WAL replay (${local.loki_config_replay_mb}) and a query (64): set loki.memory / alloy.memory in the env file and run `cargo xtask render`."
     }
     precondition {
       condition     = local.loki_container_memory >= local.loki_container_memory_min

@@ -185,8 +185,8 @@ variable "loki_enabled" {
 
 variable "loki_cpu" {
   type        = number
-  description = "Loki task CPU units. One of the ECS task sizes 256, 512, 1024, 2048, 4096, 8192, 16384 (dev: 512, req 10.1)."
-  default     = 512
+  description = "Loki task CPU units. One of the ECS task sizes 256, 512, 1024, 2048, 4096, 8192, 16384 (1024 carries the required 10 MB/s with room for a restart's catch-up: crates/settings/src/capacity.rs)."
+  default     = 1024
 
   validation {
     condition     = contains([256, 512, 1024, 2048, 4096, 8192, 16384], var.loki_cpu)
@@ -197,7 +197,7 @@ variable "loki_cpu" {
 variable "loki_memory" {
   type        = number
   description = "Loki task memory in MiB, valid for loki_cpu (256: 512-2048; 512: 1024-4096; 1024: 2048-8192; 2048: 4096-16384; 4096: 8192-30720; 8192: 16384-61440; 16384: 32768-122880)."
-  default     = 1024
+  default     = 2048
 
   validation {
     condition     = var.loki_memory >= 512 && var.loki_memory <= 122880 && floor(var.loki_memory) == var.loki_memory

@@ -5,8 +5,8 @@
 
 variables {
   loki_enabled        = true
-  loki_cpu            = 512
-  loki_memory         = 1024
+  loki_cpu            = 1024
+  loki_memory         = 2048
   loki_count          = 1
   loki_retention_days = 7
   service_collectors  = { history = "alloy", matching = "alloy", frontend = "alloy", worker = "alloy", "benchmark-worker" = "alloy" }

@@ -3,8 +3,8 @@
 # The example environment (envs/example.toml), so every run plans what `dev` would.
 variables {
   loki_enabled        = true
-  loki_cpu            = 512
-  loki_memory         = 1024
+  loki_cpu            = 1024
+  loki_memory         = 2048
   loki_count          = 1
   loki_retention_days = 7
 }

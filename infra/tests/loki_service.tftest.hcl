@@ -3,8 +3,8 @@
 # The example environment (envs/example.toml), so every run plans what `dev` would.
 variables {
   loki_enabled        = true
-  loki_cpu            = 512
-  loki_memory         = 1024
+  loki_cpu            = 1024
+  loki_memory         = 2048
   loki_count          = 1
   loki_retention_days = 7
 }
@@ -118,7 +118,7 @@ run "loki_service_with_the_file_variables" {
       ]) == {
       LOKI_S3_BUCKET = "temporal-dev-loki-123456789012-eu-west-1"
       AWS_REGION     = "eu-west-1"
-      GOMEMLIMIT     = "409MiB"
+      GOMEMLIMIT     = "1228MiB"
     }
     error_message = "The container sets the deploy-time values the config expands (bucket, region) and GOMEMLIMIT, nothing else."
   }
@@ -205,16 +205,16 @@ run "loki_service_with_the_file_variables" {
 
   # small by default (10.1)
   assert {
-    condition     = aws_ecs_task_definition.loki[0].cpu == "512" && aws_ecs_task_definition.loki[0].memory == "1024"
-    error_message = "The dev task is 512 CPU units / 1024 MiB."
+    condition     = aws_ecs_task_definition.loki[0].cpu == "1024" && aws_ecs_task_definition.loki[0].memory == "2048"
+    error_message = "The dev task is 1024 CPU units / 2048 MiB: the smallest that carries 10 MB/s (crates/settings/src/capacity.rs)."
   }
   assert {
     condition = (
-      yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "384MB" &&
-      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 512 &&
+      yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "1044MB" &&
+      one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1536 &&
       one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "alloy"]) == 384
     )
-    error_message = "The 1024 MiB task holds the 384 MiB Alloy sidecar and 128 MiB of headroom: Loki gets 512 MiB and WAL replay ~75 % of that (384MB), not of the whole task."
+    error_message = "The 2048 MiB task holds the 384 MiB Alloy sidecar and 128 MiB of headroom: Loki gets 1536 MiB, and WAL replay what GOMEMLIMIT (1228) leaves after 120 MB of caches and 64 for a query (1044MB)."
   }
   assert {
     condition     = sum([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : try(c.memory, 0)]) + 128 <= tonumber(aws_ecs_task_definition.loki[0].memory)
@@ -223,8 +223,8 @@ run "loki_service_with_the_file_variables" {
   assert {
     condition = one([
       for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : { for e in c.environment : e.name => e.value } if c.name == "loki"
-    ]).GOMEMLIMIT == "409MiB"
-    error_message = "Loki's Go heap is held to 80 % of its 512 MiB hard limit (GOMEMLIMIT), below the OOM kill."
+    ]).GOMEMLIMIT == "1228MiB"
+    error_message = "Loki's Go heap is held to 80 % of its 1536 MiB hard limit (GOMEMLIMIT), below the OOM kill."
   }
 }
 # loki_count alone (7.5) takes Loki beyond one instance (NF7): 3 replicas on one bucket (7.4).
@@ -270,8 +270,8 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
     error_message = "HA uses a memberlist ring with replication factor 3 (req 7.3)."
   }
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "1152MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1536
-    error_message = "Each 2048 MiB replica gives Loki 1536 MiB next to its sidecar and the headroom, and replays its WAL within ~75 % of that."
+    condition     = yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "1044MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1536
+    error_message = "Each 2048 MiB replica gives Loki 1536 MiB next to its sidecar and the headroom, and replays its WAL within what GOMEMLIMIT leaves after the caches and a query."
   }
   assert {
     condition = (

@@ -3,8 +3,8 @@
 # The example environment (envs/example.toml), so every run plans what `dev` would.
 variables {
   loki_enabled        = true
-  loki_cpu            = 512
-  loki_memory         = 1024
+  loki_cpu            = 1024
+  loki_memory         = 2048
   loki_count          = 1
   loki_retention_days = 7
 }
@@ -93,7 +93,8 @@ run "req_5_5_retention_must_agree_with_the_rendered_config" {
 run "req_nf6_replay_ceiling_must_count_the_sidecar" {
   command = plan
 
-  # rendered/example/loki-config.yaml replays within 384MB: 75 % of 1024 - 384 - 128 MiB.
+  # rendered/example/loki-config.yaml spends 1228 MB (caches, replay, a query): GOMEMLIMIT of
+  # 2048 - 384 - 128 MiB. A 512 MiB sidecar leaves GOMEMLIMIT 1126.
   variables {
     alloy_memory = 512
   }

@@ -98,7 +98,6 @@ run "settings_cases_3" {
     loki_count                 = 10
     loki_cpu                   = 512.5
     loki_image                 = "grafana/loki:3.7.0"
-    loki_ingestion_mb_per_s    = 25
     loki_memory                = 200000
     loki_retention_days        = -7
     private_subnet_ids         = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef0"]
@@ -118,7 +117,6 @@ run "settings_cases_4" {
   variables {
     aws_region          = "EU-WEST-1"
     loki_count          = -1
-    loki_cpu            = 256
     loki_memory         = 4096
     loki_retention_days = 3650
     private_subnet_ids  = ["subnet-0123456789abcdef0", "subnet-0123456789"]

@@ -23,8 +23,8 @@ loki_image             = "grafana/loki:3.7.6"
 temporal_image         = "temporalio/server:1.28.1"
 
 loki_enabled            = false
-loki_cpu                = 512
-loki_memory             = 1024
+loki_cpu                = 1024
+loki_memory             = 2048
 loki_count              = 1
 loki_retention_days     = 7
 loki_ingestion_mb_per_s = 10

@@ -573,27 +573,63 @@ fn check_agreement(doc: &Yaml, expected: &Expected) -> Vec<Finding> {
         out.push(finding("common.replication_factor", format!("must be {rf} for loki.count = {}", expected.replicas)));
     }
 
-    // Loki shares the task with its Alloy sidecar and the headroom: replaying the WAL must fit in what is left.
+    out.extend(check_memory_budget(doc, expected));
+    out.extend(check_ingestion(doc, expected.ingestion_mb_per_s));
+    out
+}
+
+/// The embedded caches Loki 3.7.6 turns on unless they are set (100 MB each; five of them copy
+/// `query_range.results_cache`'s config), as settings::capacity::MemoryBudget sizes them.
+const EMBEDDED_CACHES: [&str; 7] = [
+    "chunk_store_config.chunk_cache_config",
+    "query_range.results_cache.cache",
+    "query_range.index_stats_results_cache.cache",
+    "query_range.volume_results_cache.cache",
+    "query_range.series_results_cache.cache",
+    "query_range.label_results_cache.cache",
+    "query_range.instant_metric_results_cache.cache",
+];
+
+/// Loki shares its task with the Alloy sidecar and the headroom, and runs under GOMEMLIMIT
+/// (infra/loki.tf): every embedded cache sized, and the caches, the WAL replay and one query
+/// must fit under it (crates/settings/src/capacity.rs).
+fn check_memory_budget(doc: &Yaml, expected: &Expected) -> Vec<Finding> {
+    let mut out = Vec::new();
     let share_mib = settings::loki_container_memory(expected.memory_mib, expected.sidecar_memory_mib);
-    let share = u64::from(share_mib) << 20;
+    let gomemlimit = (f64::from(share_mib) * settings::capacity::GOMEMLIMIT_SHARE).floor() as u64;
+    let mut parts_mb = u64::from(settings::capacity::QUERY_RESERVE_MB);
+    for cache in EMBEDDED_CACHES {
+        let path = format!("{cache}.embedded_cache.max_size_mb");
+        match get(doc, &path).and_then(Yaml::as_i64) {
+            Some(mb) if mb > 0 => parts_mb += mb as u64,
+            _ => out.push(finding(
+                &path,
+                "must be set: unset, Loki 3.7.6 gives this cache 100 MB that no memory budget counts",
+            )),
+        }
+    }
     match get(doc, "ingester.wal.replay_memory_ceiling") {
         None => out.push(finding(
             "ingester.wal.replay_memory_ceiling",
             format!("missing: the 4GB default exceeds Loki's {share_mib} MiB and can OOM-loop on replay"),
         )),
         Some(v) => match byte_size(v) {
-            Some(bytes) if bytes <= share * 8 / 10 => {}
-            Some(_) => out.push(finding(
-                "ingester.wal.replay_memory_ceiling",
-                format!(
-                    "exceeds 80 % of Loki's {share_mib} MiB (the task's {} minus the Alloy sidecar's {} and {} of headroom); about 75 % is recommended",
-                    expected.memory_mib, expected.sidecar_memory_mib, settings::TASK_MEMORY_HEADROOM
-                ),
-            )),
+            Some(bytes) => parts_mb += bytes >> 20,
             None => out.push(finding("ingester.wal.replay_memory_ceiling", "is not a size such as 768MB")),
         },
     }
-    out.extend(check_ingestion(doc, expected.ingestion_mb_per_s));
+    if out.is_empty() && parts_mb > gomemlimit {
+        out.push(finding(
+            "ingester.wal.replay_memory_ceiling",
+            format!(
+                "the caches, this ceiling and {} MB for a query add up to {parts_mb} MB, over GOMEMLIMIT {gomemlimit} MiB (80 % of Loki's {share_mib} MiB: the task's {} minus the Alloy sidecar's {} and {} of headroom)",
+                settings::capacity::QUERY_RESERVE_MB,
+                expected.memory_mib,
+                expected.sidecar_memory_mib,
+                settings::TASK_MEMORY_HEADROOM
+            ),
+        ));
+    }
     out
 }
 

@@ -83,6 +83,10 @@ impl Templates {
         context.insert("env_name", &env.name);
         context.insert("loki_container_memory", &env.settings.loki_container_memory());
         context.insert("task_memory_headroom", &settings::TASK_MEMORY_HEADROOM);
+        let budget = settings::capacity::Capacity::of_env(&env.settings).memory;
+        context.insert("loki_memory_budget", &budget);
+        context.insert("loki_caches_mb", &budget.caches());
+        context.insert("query_reserve_mb", &settings::capacity::QUERY_RESERVE_MB);
         let mut files = Vec::new();
         for name in &self.names {
             let targets: Vec<(String, Option<&str>)> = match PER_SERVICE.iter().find(|(t, _)| t == name) {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, format_err, Context};
 use serde::{Deserialize, Serialize};
 
+pub mod capacity;
 mod edit;
 pub mod hint;
 pub mod rules;
@@ -336,12 +337,19 @@ pub fn parse_env(env: Option<&str>, text: &str) -> anyhow::Result<Settings> {
     match toml::from_str::<Settings>(&patched) {
         Ok(settings) => {
             let reported: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
-            problems.extend(rules::check(env, &settings).into_iter().filter(|p| !reported.contains(&p.key)));
+            let moot = |p: &rules::Problem| {
+                reported.contains(&p.key) || p.inputs.iter().any(|input| reported.iter().any(|r| r == input))
+            };
+            problems.extend(rules::check(env, &settings).into_iter().filter(|p| !moot(p)));
             if problems.is_empty() {
                 return Ok(settings);
             }
         }
-        Err(err) => problems.push(rules::Problem { key: String::new(), message: err.to_string().trim_end().into() }),
+        Err(err) => problems.push(rules::Problem {
+            key: String::new(),
+            message: err.to_string().trim_end().into(),
+            inputs: &[],
+        }),
     }
     problems.sort_by_key(|p| line_of(text, &p.key));
     let lines: Vec<String> = problems.into_iter().map(|p| p.message).collect();

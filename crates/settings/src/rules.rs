@@ -261,11 +261,14 @@ pub fn ecs_task_sizes() -> BTreeMap<i64, (i64, i64, i64)> {
 pub struct Problem {
     pub key: String,
     pub message: String,
+    /// Other keys it is computed from: a problem already reported with one of them (whose value
+    /// was replaced to go on) makes this one moot.
+    pub inputs: &'static [&'static str],
 }
 
 impl Problem {
     fn new(key: &str, value: impl std::fmt::Display, why: impl std::fmt::Display) -> Problem {
-        Problem { key: key.to_string(), message: format!("{key} = {value}: {why}") }
+        Problem { key: key.to_string(), message: format!("{key} = {value}: {why}"), inputs: &[] }
     }
 }
 
@@ -416,6 +419,7 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         problems.push(Problem {
             key: format!("versions.{image}"),
             message: format!("versions.{image} is missing: Terraform needs it; {}", terraform(image).message),
+            inputs: &[],
         });
     }
     let t = &s.temporal;
@@ -460,6 +464,27 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
             ),
         ));
     }
+    // The size must carry the env's own rate, with room for a restart's catch-up and a query.
+    let rate = f64::from(s.loki.ingestion_mb_per_s);
+    if let Some(why) = crate::capacity::Capacity::of_env(s).shortfall(rate) {
+        let fix = match crate::capacity::smallest_size(rate, s.alloy.memory) {
+            Some((cpu, memory)) => {
+                format!("loki.cpu = {cpu} with loki.memory = {memory} is the smallest size that would")
+            }
+            None => "no single Loki task size does: lower loki.ingestion_mb_per_s".to_string(),
+        };
+        problems.push(Problem {
+            inputs: &["loki.cpu", "loki.memory", "alloy.memory"],
+            ..Problem::new(
+                "loki.ingestion_mb_per_s",
+                s.loki.ingestion_mb_per_s,
+                format!(
+                    "loki.cpu = {} with loki.memory = {} cannot carry it: {why}; {fix} (sizes from Loki 3.7.6 as measured, docs/measured.md)",
+                    s.loki.cpu, s.loki.memory
+                ),
+            )
+        });
+    }
     if !(1..=crate::MAX_PARITY_HOURS).contains(&s.migration.parity_hours) {
         problems.push(Problem::new(
             "migration.parity_hours",
@@ -480,6 +505,7 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
                     "adot.enabled = false while {} still use the adot collector; migrate them first (`cargo xtask migrate-sidecars`)",
                     on_adot.join(", ")
                 ),
+                inputs: &[],
             });
         }
     }

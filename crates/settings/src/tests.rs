@@ -152,8 +152,8 @@ fn a_negative_number_names_the_key_and_what_is_allowed() {
     let err = problems(&EXAMPLE.replacen("retention_days = 7", "retention_days = -7", 1));
     assert!(err.contains("loki.retention_days = -7: must be between 1 and 3650"), "{err}");
     assert!(!err.contains("u32"), "{err}");
-    let err = problems(&EXAMPLE.replacen("cpu = 512", "cpu = 512.5", 1));
-    assert!(err.contains("loki.cpu = 512.5: not a whole number; must be one of 256, 512"), "{err}");
+    let err = problems(&EXAMPLE.replacen("cpu = 1024", "cpu = 1024.5", 1));
+    assert!(err.contains("loki.cpu = 1024.5: not a whole number; must be one of 256, 512"), "{err}");
     let err = problems(&EXAMPLE.replacen("db_port = 5432", "db_port = -1", 1));
     assert!(err.contains("temporal.db_port = -1: must be a whole number between 1 and 65535"), "{err}");
 }
@@ -161,7 +161,7 @@ fn a_negative_number_names_the_key_and_what_is_allowed() {
 #[test]
 fn every_problem_is_reported_at_once() {
     let text = EXAMPLE
-        .replacen("cpu = 512", "cpu = 3", 1)
+        .replacen("cpu = 1024", "cpu = 3", 1)
         .replacen("retention_days = 7", "retention_days = -7", 1)
         .replacen("region = \"eu-west-1\"", "region = \"eu-wst-1\"", 1)
         .replacen("bucket = \"temporal-dev-terraform-state\"", "bucket = \"Bad_Bucket!\"", 1);
@@ -190,9 +190,9 @@ fn memory_must_fit_the_cpu_as_ecs_sizes_it() {
     let sizes = rules::ecs_task_sizes();
     assert_eq!(sizes.keys().copied().collect::<Vec<_>>(), [256, 512, 1024, 2048, 4096, 8192, 16384]);
     assert_eq!(sizes[&512], (1024, 4096, 1024));
-    let err = problems(&EXAMPLE.replacen("memory = 1024", "memory = 8192", 1));
+    let err = problems(&EXAMPLE.replacen("memory = 2048", "memory = 16384", 1));
     assert!(
-        err.contains("loki.memory = 8192: not valid with loki.cpu = 512: ECS needs 1024-4096 MiB in steps of 1024"),
+        err.contains("loki.memory = 16384: not valid with loki.cpu = 1024: ECS needs 2048-8192 MiB in steps of 1024"),
         "{err}"
     );
 }
@@ -265,7 +265,7 @@ fn retarget_moves_the_example_arns_and_hosts_only() {
 
 #[test]
 fn a_wrong_type_names_its_line_and_key_next_to_the_other_problems() {
-    let text = EXAMPLE.replacen("enabled = false\ncpu = 512", "enabled = \"no\"\ncpu = -512", 1).replacen(
+    let text = EXAMPLE.replacen("enabled = false\ncpu = 1024", "enabled = \"no\"\ncpu = -512", 1).replacen(
         "task_id_label = false",
         "task_id_label = \"no\"",
         1,
@@ -359,4 +359,21 @@ fn parity_hours_default_to_a_day_and_stay_within_lokis_longest_query() {
         let err = problems(&EXAMPLE.replacen("parity_hours = 24", &format!("parity_hours = {bad}"), 1));
         assert!(err.contains(&format!("migration.parity_hours = {bad}: expected 1 to 720 hours")), "{err}");
     }
+}
+
+#[test]
+fn a_loki_that_cannot_carry_its_own_rate_is_refused_naming_the_size_that_would() {
+    // The size the example shipped with before it was sized from measured figures.
+    let small = EXAMPLE.replacen("cpu = 1024\nmemory = 2048", "cpu = 512\nmemory = 1024", 1);
+    let err = problems(&small);
+    assert!(
+        err.contains("loki.ingestion_mb_per_s = 10: loki.cpu = 512 with loki.memory = 1024 cannot carry it"),
+        "{err}"
+    );
+    assert!(err.contains("loki.cpu = 1024 with loki.memory = 2048 is the smallest size that would"), "{err}");
+    // Enough CPU, but a large sidecar leaves Loki too little memory for a catch-up at that pace.
+    let err = problems(&EXAMPLE.replacen("memory = 384", "memory = 1024", 1));
+    assert!(err.contains("Loki's 896 MiB (GOMEMLIMIT 716 MB) cannot hold"), "{err}");
+    // The shipped examples carry their own rate.
+    assert!(parse(EXAMPLE).is_ok());
 }

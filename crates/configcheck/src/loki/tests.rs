@@ -31,7 +31,31 @@ schema_config:
 ingester:
   wal:
     flush_on_shutdown: true
-    replay_memory_ceiling: 384MB
+    replay_memory_ceiling: 300MB
+chunk_store_config:
+  chunk_cache_config:
+    embedded_cache:
+      enabled: true
+      max_size_mb: 16
+query_range:
+  results_cache:
+    cache:
+      embedded_cache: {enabled: true, max_size_mb: 4}
+  index_stats_results_cache:
+    cache:
+      embedded_cache: {enabled: true, max_size_mb: 4}
+  volume_results_cache:
+    cache:
+      embedded_cache: {enabled: true, max_size_mb: 4}
+  series_results_cache:
+    cache:
+      embedded_cache: {enabled: true, max_size_mb: 4}
+  label_results_cache:
+    cache:
+      embedded_cache: {enabled: true, max_size_mb: 4}
+  instant_metric_results_cache:
+    cache:
+      embedded_cache: {enabled: true, max_size_mb: 4}
 compactor:
   retention_enabled: true
   delete_request_store: s3
@@ -81,8 +105,9 @@ fn unknown_keys_are_found_inside_lists_and_named_maps() {
 
 #[test]
 fn keys_removed_in_loki_3_say_what_replaced_them() {
-    let yaml = GOOD.replace("ingester:\n", "ingester:\n  max_transfer_retries: 0\n")
-        + "chunk_store_config:\n  max_look_back_period: 0s\n";
+    let yaml = GOOD
+        .replace("ingester:\n", "ingester:\n  max_transfer_retries: 0\n")
+        .replace("chunk_store_config:\n", "chunk_store_config:\n  max_look_back_period: 0s\n");
     let findings = check_loki_config(&yaml);
     assert_eq!(paths(&findings), ["ingester.max_transfer_retries", "chunk_store_config.max_look_back_period"]);
     assert!(findings[1].message.contains("max_query_lookback"), "{}", findings[1]);
@@ -175,19 +200,34 @@ fn the_config_must_agree_with_the_environment() {
     assert_eq!(paths(&check_loki_config_for(GOOD, &small)), ["ingester.wal.replay_memory_ceiling"]);
 }
 
-// The sidecar's memory is not Loki's: 75 % of the whole 1024 MiB task OOMs Loki on replay.
+// The sidecar's memory is not Loki's, and GOMEMLIMIT (80 % of Loki's share) must hold the
+// caches, the replay and a query: DEV's 512 MiB share gives 409 MiB; GOOD spends 40 + 300 + 64.
 // req: NF6
 #[test]
-fn replay_memory_counts_the_alloy_sidecar() {
-    let whole_task = GOOD.replace("replay_memory_ceiling: 384MB", "replay_memory_ceiling: 768MB");
+fn replay_memory_counts_the_alloy_sidecar_and_the_caches() {
+    let whole_task = GOOD.replace("replay_memory_ceiling: 300MB", "replay_memory_ceiling: 768MB");
     let findings = check_loki_config_for(&whole_task, &DEV);
     assert_eq!(paths(&findings), ["ingester.wal.replay_memory_ceiling"]);
     assert!(findings[0].message.contains("Loki's 512 MiB"), "{}", findings[0]);
-    // Without the headroom 480MB would pass (75 % of 640 MiB); with it, it is over 80 % of 512.
-    let no_headroom = GOOD.replace("replay_memory_ceiling: 384MB", "replay_memory_ceiling: 480MB");
+    assert!(findings[0].message.contains("add up to 872 MB, over GOMEMLIMIT 409 MiB"), "{}", findings[0]);
+    // Without the headroom Loki's share would be 640 MiB (GOMEMLIMIT 512): 400MB would fit.
+    let no_headroom = GOOD.replace("replay_memory_ceiling: 300MB", "replay_memory_ceiling: 400MB");
     assert_eq!(paths(&check_loki_config_for(&no_headroom, &DEV)), ["ingester.wal.replay_memory_ceiling"]);
     let bigger_sidecar = Expected { sidecar_memory_mib: 512, ..DEV };
     assert_eq!(paths(&check_loki_config_for(GOOD, &bigger_sidecar)), ["ingester.wal.replay_memory_ceiling"]);
+    // A cache as large as Loki's default breaks the budget too.
+    let big_cache = GOOD.replace("max_size_mb: 16", "max_size_mb: 100");
+    assert_eq!(paths(&check_loki_config_for(&big_cache, &DEV)), ["ingester.wal.replay_memory_ceiling"]);
+}
+
+#[test]
+fn every_embedded_cache_is_sized() {
+    let unsized_cache = GOOD
+        .replace("  volume_results_cache:\n    cache:\n      embedded_cache: {enabled: true, max_size_mb: 4}\n", "");
+    assert_ne!(unsized_cache, GOOD);
+    let findings = check_loki_config_for(&unsized_cache, &DEV);
+    assert_eq!(paths(&findings), ["query_range.volume_results_cache.cache.embedded_cache.max_size_mb"]);
+    assert!(findings[0].message.contains("100 MB"), "{}", findings[0]);
 }
 
 // Loki's defaults (4 MB/s per tenant, 3 MB/s per stream) cannot take the required 10 MB/s.
