@@ -46,12 +46,12 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     let mut runs = Vec::new();
     // The run of each env as its file is, whose plan the README's outage table states.
     let mut baselines = Vec::new();
-    let mut rates = std::collections::BTreeMap::new();
+    let mut planned_settings = std::collections::BTreeMap::new();
     for env in settings::load_all(&project.root)? {
         for (phase, settings) in phase_settings(&env, &grafana_version) {
             let after = Environment { settings, ..env.clone() };
             let run = format!("{}_{phase}", env.name.replace('-', "_"));
-            rates.insert(run.clone(), f64::from(after.settings.loki.ingestion_mb_per_s));
+            planned_settings.insert(run.clone(), after.settings.clone());
             if phase == "baseline" {
                 baselines.push((run.clone(), env.name.clone()));
             }
@@ -76,6 +76,7 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     let mut problems = Vec::new();
     let mut outage_rows = Vec::new();
     let mut buffers = Vec::new();
+    let mut disagreements = Vec::new();
     let mut planned = 0;
     for line in out.stdout.lines() {
         let Ok(message) = serde_json::from_str::<Value>(line) else { continue };
@@ -84,9 +85,14 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
             Some("test_plan") => {
                 planned += 1;
                 problems.extend(container_definition_problems(&models, run, &message["test_plan"])?);
-                if let Some(buffer) =
-                    crate::outage_budget::planned_buffer(run, rates.get(run).copied(), &message["test_plan"])?
-                {
+                if let Some(settings) = planned_settings.get(run) {
+                    disagreements.extend(model_problems(run, settings, &message["test_plan"]));
+                }
+                if let Some(buffer) = crate::outage_budget::planned_buffer(
+                    run,
+                    planned_settings.get(run).map(|s| f64::from(s.loki.ingestion_mb_per_s)),
+                    &message["test_plan"],
+                )? {
                     if !buffers.iter().any(|b: &crate::outage_budget::PlannedBuffer| b.same_shape(&buffer)) {
                         buffers.push(buffer);
                     }
@@ -118,6 +124,9 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     if !problems.is_empty() {
         bail!("container definitions ECS's RegisterTaskDefinition would refuse:\n  {}", problems.join("\n  "));
     }
+    if !disagreements.is_empty() {
+        bail!("the plans and the capacity model disagree:\n  {}", disagreements.join("\n  "));
+    }
     let readme_path = project.root.join("README.md");
     let readme = std::fs::read_to_string(&readme_path).with_context(|| format!("reading {}", readme_path.display()))?;
     let stale = crate::outage_budget::readme_problems(&readme, &outage_rows);
@@ -134,6 +143,43 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
         "{planned} env/phase plans: every container definition is one ECS's ContainerDefinition accepts; the README's outage budget is each env's plan's, and a real dockerd loses no line of it ({} json-file shape(s))",
         buffers.len()
     ))
+}
+
+/// Where Terraform and the capacity model (settings::capacity) state the same figure, the plan
+/// must agree with the model: Loki's GOMEMLIMIT, and the planned restart the catch-up counts.
+fn model_problems(run: &str, settings: &settings::Settings, plan: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let restart = plan["output_changes"]["loki_outage_budget"]["after"]["restart_seconds"].as_f64();
+    if restart != Some(settings::capacity::PLANNED_RESTART_SECONDS) {
+        problems.push(format!(
+            "{run}: loki_outage_budget.restart_seconds is {restart:?}, settings::capacity::PLANNED_RESTART_SECONDS {}: make them one figure",
+            settings::capacity::PLANNED_RESTART_SECONDS
+        ));
+    }
+    let want = format!("{}MiB", settings::capacity::Capacity::of_env(settings).memory.gomemlimit);
+    for change in plan["resource_changes"].as_array().into_iter().flatten() {
+        if change["address"] != "aws_ecs_task_definition.loki[0]" {
+            continue;
+        }
+        let containers: Value = change["change"]["after"]["container_definitions"]
+            .as_str()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        let have = containers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["name"] == "loki")
+            .flat_map(|c| c["environment"].as_array().cloned().unwrap_or_default())
+            .find(|e| e["name"] == "GOMEMLIMIT")
+            .and_then(|e| e["value"].as_str().map(str::to_string));
+        if have.as_deref() != Some(want.as_str()) {
+            problems.push(format!(
+                "{run}: Loki's GOMEMLIMIT is {have:?} in the plan and {want} in settings::capacity: infra/loki.tf and GOMEMLIMIT_SHARE must agree"
+            ));
+        }
+    }
+    problems
 }
 
 /// The settings of each phase in turn: the env file as it is, then Loki, every enabled service on
