@@ -229,7 +229,7 @@ resource "aws_ssm_parameter" "alloy" {
     }
     precondition {
       condition     = !each.value.current || each.value.service == "loki" || lookup(local.alloy_retry_gaps_seconds, each.value.service, null) != null
-      error_message = "${lookup(local.alloy_config_paths, each.value.service, each.key)} has no loki.write max_backoff_period in whole seconds (e.g. \"10s\"), which sizes the Docker log ring (log-buffer.tf); run `cargo xtask render`."
+      error_message = "${lookup(local.alloy_config_paths, each.value.service, each.key)} has no loki.write max_backoff_period in whole seconds (e.g. \"10s\"), which sizes the json-file logs where lines wait while Loki is away (log-buffer.tf); run `cargo xtask render`."
     }
   }
 }
