@@ -115,7 +115,7 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
     let mut availability: std::collections::BTreeMap<String, Result<(), String>> = Default::default();
     let mut available = |image: &str| -> anyhow::Result<bool> {
         if !availability.contains_key(image) {
-            let found = image_at_hand(&docker, image)?;
+            let found = image_at_hand(&docker, None, image)?;
             availability.insert(image.to_string(), found);
         }
         Ok(availability[image].is_ok())
@@ -178,20 +178,48 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
     Ok(None)
 }
 
-/// Whether the engine has `image` or can pull it; the reason when not.
-fn image_at_hand(docker: &std::path::Path, image: &str) -> anyhow::Result<Result<(), String>> {
-    let inspect = tools::Cmd::new(docker, format!("see whether the engine has {image}"))
+/// Whether the engine (at `docker_host`, else DOCKER_HOST's) has `image` or can pull it; the
+/// reason when not.
+fn image_at_hand(
+    docker: &std::path::Path,
+    docker_host: Option<&str>,
+    image: &str,
+) -> anyhow::Result<Result<(), String>> {
+    let docker = |purpose: String| {
+        let cmd = tools::Cmd::new(docker, purpose).quiet();
+        match docker_host {
+            Some(host) => cmd.env("DOCKER_HOST", host),
+            None => cmd,
+        }
+    };
+    let inspect = docker(format!("see whether the engine has {image}"))
         .args(["image", "inspect", "--format", "{{.Id}}", image])
-        .quiet()
         .output()?;
     if inspect.success() {
         return Ok(Ok(()));
     }
-    let pull = tools::Cmd::new(docker, format!("pull {image}")).args(["pull", "--quiet", image]).quiet().output()?;
+    let pull = docker(format!("pull {image}")).args(["pull", "--quiet", image]).output()?;
     if pull.success() {
         return Ok(Ok(()));
     }
     let why =
         pull.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("docker pull failed").trim().to_string();
     Ok(Err(why))
+}
+
+#[cfg(test)]
+mod tests {
+    // On the suite's real engine: an image it has runs; one it cannot have (no such registry) is
+    // named with the engine's reason, so the stage says NOT RUN instead of failing every config.
+    #[test]
+    fn an_image_the_engine_cannot_have_is_named_with_the_reason() {
+        let engine = docker_rig::Engine::connect_or_start().unwrap_or_else(|err| panic!("{err:#}"));
+        let present = docker_rig::writer_image(&engine).unwrap_or_else(|err| panic!("{err:#}"));
+        let docker = which::which("docker").expect("the docker CLI is needed (Debian's docker.io installs it)");
+        let host = engine.docker_host();
+        assert_eq!(super::image_at_hand(&docker, Some(&host), &present).unwrap(), Ok(()));
+        let missing = super::image_at_hand(&docker, Some(&host), "rig-missing.invalid/none:0").unwrap();
+        let why = missing.expect_err("an image from a registry that does not exist cannot be had");
+        assert!(why.contains("rig-missing.invalid"), "{why}");
+    }
 }
