@@ -38,6 +38,9 @@ pub struct Case {
     /// Restart the reader once the writer has written this line (Alloy restarted while Loki
     /// is away).
     pub restart_reader_at_line: Option<u64>,
+    /// Stop the container when the stall ends, before the reader resumes (a task stopped while
+    /// Loki is away: a deploy, a scale-in); the lines it wrote after `stall.1` are not counted.
+    pub stop_at_stall_end: bool,
     /// Lines the reader holds in memory before it blocks (loki.write's queue).
     pub queue_lines: usize,
 }
@@ -65,6 +68,7 @@ impl Case {
             line_bytes: Self::LINE_BYTES,
             stall: (Self::BEFORE_STALL, Self::BEFORE_STALL + stall_lines),
             restart_reader_at_line: None,
+            stop_at_stall_end: false,
             queue_lines: 500,
         }
     }
@@ -160,6 +164,8 @@ fn measure(engine: &Engine, id: &str, case: &Case) -> anyhow::Result<Outcome> {
     let last = case.lines - 1;
     let (mut stalled, mut stall_over, mut restart_at) = (false, false, case.restart_reader_at_line);
     let (mut last_line_at, mut stuck) = (Instant::now(), false);
+    // The last line of a container stopped on purpose; the stream then ends when the reader is done.
+    let mut stopped_after: Option<u64> = None;
     loop {
         if Instant::now() > deadline {
             bail!("the reader did not reach the end of the container's log within the rig's deadline");
@@ -181,6 +187,10 @@ fn measure(engine: &Engine, id: &str, case: &Case) -> anyhow::Result<Outcome> {
             } else if written.is_some_and(|w| w >= case.stall.1) && restart_at.is_none() {
                 stall_over = true;
                 last_line_at = Instant::now();
+                if case.stop_at_stall_end {
+                    engine.expect("POST", &format!("/containers/{id}/stop?t=0"), None, 204)?;
+                    stopped_after = last_line_written(engine, id)?;
+                }
             } else {
                 // 50 lines at the rig's rate: the stall ends within that of its line.
                 std::thread::sleep(Duration::from_millis(10));
@@ -201,14 +211,16 @@ fn measure(engine: &Engine, id: &str, case: &Case) -> anyhow::Result<Outcome> {
             // The last line is in, and nothing came for a while: all there is has been read.
             Err(RecvTimeoutError::Timeout) if seen.contains_key(&last) => break,
             Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) if stopped_after.is_some() => break,
             Err(RecvTimeoutError::Disconnected) => bail!("the engine ended the log stream of a running container"),
         }
     }
     let _ = reader.socket.shutdown(std::net::Shutdown::Both);
     drop(reader.lines);
     reader.thread.join().map_err(|_| anyhow::anyhow!("the reader panicked"))??;
+    let written = stopped_after.map_or(case.lines, |line| line + 1);
     let mut lost = Vec::new();
-    for number in (0..case.lines).filter(|n| !seen.contains_key(n)) {
+    for number in (0..written).filter(|n| !seen.contains_key(n)) {
         match lost.last_mut() {
             Some((_, end)) if *end + 1 == number => *end = number,
             _ => lost.push((number, number)),
@@ -216,7 +228,7 @@ fn measure(engine: &Engine, id: &str, case: &Case) -> anyhow::Result<Outcome> {
     }
     let lost_in_reader_memory = in_memory_at_restart.iter().filter(|n| !seen.contains_key(n)).count() as u64;
     Ok(Outcome {
-        written: case.lines,
+        written,
         delivered: seen.len() as u64,
         duplicated: seen.values().map(|&count| u64::from(count - 1)).sum(),
         lost,

@@ -68,3 +68,13 @@ fn a_reader_reopened_mid_outage_is_stranded_when_the_file_rotates_before_it_catc
     let outcome = run(&case);
     assert!(outcome.stuck && outcome.lost_by_docker() > 0, "{outcome}");
 }
+
+#[test]
+fn a_container_stopped_mid_outage_never_has_the_rest_of_its_backlog_read() {
+    // The planned shape holds the outage, but Docker ends the stream when the container stops:
+    // the reader finishes the file it holds and never opens the newer one.
+    let mut case = Case::outage("json-file", &[("max-size", "6600k"), ("max-file", "2"), ("compress", "false")], STALL);
+    case.stop_at_stall_end = true;
+    let outcome = run(&case);
+    assert!(outcome.lost_by_docker() > 0, "{outcome}");
+}
