@@ -162,6 +162,10 @@ pub enum CheckpointArg {
     /// Lines per 5-minute window in CloudWatch vs Loki for every service on Alloy and container;
     /// fails when Loki has fewer, shows the missing lines; recorded for the cleanup's gate
     Parity,
+    /// Push a synthetic stream at --rate MB/s for --seconds to the deployed Loki and report what
+    /// it accepts, 429s, push→queryable latency and its memory; deletes the lines after. A dry
+    /// run unless --execute (it writes to Loki)
+    Capacity,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +193,15 @@ pub struct VerifyArgs {
     /// Print the report as JSON on stdout (progress stays on stderr)
     #[arg(long)]
     pub json: bool,
+    /// capacity: MB/s to push (default: the env's loki.ingestion_mb_per_s; at most twice it)
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// capacity: how long to push, 1-600 s (default 30)
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// capacity: push for real (without it, show what would run)
+    #[arg(long)]
+    pub execute: bool,
 }
 
 #[derive(Debug, Args)]

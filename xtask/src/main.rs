@@ -3,6 +3,7 @@
 mod api;
 mod bench;
 mod build_grafana;
+mod capacity;
 mod check;
 mod cleanup;
 mod cli;

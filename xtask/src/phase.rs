@@ -405,6 +405,8 @@ pub fn plan(live: &Live, change: &Change, scope: &Scope) -> anyhow::Result<Plan>
     let changes = changes_in(&json);
     check_plan(change, scope, &changes)?;
     if crate::verify::parity::turns_off_parallel_run(&json) {
+        // Whether Loki carries the rate, shown before CloudWatch goes: informative, not a gate.
+        eprintln!("  {}", crate::capacity::latest(&live.env));
         crate::verify::parity::gate(live.project, &live.env).map_err(|why| {
             usage(format!("refusing: this plan turns cloudwatch_parallel_run off, and {why}; nothing was applied"))
         })?;

@@ -91,10 +91,17 @@ impl VerifyArgs {
         if self.since.is_some() && self.checkpoint != CheckpointArg::Parity {
             bail!(usage("--since applies to parity only"));
         }
+        if (self.rate.is_some() || self.seconds.is_some() || self.execute) && self.checkpoint != CheckpointArg::Capacity
+        {
+            bail!(usage("--rate, --seconds and --execute apply to capacity only"));
+        }
         let which: Vec<Checkpoint> = match (self.checkpoint, self.service) {
             (CheckpointArg::Properties, service) => return properties::verify(project, &self.env, service, self.json),
             (CheckpointArg::Parity, service) => {
                 return parity::verify(project, &self.env, service, self.since, self.json)
+            }
+            (CheckpointArg::Capacity, None) => {
+                return crate::capacity::verify(project, &self.env, self.rate, self.seconds, self.execute, self.json)
             }
             (CheckpointArg::Five, service) => vec![Checkpoint::Five { service }],
             (_, Some(_)) => bail!(usage("--service applies to checkpoint 5 only")),

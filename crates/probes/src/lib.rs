@@ -8,6 +8,7 @@ pub mod grafana;
 pub mod http;
 pub mod logql;
 pub mod loki;
+pub mod push;
 pub mod retry;
 pub mod time;
 

@@ -101,6 +101,28 @@ impl Loki {
         Ok(())
     }
 
+    /// `POST /loki/api/v1/push` in Alloy's shape (protobuf, snappy): Loki's status and answer,
+    /// whatever they are (the caller counts 429s).
+    pub fn push_protobuf(&self, streams: &[crate::push::Stream]) -> anyhow::Result<(u16, String)> {
+        let response = self.http.post(
+            &url(&self.base, "/loki/api/v1/push", &[]),
+            &[("Content-Type", "application/x-protobuf")],
+            &crate::push::encode(streams),
+        )?;
+        Ok((response.status, response.body))
+    }
+
+    /// `POST /loki/api/v1/delete`: a delete request for the lines of `selector` between two
+    /// Unix seconds (the compactor removes them; queries stop returning them at once).
+    pub fn delete(&self, selector: &str, start_s: u64, end_s: u64) -> anyhow::Result<()> {
+        let (start, end) = (start_s.to_string(), end_s.to_string());
+        let query = [("query", selector), ("start", start.as_str()), ("end", end.as_str())];
+        self.http
+            .post(&url(&self.base, "/loki/api/v1/delete", &query), &[], b"")?
+            .expect(204, "Loki delete request")?;
+        Ok(())
+    }
+
     /// `POST /flush`: ingesters write their in-memory chunks to the object store now.
     pub fn flush(&self) -> anyhow::Result<()> {
         self.http.post(&url(&self.base, "/flush", &[]), &[], b"")?.expect(204, "Loki /flush")?;

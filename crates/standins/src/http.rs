@@ -22,6 +22,8 @@ pub struct Request {
     /// Header names lower-cased.
     pub headers: BTreeMap<String, String>,
     pub body: String,
+    /// The body as sent (a binary one, e.g. a snappy protobuf push, is not text).
+    pub raw: Vec<u8>,
 }
 
 impl Request {
@@ -142,6 +144,7 @@ fn serve(stream: TcpStream, handler: &Handler) -> anyhow::Result<()> {
             .collect(),
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        raw: body,
     };
     let answer = handler(&request);
     let reason = match answer.status {

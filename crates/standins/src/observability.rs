@@ -89,6 +89,15 @@ pub struct StackState {
     /// Every AWS API request (ECS, SSM) as it arrived, for the checks against AWS's models;
     /// what the ECS proxy forwards to moto is marked [`PROXIED`] there, so it counts once.
     pub aws_requests: Vec<configcheck::botocore::HttpRequest>,
+    /// Loki's per-tenant ingestion limit, bytes a second (the rendered example's
+    /// `ingestion_rate_mb: 20`); a push past it in the current second is refused with 429.
+    pub ingestion_limit_bytes_per_s: u64,
+    /// Bytes pushed in the current whole second: `(second, bytes)`.
+    pub ingested_this_second: (u64, u64),
+    /// What `/metrics` reports as `process_resident_memory_bytes`.
+    pub resident_memory_bytes: u64,
+    /// Every delete request: `(query, start, end)` as sent.
+    pub delete_requests: Vec<(String, String, String)>,
 }
 
 /// The header the ECS proxy adds to what it forwards to moto.
@@ -126,6 +135,10 @@ impl Default for StackState {
             held_answers: 0,
             terminated_sessions: Vec::new(),
             aws_requests: Vec::new(),
+            ingestion_limit_bytes_per_s: 20 << 20,
+            ingested_this_second: (0, 0),
+            resident_memory_bytes: 400 << 20,
+            delete_requests: Vec::new(),
         }
     }
 }
@@ -223,10 +236,16 @@ fn route(state: &mut StackState, req: &Request) -> Answer {
         ("GET", "/loki/api/v1/query_range") => query_range(state, req),
         ("GET", "/loki/api/v1/labels") => labels(state, req),
         ("POST", "/loki/api/v1/push") => push(state, req),
+        ("POST", "/loki/api/v1/delete") => delete(state, req),
         ("POST", "/flush") => Answer::text(204, ""),
         ("GET", "/metrics") => Answer::text(
             200,
-            &format!("# TYPE loki_distributor_lines_received_total counter\nloki_distributor_lines_received_total{{tenant=\"fake\"}} {}\n", state.entries.len()),
+            &format!(
+                "# TYPE loki_distributor_lines_received_total counter\nloki_distributor_lines_received_total{{tenant=\"fake\"}} {}\n\
+                 # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n",
+                state.entries.len(),
+                state.resident_memory_bytes
+            ),
         ),
         ("GET", "/api/health") => Answer::json(200, &json!({"commit": "abc", "database": "ok", "version": "13.2.3"})),
         ("GET", path) if path.starts_with("/api/datasources/uid/") => datasource(state, req, &path["/api/datasources/uid/".len()..]),
@@ -460,22 +479,90 @@ fn labels(state: &StackState, req: &Request) -> Answer {
 }
 
 fn push(state: &mut StackState, req: &Request) -> Answer {
-    let Ok(body) = serde_json::from_str::<Value>(&req.body) else { return Answer::text(400, "not JSON") };
-    for stream in body["streams"].as_array().into_iter().flatten() {
-        let labels: BTreeMap<String, String> = stream["stream"]
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
-            .unwrap_or_default();
-        for value in stream["values"].as_array().into_iter().flatten() {
-            let ts_ns = value[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
-            state.entries.push(Entry {
-                labels: labels.clone(),
-                ts_ns,
-                line: value[1].as_str().unwrap_or("").to_string(),
-                metadata: BTreeMap::new(),
-            });
+    let streams = if req.header("content-type") == Some("application/x-protobuf") {
+        match probes::push::decode(&req.raw) {
+            Ok(streams) => streams
+                .into_iter()
+                .map(|stream| {
+                    let labels = parse_logql(&stream.labels).map(|q| q.matchers).unwrap_or_default();
+                    let labels = labels.into_iter().map(|(name, _, value)| (name, value)).collect();
+                    let entries = stream
+                        .entries
+                        .into_iter()
+                        .map(|e| (e.ts_ns, e.line, e.metadata.into_iter().collect()))
+                        .collect();
+                    (labels, entries)
+                })
+                .collect::<Vec<(BTreeMap<String, String>, Vec<(u128, String, BTreeMap<String, String>)>)>>(),
+            Err(err) => return Answer::text(400, &format!("{err:#}")),
+        }
+    } else {
+        let Ok(body) = serde_json::from_str::<Value>(&req.body) else { return Answer::text(400, "not JSON") };
+        body["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|stream| {
+                let labels = stream["stream"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+                    .unwrap_or_default();
+                let entries = stream["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|value| {
+                        let ts_ns = value[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+                        (ts_ns, value[1].as_str().unwrap_or("").to_string(), BTreeMap::new())
+                    })
+                    .collect();
+                (labels, entries)
+            })
+            .collect()
+    };
+    // Loki's rate limiter counts the lines' bytes per tenant, and refuses the whole push past it.
+    let (lines, bytes) = streams
+        .iter()
+        .flat_map(|(_, entries)| entries.iter())
+        .fold((0u64, 0u64), |(n, b), (_, line, _)| (n + 1, b + line.len() as u64));
+    let second = (now_ns() / 1_000_000_000) as u64;
+    if state.ingested_this_second.0 != second {
+        state.ingested_this_second = (second, 0);
+    }
+    if state.ingested_this_second.1 + bytes > state.ingestion_limit_bytes_per_s {
+        return Answer::text(
+            429,
+            &format!(
+                "Ingestion rate limit exceeded for user fake (limit: {} bytes/sec) while attempting to ingest '{lines}' lines totaling '{bytes}' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
+                state.ingestion_limit_bytes_per_s
+            ),
+        );
+    }
+    state.ingested_this_second.1 += bytes;
+    for (labels, entries) in streams {
+        for (ts_ns, line, metadata) in entries {
+            state.entries.push(Entry { labels: labels.clone(), ts_ns, line, metadata });
         }
     }
+    Answer::text(204, "")
+}
+
+/// `POST /loki/api/v1/delete?query=<selector>&start=<s>&end=<s>`: the compactor would delete
+/// later; queries stop returning the lines at once, as here.
+fn delete(state: &mut StackState, req: &Request) -> Answer {
+    let param = |name: &str| req.query.get(name).cloned().unwrap_or_default();
+    let (query, start, end) = (param("query"), param("start"), param("end"));
+    let Some(selector) = parse_logql(&query).filter(|q| q.contains.is_empty()) else {
+        return Answer::text(400, "invalid query: a delete request takes a stream selector");
+    };
+    let (Ok(start_s), Ok(end_s)) = (start.parse::<u128>(), end.parse::<u128>()) else {
+        return Answer::text(400, "start and end must be Unix seconds");
+    };
+    state.entries.retain(|e| {
+        let inside = e.ts_ns >= start_s * 1_000_000_000 && e.ts_ns <= (end_s + 1) * 1_000_000_000;
+        !(inside && selector.matchers.iter().all(|(name, _, value)| e.labels.get(name) == Some(value)))
+    });
+    state.delete_requests.push((query, start, end));
     Answer::text(204, "")
 }
 
@@ -945,6 +1032,53 @@ while True:
 mod tests {
     use super::*;
 
+    fn protobuf_push(streams: &[probes::push::Stream]) -> Request {
+        let raw = probes::push::encode(streams);
+        Request {
+            method: "POST".into(),
+            path: "/loki/api/v1/push".into(),
+            query: BTreeMap::new(),
+            headers: [("content-type".to_string(), "application/x-protobuf".to_string())].into(),
+            body: String::from_utf8_lossy(&raw).into_owned(),
+            raw,
+        }
+    }
+
+    #[test]
+    fn a_protobuf_push_keeps_labels_and_metadata_and_a_push_past_the_limit_is_refused_whole() {
+        let entry = |line: &str| probes::push::Entry {
+            ts_ns: now_ns(),
+            line: line.into(),
+            metadata: vec![("task_id".into(), "abc".into())],
+        };
+        let stream = |lines: &[&str]| probes::push::Stream {
+            labels: r#"{service_name="xtask-capacity", cluster="c"}"#.into(),
+            entries: lines.iter().map(|l| entry(l)).collect(),
+        };
+        let mut state = StackState { ingestion_limit_bytes_per_s: 10, ..StackState::default() };
+        assert_eq!(push(&mut state, &protobuf_push(&[stream(&["12345"])])).status, 204);
+        assert_eq!(state.entries[0].labels["service_name"], "xtask-capacity");
+        assert_eq!(state.entries[0].metadata["task_id"], "abc");
+        // 5 of 10 bytes taken this second: 6 more are refused, nothing of them stored. (A
+        // second boundary in between would let them through: the test retries once.)
+        let answer = push(&mut state, &protobuf_push(&[stream(&["123", "456"])]));
+        let answer = if answer.status == 204 {
+            push(&mut state, &protobuf_push(&[stream(&["123456789", "0"])]))
+        } else {
+            answer
+        };
+        assert_eq!(answer.status, 429);
+        assert!(
+            answer.body.contains("Ingestion rate limit exceeded for user fake (limit: 10 bytes/sec)"),
+            "{}",
+            answer.body
+        );
+        assert!(push(&mut state, &protobuf_push(&[])).status == 204);
+        let mut bad = protobuf_push(&[]);
+        bad.raw = b"not snappy".to_vec();
+        assert_eq!(push(&mut state, &bad).status, 400);
+    }
+
     #[test]
     fn understands_the_logql_the_probes_send() {
         let q = parse_logql(r#"{service_name="worker", cluster=~".+"} |~ "(?i)error" |= "x\"y""#).unwrap();
@@ -987,6 +1121,7 @@ mod tests {
                 .collect(),
             headers: BTreeMap::new(),
             body: String::new(),
+            raw: Vec::new(),
         };
         let answer = |query: &str| -> Value {
             let req = request(query);

@@ -2,6 +2,7 @@
 //! `common`). One test binary: one link, and one moto_server shared by every test.
 
 mod build_grafana;
+mod capacity;
 mod common;
 mod migration;
 mod onboarding;
