@@ -210,11 +210,11 @@ run "loki_service_with_the_file_variables" {
   }
   assert {
     condition = (
-      yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "1044MB" &&
+      yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "84MB" &&
       one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1536 &&
       one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "alloy"]) == 384
     )
-    error_message = "The 2048 MiB task holds the 384 MiB Alloy sidecar and 128 MiB of headroom: Loki gets 1536 MiB, and WAL replay what GOMEMLIMIT (1228) leaves after 120 MB of caches and 64 for a query (1044MB)."
+    error_message = "The 2048 MiB task holds the 384 MiB Alloy sidecar and 128 MiB of headroom: Loki gets 1536 MiB, and WAL replay what GOMEMLIMIT (1228) leaves after 120 MB of caches, 64 for a query and 960 of catch-up working set (84MB)."
   }
   assert {
     condition     = sum([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : try(c.memory, 0)]) + 128 <= tonumber(aws_ecs_task_definition.loki[0].memory)
@@ -270,7 +270,7 @@ run "req_7_2_ha_memberlist_with_per_task_dns" {
     error_message = "HA uses a memberlist ring with replication factor 3 (req 7.3)."
   }
   assert {
-    condition     = yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "1044MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1536
+    condition     = yamldecode(aws_ssm_parameter.loki_config[local.loki_config_parameter_key].value).ingester.wal.replay_memory_ceiling == "84MB" && one([for c in jsondecode(aws_ecs_task_definition.loki[0].container_definitions) : c.memory if c.name == "loki"]) == 1536
     error_message = "Each 2048 MiB replica gives Loki 1536 MiB next to its sidecar and the headroom, and replays its WAL within what GOMEMLIMIT leaves after the caches and a query."
   }
   assert {

@@ -33,6 +33,8 @@ pub const ALLOY_CPU_UNITS: u32 = 128;
 /// A planned Loki restart, as infra/log-buffer.tf takes it (`loki_outage_budget.restart_seconds`,
 /// which `cargo xtask test` compares with this).
 pub const PLANNED_RESTART_SECONDS: f64 = 138.0;
+/// The smallest WAL replay ceiling worth having (MB): below it replay flushes all the time.
+pub const MIN_REPLAY_MB: u32 = 64;
 /// The query-range result caches that share the results cache's config (see MemoryBudget).
 pub const RESULT_CACHES: u32 = 6;
 /// Loki accepts up to twice `ingestion_mb_per_s` from the tenant (ingestion_rate_mb, rendered).
@@ -50,7 +52,8 @@ pub struct MemoryBudget {
     /// All seven are set explicitly in the config: Loki's default is 100 MB each.
     pub chunk_cache: u32,
     pub results_cache_each: u32,
-    /// WAL replay stops holding data past this (replay runs before ingestion resumes).
+    /// WAL replay flushes past this. A crash under load replays, then catches up at once, so
+    /// the replayed data and the catch-up's working set must fit together beside the caches.
     pub replay_ceiling: u32,
     /// The ingestion working set at the fastest a catch-up can ingest.
     pub working_set: u32,
@@ -64,13 +67,14 @@ impl MemoryBudget {
         let (chunk_cache, results_cache_each) = ((share / 32).max(1), (share / 128).max(1));
         let catch_up_rate = (MEASURED_MIB_PER_S_PER_VCPU * loki_vcpu).min(TENANT_LIMIT_FACTOR * rate_mb_per_s);
         let caches = chunk_cache + RESULT_CACHES * results_cache_each;
+        let working_set = (WORKING_SET_MB_PER_MIB_S * catch_up_rate).ceil() as u32;
         MemoryBudget {
             share,
             gomemlimit,
             chunk_cache,
             results_cache_each,
-            replay_ceiling: gomemlimit.saturating_sub(caches + QUERY_RESERVE_MB),
-            working_set: (WORKING_SET_MB_PER_MIB_S * catch_up_rate).ceil() as u32,
+            replay_ceiling: gomemlimit.saturating_sub(caches + QUERY_RESERVE_MB + working_set).max(MIN_REPLAY_MB),
+            working_set,
         }
     }
 
@@ -79,9 +83,10 @@ impl MemoryBudget {
         self.chunk_cache + RESULT_CACHES * self.results_cache_each
     }
 
-    /// What ingestion needs under GOMEMLIMIT: the caches, the working set and one query.
+    /// What must fit under GOMEMLIMIT: the caches, the catch-up's working set, one query and at
+    /// least the smallest replay ceiling.
     pub fn needed(&self) -> u32 {
-        self.caches() + self.working_set + QUERY_RESERVE_MB
+        self.caches() + self.working_set + QUERY_RESERVE_MB + MIN_REPLAY_MB
     }
 
     pub fn fits(&self) -> bool {
@@ -144,12 +149,13 @@ impl Capacity {
         }
         (!self.memory.fits()).then(|| {
             format!(
-                "Loki's {} MiB (GOMEMLIMIT {} MB) cannot hold {} MB of caches, {} MB of working set at the catch-up's rate and {} MB for a query",
+                "Loki's {} MiB (GOMEMLIMIT {} MB) cannot hold {} MB of caches, {} MB of working set at the catch-up's rate, {} MB for a query and {} MB of WAL replay",
                 self.memory.share,
                 self.memory.gomemlimit,
                 self.memory.caches(),
                 self.memory.working_set,
-                QUERY_RESERVE_MB
+                QUERY_RESERVE_MB,
+                MIN_REPLAY_MB
             )
         })
     }
@@ -239,7 +245,10 @@ mod tests {
         for share in [512, 1024, 1536, 3584, 7680] {
             let budget = MemoryBudget::new(share, 1.0, 10.0);
             assert_eq!(budget.gomemlimit, share * 4 / 5);
-            assert!(budget.caches() + budget.replay_ceiling + QUERY_RESERVE_MB <= budget.gomemlimit);
+            if budget.fits() {
+                let all = budget.caches() + budget.replay_ceiling + QUERY_RESERVE_MB + budget.working_set;
+                assert!(all <= budget.gomemlimit, "{budget:?}");
+            }
         }
     }
 
