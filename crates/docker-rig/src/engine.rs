@@ -28,7 +28,6 @@ struct OwnDaemon {
     _child: Child,
     /// Closing it (our exit, or a drop) stops dockerd and removes its scratch folder.
     _lifeline: ChildStdin,
-    dir: PathBuf,
 }
 
 impl Engine {
@@ -87,7 +86,7 @@ rm -rf "$DIR"
             .spawn()
             .with_context(|| format!("starting {}", dockerd.display()))?;
         let lifeline = child.stdin.take().expect("piped stdin");
-        let engine = Engine { socket, own: Some(OwnDaemon { _child: child, _lifeline: lifeline, dir: dir.clone() }) };
+        let engine = Engine { socket, own: Some(OwnDaemon { _child: child, _lifeline: lifeline }) };
         let deadline = Instant::now() + Duration::from_secs(60);
         while let Err(err) = engine.ping() {
             if Instant::now() > deadline {
@@ -111,11 +110,6 @@ rm -rf "$DIR"
     /// Whether we started this engine (its daemon has the rig's AWS credentials then).
     pub fn is_own(&self) -> bool {
         self.own.is_some()
-    }
-
-    /// The daemon's data root, when it is ours (where log files can be looked at).
-    pub fn own_data_root(&self) -> Option<PathBuf> {
-        self.own.as_ref().map(|own| own.dir.join("data"))
     }
 
     pub fn ping(&self) -> anyhow::Result<()> {
