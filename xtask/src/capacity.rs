@@ -107,15 +107,22 @@ impl Plan {
         let (mut sent, mut accepted, mut rejected, mut line) = (0.0, 0u64, 0u64, 0u64);
         let mut resident_max = 0.0f64;
         let mut last_memory_read = None::<Instant>;
-        while began.elapsed() < Duration::from_secs(self.seconds) {
+        // Every byte of rate × seconds is pushed: what is due when the time is up goes too, and
+        // the rate is what Loki took over the whole time it took.
+        let total = bytes_per_s * self.seconds as f64;
+        loop {
             if last_memory_read.is_none_or(|at: Instant| at.elapsed() >= Duration::from_secs(1)) {
                 let text = loki.metrics()?;
                 resident_max =
                     resident_max.max(probes::loki::metric_sum(&text, "process_resident_memory_bytes").unwrap_or(0.0));
                 last_memory_read = Some(Instant::now());
             }
-            let due = bytes_per_s * began.elapsed().as_secs_f64() - sent;
+            let in_time = began.elapsed() < Duration::from_secs(self.seconds);
+            let due = if in_time { bytes_per_s * began.elapsed().as_secs_f64() - sent } else { total - sent };
             if due < LINE_BYTES as f64 {
+                if !in_time {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
