@@ -144,7 +144,7 @@ pub fn verify(
     }
     drop(checks); // closes the tunnel before the verdict
     let cost = cost_of(project, &live.env, &read);
-    let record = record(&live.env, &services, &results, span)?;
+    let record = record(&live.env, &groups, &results, span)?;
     let passed = results.iter().all(|r| r.missing_lines() == 0);
     if json_out {
         println!("{}", serde_json::to_string_pretty(&to_json(&live.env, span, &services, &results, &cost, passed))?);
@@ -521,16 +521,31 @@ fn read_record(path: &std::path::Path) -> anyhow::Result<Value> {
     }
 }
 
+/// What a record proves things about: a record copied from another env, account, region,
+/// cluster or state proves nothing here.
+fn binding(env: &Environment) -> Value {
+    let s = &env.settings;
+    json!({
+        "env": env.name, "account": s.aws.account_id, "region": s.aws.region,
+        "cluster": s.platform.ecs_cluster_name, "state": format!("s3://{}/{}", s.state.bucket, s.state.key),
+    })
+}
+
 /// Each checked service's latest result replaces its previous one; the file is replaced whole.
+/// A record of another env's is started over.
 fn record(
     env: &Environment,
-    services: &[&'static str],
+    groups: &[(&'static str, String)],
     results: &[ContainerResult],
     span: Span,
 ) -> anyhow::Result<PathBuf> {
     let path = record_path(env);
     let mut all = read_record(&path)?;
-    for service in services {
+    if all["bound_to"] != binding(env) {
+        all = json!({"services": {}});
+    }
+    all["bound_to"] = binding(env);
+    for (service, log_group) in groups {
         let mine: Vec<&ContainerResult> = results.iter().filter(|r| r.service == *service).collect();
         let missing: u64 = mine.iter().map(|r| r.missing_lines()).sum();
         let cloudwatch: u64 = mine.iter().flat_map(|r| r.counts.values()).map(|c| c.0).sum();
@@ -539,11 +554,15 @@ fn record(
             "passed": missing == 0, "from": span.from, "to": span.to, "checked_at": span.now,
             "cloudwatch_lines": cloudwatch, "loki_lines": loki, "missing_lines": missing,
             "extra_lines": mine.iter().map(|r| r.extra_lines()).sum::<u64>(),
+            "log_group": log_group,
         });
     }
     settings::write_atomically(&path, &(serde_json::to_string_pretty(&all)? + "\n"))?;
     Ok(path)
 }
+
+/// A record's end may be this far past the clock (two hosts' clocks), no further.
+const FUTURE_SKEW: u64 = 300;
 
 /// A passing parity run covering the last `migration.parity_hours` for every enabled service on
 /// Alloy: `Ok(summary)`, or why not and the command that fixes it.
@@ -558,11 +577,28 @@ fn gate_at(project: &Project, env: &Environment, now: u64) -> Result<String, Str
     let fix = format!("run `cargo xtask verify parity --env {} --since {hours}h` first", env.name);
     let mut problems = Vec::new();
     let mut summary = Vec::new();
+    let bound = &record["bound_to"];
+    let has_results = record["services"].as_object().is_some_and(|s| !s.is_empty());
+    if has_results && *bound != binding(env) {
+        let here = binding(env);
+        let differs: Vec<String> = ["env", "account", "region", "cluster", "state"]
+            .iter()
+            .filter(|k| bound[**k] != here[**k])
+            .map(|k| format!("{k} {} (this env: {})", bound[*k], here[*k]))
+            .collect();
+        return Err(format!(
+            "{} was not recorded for this env ({}): it proves nothing here; {fix}",
+            project.rel(&path).display(),
+            if bound.is_null() { "it names no env, account, cluster or state".to_string() } else { differs.join(", ") }
+        ));
+    }
     for (name, _) in env.settings.services.iter().filter(|(_, s)| s.enabled && s.collector == Collector::Alloy) {
         let r = &record["services"][name];
         let (from, to) = (r["from"].as_u64().unwrap_or(0), r["to"].as_u64().unwrap_or(0));
         if r.is_null() {
             problems.push(format!("{name} has no parity result"));
+        } else if to > now + FUTURE_SKEW || from > to {
+            problems.push(format!("{name}'s result ends in the future ({} UTC): the record is not a run's", hhmm(to)));
         } else if r["passed"] != true {
             problems
                 .push(format!("{name}'s latest parity run failed ({} line(s) missing from Loki)", r["missing_lines"]));
@@ -584,6 +620,32 @@ fn gate_at(project: &Project, env: &Environment, now: u64) -> Result<String, Str
         return Ok("no enabled service runs Alloy yet: nothing to compare".to_string());
     }
     Ok(format!("passed over the last {hours}h for {}", summary.join(", ")))
+}
+
+/// Where the live outputs are at hand: each recorded result counted the log group the service
+/// has now (`temporal_services` output), not one it had before.
+pub fn counted_the_live_log_groups(env: &Environment, temporal_services: &Value) -> Result<(), String> {
+    let path = record_path(env);
+    let record = read_record(&path).map_err(|e| format!("{e:#}"))?;
+    let problems: Vec<String> = record["services"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, result)| {
+            let live = &temporal_services[name]["log_group_name"];
+            (result["log_group"] != *live)
+                .then(|| format!("{name}'s result counted log group {}, not {live}", result["log_group"]))
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}; run `cargo xtask verify parity --env {} --since {}h` first",
+        problems.join("; "),
+        env.name,
+        env.settings.migration.parity_hours
+    ))
 }
 
 /// Whether a plan (`terraform show -json`) turns the parallel run off: the output
@@ -650,23 +712,55 @@ mod tests {
         let now = 1_800_000_000;
         let day = 24 * 3600;
         let write = |services: Value| {
-            std::fs::write(record_path(&env), json!({"services": services}).to_string()).unwrap();
+            std::fs::write(record_path(&env), json!({"services": services, "bound_to": binding(&env)}).to_string())
+                .unwrap();
         };
         let ok = |to: u64| json!({"passed": true, "from": to - day, "to": to, "missing_lines": 0});
+        let log_group = |service: &str| format!("/ecs/temporal-dev/{service}");
+        let ok_in = |to: u64, service: &str| {
+            let mut result = ok(to);
+            result["log_group"] = json!(log_group(service));
+            result
+        };
         let why = gate_at(&project, &env, now).unwrap_err();
         assert!(why.contains("worker has no parity result") && why.contains("history has no parity result"), "{why}");
         assert!(why.contains("run `cargo xtask verify parity --env dev --since 24h` first"), "{why}");
-        write(json!({"worker": ok(now - 600), "history": ok(now - 600)}));
+        write(json!({"worker": ok_in(now - 600, "worker"), "history": ok_in(now - 600, "history")}));
         let passed = gate_at(&project, &env, now).unwrap();
         assert!(passed.starts_with("passed over the last 24h for "), "{passed}");
+        // Evidence bound to another env, or none, or ending in the future, opens nothing.
+        let good = std::fs::read_to_string(record_path(&env)).unwrap();
+        let copied = good.replace(&format!("\"{}\"", env.settings.aws.account_id), "\"210987654321\"");
+        assert_ne!(copied, good);
+        std::fs::write(record_path(&env), &copied).unwrap();
+        let why = gate_at(&project, &env, now).unwrap_err();
+        assert!(
+            why.contains("was not recorded for this env (account \"210987654321\" (this env: \"123456789012\"))"),
+            "{why}"
+        );
+        std::fs::write(record_path(&env), json!({"services": {"worker": ok_in(now, "worker")}}).to_string()).unwrap();
+        assert!(gate_at(&project, &env, now).unwrap_err().contains("it names no env, account, cluster or state"));
+        write(json!({"worker": ok_in(now + 30 * day, "worker"), "history": ok_in(now - 600, "history")}));
+        let why = gate_at(&project, &env, now).unwrap_err();
+        assert!(why.contains("worker's result ends in the future"), "{why}");
+        write(json!({"worker": ok(now - 600), "history": ok_in(now - 600, "history")}));
+        let outputs = json!({"worker": {"log_group_name": log_group("worker")}, "history": {"log_group_name": "/ecs/renamed/history"}});
+        let why = counted_the_live_log_groups(&env, &outputs).unwrap_err();
+        assert!(
+            why.contains(
+                "history's result counted log group \"/ecs/temporal-dev/history\", not \"/ecs/renamed/history\""
+            ),
+            "{why}"
+        );
+        assert!(why.contains("worker's result counted log group null, not \"/ecs/temporal-dev/worker\""), "{why}");
         write(
-            json!({"worker": ok(now - 600), "history": {"passed": false, "from": now - day, "to": now, "missing_lines": 3}}),
+            json!({"worker": ok_in(now - 600, "worker"), "history": {"passed": false, "from": now - day, "to": now, "missing_lines": 3, "log_group": log_group("history")}}),
         );
         let why = gate_at(&project, &env, now).unwrap_err();
         assert!(why.contains("history's latest parity run failed (3 line(s) missing from Loki)"), "{why}");
         assert!(!why.contains("worker"), "{why}");
         write(
-            json!({"worker": ok(now - 3 * 3600), "history": {"passed": true, "from": now - 3600, "to": now, "missing_lines": 0}}),
+            json!({"worker": ok_in(now - 3 * 3600, "worker"), "history": {"passed": true, "from": now - 3600, "to": now, "missing_lines": 0, "log_group": log_group("history")}}),
         );
         let why = gate_at(&project, &env, now).unwrap_err();
         assert!(why.contains("worker's passing run ended 3h00m ago, more than 2h"), "{why}");

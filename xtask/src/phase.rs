@@ -407,9 +407,12 @@ pub fn plan(live: &Live, change: &Change, scope: &Scope) -> anyhow::Result<Plan>
     if crate::verify::parity::turns_off_parallel_run(&json) {
         // Whether Loki carries the rate, shown before CloudWatch goes: informative, not a gate.
         eprintln!("  {}", crate::capacity::latest(&live.env));
-        crate::verify::parity::gate(live.project, &live.env).map_err(|why| {
-            usage(format!("refusing: this plan turns cloudwatch_parallel_run off, and {why}; nothing was applied"))
-        })?;
+        let outputs = live.outputs()?;
+        crate::verify::parity::gate(live.project, &live.env)
+            .and_then(|_| crate::verify::parity::counted_the_live_log_groups(&live.env, &outputs["temporal_services"]))
+            .map_err(|why| {
+                usage(format!("refusing: this plan turns cloudwatch_parallel_run off, and {why}; nothing was applied"))
+            })?;
     }
     Ok(Plan { file, changes })
 }
