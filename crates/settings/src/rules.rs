@@ -267,9 +267,33 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// `key = value: why`, the value as [`shown`] lets it be echoed.
     fn new(key: &str, value: impl std::fmt::Display, why: impl std::fmt::Display) -> Problem {
+        let value = shown(key, &value.to_string());
         Problem { key: key.to_string(), message: format!("{key} = {value}: {why}"), inputs: &[] }
     }
+}
+
+/// Longest value a message echoes: past it, the start and the length.
+const ECHO_MAX: usize = 80;
+
+/// A value as a message may echo it: never one that looks like a secret (a password pasted
+/// where a secret's ARN belongs, credentials in a URL: terminals and CI logs keep what they
+/// print), and never more than [`ECHO_MAX`] characters.
+pub fn shown(key: &str, value: &str) -> String {
+    let bare = value.trim_matches('"');
+    let secret_key = key.contains("password") || key.contains("secret");
+    let credentials_in_url = bare
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@')));
+    if (secret_key && !bare.starts_with("arn:")) || credentials_in_url {
+        return format!("(a value not shown: it may be a secret; {} characters)", bare.chars().count());
+    }
+    if value.chars().count() > ECHO_MAX {
+        let start: String = value.chars().take(ECHO_MAX).collect();
+        return format!("{start}… ({} characters)", value.chars().count());
+    }
+    value.to_string()
 }
 
 /// Numeric settings: key, Terraform variable, the restated rest of its condition, and a value

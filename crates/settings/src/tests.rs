@@ -141,6 +141,32 @@ fn a_plain_password_is_not_a_secret_arn() {
     );
     let err = format!("{:#}", parse(&text).unwrap_err());
     assert!(err.contains("never the password itself"), "{err}");
+    assert!(!err.contains("hunter2"), "a password is never echoed: {err}");
+}
+
+#[test]
+fn secrets_are_never_echoed_and_long_values_are_cut() {
+    let url = EXAMPLE.replacen(
+        "db_host = \"temporal-dev.cluster-abcdefghijkl.eu-west-1.rds.amazonaws.com\"",
+        "db_host = \"postgres://temporal:s3cr3t-pw@db.example.com:5432/temporal\"",
+        1,
+    );
+    let err = problems(&url);
+    assert!(err.contains("temporal.db_host = (a value not shown: it may be a secret;"), "{err}");
+    assert!(!err.contains("s3cr3t-pw"), "{err}");
+    let long = EXAMPLE.replacen(
+        "ecs_cluster_name = \"temporal-dev\"",
+        &format!("ecs_cluster_name = \"{}\"", "x".repeat(200_000)),
+        1,
+    );
+    let err = problems(&long);
+    assert!(err.contains("… (200002 characters)"), "{err}");
+    assert!(err.len() < 2_000, "{} bytes", err.len());
+    assert_eq!(rules::shown("platform.vpc_id", "\"vpc-1\""), "\"vpc-1\"");
+    assert_eq!(
+        rules::shown("temporal.db_password_secret_arn", "\"arn:aws:secretsmanager:x\""),
+        "\"arn:aws:secretsmanager:x\""
+    );
 }
 
 fn problems(text: &str) -> String {
