@@ -317,8 +317,36 @@ impl Environment {
     pub fn from_file(name: &str, path: &Path) -> anyhow::Result<Environment> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let settings = parse_env(Some(name), &text).map_err(|err| format_err!("{}: {err:#}", path.display()))?;
+        if let Some(other) = path.parent().and_then(|dir| env_on_the_same_state(dir, path, &settings.state)) {
+            bail!(
+                "{} and {} name the same Terraform state (s3://{}/{}): a plan of one would destroy what the other applied; give each env its own state.key, e.g. loki-migration/{name}.tfstate",
+                path.display(),
+                other.display(),
+                settings.state.bucket,
+                settings.state.key
+            );
+        }
         Ok(Environment { name: name.to_string(), path: path.to_path_buf(), settings })
     }
+}
+
+/// Another env file beside `path` whose `[state]` is `state` (files that do not parse are
+/// reported when they are loaded themselves).
+fn env_on_the_same_state(dir: &Path, path: &Path, state: &State) -> Option<PathBuf> {
+    let mut others: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p != path && p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    others.sort();
+    others.into_iter().find(|other| {
+        let Some(table) = std::fs::read_to_string(other).ok().and_then(|t| t.parse::<toml::Table>().ok()) else {
+            return false;
+        };
+        let field =
+            |key: &str| table.get("state").and_then(|s| s.get(key)).and_then(|v| v.as_str()).map(str::to_string);
+        field("bucket").as_deref() == Some(state.bucket.as_str()) && field("key").as_deref() == Some(state.key.as_str())
+    })
 }
 
 /// Parses and validates an env file's text. Errors name the key and the allowed values.

@@ -403,3 +403,18 @@ fn a_loki_that_cannot_carry_its_own_rate_is_refused_naming_the_size_that_would()
     // The shipped examples carry their own rate.
     assert!(parse(EXAMPLE).is_ok());
 }
+
+#[test]
+fn two_env_files_on_one_terraform_state_are_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = dir.path().join("envs");
+    std::fs::create_dir_all(&envs).unwrap();
+    std::fs::write(envs.join("dev.toml"), EXAMPLE).unwrap();
+    std::fs::write(envs.join("qa.toml"), EXAMPLE).unwrap();
+    let err = format!("{:#}", Environment::load(dir.path(), "qa").unwrap_err());
+    assert!(err.contains("qa.toml and") && err.contains("dev.toml name the same Terraform state"), "{err}");
+    assert!(err.contains("e.g. loki-migration/qa.tfstate"), "{err}");
+    let other_key = EXAMPLE.replacen("loki-migration/example.tfstate", "loki-migration/qa.tfstate", 1);
+    std::fs::write(envs.join("qa.toml"), other_key).unwrap();
+    assert!(Environment::load(dir.path(), "qa").is_ok());
+}

@@ -73,6 +73,8 @@ impl EnvFile {
         let region = doc["aws"]["region"].as_str().expect("the example's region").to_string();
         settings::retarget(&mut doc, &region, account);
         doc["aws"]["account_id"] = toml_edit::value(account);
+        // A state of its own, as `cargo xtask init` gives every env.
+        doc["state"]["key"] = toml_edit::value(format!("loki-migration/{name}.tfstate"));
         std::fs::write(&path, doc.to_string()).expect("write the scratch env");
         let file = EnvFile { name, path, scratch };
         for service in alloy {

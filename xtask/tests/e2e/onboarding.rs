@@ -322,7 +322,7 @@ fn init_creates_the_env_file_from_the_example_and_renders_it() {
         vec![
             (r#"name = "temporal-dev""#, r#"name = "temporal-qa""#),
             (r#"bucket = "temporal-dev-terraform-state""#, r#"bucket = "qa-state""#),
-            (r#"key = "loki-migration/dev.tfstate""#, r#"key = "loki-migration/qa.tfstate""#),
+            (r#"key = "loki-migration/example.tfstate""#, r#"key = "loki-migration/qa.tfstate""#),
         ]
     );
     let settings = settings::Environment::load(repo.repo(), "qa").unwrap().settings;
