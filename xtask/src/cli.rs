@@ -111,8 +111,8 @@ pub struct DeployArgs {
     pub what: DeployTarget,
     #[command(flatten)]
     pub target: Target,
-    /// Longest wait for the ECS service to become stable, in seconds
-    #[arg(long, default_value_t = 900)]
+    /// Longest wait for the ECS service to become stable, in seconds (1-86400)
+    #[arg(long, default_value_t = 900, allow_negative_numbers = true, value_parser = clap::builder::RangedI64ValueParser::<u64>::new().range(1..=86_400))]
     pub timeout: u64,
 }
 
@@ -126,8 +126,8 @@ pub struct MigrateArgs {
     /// Migrate every remaining service, one after another (worker first)
     #[arg(long)]
     pub all: bool,
-    /// Longest wait for each ECS service to become stable, in seconds
-    #[arg(long, default_value_t = 900)]
+    /// Longest wait for each ECS service to become stable, in seconds (1-86400)
+    #[arg(long, default_value_t = 900, allow_negative_numbers = true, value_parser = clap::builder::RangedI64ValueParser::<u64>::new().range(1..=86_400))]
     pub timeout: u64,
 }
 
@@ -220,9 +220,9 @@ pub struct LogsArgs {
     /// A full LogQL log query instead of the service's stream
     #[arg(long, conflicts_with = "level")]
     pub query: Option<String>,
-    /// Most lines to print
-    #[arg(long, default_value_t = 200)]
-    pub limit: u32,
+    /// Most lines to print (1-5000, Loki's per-query maximum)
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
+    pub limit: i64,
 }
 
 #[derive(Debug, Args)]
@@ -283,10 +283,10 @@ pub struct CostArgs {
     #[arg(long, short, default_value = "example")]
     pub env: String,
     /// Log volume the services write, in GB per month (what CloudWatch would ingest)
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 50.0, allow_negative_numbers = true)]
     pub gb_per_month: f64,
     /// GB of logs scanned by queries per month (Logs Insights on CloudWatch, chunk GETs on Loki)
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub queries_gb: f64,
     /// Print the breakdown as JSON on stdout
     #[arg(long)]

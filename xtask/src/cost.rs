@@ -26,17 +26,27 @@ use crate::project::{usage, Project};
 
 pub const PRICES_FILE: &str = "data/prices.toml";
 
+/// The largest volume `cost` takes, GB a month (a billion GB: an exabyte).
+const MAX_GB: f64 = 1e9;
+
 /// Requirement 10.5: the saving must exceed this fraction.
 pub const REQUIRED_SAVING: f64 = 0.5;
 
 impl CostArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
         // No logs means no saving to speak of (and a ratio over zero): the volume must be positive.
-        if !(self.gb_per_month.is_finite() && self.gb_per_month > 0.0) {
-            return Err(usage(format!("--gb-per-month {}: expected a number of GB greater than 0", self.gb_per_month)));
+        // Past an exabyte a month the arithmetic overflows into `inf`: no fleet writes that.
+        if !(self.gb_per_month.is_finite() && self.gb_per_month > 0.0 && self.gb_per_month <= MAX_GB) {
+            return Err(usage(format!(
+                "--gb-per-month {:?}: expected a number of GB greater than 0, at most {MAX_GB}",
+                self.gb_per_month
+            )));
         }
-        if !(self.queries_gb.is_finite() && self.queries_gb >= 0.0) {
-            return Err(usage(format!("--queries-gb {}: expected a number of GB, 0 or more", self.queries_gb)));
+        if !(self.queries_gb.is_finite() && self.queries_gb >= 0.0 && self.queries_gb <= MAX_GB) {
+            return Err(usage(format!(
+                "--queries-gb {:?}: expected a number of GB from 0 to {MAX_GB}",
+                self.queries_gb
+            )));
         }
         let env = Environment::load(&project.root, &self.env).map_err(usage)?;
         let prices = Prices::load(&project.root)?;

@@ -21,9 +21,9 @@ impl LogsArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
         // Input first: a typo costs no AWS call.
         let since = logql::parse_duration(&self.since).map_err(usage)?;
-        if !(1..=MAX_LIMIT).contains(&self.limit) {
+        let Some(limit) = u32::try_from(self.limit).ok().filter(|l| (1..=MAX_LIMIT).contains(l)) else {
             bail!(usage(format!("--limit {}: expected 1 to {MAX_LIMIT} (Loki's per-query maximum)", self.limit)));
-        }
+        };
         if self.service == "loki" {
             bail!(usage(
                 "Loki's own logs are not in Loki (they stay in CloudWatch, readable when Loki is down): \
@@ -43,7 +43,7 @@ impl LogsArgs {
         let live = Live::connect(project, env)?;
         let loki_service = live.output_str("loki_service_name", "cargo xtask deploy loki --execute")?;
         let tunnel = Tunnel::open(&live, &Endpoint { what: "Loki", service: &loki_service, port: LOKI_PORT })?;
-        let mut lines = Loki::new(&tunnel.base_url(), Http::default()).query_range(&query, since, self.limit)?;
+        let mut lines = Loki::new(&tunnel.base_url(), Http::default()).query_range(&query, since, limit)?;
         drop(tunnel);
         // Loki answers newest first (direction=backward keeps the newest when --limit cuts).
         lines.sort_by_key(|l| l.ts_ns);

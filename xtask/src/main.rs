@@ -57,6 +57,9 @@ fn main() -> ExitCode {
 }
 
 fn try_main(cli: Cli) -> anyhow::Result<()> {
+    // The AWS retry settings are read here first, so a bad one stops every command before it
+    // does anything, the dry runs included.
+    probes::retry::Retry::from_env(|name| std::env::var(name).ok()).map_err(crate::project::usage)?;
     let project = Project::find()?;
     match cli.command {
         Command::Check(args) => args.run(&project),

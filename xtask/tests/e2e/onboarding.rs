@@ -490,7 +490,7 @@ fn cost_refuses_no_log_volume() {
     let repo = EnvFile::new(&[], OFFLINE_ACCOUNT);
     let out = xtask_in(repo.repo(), &["cost", "--env", "dev", "--gb-per-month", "0"]);
     out.assert_code(2);
-    assert!(out.stderr.contains("--gb-per-month 0: expected a number of GB greater than 0"), "{}", out.stderr);
+    assert!(out.stderr.contains("--gb-per-month 0.0: expected a number of GB greater than 0"), "{}", out.stderr);
     assert!(!out.stdout.contains("inf"), "{}", out.stdout);
 }
 
@@ -761,4 +761,40 @@ fn an_unknown_command_is_named_and_exits_2() {
     out.assert_code(2);
     assert!(out.stderr.contains("unrecognized subcommand 'frobnicate'"), "{}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
+
+// Numbers and tools at the edges (issue 33.5): each refused with exit 2 and the accepted range,
+// before any AWS call.
+#[test]
+fn numbers_and_tools_at_the_edges_are_refused_with_what_is_accepted() {
+    let world = World::bare(&[], standins::observability::StackState::default());
+    for (args, says) in [
+        (&["deploy", "loki", "--timeout", "0"][..], "0 is not in 1..=86400"),
+        (&["migrate-sidecars", "--timeout", "-5"], "-5 is not in 1..=86400"),
+        (&["logs", "worker", "--limit", "-1"], "--limit -1: expected 1 to 5000"),
+        (
+            &["cost", "--gb-per-month", "inf"],
+            "--gb-per-month inf: expected a number of GB greater than 0, at most 1000000000",
+        ),
+        (&["cost", "--gb-per-month", "1e308"], "--gb-per-month 1e308: expected"),
+        (&["cost", "--queries-gb", "-1"], "--queries-gb -1.0: expected a number of GB from 0 to 1000000000"),
+    ] {
+        let run = world.xtask(args);
+        run.assert_code(2);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    let mut attempts = world.xtask_command(&["deploy", "loki"]);
+    attempts.env("AWS_MAX_ATTEMPTS", "0");
+    let run = run_xtask(attempts, "AWS_MAX_ATTEMPTS=0");
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("AWS_MAX_ATTEMPTS is \"0\": it must be a whole number of attempts, 1 or more"),
+        "{}",
+        run.stderr
+    );
+    let mut terraform = world.xtask_command(&["deploy", "loki"]);
+    terraform.env("XTASK_TERRAFORM", "/nonexistent/terraform");
+    let run = run_xtask(terraform, "XTASK_TERRAFORM missing");
+    run.assert_code(2);
+    assert!(run.stderr.contains("XTASK_TERRAFORM=/nonexistent/terraform is not a file"), "{}", run.stderr);
 }
