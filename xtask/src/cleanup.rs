@@ -67,7 +67,7 @@ fn spec(project: &Project, env: &Environment) -> PhaseSpec {
             parity.as_ref().unwrap_or_else(|why| why)
         ),
         timeout: Duration::from_secs(0),
-        not_yet: phase::services_migrated(env).err().or_else(|| parity.err()),
+        not_yet: phase::out_of_order(env).or_else(|| phase::services_migrated(env).err()).or_else(|| parity.err()),
     }
 }
 

@@ -142,6 +142,32 @@ pub fn loki_deployed(env: &Environment) -> Result<(), String> {
     ))
 }
 
+/// What the env file says that no phase order gives (a hand edit): services on Alloy, or a
+/// Grafana image, while Loki is not deployed. Every phase refuses it before anything runs.
+pub fn out_of_order(env: &Environment) -> Option<String> {
+    let s = &env.settings;
+    if s.loki.enabled {
+        return None;
+    }
+    let on_alloy: Vec<&str> =
+        s.services.iter().filter(|(_, v)| v.collector == Collector::Alloy).map(|(n, _)| n).collect();
+    let mut found = Vec::new();
+    if !on_alloy.is_empty() {
+        found.push(format!("{} use(s) the alloy collector", on_alloy.join(", ")));
+    }
+    if s.versions.contains_key("grafana_image") {
+        found.push("versions.grafana_image is set".to_string());
+    }
+    (!found.is_empty()).then(|| {
+        format!(
+            "{} in envs/{}.toml while loki.enabled = false: Alloy and Grafana come after Loki; set collector = \"adot\" and remove grafana_image, then run `cargo xtask deploy loki --env {} --execute` first",
+            found.join(" and "),
+            env.name,
+            env.name
+        )
+    })
+}
+
 /// Grafana is deployed (phase 3), or which commands deploy it.
 pub fn grafana_deployed(env: &Environment) -> Result<(), String> {
     loki_deployed(env)?;
@@ -615,7 +641,11 @@ pub fn execute(
 }
 
 /// Prints whether the env's rendered files are current; with `write`, brings them up to date.
+/// Every phase starts here, before any AWS call: the env file's phase order, then its files.
 pub fn render_status(project: &Project, env: &Environment, write: bool) -> anyhow::Result<()> {
+    if let Some(why) = out_of_order(env) {
+        return Err(usage(why));
+    }
     let files = render::render_all(&project.root).map_err(usage)?;
     let prefix = PathBuf::from("rendered").join(&env.name);
     let drift = render::drift(&project.root, &files)?;

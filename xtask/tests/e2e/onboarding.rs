@@ -798,3 +798,36 @@ fn numbers_and_tools_at_the_edges_are_refused_with_what_is_accepted() {
     run.assert_code(2);
     assert!(run.stderr.contains("XTASK_TERRAFORM=/nonexistent/terraform is not a file"), "{}", run.stderr);
 }
+
+// A hand-edited env file whose phases are out of order (issue 33.4): refused by every phase,
+// dry run or --execute, with exit 2 and before any AWS call or Terraform run.
+#[test]
+fn an_env_file_with_phases_out_of_order_is_refused_before_anything_runs() {
+    let world = World::bare(&["worker"], standins::observability::StackState::default());
+    for args in [
+        &["deploy", "baseline"][..],
+        &["deploy", "baseline", "--execute"],
+        &["deploy", "loki", "--execute"],
+        &["cleanup-adot"],
+    ] {
+        let run = world.xtask(args);
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains("worker use(s) the alloy collector in envs/dev.toml while loki.enabled = false"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!run.stdout.contains("Run again with --execute"), "{args:?}: {}", run.stdout);
+    }
+    settings::set_collector(&world.env.path, "worker", settings::Collector::Adot).unwrap();
+    let image = format!("{}.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:13.2.3-1a2b3c4", world.account);
+    settings::set(&world.env.path, &["versions", "grafana_image"], image.as_str().into()).unwrap();
+    let run = world.xtask(&["deploy", "baseline"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("versions.grafana_image is set in envs/dev.toml while loki.enabled = false"),
+        "{}",
+        run.stderr
+    );
+    assert!(world.terraform_calls().is_empty(), "{:?}", world.terraform_calls());
+}
