@@ -1,6 +1,6 @@
 //! Environment files (`envs/<name>.toml`): typed reads, comment-keeping edits, atomic writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -303,6 +303,13 @@ impl Environment {
     pub fn load(root: &Path, name: &str) -> anyhow::Result<Environment> {
         check_env_name(name)?;
         let path = root.join("envs").join(format!("{name}.toml"));
+        if let (Ok(target), false) = (std::fs::read_link(&path), path.exists()) {
+            bail!(
+                "{} is a link to {}, which does not exist: point it at an env file or remove it",
+                path.display(),
+                target.display()
+            );
+        }
         if !path.is_file() {
             let known = list(root).unwrap_or_default();
             bail!(
@@ -315,7 +322,19 @@ impl Environment {
     }
 
     pub fn from_file(name: &str, path: &Path) -> anyhow::Result<Environment> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        // One message with its cause: callers show the outermost error only.
+        let text = std::fs::read_to_string(path).map_err(|err| match err.kind() {
+            std::io::ErrorKind::InvalidData => {
+                format_err!("{} is not UTF-8 text: save it as UTF-8 (TOML files are UTF-8)", path.display())
+            }
+            _ => format_err!("reading {}: {err}", path.display()),
+        })?;
+        if text.trim().is_empty() {
+            bail!(
+                "{} is empty: copy envs/example.toml to it and set your values, or run `cargo xtask init {name}`",
+                path.display()
+            );
+        }
         let settings = parse_env(Some(name), &text).map_err(|err| format_err!("{}: {err:#}", path.display()))?;
         if let Some(other) = path.parent().and_then(|dir| env_on_the_same_state(dir, path, &settings.state)) {
             bail!(
@@ -328,6 +347,91 @@ impl Environment {
         }
         Ok(Environment { name: name.to_string(), path: path.to_path_buf(), settings })
     }
+}
+
+/// Every key the env file format knows, as `table.key` (`services.<name>.key` for a service):
+/// those of the committed example, which sets them all.
+fn known_keys() -> &'static BTreeSet<String> {
+    static KNOWN: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let example: toml::Table = include_str!("../../../envs/example.toml").parse().expect("the example is TOML");
+        let mut keys = BTreeSet::new();
+        for (table, value) in &example {
+            for (key, inner) in value.as_table().into_iter().flatten() {
+                match inner.as_table() {
+                    Some(service) if table == "services" => {
+                        keys.extend(service.keys().map(|k| format!("services.{key}.{k}")));
+                    }
+                    _ => {
+                        keys.insert(format!("{table}.{key}"));
+                    }
+                }
+            }
+        }
+        keys
+    })
+}
+
+/// Every key the format does not know, at once (serde stops at the first), each with the key
+/// it most likely meant; a dotted key that TOML put under the table above it is named as such.
+/// `[versions]` takes any image name (the rules check them).
+fn unknown_keys(doc: &TomlDocument) -> Vec<String> {
+    let known = known_keys();
+    let mut found = Vec::new();
+    let mut check = |path: String, line_hint: &str| {
+        if known.contains(&path) {
+            return;
+        }
+        let (table, key) = path.rsplit_once('.').unwrap_or(("", &path));
+        let misplaced = path.split_once('.').map(|(_, rest)| rest).filter(|rest| known.contains(*rest));
+        let message = match misplaced {
+            Some(meant) => format!(
+                "{path}: unknown key; `{line_hint}` under [{}] sets {path}: put `{}` under [{}]",
+                path.split('.').next().unwrap_or(""),
+                meant.rsplit_once('.').map_or(meant, |(_, k)| k),
+                meant.rsplit_once('.').map_or("", |(t, _)| t)
+            ),
+            None => {
+                let siblings: Vec<&str> = known
+                    .iter()
+                    .filter_map(|k| k.rsplit_once('.').filter(|(t, _)| *t == table).map(|(_, k)| k))
+                    .collect();
+                match crate::hint::did_you_mean(key, siblings.iter().copied()) {
+                    Some(near) => format!("{path}: unknown key; did you mean {table}.{near}?"),
+                    None if siblings.is_empty() => {
+                        format!("{path}: unknown key (no such table in the env file format)")
+                    }
+                    None => format!("{path}: unknown key; [{table}] takes {}", siblings.join(", ")),
+                }
+            }
+        };
+        found.push(message);
+    };
+    for (table, item) in doc.iter() {
+        let Some(entries) = item.as_table_like() else {
+            check(table.to_string(), table);
+            continue;
+        };
+        if table == "versions" {
+            continue;
+        }
+        for (key, value) in entries.iter() {
+            match (table, value.as_table_like()) {
+                ("services", Some(service)) => {
+                    for (field, _) in service.iter() {
+                        check(format!("services.{key}.{field}"), field);
+                    }
+                }
+                (_, Some(inner)) => {
+                    for (field, _) in inner.iter() {
+                        check(format!("{table}.{key}.{field}"), &format!("{key}.{field} = …"));
+                    }
+                }
+                (_, None) => check(format!("{table}.{key}"), key),
+            }
+        }
+    }
+    found
 }
 
 /// Another env file beside `path` whose `[state]` is `state` (files that do not parse are
@@ -357,8 +461,20 @@ pub fn parse(text: &str) -> anyhow::Result<Settings> {
 /// [`parse`] for the env file named `env` (its name is a setting too: Terraform's `environment`).
 /// Reports every problem at once; a type or unknown-key error ends the list.
 pub fn parse_env(env: Option<&str>, text: &str) -> anyhow::Result<Settings> {
-    let mut doc: TomlDocument =
-        text.parse().map_err(|err: toml_edit::TomlError| format_err!("{}", err.to_string().trim_end()))?;
+    let mut doc: TomlDocument = text.parse().map_err(|err: toml_edit::TomlError| {
+        let message = err.to_string();
+        if message.contains("unexpected leading zero") {
+            return format_err!(
+                "{}\nA number cannot start with 0: quote it, e.g. account_id = \"012345678901\" (an account id is text)",
+                message.trim_end()
+            );
+        }
+        format_err!("{}", message.trim_end())
+    })?;
+    let unknown = unknown_keys(&doc);
+    if !unknown.is_empty() {
+        bail!("invalid settings:\n  - {}", unknown.join("\n  - "));
+    }
     let mut problems = rules::check_numbers(&mut doc);
     // Parsed from text (the patched one after bad numbers) so serde's errors keep line and key.
     let patched = if problems.is_empty() { text.to_string() } else { doc.to_string() };

@@ -190,6 +190,10 @@ pub fn partition(region: &str) -> Option<&'static str> {
 pub fn check_region(region: &str) -> Result<(), String> {
     check_string("aws_region", region, partition(region).is_some()).map_err(|why| {
         let names: Vec<&str> = regions().map(|(r, _)| r).collect();
+        let lower = region.to_ascii_lowercase();
+        if lower != region && partition(&lower).is_some() {
+            return format!("{why} Region names are lower case: did you mean {lower}?");
+        }
         match crate::hint::did_you_mean(region, names.iter().copied()) {
             Some(near) => format!("{why} Did you mean {near}?"),
             None => format!("{why} Known: {}.", names.join(", ")),

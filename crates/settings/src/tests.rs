@@ -418,3 +418,39 @@ fn two_env_files_on_one_terraform_state_are_refused_naming_both() {
     std::fs::write(envs.join("qa.toml"), other_key).unwrap();
     assert!(Environment::load(dir.path(), "qa").is_ok());
 }
+
+// Messages that name the key, the value and the fix (issue 33.6).
+#[test]
+fn every_unknown_key_is_named_at_once_with_the_key_it_meant() {
+    let text =
+        EXAMPLE.replacen("memory = 384", "memry = 384", 1).replacen("retention_days = 7", "retention_dayz = 7", 1);
+    let err = problems(&text);
+    assert!(err.contains("loki.retention_dayz: unknown key; did you mean loki.retention_days?"), "{err}");
+    assert!(err.contains("alloy.memry: unknown key; did you mean alloy.memory?"), "{err}");
+    // A dotted key TOML puts under the table above it.
+    let dotted = EXAMPLE.replacen("ingestion_mb_per_s = 10\n", "ingestion_mb_per_s = 10\nalloy.memory = 512\n", 1);
+    let err = problems(&dotted);
+    assert!(err.contains("loki.alloy.memory: unknown key; `alloy.memory = …` under [loki] sets loki.alloy.memory: put `memory` under [alloy]"), "{err}");
+    // An account id with a leading zero, unquoted.
+    let zero = EXAMPLE.replacen("account_id = \"123456789012\"", "account_id = 012345678901", 1);
+    let err = problems(&zero);
+    assert!(err.contains("quote it, e.g. account_id = \"012345678901\""), "{err}");
+    // A region in upper case.
+    let err = problems(&EXAMPLE.replacen("region = \"eu-west-1\"", "region = \"EU-WEST-1\"", 1));
+    assert!(err.contains("Region names are lower case: did you mean eu-west-1?"), "{err}");
+}
+
+#[test]
+fn empty_non_utf8_and_dangling_env_files_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = dir.path().join("envs");
+    std::fs::create_dir_all(&envs).unwrap();
+    std::fs::write(envs.join("empty.toml"), "\n").unwrap();
+    std::fs::write(envs.join("latin.toml"), b"x = \"\xff\"\n").unwrap();
+    std::os::unix::fs::symlink("/nonexistent/dev.toml", envs.join("link.toml")).unwrap();
+    let err = |name: &str| format!("{:#}", Environment::load(dir.path(), name).unwrap_err());
+    assert!(err("empty")
+        .contains("is empty: copy envs/example.toml to it and set your values, or run `cargo xtask init empty`"));
+    assert!(err("latin").contains("is not UTF-8 text: save it as UTF-8"), "{}", err("latin"));
+    assert!(err("link").contains("is a link to /nonexistent/dev.toml, which does not exist"), "{}", err("link"));
+}
