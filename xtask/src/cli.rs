@@ -243,6 +243,9 @@ pub struct RenderArgs {
     /// Don't write: fail (exit 1) when a rendered file is stale, missing or left over
     #[arg(long)]
     pub check: bool,
+    /// Environment name: envs/<ENV>.toml must load (every env is rendered: they share templates)
+    #[arg(long, short)]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -21,7 +21,14 @@ impl InitArgs {
                     project.rel(&path).display()
                 )));
             }
-            println!("{} exists; initialising its backend only", project.rel(&path).display());
+            if self.no_backend {
+                println!(
+                    "{} exists; nothing to create, and --no-backend leaves its backend alone",
+                    project.rel(&path).display()
+                );
+            } else {
+                println!("{} exists; initialising its backend only", project.rel(&path).display());
+            }
         } else {
             self.create(project, &path)?;
         }
@@ -36,7 +43,18 @@ impl InitArgs {
             );
             return Ok(());
         }
-        crate::live::Live::connect(project, env)?;
+        // The env file and rendered/ are written by now: a failure says so, and is not "nothing
+        // changed" (exit 2) but a step that failed (exit 1).
+        if let Err(err) = crate::live::Live::connect(project, env) {
+            bail!(
+                "{err:#}\n{} and rendered/{} were written and are kept. Without AWS access yet, \
+                 `cargo xtask init {} --no-backend` stops before the backend; run `cargo xtask init {}` again once you have credentials",
+                project.rel(&path).display(),
+                self.env,
+                self.env,
+                self.env
+            );
+        }
         println!("Backend ready. Next: `cargo xtask deploy loki --env {}` (a dry run; add --execute to act)", self.env);
         Ok(())
     }
@@ -64,14 +82,28 @@ impl InitArgs {
         settings::set_in_document(&mut doc, &["state", "key"], key.as_str().into())?;
         let new_text = doc.to_string();
         // Validate before anything is written: a bad value leaves no file behind.
-        settings::parse(&new_text).map_err(|err| usage(format!("{}: {err:#}", project.rel(path).display())))?;
+        settings::parse(&new_text).map_err(|err| {
+            let derived = if self.project_name.is_none() && format!("{err:#}").contains("project.name") {
+                format!(
+                    "\ninit derived project.name {name:?} from the env name; pass --project-name to choose one that fits"
+                )
+            } else {
+                String::new()
+            };
+            usage(format!("{}: {err:#}{derived}", project.rel(path).display()))
+        })?;
         settings::write_atomically(path, &new_text)?;
         println!(
             "created {} (platform ids are the example's placeholders: set yours before deploying)",
             project.rel(path).display()
         );
         if !moved.is_empty() {
-            println!("  moved to {region} / {account}, still placeholders: {}", moved.join(", "));
+            println!("  moved to {region} / {account}");
+        }
+        let created = settings::parse(&new_text)?;
+        let left = settings::placeholders(&created);
+        if !left.is_empty() {
+            println!("  still the example's placeholders, to set before deploying: {}", left.join(", "));
         }
         Ok(())
     }

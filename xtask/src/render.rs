@@ -7,6 +7,10 @@ use crate::project::{usage, Project};
 
 impl RenderArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
+        // `--env` as every other command takes it: that env must load; all are rendered.
+        if let Some(env) = &self.env {
+            settings::Environment::load(&project.root, env).map_err(usage)?;
+        }
         if self.check {
             return check_rendered(project);
         }

@@ -104,7 +104,7 @@ impl VerifyArgs {
                 return crate::capacity::verify(project, &self.env, self.rate, self.seconds, self.execute, self.json)
             }
             (CheckpointArg::Five, service) => vec![Checkpoint::Five { service }],
-            (_, Some(_)) => bail!(usage("--service applies to checkpoint 5 only")),
+            (_, Some(_)) => bail!(usage("--service applies to checkpoint 5, properties and parity only")),
             (CheckpointArg::Two, None) => vec![Checkpoint::Two],
             (CheckpointArg::Seven, None) => vec![Checkpoint::Seven],
             (CheckpointArg::Nine, None) => vec![Checkpoint::Nine],

@@ -434,6 +434,46 @@ fn unknown_keys(doc: &TomlDocument) -> Vec<String> {
     found
 }
 
+/// The keys of `s` that still hold the example's placeholder ids (`cargo xtask init` moves the
+/// example's ARNs and host names to the env's region and account; their ids stay the example's).
+pub fn placeholders(s: &Settings) -> Vec<&'static str> {
+    static EXAMPLE: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+    let example =
+        EXAMPLE.get_or_init(|| parse(include_str!("../../../envs/example.toml")).expect("the example parses"));
+    // What stays of an id when its region and account move: an ARN's resource, a host's first labels.
+    let id = |value: &str| -> String {
+        match value.strip_prefix("arn:") {
+            Some(rest) => rest.splitn(5, ':').nth(4).unwrap_or(rest).to_string(),
+            None => value.split('.').take(2).collect::<Vec<_>>().join("."),
+        }
+    };
+    let (p, e) = (&s.platform, &example.platform);
+    let pairs: [(&'static str, String, String); 9] = [
+        ("platform.vpc_id", p.vpc_id.clone(), e.vpc_id.clone()),
+        ("platform.private_subnet_ids", p.private_subnet_ids.join(","), e.private_subnet_ids.join(",")),
+        ("platform.ecs_cluster_name", p.ecs_cluster_name.clone(), e.ecs_cluster_name.clone()),
+        ("platform.capacity_provider_name", p.capacity_provider_name.clone(), e.capacity_provider_name.clone()),
+        (
+            "platform.instance_security_group_id",
+            p.instance_security_group_id.clone(),
+            e.instance_security_group_id.clone(),
+        ),
+        (
+            "platform.service_connect_namespace_arn",
+            id(&p.service_connect_namespace_arn),
+            id(&e.service_connect_namespace_arn),
+        ),
+        ("platform.amp_workspace_id", p.amp_workspace_id.clone(), e.amp_workspace_id.clone()),
+        ("temporal.db_host", id(&s.temporal.db_host), id(&example.temporal.db_host)),
+        (
+            "temporal.db_password_secret_arn",
+            id(&s.temporal.db_password_secret_arn),
+            id(&example.temporal.db_password_secret_arn),
+        ),
+    ];
+    pairs.into_iter().filter(|(_, mine, example)| mine == example).map(|(key, ..)| key).collect()
+}
+
 /// Another env file beside `path` whose `[state]` is `state` (files that do not parse are
 /// reported when they are loaded themselves).
 fn env_on_the_same_state(dir: &Path, path: &Path, state: &State) -> Option<PathBuf> {

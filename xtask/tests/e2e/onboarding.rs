@@ -831,3 +831,35 @@ fn an_env_file_with_phases_out_of_order_is_refused_before_anything_runs() {
     );
     assert!(world.terraform_calls().is_empty(), "{:?}", world.terraform_calls());
 }
+
+// The newcomer's first run (issue 33.7, in part) and messages that name the flag (33.6).
+#[test]
+fn init_says_what_it_kept_what_is_still_a_placeholder_and_which_flag_to_use() {
+    let repo = init_repo();
+    // Without AWS access the backend step fails after the file was written: exit 1, and it says so.
+    let out = xtask_in(repo.repo(), &[&["init", "qa"][..], &QA_FLAGS].concat());
+    out.assert_code(1);
+    assert!(out.stderr.contains("envs/qa.toml and rendered/qa were written and are kept"), "{}", out.stderr);
+    assert!(out.stderr.contains("`cargo xtask init qa --no-backend`"), "{}", out.stderr);
+    // Every id still the example's is listed, not only those moved to the new region.
+    assert!(out.stdout.contains("still the example's placeholders, to set before deploying: platform.vpc_id, platform.private_subnet_ids, platform.ecs_cluster_name"), "{}", out.stdout);
+    assert!(out.stdout.contains("temporal.db_password_secret_arn"), "{}", out.stdout);
+    let again = init(&repo, "qa", &[]);
+    again.assert_code(0);
+    assert!(
+        again.stdout.contains("envs/qa.toml exists; nothing to create, and --no-backend leaves its backend alone"),
+        "{}",
+        again.stdout
+    );
+    // A derived project name that does not fit names the flag that sets it.
+    let long = "a".repeat(30);
+    let flags = ["--region", "eu-west-1", "--account-id", "123456789012", "--state-bucket", "qa-state"];
+    let out = init(&repo, &long, &flags);
+    out.assert_code(2);
+    assert!(out.stderr.contains("pass --project-name to choose one that fits"), "{}", out.stderr);
+    // render takes --env as every other command does.
+    xtask_in(repo.repo(), &["render", "--env", "qa"]).assert_code(0);
+    let out = xtask_in(repo.repo(), &["render", "--env", "nope"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("no environment `nope`"), "{}", out.stderr);
+}

@@ -323,7 +323,7 @@ fn checkpoints_that_cannot_run_yet_exit_2_with_the_fix() {
     assert!(run.stderr.contains("run `cargo xtask migrate-sidecars --env dev --execute` first"), "{}", run.stderr);
     let run = world.xtask(&["verify", "2", "--service", "worker"]);
     run.assert_code(2);
-    assert!(run.stderr.contains("--service applies to checkpoint 5 only"), "{}", run.stderr);
+    assert!(run.stderr.contains("--service applies to checkpoint 5, properties and parity only"), "{}", run.stderr);
 
     // No session manager plugin: the fix, and no session started.
     std::fs::remove_file(world.bins.bin_dir().join("session-manager-plugin")).unwrap();
