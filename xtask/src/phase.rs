@@ -587,6 +587,18 @@ pub fn dry_run_with(
         // The preview is shown; the live plan would plan from a state this phase cannot follow.
         return not_yet(spec, why);
     }
+    // Ids no account has: --execute would fail at the plan's first lookup. Promise nothing.
+    let made_up = settings::placeholder_ids(&env.settings);
+    if !made_up.is_empty() {
+        if settings::is_example(&env.name) {
+            println!(
+                "\nThis is an example env: {} are placeholders, so --execute cannot run here. `cargo xtask init <env>` makes an env of your own.",
+                made_up.join(", ")
+            );
+            return Ok(());
+        }
+        return not_yet(spec, &placeholders_why(env, &made_up));
+    }
     let identity = tools::aws::Aws::find(&env.settings.aws.region)
         .and_then(|aws| crate::api::Api::connect(&aws))
         .and_then(|api| api.identity());
@@ -641,10 +653,24 @@ pub fn execute(
 }
 
 /// Prints whether the env's rendered files are current; with `write`, brings them up to date.
-/// Every phase starts here, before any AWS call: the env file's phase order, then its files.
+/// Why `--execute` cannot run with the example's made-up ids.
+fn placeholders_why(env: &Environment, made_up: &[&str]) -> String {
+    format!(
+        "{} in envs/{}.toml are still the example's placeholders; set your own ids there",
+        made_up.join(", "),
+        env.name
+    )
+}
+
+/// Every phase starts here, before any AWS call: the env file's phase order, then its files;
+/// with `write` (an `--execute`), ids no account has stop it too.
 pub fn render_status(project: &Project, env: &Environment, write: bool) -> anyhow::Result<()> {
     if let Some(why) = out_of_order(env) {
         return Err(usage(why));
+    }
+    let made_up = settings::placeholder_ids(&env.settings);
+    if write && !made_up.is_empty() {
+        return Err(usage(placeholders_why(env, &made_up)));
     }
     let files = render::render_all(&project.root).map_err(usage)?;
     let prefix = PathBuf::from("rendered").join(&env.name);

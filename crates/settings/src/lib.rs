@@ -474,6 +474,26 @@ pub fn placeholders(s: &Settings) -> Vec<&'static str> {
     pairs.into_iter().filter(|(_, mine, example)| mine == example).map(|(key, ..)| key).collect()
 }
 
+/// Of [`placeholders`], the ids no real account has (the example's made-up hex and letters):
+/// `--execute` with one of them fails at the plan's first lookup.
+pub fn placeholder_ids(s: &Settings) -> Vec<&'static str> {
+    const MADE_UP: [&str; 6] = [
+        "platform.vpc_id",
+        "platform.private_subnet_ids",
+        "platform.instance_security_group_id",
+        "platform.service_connect_namespace_arn",
+        "platform.amp_workspace_id",
+        "temporal.db_host",
+    ];
+    placeholders(s).into_iter().filter(|key| MADE_UP.contains(key)).collect()
+}
+
+/// Whether `name` is one of the committed example envs (`example`, `<x>-example`): documentation
+/// of the format, not an account's.
+pub fn is_example(name: &str) -> bool {
+    name == "example" || name.ends_with("-example")
+}
+
 /// Another env file beside `path` whose `[state]` is `state` (files that do not parse are
 /// reported when they are loaded themselves).
 fn env_on_the_same_state(dir: &Path, path: &Path, state: &State) -> Option<PathBuf> {

@@ -50,6 +50,31 @@ pub struct EnvFile {
     pub scratch: tempfile::TempDir,
 }
 
+/// Replaces the example's made-up ids (which every phase refuses to run with) by ids of this
+/// world's, as an operator sets theirs after `cargo xtask init`.
+pub fn set_own_ids(path: &Path) {
+    let doc: toml_edit::DocumentMut = std::fs::read_to_string(path).expect("the env file").parse().expect("TOML");
+    let region = doc["aws"]["region"].as_str().expect("a region").to_string();
+    let account = doc["aws"]["account_id"].as_str().expect("an account").to_string();
+    let values = [
+        (&["platform", "vpc_id"][..], "\"vpc-0e2e00000000000a1\"".to_string()),
+        (
+            &["platform", "private_subnet_ids"],
+            r#"["subnet-0e2e00000000000a1", "subnet-0e2e00000000000a2"]"#.to_string(),
+        ),
+        (&["platform", "instance_security_group_id"], "\"sg-0e2e00000000000a1\"".to_string()),
+        (
+            &["platform", "service_connect_namespace_arn"],
+            format!("\"arn:aws:servicediscovery:{region}:{account}:namespace/ns-e2e0000000000001\""),
+        ),
+        (&["platform", "amp_workspace_id"], "\"ws-0e2e0000-0000-0000-0000-000000000001\"".to_string()),
+        (&["temporal", "db_host"], format!("\"temporal-e2e.cluster-0e2e00000001.{region}.rds.amazonaws.com\"")),
+    ];
+    for (key, value) in values {
+        settings::set(path, key, value.parse().expect("a TOML value")).expect("set an id");
+    }
+}
+
 impl EnvFile {
     pub fn new(alloy: &[&str], account: &str) -> EnvFile {
         let scratch = tempfile::Builder::new().prefix("xtask-repo-").tempdir().expect("scratch repository");
@@ -76,6 +101,7 @@ impl EnvFile {
         // A state of its own, as `cargo xtask init` gives every env.
         doc["state"]["key"] = toml_edit::value(format!("loki-migration/{name}.tfstate"));
         std::fs::write(&path, doc.to_string()).expect("write the scratch env");
+        set_own_ids(&path);
         let file = EnvFile { name, path, scratch };
         for service in alloy {
             settings::set_collector(&file.path, service, Collector::Alloy).expect("set a collector");

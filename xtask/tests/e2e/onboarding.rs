@@ -863,3 +863,36 @@ fn init_says_what_it_kept_what_is_still_a_placeholder_and_which_flag_to_use() {
     out.assert_code(2);
     assert!(out.stderr.contains("no environment `nope`"), "{}", out.stderr);
 }
+
+// A dry run with the example's made-up ids promises nothing (issue 33.7): it names them and
+// exits 2, and --execute refuses before anything runs; the example env itself says it is one
+// (exit 0: the README's first command runs it).
+#[test]
+fn a_dry_run_with_the_examples_placeholder_ids_promises_nothing() {
+    let world = World::bare(&[], standins::observability::StackState::default());
+    let example = std::fs::read_to_string(root().join("envs/example.toml")).unwrap();
+    std::fs::write(world.env.repo().join("envs/example.toml"), &example).unwrap();
+    let qa = example.replacen("loki-migration/example.tfstate", "loki-migration/qa.tfstate", 1);
+    std::fs::write(world.env.repo().join("envs/qa.toml"), qa).unwrap();
+    let out = xtask_plain(&world, &["deploy", "loki", "--env", "qa"]);
+    out.assert_code(2);
+    assert!(
+        out.stdout
+            .contains("Not yet: --execute would refuse now, because platform.vpc_id, platform.private_subnet_ids"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("Run again with --execute"), "{}", out.stdout);
+    let out = xtask_plain(&world, &["deploy", "loki", "--env", "qa", "--execute"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("are still the example's placeholders; set your own ids there"), "{}", out.stderr);
+    let out = xtask_plain(&world, &["deploy", "loki", "--env", "example"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("This is an example env:"), "{}", out.stdout);
+    assert!(!out.stdout.contains("Run again with --execute"), "{}", out.stdout);
+    assert!(
+        world.terraform_calls().iter().all(|call| !call.iter().any(|a| a == "apply")),
+        "{:?}",
+        world.terraform_calls()
+    );
+}
