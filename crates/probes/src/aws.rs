@@ -237,8 +237,8 @@ impl AwsApi {
         let mut attempt = 1;
         let mut retry_cost = None;
         loop {
-            let signed_at = self.retry.signing_time();
-            let result = self.send_once(method, target, service, headers, body, signed_at);
+            let clock = self.retry.signing_clock();
+            let result = self.send_once(method, target, service, headers, body, clock.at);
             let (why, reason) = match &result {
                 Ok(answer) if (200..300).contains(&answer.status) => {
                     self.retry.release(retry_cost);
@@ -246,10 +246,8 @@ impl AwsApi {
                 }
                 Ok(answer) => {
                     let error = refused(String::new(), answer.status, &answer.body);
-                    let why = match classify(answer.status, &error.kind) {
-                        Some(Retryable::ClockSkew) if !self.retry.correct_clock(signed_at, answer.date.as_deref()) => {
-                            None
-                        }
+                    let why = match self.retry.classify(answer.status, &error.kind) {
+                        Some(Retryable::ClockSkew) if !self.retry.correct_clock(clock, answer.date.as_deref()) => None,
                         why => why,
                     };
                     (why, format!("HTTP {} {}", answer.status, error.kind))

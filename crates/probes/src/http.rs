@@ -96,9 +96,14 @@ fn finish(
 pub fn transport_failure(err: &anyhow::Error) -> Option<(bool, String)> {
     err.chain().find_map(|cause| match cause.downcast_ref::<ureq::Error>()? {
         ureq::Error::Timeout(_) => Some((true, cause.to_string())),
-        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound | ureq::Error::BodyStalled => {
-            Some((false, cause.to_string()))
-        }
+        // botocore retries its ConnectionError family, SSLError and ProxyConnectionError included.
+        ureq::Error::Io(_)
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::HostNotFound
+        | ureq::Error::BodyStalled
+        | ureq::Error::Tls(_)
+        | ureq::Error::Rustls(_)
+        | ureq::Error::ConnectProxyFailed(_) => Some((false, cause.to_string())),
         _ => None,
     })
 }
@@ -146,6 +151,17 @@ fn encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_and_proxy_failures_are_retried_as_botocore_retries_them() {
+        let failed =
+            |e: ureq::Error| anyhow::Error::from(e).context("POST https://ecs.eu-west-1.amazonaws.com/ failed");
+        assert_eq!(transport_failure(&failed(ureq::Error::Tls("handshake failed"))).map(|f| f.0), Some(false));
+        let proxy = ureq::Error::ConnectProxyFailed("407".into());
+        assert_eq!(transport_failure(&failed(proxy)).map(|f| f.0), Some(false));
+        assert_eq!(transport_failure(&failed(ureq::Error::StatusCode(403))), None);
+        assert_eq!(transport_failure(&failed(ureq::Error::BadUri("x".into()))), None);
+    }
 
     #[test]
     fn urls_encode_every_reserved_character() {

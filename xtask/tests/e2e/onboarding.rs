@@ -792,6 +792,11 @@ fn numbers_and_tools_at_the_edges_are_refused_with_what_is_accepted() {
         "{}",
         run.stderr
     );
+    let mut mode = world.xtask_command(&["deploy", "loki"]);
+    mode.env("AWS_RETRY_MODE", "adaptive");
+    let run = run_xtask(mode, "AWS_RETRY_MODE=adaptive");
+    run.assert_code(2);
+    assert!(run.stderr.contains("AWS_RETRY_MODE is \"adaptive\""), "{}", run.stderr);
     let mut terraform = world.xtask_command(&["deploy", "loki"]);
     terraform.env("XTASK_TERRAFORM", "/nonexistent/terraform");
     let run = run_xtask(terraform, "XTASK_TERRAFORM missing");
