@@ -21,8 +21,15 @@ locals {
   adot_config      = try(file(local.adot_config_path), "")
 
   # Known at plan time; see local.alloy_parameter_arns.
-  adot_parameter_name = "/${var.project_name}/adot/sidecar"
-  adot_parameter_arn  = "${local.ssm_parameter_arn_prefix}${local.adot_parameter_name}"
+  adot_parameter_prefix = "/${var.project_name}/adot/"
+  adot_parameter_name   = "${local.adot_parameter_prefix}sidecar"
+  adot_parameter_arn    = "${local.ssm_parameter_arn_prefix}${local.adot_parameter_name}"
+
+  # While ADOT runs, and after while a revision a rollback may start reads it (config-parameters.tf),
+  # the config stays and every service's execution role may read it: a service on Alloy whose
+  # deployment fails rolls back to its ADOT revision, which reads this at launch.
+  adot_parameter_kept          = var.adot_enabled || contains(local.config_parameters_in_use, local.adot_parameter_name)
+  adot_rollback_parameter_arns = local.adot_parameter_kept ? [local.adot_parameter_arn] : []
 
   # One config for all services: the OTel collector expands ${env:SERVICE_NAME} itself.
   adot_sidecars = {
@@ -47,20 +54,28 @@ locals {
   }
 }
 
-# Gone once `cargo xtask cleanup-adot` sets adot_enabled = false (every service on Alloy by then).
+# What a kept config holds in AWS, once ADOT is off: read, never rewritten.
+data "aws_ssm_parameter" "adot_in_use" {
+  count = local.adot_parameter_kept && !var.adot_enabled ? 1 : 0
+
+  name = local.adot_parameter_name
+}
+
+# Gone once `cargo xtask cleanup-adot` sets adot_enabled = false (every service on Alloy by then)
+# and no revision a rollback may start reads it.
 resource "aws_ssm_parameter" "adot" {
   #checkov:skip=CKV2_AWS_34:Collector config, no secrets (String on purpose, readable in the console).
-  count = var.adot_enabled ? 1 : 0
+  count = local.adot_parameter_kept ? 1 : 0
 
   name        = local.adot_parameter_name
   description = "ADOT collector sidecar config of the Temporal services, rendered by cargo xtask render"
   type        = "String"
   tier        = "Intelligent-Tiering"
-  value       = local.adot_config
+  value       = var.adot_enabled ? local.adot_config : data.aws_ssm_parameter.adot_in_use[0].insecure_value
 
   lifecycle {
     precondition {
-      condition     = fileexists(local.adot_config_path) && trimspace(local.adot_config) != ""
+      condition     = !var.adot_enabled || (fileexists(local.adot_config_path) && trimspace(local.adot_config) != "")
       error_message = "${local.adot_config_path} is missing or empty; run `cargo xtask render` for this environment."
     }
   }

@@ -88,7 +88,7 @@ locals {
   # Older configs that live deployments still read stay as they are (a name without a hash is
   # the parameter of a revision from before the hashes).
   alloy_parameters_in_use = setsubtract(
-    [for n in var.config_parameters_in_use : trimprefix(n, local.alloy_parameter_prefix) if startswith(n, local.alloy_parameter_prefix)],
+    [for n in local.config_parameters_in_use : trimprefix(n, local.alloy_parameter_prefix) if startswith(n, local.alloy_parameter_prefix)],
     values(local.alloy_parameter_keys),
   )
   alloy_parameters = merge(
@@ -115,9 +115,16 @@ locals {
         # A config change registers a new task definition revision, so ECS rolls it out.
         dockerLabels = { "alloy.config.sha256" = sha256(local.alloy_configs[s]) }
       })
-      volumes        = [local.docker_socket_volume, local.alloy_data_volume]
-      parameter_arns = local.alloy_readable_parameter_arns[s]
-      ships_logs     = true
+      volumes = [local.docker_socket_volume, local.alloy_data_volume]
+      # Its configs still kept, and the ADOT config while it exists: a deployment that fails on
+      # Alloy rolls back to the ADOT revision, which reads that config at launch.
+      parameter_arns = concat(
+        local.alloy_readable_parameter_arns[s],
+        # >>> adot: `cargo xtask cleanup-adot --prune-code` deletes through the closing marker
+        local.adot_rollback_parameter_arns,
+        # <<< adot
+      )
+      ships_logs = true
     }
   }
 

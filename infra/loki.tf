@@ -154,7 +154,7 @@ resource "aws_cloudwatch_log_group" "loki" {
 locals {
   # Older configs a live Loki deployment still reads (config.yaml: from before the hashes).
   loki_config_parameters_in_use = setsubtract(
-    [for n in var.config_parameters_in_use : trimprefix(n, local.loki_parameter_prefix) if startswith(n, local.loki_parameter_prefix)],
+    [for n in local.config_parameters_in_use : trimprefix(n, local.loki_parameter_prefix) if startswith(n, local.loki_parameter_prefix)],
     [local.loki_config_parameter_key],
   )
   loki_config_parameters = merge(

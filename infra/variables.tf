@@ -297,13 +297,12 @@ variable "rendered_config_dir" {
 
 variable "config_parameters_in_use" {
   type        = list(string)
-  description = "SSM names of the Alloy and Loki config parameters that a rollback may need: those the live ECS deployments and the 5 newest revisions of each task definition family read (`cargo xtask` lists them before each plan). Configs are named by their hash and never overwritten; these are kept with their values, so a circuit-breaker or manual rollback starts with its own config."
-  default     = []
-  nullable    = false
+  description = "SSM names of the Alloy, Loki and ADOT config parameters that a rollback may need: those the live ECS deployments and the 5 newest revisions of each task definition family read (`cargo xtask` passes them to each plan; `cargo xtask in-use --env <env>` prints them as a -var-file). Configs are named by their hash and never overwritten; these are kept with their values, so a circuit-breaker or manual rollback starts with its own config, and any other older one is deleted. null (a plain plan that names no list): every config parameter this stack has written is kept."
+  default     = null
 
   validation {
-    condition     = alltrue([for n in var.config_parameters_in_use : startswith(n, "/${var.project_name}/alloy/") || startswith(n, "/${var.project_name}/loki/")])
-    error_message = "config_parameters_in_use must list only parameter names under /<project_name>/alloy/ or /<project_name>/loki/ (the configs this stack writes)."
+    condition     = var.config_parameters_in_use == null || alltrue([for n in coalesce(var.config_parameters_in_use, []) : anytrue([for kind in ["alloy", "loki", "adot"] : startswith(n, "/${var.project_name}/${kind}/")])])
+    error_message = "config_parameters_in_use must list only parameter names under /<project_name>/alloy/, /<project_name>/loki/ or /<project_name>/adot/ (the configs this stack writes); print the list with `cargo xtask in-use --env <env>`."
   }
 }
 

@@ -55,13 +55,6 @@ run "alloy_sidecar_with_the_file_variables" {
     ]))
     error_message = "No ADOT collector may remain in a task whose collector is alloy."
   }
-  assert {
-    condition = alltrue([
-      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
-      !strcontains(m.execution_role_policy, "/adot/")
-    ])
-    error_message = "The execution role must not read the ADOT config when the task runs Alloy."
-  }
 
   # sys env is set by the task (3.3)
   # crates/configcheck checks the rendered configs against exactly these names plus the ECS agent's.
@@ -311,8 +304,9 @@ run "req_8_1_cleanup_removes_the_adot_parameter_once_every_service_runs_alloy" {
   command = plan
 
   variables {
-    adot_enabled       = false
-    service_collectors = { history = "alloy", matching = "alloy", frontend = "alloy", worker = "alloy", "benchmark-worker" = "alloy" }
+    adot_enabled             = false
+    service_collectors       = { history = "alloy", matching = "alloy", frontend = "alloy", worker = "alloy", "benchmark-worker" = "alloy" }
+    config_parameters_in_use = []
   }
 
   assert {
@@ -320,8 +314,52 @@ run "req_8_1_cleanup_removes_the_adot_parameter_once_every_service_runs_alloy" {
     error_message = "With adot_enabled = false the ADOT SSM parameter is gone."
   }
   assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      !strcontains(m.execution_role_policy, "/adot/")
+    ])
+    error_message = "Once the ADOT config is gone, no execution role may read it."
+  }
+  assert {
     condition     = length(aws_cloudwatch_log_group.loki) == 1
     error_message = "Removing ADOT leaves the log groups alone (req 8.3, 8.5)."
+  }
+}
+
+# req: 8.4
+run "req_8_4_a_service_on_alloy_can_roll_back_to_adot_while_adot_exists" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      contains(jsondecode(m.execution_role_policy).Statement[0].Resource, "arn:aws:ssm:eu-west-1:123456789012:parameter/temporal-dev/adot/sidecar")
+    ])
+    error_message = "A service on Alloy must keep read access to the ADOT config while it exists: the circuit breaker's rollback (or update-service) to its ADOT revision reads it at launch."
+  }
+}
+
+# req: 8.4
+run "req_8_4_the_adot_config_stays_while_a_revision_a_rollback_may_start_reads_it" {
+  command = plan
+
+  variables {
+    adot_enabled             = false
+    config_parameters_in_use = ["/temporal-dev/adot/sidecar"]
+  }
+
+  override_data {
+    target = data.aws_ssm_parameter.adot_in_use
+    values = { insecure_value = "# the ADOT config the older revisions read" }
+  }
+
+  assert {
+    condition     = length(aws_ssm_parameter.adot) == 1 && aws_ssm_parameter.adot[0].value == "# the ADOT config the older revisions read"
+    error_message = "After the cleanup, the ADOT config a kept revision reads stays, with the value it has."
+  }
+  assert {
+    condition     = strcontains(module.temporal_worker.execution_role_policy, "/temporal-dev/adot/sidecar\"")
+    error_message = "While the ADOT config stays, a service may still read it for a rollback."
   }
 }
 

@@ -39,6 +39,11 @@ override_data {
 run "each_config_has_a_parameter_named_by_its_hash" {
   command = plan
 
+  # xtask found no older config in use.
+  variables {
+    config_parameters_in_use = []
+  }
+
   assert {
     condition = alltrue([
       for s in ["history", "matching", "frontend", "worker", "benchmark-worker", "loki"] :
@@ -109,6 +114,30 @@ run "configs_live_deployments_read_are_kept_with_their_values" {
   assert {
     condition     = aws_ecs_task_definition.loki[0].skip_destroy == true
     error_message = "Loki's earlier task definition revisions must stay registered, or ECS refuses a rollback to them."
+  }
+}
+
+# req: 8.4
+run "a_plain_plan_that_names_no_list_deletes_no_config" {
+  command = plan
+
+  # What this stack wrote earlier, as SSM lists it under each prefix.
+  override_data {
+    target = data.aws_ssm_parameters_by_path.configs
+    values = { names = ["/temporal-dev/alloy/history/0123456789ab", "/temporal-dev/loki/config.yaml"] }
+  }
+
+  assert {
+    condition = (
+      aws_ssm_parameter.alloy["history/0123456789ab"].value == "// the config the running revision was registered with" &&
+      aws_ssm_parameter.loki_config["config.yaml"].value == "# the Loki config the running revision was registered with" &&
+      length(aws_ssm_parameter.alloy) == 7 && length(aws_ssm_parameter.loki_config) == 2
+    )
+    error_message = "A plan without config_parameters_in_use (a plain `terraform plan`) must keep every config parameter this stack wrote, with its value: only a plan told what may go deletes one."
+  }
+  assert {
+    condition     = strcontains(module.temporal_history.execution_role_policy, "/temporal-dev/alloy/history/0123456789ab\"")
+    error_message = "A kept config stays readable by its service, for a rollback."
   }
 }
 

@@ -48,6 +48,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Read a service's logs from Loki in the terminal
     Logs(LogsArgs),
+    /// Print the config parameters a rollback may need as a -var-file for a plain `terraform plan`
+    InUse(InUseArgs),
     /// Build the Grafana image (grafana/) for linux/arm64 and push it to the env's ECR repository
     BuildGrafana(BuildGrafanaArgs),
     /// List every requirement with the tests and live check that cover it; fail on gaps
@@ -223,6 +225,16 @@ pub struct LogsArgs {
     /// Most lines to print (1-5000, Loki's per-query maximum)
     #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
     pub limit: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct InUseArgs {
+    /// Environment name: envs/<ENV>.toml
+    #[arg(long, short, default_value = "example")]
+    pub env: String,
+    /// Print the names as a JSON array instead of a tfvars line
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -105,10 +105,11 @@ pub fn task_definition(api: &Api, arn: &str) -> anyhow::Result<Value> {
     Ok(answer["taskDefinition"].clone())
 }
 
-/// The Alloy and Loki config parameters (`/<project>/alloy/…`, `/<project>/loki/…`) whose names
-/// the task definition's containers take secrets from, in order, once each.
+/// The Alloy, Loki and ADOT config parameters (`/<project>/alloy/…`, `/<project>/loki/…`,
+/// `/<project>/adot/…`) whose names the task definition's containers take secrets from, in
+/// order, once each.
 pub fn config_parameters(task_definition: &Value, project: &str) -> Vec<String> {
-    let prefixes = [format!("/{project}/alloy/"), format!("/{project}/loki/")];
+    let prefixes = ["alloy", "loki", "adot"].map(|kind| format!("/{project}/{kind}/"));
     let mut names = Vec::new();
     let containers = task_definition["containerDefinitions"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     for secret in containers.iter().flat_map(|c| c["secrets"].as_array().map(Vec::as_slice).unwrap_or(&[])) {
@@ -248,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn config_parameters_are_this_projects_alloy_and_loki_secrets() {
+    fn config_parameters_are_this_projects_alloy_loki_and_adot_secrets() {
         let definition = json!({"containerDefinitions": [
             {"name": "loki-init", "secrets": [{"name": "LOKI_CONFIG", "valueFrom": "arn:aws:ssm:eu-west-1:1:parameter/temporal-dev/loki/config-0123456789ab.yaml"}]},
             {"name": "temporal", "secrets": [{"name": "DB", "valueFrom": "arn:aws:secretsmanager:eu-west-1:1:secret:db-AbCdEf"}]},
@@ -261,7 +262,11 @@ mod tests {
         ]});
         assert_eq!(
             config_parameters(&definition, "temporal-dev"),
-            ["/temporal-dev/loki/config-0123456789ab.yaml", "/temporal-dev/alloy/history"]
+            [
+                "/temporal-dev/loki/config-0123456789ab.yaml",
+                "/temporal-dev/alloy/history",
+                "/temporal-dev/adot/sidecar"
+            ]
         );
         assert!(config_parameters(&json!({}), "temporal-dev").is_empty());
     }

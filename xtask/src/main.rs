@@ -12,6 +12,7 @@ mod cost;
 mod deploy;
 mod doctor;
 mod ecs;
+mod in_use;
 mod init;
 mod live;
 mod logs;
@@ -77,6 +78,7 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         Command::Cost(args) => args.run(&project),
         Command::Verify(args) => args.run(&project),
         Command::Logs(args) => args.run(&project),
+        Command::InUse(args) => args.run(&project),
         Command::Tools => project.python_tools().map(|tools| {
             println!("Python tools ready in {}", tools.venv().display());
         }),

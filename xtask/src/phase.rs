@@ -371,10 +371,26 @@ fn phase_tfvars(project: &Project, env: &Environment, change: &Change, in_use: &
     let dir = data_dir(project, env);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("phase.tfvars");
-    let text =
-        format!("{}\nconfig_parameters_in_use = {}\n", render::tfvars(&after).trim_end(), serde_json::json!(in_use));
+    let text = format!("{}\n{}", render::tfvars(&after).trim_end(), in_use_tfvars(in_use));
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// The `config_parameters_in_use` line of a tfvars file.
+pub fn in_use_tfvars(in_use: &[String]) -> String {
+    format!("config_parameters_in_use = {}\n", serde_json::json!(in_use))
+}
+
+/// The config parameters a rollback of the deployed services may need (see
+/// [`crate::ecs::config_parameters_in_use`]): what a plan passes so Terraform keeps them.
+pub fn config_parameters_in_use(live: &Live) -> anyhow::Result<Vec<String>> {
+    let settings = &live.env.settings;
+    crate::ecs::config_parameters_in_use(
+        &live.api,
+        &settings.platform.ecs_cluster_name,
+        &deployed_services(live)?,
+        &settings.project.name,
+    )
 }
 
 /// The ECS services this stack runs now, by the Terraform outputs (none before the first apply).
@@ -407,13 +423,7 @@ fn apply_cmd(terraform: &Terraform, project: &Project, plan_file: &std::path::Pa
 
 /// Plans `change`; refuses, before anything is applied, a plan that reaches outside `scope`.
 pub fn plan(live: &Live, change: &Change, scope: &Scope) -> anyhow::Result<Plan> {
-    let settings = &live.env.settings;
-    let in_use = crate::ecs::config_parameters_in_use(
-        &live.api,
-        &settings.platform.ecs_cluster_name,
-        &deployed_services(live)?,
-        &settings.project.name,
-    )?;
+    let in_use = config_parameters_in_use(live)?;
     let var_file = phase_tfvars(live.project, &live.env, change, &in_use)?;
     let file = data_dir(live.project, &live.env).join("phase.tfplan");
     let out = plan_cmd(&live.terraform, live.project, &var_file, &file).output()?;
@@ -654,7 +664,7 @@ pub fn execute(
 
 /// Prints whether the env's rendered files are current; with `write`, brings them up to date.
 /// Why `--execute` cannot run with the example's made-up ids.
-fn placeholders_why(env: &Environment, made_up: &[&str]) -> String {
+pub fn placeholders_why(env: &Environment, made_up: &[&str]) -> String {
     format!(
         "{} in envs/{}.toml are still the example's placeholders; set your own ids there",
         made_up.join(", "),

@@ -458,3 +458,45 @@ fn a_skewed_clock_is_corrected_from_the_servers_date() {
         run.stderr
     );
 }
+
+// req: 8.4
+#[test]
+fn in_use_prints_the_configs_a_rollback_needs_as_a_var_file() {
+    let world = World::deployed(&["worker"], StackState::default());
+    world.stack.state().ecs_upstream = Some(world.moto.endpoint());
+    let parameter = |name: &str| format!("arn:aws:ssm:{}:{}:parameter{name}", world.api.region, world.account);
+    // The worker runs on Alloy, and its previous revision (ADOT) is what a rollback starts.
+    let family = world.service_name("worker");
+    for secrets in [
+        json!([{"name": "ADOT_CONFIG", "valueFrom": parameter("/temporal-dev/adot/sidecar")}]),
+        json!([{"name": "ALLOY_CONFIG", "valueFrom": parameter("/temporal-dev/alloy/worker/0123456789ab")}]),
+    ] {
+        let registered = world.ecs(
+            "RegisterTaskDefinition",
+            json!({"family": family, "networkMode": "awsvpc",
+                   "containerDefinitions": [{"name": "sidecar", "image": "stand-in:1", "memory": 64, "secrets": secrets}]}),
+        );
+        let arn = registered["taskDefinition"]["taskDefinitionArn"].as_str().unwrap().to_string();
+        world.ecs("UpdateService", json!({"cluster": world.cluster, "service": family, "taskDefinition": arn}));
+    }
+    for name in ["/temporal-dev/adot/sidecar", "/temporal-dev/alloy/worker/0123456789ab"] {
+        world.call("ssm", "PutParameter", json!({"Name": name, "Value": "config", "Type": "String"}));
+    }
+    let before = world.env.text();
+
+    let run = world.xtask(&["in-use"]);
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "config_parameters_in_use = [\"/temporal-dev/adot/sidecar\",\"/temporal-dev/alloy/worker/0123456789ab\"]\n",
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("-var-file=in-use.tfvars"), "{}", run.stderr);
+    let json = world.xtask(&["in-use", "--json"]);
+    json.assert_code(0);
+    let names: Vec<String> = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(names, ["/temporal-dev/adot/sidecar", "/temporal-dev/alloy/worker/0123456789ab"]);
+    assert!(world.terraform_calls().iter().all(|argv| argv[0] != "plan" && argv[0] != "apply"));
+    assert_eq!(world.env.text(), before, "in-use changes nothing");
+}
