@@ -325,10 +325,9 @@ resource "aws_ecs_service" "grafana" {
   enable_ecs_managed_tags = true
   propagate_tags          = "SERVICE"
 
-  # A task resolves `loki` only if Loki's Service Connect endpoint existed when it started: when
-  # Loki's service is first created (or created again) after Grafana's, Grafana rolls once.
-  force_new_deployment = local.loki_enabled
-  triggers             = local.loki_enabled ? { loki_service = aws_ecs_service.loki[0].id } : {}
+  # Never true (it would roll Grafana on every in-place update): when Loki's service is created
+  # or replaced after Grafana's, `cargo xtask` rolls Grafana once (see the temporal-service module).
+  force_new_deployment = false
 
   # The task needs its secret read permission at start, its AMP and ECS Exec permissions at once, and
   # Loki's Service Connect endpoint must exist before it starts (or `loki` never resolves in it).

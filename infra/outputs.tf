@@ -51,7 +51,7 @@ output "loki_retention_days" {
 # --- Temporal services and collectors (temporal-*.tf, alloy-sidecar.tf) ----------------------------
 
 output "temporal_services" {
-  description = "Per service: ECS service name (null when disabled), task definition family, CloudWatch log group and collector."
+  description = "Per service: ECS service name (null when disabled), task definition family, CloudWatch log group, collector, and whether it pushes to Loki (rolled once by `cargo xtask` when Loki's service is created or replaced)."
   value = {
     for s, m in {
       history            = module.temporal_history
@@ -64,6 +64,7 @@ output "temporal_services" {
       task_definition_family = m.task_definition_family
       log_group_name         = m.log_group_name
       collector              = local.service_collectors[s]
+      loki_client            = m.loki_client
     }
   }
 }
@@ -93,9 +94,9 @@ output "grafana_service_name" {
   value       = one(aws_ecs_service.grafana[*].name)
 }
 
-output "grafana_redeploy_triggers" {
-  description = "What rolls Grafana's tasks when it changes: Loki's service id while Loki runs (null: no Grafana service)."
-  value       = one(aws_ecs_service.grafana[*].triggers)
+output "grafana_force_new_deployment" {
+  description = "Whether an in-place update of Grafana's ECS service rolls its task regardless of what changed (always false; null when Grafana is not deployed)."
+  value       = one(aws_ecs_service.grafana[*].force_new_deployment)
 }
 
 output "grafana_security_group_id" {

@@ -59,7 +59,7 @@ run "req_3_2_adot_starting_point_has_no_alloy" {
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
-      length(coalesce(m.redeploy_triggers, {})) == 0
+      !m.loki_client
     ])
     error_message = "On adot, nothing pushes to Loki: a new Loki rolls no service."
   }
@@ -233,6 +233,38 @@ run "partial_secret_arn_is_granted_with_the_suffix_wildcard" {
   }
 }
 
+# req: 8.2
+# Terraform never rolls a service itself: the provider sends force_new_deployment with every
+# in-place update, so with it a desired_count change would roll every task.
+run "a_desired_count_change_rolls_no_task" {
+  command = plan
+
+  variables {
+    loki_enabled = true
+    temporal_service_sizes = {
+      history            = { cpu = 1024, memory = 2048, desired_count = 2 }
+      matching           = { cpu = 512, memory = 1024, desired_count = 1 }
+      frontend           = { cpu = 512, memory = 1024, desired_count = 1 }
+      worker             = { cpu = 512, memory = 1024, desired_count = 1 }
+      "benchmark-worker" = { cpu = 512, memory = 1024, desired_count = 0 }
+    }
+  }
+
+  override_resource {
+    target          = aws_ecs_service.loki
+    override_during = plan
+    values          = { id = "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki" }
+  }
+
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker] :
+      m.force_new_deployment == false && m.loki_client
+    ])
+    error_message = "No service may set force_new_deployment: any in-place update (a desired_count change) would roll its tasks."
+  }
+}
+
 run "ports_metrics_and_service_connect" {
   command = plan
 
@@ -250,13 +282,14 @@ run "ports_metrics_and_service_connect" {
     ])
     error_message = "Every Temporal service is ordered after aws_ecs_service.loki (Service Connect endpoints only resolve in tasks started after them)."
   }
-  # A task started before Loki's endpoint existed never resolves `loki`: a new Loki rolls them.
+  # A task started before Loki's endpoint existed never resolves `loki`: xtask rolls these once
+  # when Loki's service is created or replaced, and names them by this output.
   assert {
     condition = alltrue([
-      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker] :
-      m.redeploy_triggers == tomap({ loki_service = "arn:aws:ecs:eu-west-1:123456789012:service/temporal-dev/temporal-dev-loki" })
+      for s, m in { history = module.temporal_history, matching = module.temporal_matching, frontend = module.temporal_frontend, worker = module.temporal_worker } :
+      m.loki_client && output.temporal_services[s].loki_client
     ])
-    error_message = "Every (enabled) service whose Alloy sidecar pushes to Loki rolls its tasks once when Loki's service is (re)created (triggers with force_new_deployment)."
+    error_message = "Every (enabled) service whose Alloy sidecar pushes to Loki is named a Loki client (output temporal_services), so xtask rolls it once when Loki's service is created or replaced."
   }
 
   assert {

@@ -50,6 +50,19 @@ pub fn rollout(service: &Value) -> Rollout {
     }
 }
 
+/// Starts a new deployment of `service` with its current task definition (ECS UpdateService
+/// `forceNewDeployment`), saying `why`; its tasks are replaced as its deployment settings say.
+pub fn force_new_deployment(api: &Api, cluster: &str, service: &str, why: &str) -> anyhow::Result<()> {
+    eprintln!("  rolling ECS service {service} once: {why}");
+    api.json(
+        format!("start a new deployment of ECS service {service}"),
+        &ECS,
+        "UpdateService",
+        json!({"cluster": cluster, "service": service, "forceNewDeployment": true}),
+    )?;
+    Ok(())
+}
+
 /// One poll's answer, or `None` when AWS throttled it or failed transiently even after the
 /// SDK retries: a poll goes on until its own deadline, as the SDKs' waiters do.
 pub fn polled<T>(what: &str, answer: anyhow::Result<T>) -> anyhow::Result<Option<T>> {

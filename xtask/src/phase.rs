@@ -285,16 +285,21 @@ pub struct ResourceChange {
 }
 
 impl ResourceChange {
-    /// An update that only rolls a service's tasks because Loki's service is new (its
-    /// `triggers`, with `force_new_deployment`): the Alloy services and Grafana, whose running
-    /// tasks cannot resolve `loki` until they are replaced. Part of creating Loki.
-    fn rolls_for_a_new_loki(&self) -> bool {
+    /// An update of a service that only drops the `triggers` and `force_new_deployment` earlier
+    /// versions of this code set: it rolls nothing (the update sends forceNewDeployment false),
+    /// so any phase may apply it.
+    fn only_drops_the_roll_trigger(&self) -> bool {
         let service =
             self.address.contains("aws_ecs_service.this") || self.address.starts_with("aws_ecs_service.grafana");
         service
             && self.actions == ["update"]
             && !self.attributes.is_empty()
             && self.attributes.iter().all(|a| a == "triggers" || a == "force_new_deployment")
+    }
+
+    /// Whether this change creates Loki's ECS service, new or as a replacement.
+    fn creates_loki_service(&self) -> bool {
+        self.address.starts_with("aws_ecs_service.loki[") && self.actions.iter().any(|a| a == "create")
     }
 }
 
@@ -349,6 +354,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether applying it creates or replaces Loki's ECS service: the services that push to
+    /// Loki then roll once, since `loki` resolves only in tasks started after its endpoint.
+    pub fn creates_loki_service(&self) -> bool {
+        self.changes.iter().any(ResourceChange::creates_loki_service)
+    }
+
     pub fn summary(&self) -> String {
         if self.changes.is_empty() {
             return "no changes (already applied)".to_string();
@@ -391,6 +402,18 @@ pub fn config_parameters_in_use(live: &Live) -> anyhow::Result<Vec<String>> {
         &deployed_services(live)?,
         &settings.project.name,
     )
+}
+
+/// The running ECS services that reach Loki through Service Connect, by the Terraform outputs:
+/// the Temporal services whose sidecar pushes to it, and Grafana.
+fn loki_clients(outputs: &Value) -> Vec<String> {
+    let temporal = outputs["temporal_services"].as_object().into_iter().flat_map(|services| services.values());
+    temporal
+        .filter(|s| s["loki_client"] == true)
+        .map(|s| &s["service_name"])
+        .chain([&outputs["grafana_service_name"]])
+        .filter_map(|name| name.as_str().filter(|n| !n.is_empty()).map(str::to_string))
+        .collect()
 }
 
 /// The ECS services this stack runs now, by the Terraform outputs (none before the first apply).
@@ -467,10 +490,8 @@ pub fn check_plan(change: &Change, scope: &Scope, changes: &[ResourceChange]) ->
             deleted_log_groups.join(", ")
         );
     }
-    let outside: Vec<&ResourceChange> = changes
-        .iter()
-        .filter(|c| !scope.allows(&c.address) && !(*scope == Scope::Loki && c.rolls_for_a_new_loki()))
-        .collect();
+    let outside: Vec<&ResourceChange> =
+        changes.iter().filter(|c| !scope.allows(&c.address) && !c.only_drops_the_roll_trigger()).collect();
     if !outside.is_empty() {
         let list: Vec<String> = outside.iter().map(|c| format!("{} ({})", c.address, c.actions.join("+"))).collect();
         bail!(
@@ -583,6 +604,11 @@ pub fn dry_run_with(
             ),
             None => "no ECS service to wait for".to_string(),
         },
+        if spec.scope.allows("aws_ecs_service.loki[0]") {
+            "if the plan creates or replaces Loki's ECS service: roll each service that pushes to Loki once (ECS UpdateService forceNewDeployment: the Temporal services with output temporal_services[*].loki_client, and Grafana) and wait for it to be stable".to_string()
+        } else {
+            "no Loki service change: roll no other service".to_string()
+        },
         format!("run {}", spec.checkpoint_name),
         if spec.change == Change::Baseline {
             "nothing to record: the env file already says this".to_string()
@@ -649,9 +675,24 @@ pub fn execute(
     eprintln!("  plan: {}", plan.summary());
     before_apply()?;
     apply(live, &plan)?;
+    let cluster = &live.env.settings.platform.ecs_cluster_name;
     if let Some(output) = &spec.ecs_service_output {
         let service = live.output_str(output, &spec.title)?;
-        crate::ecs::wait_stable(&live.api, &live.env.settings.platform.ecs_cluster_name, &service, spec.timeout)?;
+        crate::ecs::wait_stable(&live.api, cluster, &service, spec.timeout)?;
+    }
+    if plan.creates_loki_service() {
+        let clients = loki_clients(&*live.outputs()?);
+        for service in &clients {
+            crate::ecs::force_new_deployment(
+                &live.api,
+                cluster,
+                service,
+                "Loki's ECS service was created or replaced, and `loki` resolves only in tasks started after that",
+            )?;
+        }
+        for service in &clients {
+            crate::ecs::wait_stable(&live.api, cluster, service, spec.timeout)?;
+        }
     }
     let report = checkpoint(live)?;
     eprint!("{}", report.table());
@@ -774,21 +815,19 @@ mod tests {
         assert!(!Scope::Loki.allows("aws_ssm_parameter.alloy[\"worker/0123456789ab\"]"));
     }
 
-    // A new Loki rolls the services that push to it (triggers); that roll is part of deploying
-    // Loki, and nothing else about those services is.
+    // Earlier versions set force_new_deployment and triggers on Loki's clients; the update that
+    // drops them rolls nothing, so any phase may apply it, and nothing else about those services.
     #[test]
-    fn deploying_loki_may_roll_its_clients_and_nothing_more() {
+    fn any_phase_may_drop_the_old_roll_trigger_and_nothing_more() {
         let plan = json!({"resource_changes": [
-            {"address": "aws_ecs_service.loki[0]", "change": {"actions": ["create"], "before": null, "after": {}}},
+            {"address": "aws_ecs_service.loki[0]", "change": {"actions": ["delete", "create"], "before": {}, "after": {}}},
             {"address": "module.temporal_worker.aws_ecs_service.this[0]", "change": {"actions": ["update"],
-                "before": {"name": "w", "triggers": {}, "force_new_deployment": false},
-                "after": {"name": "w", "triggers": {}, "force_new_deployment": true},
-                "after_unknown": {"triggers": {"loki_service": true}}}},
+                "before": {"name": "w", "triggers": {"loki_service": "arn"}, "force_new_deployment": true},
+                "after": {"name": "w", "triggers": null, "force_new_deployment": false}}},
             {"address": "aws_ecs_service.grafana[0]", "change": {"actions": ["update"],
-                "before": {"triggers": null}, "after": {"triggers": null}, "after_unknown": {"triggers": true}}},
+                "before": {"triggers": {"loki_service": "arn"}}, "after": {"triggers": null}}},
             {"address": "module.temporal_history.aws_ecs_service.this[0]", "change": {"actions": ["update"],
-                "before": {"triggers": {}, "desired_count": 1}, "after": {"triggers": {}, "desired_count": 2},
-                "after_unknown": {"triggers": true}}},
+                "before": {"triggers": {}, "desired_count": 1}, "after": {"triggers": null, "desired_count": 2}}},
         ]});
         let changes = changes_in(&plan);
         assert_eq!(changes[1].attributes, ["force_new_deployment", "triggers"]);
@@ -797,9 +836,36 @@ mod tests {
         assert!(err.contains("module.temporal_history.aws_ecs_service.this[0] (update)"), "{err}");
         assert!(!err.contains("temporal_worker") && !err.contains("grafana"), "{err}");
         assert!(check_plan(&Change::EnableLoki, &Scope::Loki, &changes[..3]).is_ok());
-        // Only Loki's phase: a worker phase may not roll grafana.
-        let worker = Change::Collector { service: "worker", collector: Collector::Alloy };
-        assert!(check_plan(&worker, &Scope::Service("worker"), &changes[2..3]).is_err());
+        let history = Change::Collector { service: "history", collector: Collector::Alloy };
+        assert!(check_plan(&history, &Scope::Service("history"), &changes[1..3]).is_ok());
+        assert!(check_plan(&history, &Scope::Service("history"), &changes[..1]).is_err());
+    }
+
+    #[test]
+    fn a_plan_that_creates_or_replaces_lokis_service_rolls_its_clients() {
+        let plan = |actions: &[&str]| Plan {
+            file: PathBuf::new(),
+            changes: vec![ResourceChange {
+                address: "aws_ecs_service.loki[0]".into(),
+                actions: actions.iter().map(|a| a.to_string()).collect(),
+                attributes: vec![],
+            }],
+        };
+        assert!(plan(&["create"]).creates_loki_service());
+        assert!(plan(&["delete", "create"]).creates_loki_service());
+        assert!(plan(&["create", "delete"]).creates_loki_service());
+        assert!(!plan(&["update"]).creates_loki_service());
+        assert!(!plan(&["delete"]).creates_loki_service());
+        let outputs = json!({
+            "temporal_services": {
+                "worker": {"service_name": "w", "loki_client": true},
+                "history": {"service_name": "h", "loki_client": false},
+                "benchmark-worker": {"service_name": null, "loki_client": false},
+            },
+            "grafana_service_name": "g",
+        });
+        assert_eq!(loki_clients(&outputs), ["w", "g"]);
+        assert!(loki_clients(&json!({"temporal_services": {}, "grafana_service_name": null})).is_empty());
     }
 
     #[test]

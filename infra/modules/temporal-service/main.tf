@@ -311,11 +311,12 @@ resource "aws_ecs_service" "this" {
     }
   }
 
-  # A task resolves `loki` only if Loki's Service Connect endpoint existed when it started: when
-  # Loki's service is first created (or created again), a service whose sidecar pushes to it rolls
-  # its tasks once, after it. Unchanged ids roll nothing; Loki going away rolls nothing either.
-  force_new_deployment = local.loki_client
-  triggers             = local.loki_client ? { loki_service = var.loki_service_id } : {}
+  # Never true here: the provider sends it with every in-place update, so a desired_count change
+  # would roll every task. A task resolves `loki` only if Loki's Service Connect endpoint existed
+  # when it started; a replaced Loki service keeps its ARN, so no trigger here could see it. xtask
+  # rolls the services that push to Loki once, after any plan that creates or replaces Loki's
+  # service (ECS UpdateService forceNewDeployment).
+  force_new_deployment = false
 
   tags = var.tags
 

@@ -63,9 +63,14 @@ output "log_retention_days" {
   value       = aws_cloudwatch_log_group.this.retention_in_days
 }
 
-output "redeploy_triggers" {
-  description = "What rolls the service's tasks when it changes (force_new_deployment): Loki's service id for a service whose sidecar pushes to Loki, else nothing; null when the service is disabled."
-  value       = one(aws_ecs_service.this[*].triggers)
+output "loki_client" {
+  description = "Whether the service runs and its sidecar pushes to Loki: `cargo xtask` rolls its tasks once when Loki's service is created or replaced (Service Connect resolves `loki` only in tasks started after that)."
+  value       = var.enabled && local.loki_client
+}
+
+output "force_new_deployment" {
+  description = "Whether an in-place update of the ECS service rolls its tasks regardless of what changed (always false; null when the service is disabled)."
+  value       = one(aws_ecs_service.this[*].force_new_deployment)
 }
 
 output "loki_service_id" {

@@ -59,12 +59,14 @@ fn capacity_is_a_dry_run_until_execute_and_refuses_careless_input_offline() {
 #[test]
 fn capacity_measures_the_deployed_loki_and_deletes_its_lines() {
     let world = deployed_world();
-    let run = world.xtask(&["verify", "capacity", "--execute", "--rate", "1", "--seconds", "2", "--json"]);
+    // A rate the test's own pushing keeps up with on a loaded machine: the measured rate is what
+    // Loki took over the time the pushes took, so a slow pusher would read as a slow Loki.
+    let run = world.xtask(&["verify", "capacity", "--execute", "--rate", "0.25", "--seconds", "2", "--json"]);
     run.assert_code(0);
     let result: Value = serde_json::from_str(&run.stdout).expect("--json prints JSON");
     assert_eq!(result["passed"], true, "{result}");
     let accepted = result["accepted_mb_per_s"].as_f64().unwrap();
-    assert!((0.95..1.2).contains(&accepted), "{result}");
+    assert!((0.2375..0.3).contains(&accepted), "{result}");
     assert_eq!(result["rejected_pushes"], 0);
     assert!(result["latency_p50_ms"].as_f64().is_some() && result["latency_p99_ms"].as_f64().is_some(), "{result}");
     assert_eq!(result["resident_max_mib"].as_f64(), Some(400.0));
@@ -84,7 +86,7 @@ fn capacity_measures_the_deployed_loki_and_deletes_its_lines() {
     assert_eq!(recorded, result);
     let dry = world.xtask(&["verify", "capacity"]);
     assert!(
-        dry.stdout.contains("latest `verify capacity` (") && dry.stdout.contains("PASS at 1 MB/s for 2 s"),
+        dry.stdout.contains("latest `verify capacity` (") && dry.stdout.contains("PASS at 0.25 MB/s for 2 s"),
         "{}",
         dry.stdout
     );

@@ -331,11 +331,16 @@ impl World {
 
     /// `terraform output -json` as Terraform would print it after every phase.
     pub fn outputs(&self) -> Value {
+        let settings = self.env.settings();
         let services: serde_json::Map<String, Value> =
             ["history", "matching", "frontend", "worker", "benchmark-worker"]
                 .iter()
                 .map(|s| {
-                    (s.to_string(), json!({"service_name": self.service_name(s), "log_group_name": self.log_group(s)}))
+                    let on_alloy =
+                        settings.services.get(s).is_some_and(|c| c.enabled && c.collector == Collector::Alloy);
+                    let output = json!({"service_name": self.service_name(s), "log_group_name": self.log_group(s),
+                                        "loki_client": on_alloy && settings.loki.enabled});
+                    (s.to_string(), output)
                 })
                 .collect();
         let value = |v: Value| json!({"sensitive": false, "type": "string", "value": v});

@@ -500,3 +500,55 @@ fn in_use_prints_the_configs_a_rollback_needs_as_a_var_file() {
     assert!(world.terraform_calls().iter().all(|argv| argv[0] != "plan" && argv[0] != "apply"));
     assert_eq!(world.env.text(), before, "in-use changes nothing");
 }
+
+/// The services xtask asked ECS to roll (UpdateService with forceNewDeployment), in order.
+fn rolled(world: &World) -> Vec<String> {
+    let xtask = &world.xtask_credentials.access_key_id;
+    let requests = world.moto.requests_with(&[xtask]).expect("moto's recording");
+    let stand_in = world.stack.state().aws_requests.clone();
+    // Each once: what reached moto directly, and what the stand-in took (and maybe forwarded).
+    requests
+        .iter()
+        .filter(|r| signed_by(r, xtask) && !r.headers.contains_key(standins::observability::PROXIED))
+        .chain(&stand_in)
+        .filter(|r| r.headers.get("x-amz-target").is_some_and(|t| t.ends_with(".UpdateService")))
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|body| body["forceNewDeployment"] == true)
+        .map(|body| body["service"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+// req: 8.2
+#[test]
+fn a_replaced_loki_service_rolls_its_clients_once_and_a_count_change_rolls_none() {
+    let world = World::deployed(&["worker"], StackState::default());
+    settings::set(&world.env.path, &["loki", "enabled"], true.into()).unwrap();
+    world.stack.state().ecs_upstream = Some(world.moto.endpoint());
+    let count_change = json!({"resource_changes": [
+        {"address": "module.temporal_worker.aws_ecs_service.this[0]", "change": {"actions": ["update"],
+            "before": {"desired_count": 1}, "after": {"desired_count": 2}}},
+    ]});
+    world.set_terraform(&world.outputs(), &count_change, None);
+    world.xtask(&["deploy", "baseline", "--execute"]).assert_code(0);
+    assert_eq!(rolled(&world), Vec::<String>::new(), "a desired_count change rolls nothing");
+
+    let replaced = json!({"resource_changes": [
+        {"address": "aws_ecs_service.loki[0]", "change": {"actions": ["delete", "create"]}},
+    ]});
+    world.set_terraform(&world.outputs(), &replaced, None);
+    let run = world.xtask(&["deploy", "baseline", "--execute"]);
+    run.assert_code(0);
+    // The Alloy service and Grafana, once each; the services on ADOT push nothing to Loki.
+    assert_eq!(rolled(&world), [world.service_name("worker"), world.grafana_service()], "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("rolling ECS service {} once", world.service_name("worker"))),
+        "{}",
+        run.stderr
+    );
+    let dry = world.xtask(&["deploy", "loki"]);
+    assert!(
+        dry.stdout.contains("if the plan creates or replaces Loki's ECS service: roll each service"),
+        "{}",
+        dry.stdout
+    );
+}
