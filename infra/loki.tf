@@ -408,6 +408,7 @@ resource "aws_ecs_service" "loki" {
     aws_s3_bucket.loki,
     aws_iam_role_policy_attachment.loki_execution,
     aws_iam_role_policy.loki_execution_config,
+    aws_iam_role_policy.loki_execution_pull_through,
     aws_iam_role_policy.loki_task_s3,
     aws_iam_role_policy.loki_task_amp,
     aws_iam_role_policy.loki_task_exec,

@@ -141,6 +141,20 @@ run "ha_replicas_over_fewer_azs_than_replicas_are_rejected" {
   expect_failures = [aws_ssm_parameter.loki_config]
 }
 
+# Issue 31.4: Docker Hub rate-limits anonymous pulls, and a task whose image cannot be pulled never
+# starts (for Alloy, every Temporal task). Pinned images outside this account's ECR are refused.
+run "images_outside_ecr_are_refused" {
+  command = plan
+
+  variables {
+    loki_image    = "grafana/loki:3.7.6"
+    alloy_image   = "public.ecr.aws/grafana/alloy:v1.21.2"
+    grafana_image = "grafana/grafana:13.2.3-1a2b3c4"
+  }
+
+  expect_failures = [var.loki_image, var.alloy_image, var.grafana_image]
+}
+
 run "image_pinned_by_digest_in_a_mirror_is_accepted" {
   command = plan
 
