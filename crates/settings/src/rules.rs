@@ -361,17 +361,19 @@ pub(crate) fn check_numbers(doc: &mut toml_edit::DocumentMut) -> Vec<Problem> {
     problems
 }
 
-/// Why `replicas` Loki tasks over `subnets` private subnets (one AZ each) lose the write quorum
-/// when one AZ goes: ECS spreads the tasks over the AZs and the ring (replication factor 3, not
-/// zone-aware) may put two of a stream's three copies in one AZ once an AZ holds two replicas.
-/// Terraform's `loki_az_quorum` precondition says the same.
+/// Why `replicas` Loki tasks over `subnets` private subnets lose the write quorum when one AZ
+/// goes: ECS spreads the tasks over the AZs and the ring (replication factor 3, not zone-aware)
+/// may put two of a stream's three copies in one AZ once an AZ holds two replicas. Offline, the
+/// best case is assumed (each subnet in an AZ of its own), so this is a first filter: Terraform's
+/// `loki_az_quorum` precondition looks the subnets up and counts their distinct AZs.
 fn az_quorum_problem(replicas: u32, subnets: usize) -> Option<String> {
     let per_az = (replicas as usize).div_ceil(subnets.max(1));
     (replicas > 1 && per_az > 1).then(|| {
         format!(
             "{replicas} replicas over {subnets} private subnet(s) put {per_az} in one AZ; losing that AZ loses 2 of a \
              stream's 3 copies, below the write quorum of 2. Use at most one replica per AZ: add private subnets in \
-             other AZs (platform.private_subnet_ids, one per AZ) or lower loki.count to {}",
+             other AZs (platform.private_subnet_ids, one per AZ; the plan looks up their AZs and refuses two in one) \
+             or lower loki.count to {}",
             if subnets >= 3 { subnets.min(9).to_string() } else { "1".to_string() }
         )
     })
