@@ -19,6 +19,16 @@ mock_provider "aws" {
   }
 }
 
+# The AZs of the HA runs' first two subnets (issue 31.5); each run places the third.
+override_data {
+  target = data.aws_subnet.loki["subnet-0123456789abcdef0"]
+  values = { availability_zone = "eu-west-1a" }
+}
+override_data {
+  target = data.aws_subnet.loki["subnet-0fedcba9876543210"]
+  values = { availability_zone = "eu-west-1b" }
+}
+
 # Known ARNs for the parameters the task definition references, so its JSON is known during plan.
 override_resource {
   target          = aws_ssm_parameter.alloy
@@ -154,14 +164,6 @@ run "ha_replicas_over_three_subnets_in_two_azs_are_rejected" {
   }
 
   override_data {
-    target = data.aws_subnet.loki["subnet-0123456789abcdef0"]
-    values = { availability_zone = "eu-west-1a" }
-  }
-  override_data {
-    target = data.aws_subnet.loki["subnet-0fedcba9876543210"]
-    values = { availability_zone = "eu-west-1b" }
-  }
-  override_data {
     target = data.aws_subnet.loki["subnet-0a1b2c3d4e5f60718"]
     values = { availability_zone = "eu-west-1a" }
   }
@@ -179,14 +181,6 @@ run "ha_replicas_over_three_azs_are_accepted" {
     private_subnet_ids  = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210", "subnet-0a1b2c3d4e5f60718"]
   }
 
-  override_data {
-    target = data.aws_subnet.loki["subnet-0123456789abcdef0"]
-    values = { availability_zone = "eu-west-1a" }
-  }
-  override_data {
-    target = data.aws_subnet.loki["subnet-0fedcba9876543210"]
-    values = { availability_zone = "eu-west-1b" }
-  }
   override_data {
     target = data.aws_subnet.loki["subnet-0a1b2c3d4e5f60718"]
     values = { availability_zone = "eu-west-1c" }
