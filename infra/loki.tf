@@ -5,6 +5,9 @@
 # /loki to Loki's UID 10001. No AWS CLI image and no credentials in the helper.
 
 locals {
+  # Distinct AZs of the private subnets (looked up in HA only).
+  loki_zones = sort(distinct([for s in data.aws_subnet.loki : s.availability_zone]))
+
   loki_data_dir   = "/loki"
   loki_config_dir = "/etc/loki"
 
@@ -212,12 +215,6 @@ resource "aws_ssm_parameter" "loki_config" {
       )
       error_message = "loki_count = ${var.loki_count} needs ${local.loki_ha ? "a memberlist ring with replication_factor 3" : "an inmemory ring with replication_factor 1"} in ${local.loki_config_path}, which has ${try(local.loki_config.common.ring.kvstore.store, "no")} ring; set loki.count in the env file and run `cargo xtask render` (req 7.3)."
     }
-    # loki_az_quorum: the service spreads replicas over the subnets' AZs, and the ring is not
-    # zone-aware, so two replicas in one AZ can hold two of a stream's three copies.
-    precondition {
-      condition     = !each.value || !local.loki_ha || var.loki_count <= length(var.private_subnet_ids)
-      error_message = "loki_count = ${var.loki_count} over ${length(var.private_subnet_ids)} private subnets puts two replicas in one AZ; losing it loses 2 of a stream's 3 copies, below the write quorum of 2. List one private subnet per AZ for each replica (private_subnet_ids) or lower loki_count."
-    }
   }
 }
 
@@ -322,6 +319,13 @@ resource "aws_service_discovery_service" "loki_peers" {
   }
 }
 
+# The AZ of each private subnet: replicas spread over AZs, not subnets (two subnets may share one).
+data "aws_subnet" "loki" {
+  for_each = local.loki_enabled && local.loki_ha ? toset(var.private_subnet_ids) : toset([])
+
+  id = each.value
+}
+
 resource "aws_ecs_service" "loki" {
   count = local.loki_enabled ? 1 : 0
 
@@ -401,6 +405,15 @@ resource "aws_ecs_service" "loki" {
   enable_ecs_managed_tags = true
   propagate_tags          = "SERVICE"
 
+  lifecycle {
+    # loki_az_quorum: ECS spreads the replicas over the subnets' AZs, and the ring is not
+    # zone-aware, so two replicas in one AZ can hold two of a stream's three copies.
+    precondition {
+      condition     = !local.loki_ha || length(local.loki_zones) >= var.loki_count
+      error_message = "loki_count = ${var.loki_count} over private subnets in ${length(local.loki_zones)} AZ(s) (${join(", ", local.loki_zones)}) puts two replicas in one AZ; losing it loses 2 of a stream's 3 copies, below the write quorum of 2. List private subnets in at least ${var.loki_count} distinct AZs (private_subnet_ids) or lower loki_count."
+    }
+  }
+
   # The bucket and every policy of the task's roles exist before the first task starts: image pull
   # and logs, the config parameter, S3 writes, the sidecar's AMP writes, ECS Exec
   # (`cargo xtask check` compares this list with the roles' policies).
@@ -408,6 +421,7 @@ resource "aws_ecs_service" "loki" {
     aws_s3_bucket.loki,
     aws_iam_role_policy_attachment.loki_execution,
     aws_iam_role_policy.loki_execution_config,
+    aws_iam_role_policy.loki_execution_pull_through,
     aws_iam_role_policy.loki_task_s3,
     aws_iam_role_policy.loki_task_amp,
     aws_iam_role_policy.loki_task_exec,

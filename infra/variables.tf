@@ -146,21 +146,34 @@ variable "amp_workspace_id" {
 
 variable "loki_image" {
   type        = string
-  description = "Loki image, pinned to a 3.7.x release (optionally with @sha256 digest). The config key list and `loki -health` are checked against 3.7."
+  description = "Loki image from this account's ECR (a Docker Hub pull-through cache or a mirror), pinned to a 3.7.x release (optionally with @sha256 digest), such as <account>.dkr.ecr.<region>.amazonaws.com/docker-hub/grafana/loki:3.7.6. The config key list and `loki -health` are checked against 3.7."
 
   validation {
     condition     = can(regex("^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9._/-]*loki:3\\.7\\.[0-9]+(@sha256:[0-9a-f]{64})?$", var.loki_image))
     error_message = "loki_image must be pinned to a Loki 3.7.x tag such as grafana/loki:3.7.6 (never `latest` or untagged)."
   }
+
+  validation {
+    # Docker Hub rate-limits anonymous pulls, and a task whose image cannot be pulled never starts.
+    condition     = can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/", var.loki_image))
+    error_message = "loki_image must come from this account's ECR (<account>.dkr.ecr.<region>.amazonaws.com/...), not Docker Hub, which rate-limits anonymous pulls: a Loki that cannot be pulled never starts. Serve it through a pull-through cache rule for Docker Hub or a mirror, such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/loki:3.7.6."
+  }
 }
 
 variable "alloy_image" {
   type        = string
-  description = "Grafana Alloy collector image for the services' sidecars, pinned to a release tag such as grafana/alloy:v1.21.2."
+  description = "Grafana Alloy collector image for the services' sidecars, from this account's ECR (a Docker Hub pull-through cache or a mirror) and pinned to a release tag, such as <account>.dkr.ecr.<region>.amazonaws.com/docker-hub/grafana/alloy:v1.21.2."
 
   validation {
     condition     = can(regex("^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9._/-]+:v?[0-9]+\\.[0-9]+\\.[0-9]+([-.][A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$", var.alloy_image))
     error_message = "alloy_image must be pinned to a version tag such as grafana/alloy:v1.21.2 (never `latest` or untagged)."
+  }
+
+  validation {
+    # Every Temporal container waits for its sidecar to START: a sidecar image that cannot be
+    # pulled stops every Temporal task. Docker Hub rate-limits anonymous pulls.
+    condition     = can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/", var.alloy_image))
+    error_message = "alloy_image must come from this account's ECR (<account>.dkr.ecr.<region>.amazonaws.com/...), not Docker Hub, which rate-limits anonymous pulls: a sidecar that cannot be pulled stops every Temporal task. Serve it through a pull-through cache rule for Docker Hub or a mirror, such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/alloy:v1.21.2."
   }
 }
 
@@ -502,6 +515,11 @@ variable "grafana_image" {
   validation {
     condition     = var.grafana_image == null || can(regex("^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$", var.grafana_image)) && can(regex("(:[0-9]+\\.[0-9]+\\.[0-9]+-[0-9a-f]{7,}(-dirty)?|@sha256:[0-9a-f]{64})$", var.grafana_image))
     error_message = "grafana_image must be an image build-grafana pushed, tagged <grafana version>-<commit> such as ...:13.2.3-1a2b3c4 (or pinned by @sha256 digest); never `latest`."
+  }
+
+  validation {
+    condition     = var.grafana_image == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/", var.grafana_image))
+    error_message = "grafana_image must come from this account's ECR, where build-grafana pushes it (<account>.dkr.ecr.<region>.amazonaws.com/<project>-grafana:...), not Docker Hub, which rate-limits anonymous pulls."
   }
 }
 

@@ -41,9 +41,23 @@ run "alloy_sidecar_with_the_file_variables" {
   assert {
     condition = alltrue([
       for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
-      jsondecode(m.container_definitions)[1].image == "grafana/alloy:v1.21.2"
+      jsondecode(m.container_definitions)[1].image == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/alloy:v1.21.2"
     ])
     error_message = "The sidecar must run the pinned alloy_image."
+  }
+  # Issue 31.4: a pull-through cache creates the sidecar's repository on its first pull, with the
+  # execution role; Temporal's own image (Docker Hub here) is not in ECR and gets nothing.
+  assert {
+    condition = alltrue([
+      for m in [module.temporal_history, module.temporal_matching, module.temporal_frontend, module.temporal_worker, module.benchmark_worker] :
+      jsondecode(m.execution_role_pull_through_policy).Statement == [{
+        Sid      = "FirstPullThroughCache"
+        Effect   = "Allow"
+        Action   = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+        Resource = ["arn:aws:ecr:eu-west-1:123456789012:repository/docker-hub/grafana/alloy"]
+      }]
+    ])
+    error_message = "Each execution role may create and import the Alloy sidecar's ECR repository (pull-through cache), and no other."
   }
 
   # no adot left when alloy (3.2)

@@ -31,6 +31,18 @@ override_resource {
 run "loki_iam_with_the_file_variables" {
   command = plan
 
+  # Issue 31.4: a pull-through cache creates Loki's and its sidecar's repositories on the first
+  # pull, with the execution role; busybox comes from ECR Public and needs nothing.
+  assert {
+    condition = jsondecode(aws_iam_role_policy.loki_execution_pull_through[0].policy).Statement == [{
+      Sid      = "FirstPullThroughCache"
+      Effect   = "Allow"
+      Action   = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+      Resource = ["arn:aws:ecr:eu-west-1:123456789012:repository/docker-hub/grafana/loki", "arn:aws:ecr:eu-west-1:123456789012:repository/docker-hub/grafana/alloy"]
+    }]
+    error_message = "Loki's execution role may create and import the ECR repositories of Loki's and Alloy's images (pull-through cache), and no other."
+  }
+
   # task role reads and writes only its bucket (2.6)
   assert {
     condition = toset([

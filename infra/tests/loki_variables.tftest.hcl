@@ -19,6 +19,16 @@ mock_provider "aws" {
   }
 }
 
+# The AZs of the HA runs' first two subnets (issue 31.5); each run places the third.
+override_data {
+  target = data.aws_subnet.loki["subnet-0123456789abcdef0"]
+  values = { availability_zone = "eu-west-1a" }
+}
+override_data {
+  target = data.aws_subnet.loki["subnet-0fedcba9876543210"]
+  values = { availability_zone = "eu-west-1b" }
+}
+
 # Known ARNs for the parameters the task definition references, so its JSON is known during plan.
 override_resource {
   target          = aws_ssm_parameter.alloy
@@ -138,7 +148,62 @@ run "ha_replicas_over_fewer_azs_than_replicas_are_rejected" {
     rendered_config_dir = "../rendered/ha-example"
   }
 
-  expect_failures = [aws_ssm_parameter.loki_config]
+  expect_failures = [aws_ecs_service.loki]
+}
+
+# Issue 31.5: the quorum rule counts AZs, not subnets. Three subnets, two of them in one AZ, leave
+# a replica sharing an AZ; three AZs pass.
+run "ha_replicas_over_three_subnets_in_two_azs_are_rejected" {
+  command = plan
+
+  variables {
+    loki_count          = 3
+    loki_retention_days = 30
+    rendered_config_dir = "../rendered/ha-example"
+    private_subnet_ids  = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210", "subnet-0a1b2c3d4e5f60718"]
+  }
+
+  override_data {
+    target = data.aws_subnet.loki["subnet-0a1b2c3d4e5f60718"]
+    values = { availability_zone = "eu-west-1a" }
+  }
+
+  expect_failures = [aws_ecs_service.loki]
+}
+
+run "ha_replicas_over_three_azs_are_accepted" {
+  command = plan
+
+  variables {
+    loki_count          = 3
+    loki_retention_days = 30
+    rendered_config_dir = "../rendered/ha-example"
+    private_subnet_ids  = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210", "subnet-0a1b2c3d4e5f60718"]
+  }
+
+  override_data {
+    target = data.aws_subnet.loki["subnet-0a1b2c3d4e5f60718"]
+    values = { availability_zone = "eu-west-1c" }
+  }
+
+  assert {
+    condition     = local.loki_zones == tolist(["eu-west-1a", "eu-west-1b", "eu-west-1c"])
+    error_message = "Each private subnet's AZ is looked up."
+  }
+}
+
+# Issue 31.4: Docker Hub rate-limits anonymous pulls, and a task whose image cannot be pulled never
+# starts (for Alloy, every Temporal task). Pinned images outside this account's ECR are refused.
+run "images_outside_ecr_are_refused" {
+  command = plan
+
+  variables {
+    loki_image    = "grafana/loki:3.7.6"
+    alloy_image   = "public.ecr.aws/grafana/alloy:v1.21.2"
+    grafana_image = "grafana/grafana:13.2.3-1a2b3c4"
+  }
+
+  expect_failures = [var.loki_image, var.alloy_image, var.grafana_image]
 }
 
 run "image_pinned_by_digest_in_a_mirror_is_accepted" {

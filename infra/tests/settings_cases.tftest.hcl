@@ -20,7 +20,7 @@ run "settings_cases_1" {
   command = plan
 
   variables {
-    alloy_image                     = "grafana/alloy:latest"
+    alloy_image                     = "grafana/alloy:v1.21.2"
     alloy_memory                    = 127
     amp_workspace_id                = "ws-0123456789"
     aws_account_id                  = "12345678901"
@@ -28,11 +28,11 @@ run "settings_cases_1" {
     capacity_provider_name          = "FARGATE"
     ecs_cluster_name                = "temporal dev"
     environment                     = "my_env"
-    grafana_image                   = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:latest"
+    grafana_image                   = "grafana/grafana:13.2.3-1a2b3c4"
     instance_security_group_id      = "sg-0123456789abcdef"
     loki_count                      = 2
     loki_cpu                        = 3
-    loki_image                      = "grafana/loki:latest"
+    loki_image                      = "grafana/loki:3.7.6"
     loki_ingestion_mb_per_s         = 0
     loki_memory                     = 511
     loki_retention_days             = 0
@@ -58,6 +58,7 @@ run "settings_cases_2" {
   command = plan
 
   variables {
+    alloy_image                     = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/alloy:latest"
     alloy_memory                    = 2049
     amp_workspace_id                = "ws-01234567-89AB-cdef-0123-456789abcdef"
     aws_account_id                  = "12345678901a"
@@ -65,11 +66,11 @@ run "settings_cases_2" {
     capacity_provider_name          = "ecs-arm64"
     ecs_cluster_name                = "temporal_dev-1"
     environment                     = "2dev"
-    grafana_image                   = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:13.2.3-1a2b3c4"
+    grafana_image                   = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:latest"
     instance_security_group_id      = "bogus"
     loki_count                      = 0
     loki_cpu                        = -512
-    loki_image                      = "grafana/loki:3.6.4"
+    loki_image                      = "public.ecr.aws/grafana/loki:3.7.6"
     loki_ingestion_mb_per_s         = 1001
     loki_memory                     = -1024
     loki_retention_days             = 10
@@ -83,21 +84,23 @@ run "settings_cases_2" {
     vpc_id                          = "vpc-0123456789ABCDEF0"
   }
 
-  expect_failures = [var.alloy_memory, var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.environment, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_ingestion_mb_per_s, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.temporal_db_host, var.temporal_db_port, var.vpc_cidr, var.vpc_id]
+  expect_failures = [var.alloy_image, var.alloy_memory, var.amp_workspace_id, var.aws_account_id, var.aws_region, var.capacity_provider_name, var.environment, var.grafana_image, var.instance_security_group_id, var.loki_count, var.loki_cpu, var.loki_image, var.loki_ingestion_mb_per_s, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.temporal_db_host, var.temporal_db_port, var.vpc_cidr, var.vpc_id]
 }
 
 run "settings_cases_3" {
   command = plan
 
   variables {
+    alloy_image                = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/alloy:v1.21.2"
     alloy_memory               = 256
     aws_account_id             = "210987654321"
     aws_region                 = "us-east-9"
     environment                = "dev-2"
+    grafana_image              = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:13.2.3-1a2b3c4"
     instance_security_group_id = "sg-01234567"
     loki_count                 = 10
     loki_cpu                   = 512.5
-    loki_image                 = "grafana/loki:3.7.0"
+    loki_image                 = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/loki:latest"
     loki_memory                = 200000
     loki_retention_days        = -7
     private_subnet_ids         = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef0"]
@@ -108,7 +111,7 @@ run "settings_cases_3" {
     vpc_id                     = "bogus"
   }
 
-  expect_failures = [var.aws_region, var.loki_count, var.loki_cpu, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.temporal_db_host, var.temporal_db_port, var.vpc_cidr, var.vpc_id]
+  expect_failures = [var.aws_region, var.loki_count, var.loki_cpu, var.loki_image, var.loki_memory, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.temporal_db_host, var.temporal_db_port, var.vpc_cidr, var.vpc_id]
 }
 
 run "settings_cases_4" {
@@ -117,6 +120,7 @@ run "settings_cases_4" {
   variables {
     aws_region          = "EU-WEST-1"
     loki_count          = -1
+    loki_image          = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/loki:3.6.4"
     loki_memory         = 4096
     loki_retention_days = 3650
     private_subnet_ids  = ["subnet-0123456789abcdef0", "subnet-0123456789"]
@@ -127,7 +131,7 @@ run "settings_cases_4" {
     vpc_id              = "vpc-01234567"
   }
 
-  expect_failures = [var.aws_region, var.loki_count, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.vpc_cidr]
+  expect_failures = [var.aws_region, var.loki_count, var.loki_image, var.loki_retention_days, var.private_subnet_ids, var.project_name, var.vpc_cidr]
 }
 
 run "settings_cases_5" {
@@ -135,6 +139,7 @@ run "settings_cases_5" {
 
   variables {
     aws_region          = "ap-southeast-5"
+    loki_image          = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/loki:3.7.0"
     loki_retention_days = 3288
     private_subnet_ids  = ["subnet-01234567"]
     project_name        = "temporal-"

@@ -17,9 +17,9 @@ amp_workspace_id              = "ws-01234567-89ab-cdef-0123-456789abcdef"
 host_log_disk_mb              = 20000
 
 adot_image             = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
-alloy_image            = "grafana/alloy:v1.21.2"
+alloy_image            = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/alloy:v1.21.2"
 benchmark_worker_image = "ghcr.io/temporalio/benchmark-workers:v1.5.0"
-loki_image             = "grafana/loki:3.7.6"
+loki_image             = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/loki:3.7.6"
 temporal_image         = "temporalio/server:1.28.1"
 
 loki_enabled            = false

@@ -8,6 +8,8 @@ pub struct CheckResult {
     pub passed: bool,
     /// What was seen: the evidence on success, the problem and its fix on failure.
     pub detail: String,
+    /// Passed, but with something the operator should know (the detail says what and the fix).
+    pub warning: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -28,8 +30,17 @@ impl Report {
             Ok(evidence) => (true, evidence),
             Err(err) => (false, format!("{err:#}")),
         };
-        self.checks.push(CheckResult { name: name.into(), passed, detail });
+        self.checks.push(CheckResult { name: name.into(), passed, detail, warning: false });
         passed
+    }
+
+    /// Like [`Report::check`], but `Err` is a warning: the check passes and says why it worries.
+    pub fn warn(&mut self, name: impl Into<String>, outcome: anyhow::Result<String>) {
+        let (warning, detail) = match outcome {
+            Ok(evidence) => (false, evidence),
+            Err(err) => (true, format!("{err:#}")),
+        };
+        self.checks.push(CheckResult { name: name.into(), passed: true, detail, warning });
     }
 
     pub fn passed(&self) -> bool {
@@ -44,7 +55,11 @@ impl Report {
         let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
         let mut out = format!("checkpoint {}: {}\n", self.checkpoint, if self.passed() { "PASS" } else { "FAIL" });
         for check in &self.checks {
-            let verdict = if check.passed { "pass" } else { "FAIL" };
+            let verdict = match (check.passed, check.warning) {
+                (false, _) => "FAIL",
+                (true, true) => "WARN",
+                (true, false) => "pass",
+            };
             out.push_str(&format!("  {verdict}  {:width$}  {}\n", check.name, check.detail.replace('\n', " ")));
         }
         out
@@ -54,7 +69,7 @@ impl Report {
         json!({
             "checkpoint": self.checkpoint,
             "passed": self.passed(),
-            "checks": self.checks.iter().map(|c| json!({"name": c.name, "passed": c.passed, "detail": c.detail})).collect::<Vec<_>>(),
+            "checks": self.checks.iter().map(|c| json!({"name": c.name, "passed": c.passed, "warning": c.warning, "detail": c.detail})).collect::<Vec<_>>(),
         })
     }
 }
@@ -73,5 +88,18 @@ mod tests {
         assert!(table.starts_with("checkpoint 2: FAIL\n"), "{table}");
         assert!(table.contains("FAIL  s3 writes   no objects under index/"), "{table}");
         assert_eq!(report.to_json()["checks"][1]["passed"], false);
+    }
+
+    #[test]
+    fn a_warning_passes_and_says_so() {
+        let mut report = Report::new("2");
+        report.warn("loki replicas in distinct AZs", Err(anyhow::format_err!("two in eu-west-1a")));
+        assert!(report.passed());
+        assert!(
+            report.table().contains("WARN  loki replicas in distinct AZs  two in eu-west-1a"),
+            "{}",
+            report.table()
+        );
+        assert_eq!(report.to_json()["checks"][0]["warning"], true);
     }
 }

@@ -257,7 +257,45 @@ impl<'l, 'p> Checks<'l, 'p> {
         let pushed = report.check("loki ingests a probe line", self.probe_line());
         let flushed = pushed && self.loki().and_then(Loki::flush).is_ok();
         report.check("s3 holds loki objects", self.s3_writes(&bucket, flushed));
+        if self.live.env.settings.loki.count > 1 {
+            report.warn("loki replicas in distinct AZs", self.replica_zones(&service));
+        }
         Ok(())
+    }
+
+    /// The AZ of each running Loki task. Terraform requires an AZ per replica, but ECS spreads
+    /// tasks over AZs only as far as it can place them (capacity, a task replaced during an AZ's
+    /// outage): two replicas in one AZ can hold two of a stream's three copies, and losing that AZ
+    /// loses the write quorum (issue 31.5).
+    fn replica_zones(&self, service: &str) -> anyhow::Result<String> {
+        let ids = self.task_ids(service, "RUNNING")?;
+        if ids.is_empty() {
+            bail!("{service} has no running task to place");
+        }
+        let described = self.live.api.json(
+            format!("read the availability zones of {service}'s tasks"),
+            &ECS,
+            "DescribeTasks",
+            json!({"cluster": self.cluster, "tasks": ids.iter().take(100).collect::<Vec<_>>()}),
+        )?;
+        let mut by_zone: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for task in described["tasks"].as_array().into_iter().flatten() {
+            let zone = task["availabilityZone"].as_str().unwrap_or("an unknown AZ");
+            let id = task["taskArn"].as_str().and_then(|a| a.rsplit('/').next()).unwrap_or("?");
+            by_zone.entry(zone).or_default().push(id);
+        }
+        let placed: Vec<String> = by_zone.iter().map(|(zone, ids)| format!("{zone}: {}", ids.join(", "))).collect();
+        let shared: Vec<&&str> = by_zone.iter().filter(|(_, ids)| ids.len() > 1).map(|(zone, _)| zone).collect();
+        if shared.is_empty() {
+            return Ok(format!("{} replica(s), one per AZ ({})", ids.len(), placed.join("; ")));
+        }
+        bail!(
+            "ECS placed two or more replicas in {} ({}): losing that AZ can lose 2 of a stream's 3 copies, below the write quorum. \
+             Give the capacity provider instances in every AZ of platform.private_subnet_ids, then `aws ecs update-service --cluster {} --service {service} --force-new-deployment` to spread them again",
+            shared.iter().map(|z| z.to_string()).collect::<Vec<_>>().join(", "),
+            placed.join("; "),
+            self.cluster
+        )
     }
 
     /// Pushes a uniquely marked line and reads it back (ingesters serve it before any flush).

@@ -361,17 +361,19 @@ pub(crate) fn check_numbers(doc: &mut toml_edit::DocumentMut) -> Vec<Problem> {
     problems
 }
 
-/// Why `replicas` Loki tasks over `subnets` private subnets (one AZ each) lose the write quorum
-/// when one AZ goes: ECS spreads the tasks over the AZs and the ring (replication factor 3, not
-/// zone-aware) may put two of a stream's three copies in one AZ once an AZ holds two replicas.
-/// Terraform's `loki_az_quorum` precondition says the same.
+/// Why `replicas` Loki tasks over `subnets` private subnets lose the write quorum when one AZ
+/// goes: ECS spreads the tasks over the AZs and the ring (replication factor 3, not zone-aware)
+/// may put two of a stream's three copies in one AZ once an AZ holds two replicas. Offline, the
+/// best case is assumed (each subnet in an AZ of its own), so this is a first filter: Terraform's
+/// `loki_az_quorum` precondition looks the subnets up and counts their distinct AZs.
 fn az_quorum_problem(replicas: u32, subnets: usize) -> Option<String> {
     let per_az = (replicas as usize).div_ceil(subnets.max(1));
     (replicas > 1 && per_az > 1).then(|| {
         format!(
             "{replicas} replicas over {subnets} private subnet(s) put {per_az} in one AZ; losing that AZ loses 2 of a \
              stream's 3 copies, below the write quorum of 2. Use at most one replica per AZ: add private subnets in \
-             other AZs (platform.private_subnet_ids, one per AZ) or lower loki.count to {}",
+             other AZs (platform.private_subnet_ids, one per AZ; the plan looks up their AZs and refuses two in one) \
+             or lower loki.count to {}",
             if subnets >= 3 { subnets.min(9).to_string() } else { "1".to_string() }
         )
     })
@@ -437,7 +439,7 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
                 }
             })
         } else if known_images.contains(&name.as_str()) {
-            check_string(name, image, true)
+            check_string(name, image, true).and_then(|()| check_image_host(name, image, &s.aws))
         } else {
             Err(format!("not an image this project runs; expected one of: {}", known_images.join(", ")))
         };
@@ -475,8 +477,10 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
             note(&mut problems, key, arn, here.check_arn(arn));
         }
         note(&mut problems, "temporal.db_host", &t.db_host, here.check_host(&t.db_host));
-        if let Some(image) = s.versions.get("grafana_image") {
-            note(&mut problems, "versions.grafana_image", image, here.check_host(image));
+        for name in FROM_ECR.iter().map(|(name, _)| *name) {
+            if let Some(image) = s.versions.get(name) {
+                note(&mut problems, &format!("versions.{name}"), image, here.check_host(image));
+            }
         }
     }
     // Loki's task also holds its Alloy metrics sidecar and the headroom (infra/loki.tf gives Loki the rest).
@@ -538,6 +542,47 @@ pub(crate) fn check(env: Option<&str>, s: &Settings) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// Images that must come from this account's private ECR (infra/images.tf), each with what a failed
+/// pull costs. Temporal's and the benchmark worker's images are the fleet's own, pulled from where
+/// they were before this migration; ADOT's is on ECR Public (public.ecr.aws, served from AWS's
+/// network) and goes away with cleanup-adot.
+const FROM_ECR: &[(&str, &str)] = &[
+    ("loki_image", "a Loki task whose image cannot be pulled never starts"),
+    ("alloy_image", "a sidecar that cannot be pulled stops every Temporal task (each waits for its sidecar to start)"),
+    ("grafana_image", "a Grafana task whose image cannot be pulled never starts"),
+];
+
+/// Private ECR: `<account>.dkr.ecr.<region>.amazonaws.com[.cn]/…` (infra/variables.tf's second
+/// validation of each image in [`FROM_ECR`]).
+static ECR_IMAGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/").unwrap());
+
+/// `image`'s registry when it is not this account's ECR, named, with why that matters and the fix.
+fn check_image_host(name: &str, image: &str, aws: &crate::Aws) -> Result<(), String> {
+    let Some((_, cost)) = FROM_ECR.iter().find(|(n, _)| *n == name) else { return Ok(()) };
+    if ECR_IMAGE.is_match(image) {
+        return Ok(());
+    }
+    // Docker's rule: a first component with a dot or a port, or `localhost`, is a registry.
+    let (host, path) = match image.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
+        _ => ("docker.io", image),
+    };
+    let registry = format!("{}.dkr.ecr.{}.amazonaws.com", aws.account_id, aws.region);
+    if name == "grafana_image" {
+        return Err(format!(
+            "is served from {host}, outside ECR, and Docker Hub rate-limits anonymous pulls: {cost}. Use the image \
+             `cargo xtask build-grafana --execute` pushes to {registry}/<project>-grafana"
+        ));
+    }
+    let path = if host == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path.to_string() };
+    Err(format!(
+        "is served from {host}, outside ECR: Docker Hub rate-limits anonymous pulls, and {cost}. Serve it from this \
+         account's ECR, through a pull-through cache rule for Docker Hub or a mirror (README, \"Images\"), such as \
+         {registry}/docker-hub/{path}"
+    ))
 }
 
 /// Environment names become file names and the Terraform variable `environment`.

@@ -279,14 +279,23 @@ fn retarget_moves_the_example_arns_and_hosts_only() {
     let moved = retarget(&mut doc, "cn-north-1", "210987654321");
     assert_eq!(
         moved,
-        ["platform.service_connect_namespace_arn", "temporal.db_host", "temporal.db_password_secret_arn"]
+        [
+            "platform.service_connect_namespace_arn",
+            "versions.loki_image",
+            "versions.alloy_image",
+            "temporal.db_host",
+            "temporal.db_password_secret_arn"
+        ]
     );
+    assert!(doc
+        .to_string()
+        .contains("\"210987654321.dkr.ecr.cn-north-1.amazonaws.com/docker-hub/grafana/loki:3.7.6\""));
     let text = doc.to_string();
     assert!(text.contains("\"arn:aws-cn:servicediscovery:cn-north-1:210987654321:namespace/ns-abcdefghijklmnop\""));
     assert!(text.contains(".cn-north-1.rds.amazonaws.com\""));
     assert!(text.contains("region = \"eu-west-1\""), "aws.region is the caller's to set");
     let changed = EXAMPLE.lines().zip(text.lines()).filter(|(a, b)| a != b).count();
-    assert_eq!(changed, 3, "comments and other values stay");
+    assert_eq!(changed, 5, "comments and other values stay");
 }
 
 #[test]
@@ -357,13 +366,60 @@ fn the_terraform_conditions_restated_in_rust_are_pinned() {
 fn an_image_terraform_requires_must_be_set() {
     assert!(rules::REQUIRED.contains("loki_image") && !rules::REQUIRED.contains("benchmark_worker_image"));
     assert!(rules::REQUIRED.contains("aws_region") && !rules::REQUIRED.contains("loki_cpu"));
-    let err = problems(&EXAMPLE.replacen("loki_image = \"grafana/loki:3.7.6\"\n", "", 1));
+    let line = "loki_image = \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/loki:3.7.6\"\n";
+    let err = problems(&EXAMPLE.replacen(line, "", 1));
     assert!(
         err.contains("versions.loki_image is missing: Terraform needs it; must be pinned to a Loki 3.7.x tag"),
         "{err}"
     );
     let text = EXAMPLE.replacen("benchmark_worker_image = \"ghcr.io/temporalio/benchmark-workers:v1.5.0\"\n", "", 1);
     assert!(parse(&text).is_ok(), "benchmark_worker_image has a default");
+}
+
+// Issue 31.4: Docker Hub rate-limits anonymous pulls, and an Alloy sidecar that cannot be pulled
+// stops every Temporal task.
+#[test]
+fn loki_alloy_and_grafana_images_outside_ecr_are_refused_with_the_reason_and_the_fix() {
+    let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/";
+    let err = problems(&EXAMPLE.replacen(&format!("{ecr}grafana/alloy"), "grafana/alloy", 1));
+    assert!(
+        err.contains(
+            "versions.alloy_image = \"grafana/alloy:v1.21.2\": is served from docker.io, outside ECR: Docker Hub \
+             rate-limits anonymous pulls, and a sidecar that cannot be pulled stops every Temporal task"
+        ),
+        "{err}"
+    );
+    assert!(err.contains(&format!("such as {ecr}grafana/alloy:v1.21.2")), "{err}");
+    let err = problems(&EXAMPLE.replacen(&format!("{ecr}grafana/loki"), "ghcr.io/grafana/loki", 1));
+    assert!(
+        err.contains("versions.loki_image = \"ghcr.io/grafana/loki:3.7.6\": is served from ghcr.io, outside ECR"),
+        "{err}"
+    );
+    assert!(err.contains("a Loki task whose image cannot be pulled never starts"), "{err}");
+    let text = EXAMPLE.replacen(
+        "# grafana_image = \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:",
+        "grafana_image = \"grafana/grafana:",
+        1,
+    );
+    let err = problems(&text);
+    assert!(
+        err.contains("versions.grafana_image = \"grafana/grafana:13.2.3-1a2b3c4\": is served from docker.io"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "build-grafana --execute` pushes to 123456789012.dkr.ecr.eu-west-1.amazonaws.com/<project>-grafana"
+        ),
+        "{err}"
+    );
+    // Another account's registry is named as such; the fleet's own Temporal image may stay on Docker Hub.
+    let err = problems(&EXAMPLE.replacen(
+        &format!("{ecr}grafana/loki"),
+        "210987654321.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/loki",
+        1,
+    ));
+    assert!(err.contains("versions.loki_image") && err.contains("account 210987654321"), "{err}");
+    assert!(!err.contains("temporal_image"), "{err}");
 }
 
 #[test]

@@ -98,6 +98,9 @@ pub struct StackState {
     pub resident_memory_bytes: u64,
     /// Every delete request: `(query, start, end)` as sent.
     pub delete_requests: Vec<(String, String, String)>,
+    /// Task id → the `availabilityZone` DescribeTasks reports (moto gives none); a task not named
+    /// here is in the region's `a` zone.
+    pub task_zones: BTreeMap<String, String>,
 }
 
 /// The header the ECS proxy adds to what it forwards to moto.
@@ -138,6 +141,7 @@ impl Default for StackState {
             ingestion_limit_bytes_per_s: 20 << 20,
             ingested_this_second: (0, 0),
             resident_memory_bytes: 400 << 20,
+            task_zones: BTreeMap::new(),
             delete_requests: Vec::new(),
         }
     }
@@ -803,6 +807,9 @@ fn describe_tasks(state: &StackState, upstream: &str, req: &Request) -> anyhow::
             })
             .collect();
         task["containers"] = Value::Array(containers);
+        let region = arn.split(':').nth(3).unwrap_or_default();
+        let zone = state.task_zones.get(&task_id(&arn)).cloned().unwrap_or_else(|| format!("{region}a"));
+        task["availabilityZone"] = zone.into();
     }
     Ok(Answer::json(200, &described))
 }

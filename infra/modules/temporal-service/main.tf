@@ -69,7 +69,8 @@ locals {
     },
     # ECS stops containers in reverse dependency order: Temporal gets SIGTERM first and the log
     # shipper only once Temporal has exited, so its shutdown lines are read. START, not HEALTHY:
-    # a sidecar that never gets ready must not keep Temporal from starting (req 3.11).
+    # a sidecar that starts but never gets ready does not hold Temporal back (req 3.11). One that
+    # never starts (its image cannot be pulled) stops the task: hence Alloy from ECR (images.tf).
     var.sidecar.ships_logs ? { dependsOn = [{ containerName = var.sidecar.container.name, condition = "START" }] } : {},
   )
 
@@ -96,6 +97,15 @@ locals {
       can(regex("-[A-Za-z0-9]{6}$", arn)) ? [arn, "${arn}-??????"] : ["${arn}-??????"]
     ) if can(regex(":secretsmanager:", arn))
   ])
+  # Repositories of the task's images in this account's ECR: a pull-through cache creates them
+  # and imports the image on the first pull, with the execution role (../../images.tf).
+  ecr_image_pattern = "^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([^:@]+)"
+  ecr_repository_arns = distinct([
+    for image in [var.image, var.sidecar.container.image] :
+    format("arn:%s:ecr:%s:%s:repository/%s", data.aws_partition.current.partition, regex(local.ecr_image_pattern, image)[1], regex(local.ecr_image_pattern, image)[0], regex(local.ecr_image_pattern, image)[2])
+    if can(regex(local.ecr_image_pattern, image))
+  ])
+
   ssm_parameter_arns = concat([for arn in local.secret_resource_arns : arn if can(regex(":ssm:", arn))], var.sidecar.parameter_arns)
 }
 
@@ -150,6 +160,23 @@ resource "aws_iam_role_policy" "execution_secrets" {
         Resource = local.secretsmanager_arns
       }] : [],
     )
+  })
+}
+
+resource "aws_iam_role_policy" "execution_pull_through" {
+  count = length(local.ecr_repository_arns) > 0 ? 1 : 0
+
+  name = "ecr-pull-through"
+  role = aws_iam_role.execution.id
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "FirstPullThroughCache"
+      Effect   = "Allow"
+      Action   = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+      Resource = local.ecr_repository_arns
+    }]
   })
 }
 
@@ -326,6 +353,7 @@ resource "aws_ecs_service" "this" {
   depends_on = [
     aws_iam_role_policy_attachment.execution,
     aws_iam_role_policy.execution_secrets,
+    aws_iam_role_policy.execution_pull_through,
     aws_iam_role_policy.task_amp,
     aws_iam_role_policy.task_exec,
     terraform_data.loki_endpoint,

@@ -8,6 +8,11 @@ output "execution_role_policy" {
   value       = aws_iam_role_policy.execution_secrets.policy
 }
 
+output "execution_role_pull_through_policy" {
+  description = "The execution role's pull-through cache policy (JSON): the ECR repositories of the task's images a first pull may create and import; null when no image is in ECR."
+  value       = one(aws_iam_role_policy.execution_pull_through[*].policy)
+}
+
 output "log_group_name" {
   description = "CloudWatch log group of the service's containers; kept whatever the collector (req 8.3, 8.5)."
   value       = aws_cloudwatch_log_group.this.name

@@ -333,3 +333,58 @@ fn checkpoints_that_cannot_run_yet_exit_2_with_the_fix() {
     assert!(run.stderr.contains("https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html"), "{}", run.stderr);
     assert!(world.stack.state().requests.is_empty(), "{:?}", world.stack.state().requests);
 }
+
+// Issue 31.5: Terraform requires an AZ per Loki replica, but ECS places tasks where it can (an
+// AZ without capacity, a task replaced during an outage). Checkpoint 2 names two replicas in one
+// AZ as a warning: Loki works, its write quorum does not survive that AZ.
+#[test]
+fn checkpoint_2_warns_when_ecs_placed_two_loki_replicas_in_one_az() {
+    let world = World::deployed(&[], healthy_stack(&example_cluster(), &[]));
+    record_deployed(&world, false);
+    let subnets = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210", "subnet-0a1b2c3d4e5f60718"];
+    settings::set(&world.env.path, &["platform", "private_subnet_ids"], subnets.into_iter().collect()).unwrap();
+    settings::set(&world.env.path, &["loki", "count"], 3.into()).unwrap();
+    let loki = world.loki_service();
+    world.ecs(
+        "RunTask",
+        json!({"cluster": world.cluster, "taskDefinition": loki, "group": format!("service:{loki}"), "count": 2,
+               "launchType": "EC2", "networkConfiguration": world.network()}),
+    );
+    let group = format!("service:{loki}");
+    let ids: Vec<String> = world
+        .tasks("RUNNING")
+        .iter()
+        .filter(|t| t["group"] == group.as_str())
+        .map(|t| t["taskArn"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    world.stack.state().ecs_upstream = Some(world.moto.endpoint());
+    let verify = |zones: [&str; 3]| {
+        world.stack.state().task_zones = ids.iter().cloned().zip(zones.map(str::to_string)).collect();
+        let mut command = world.xtask_command(&["verify", "2"]);
+        command.env("AWS_ENDPOINT_URL_ECS", world.stack.url());
+        run_xtask(command, "verify 2 with three Loki replicas")
+    };
+
+    let run = verify(["eu-west-1a", "eu-west-1b", "eu-west-1a"]);
+    run.assert_code(0);
+    assert!(run.stdout.starts_with("checkpoint 2: PASS\n"), "{}", run.stdout);
+    let line = run.stdout.lines().find(|l| l.contains("loki replicas in distinct AZs")).unwrap_or_default();
+    assert!(line.starts_with("  WARN  "), "{}", run.stdout);
+    assert!(
+        line.contains(&format!(
+            "ECS placed two or more replicas in eu-west-1a (eu-west-1a: {}, {}; eu-west-1b: {})",
+            ids[0], ids[2], ids[1]
+        )),
+        "{line}"
+    );
+    assert!(line.contains("--force-new-deployment"), "{line}");
+
+    let run = verify(["eu-west-1a", "eu-west-1b", "eu-west-1c"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("pass  loki replicas in distinct AZs  3 replica(s), one per AZ (eu-west-1a: "),
+        "{}",
+        run.stdout
+    );
+}
