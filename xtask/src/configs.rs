@@ -113,45 +113,50 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
     // An image the engine does not have and cannot pull (no registry) is not run: that says
     // nothing of the config. Only an image that ran and refused a config fails the stage.
     let mut availability: std::collections::BTreeMap<String, Result<(), String>> = Default::default();
-    let mut available = |image: &str| -> anyhow::Result<bool> {
-        if !availability.contains_key(image) {
-            let found = image_at_hand(&docker, None, image)?;
-            availability.insert(image.to_string(), found);
+    // The env's ECR image, else the Docker Hub image it caches (same name and tag below the
+    // cache's prefix): an engine without the account's ECR login still checks the configs.
+    let mut available = |image: &str| -> anyhow::Result<Option<String>> {
+        for candidate in [Some(image.to_string()), docker_hub_original(image)].into_iter().flatten() {
+            if !availability.contains_key(&candidate) {
+                let found = image_at_hand(&docker, None, &candidate)?;
+                availability.insert(candidate.clone(), found);
+            }
+            if availability[&candidate].is_ok() {
+                return Ok(Some(candidate));
+            }
         }
-        Ok(availability[image].is_ok())
+        Ok(None)
     };
     for env in settings::load_all(&project.root)? {
         let dir = project.root.join("rendered").join(&env.name);
         let mount = format!("{}:/cfg:ro", dir.display());
         let image = |key: &str| env.settings.versions.get(key).cloned().unwrap_or_default();
         let mut runs = Vec::new();
-        if available(&image("loki_image"))? {
+        if let Some(loki) = available(&image("loki_image"))? {
             runs.push(
-                tools::Cmd::new(
-                    &docker,
-                    format!("verify rendered/{}/loki-config.yaml with {}", env.name, image("loki_image")),
-                )
-                .args(["run", "--rm", "-v", &mount])
-                // Values the task definition sets at deploy time; -verify-config builds no client.
-                .args(["-e", "LOKI_S3_BUCKET=verify-config", "-e", &format!("AWS_REGION={}", env.settings.aws.region)])
-                .args(["-e", "LOKI_MEMBERLIST_JOIN=dns+peers.invalid:7946"])
-                .arg(image("loki_image"))
-                .args([
-                    "-config.file=/cfg/loki-config.yaml",
-                    "-config.expand-env=true",
-                    "-verify-config",
-                ]),
+                tools::Cmd::new(&docker, format!("verify rendered/{}/loki-config.yaml with {loki}", env.name))
+                    .args(["run", "--rm", "-v", &mount])
+                    // Values the task definition sets at deploy time; -verify-config builds no client.
+                    .args([
+                        "-e",
+                        "LOKI_S3_BUCKET=verify-config",
+                        "-e",
+                        &format!("AWS_REGION={}", env.settings.aws.region),
+                    ])
+                    .args(["-e", "LOKI_MEMBERLIST_JOIN=dns+peers.invalid:7946"])
+                    .arg(&loki)
+                    .args(["-config.file=/cfg/loki-config.yaml", "-config.expand-env=true", "-verify-config"]),
             );
         }
-        if available(&image("alloy_image"))? {
+        if let Some(alloy) = available(&image("alloy_image"))? {
             for service in render::sidecar_services() {
                 runs.push(
                     tools::Cmd::new(
                         &docker,
-                        format!("validate rendered/{}/alloy-{service}.alloy with {}", env.name, image("alloy_image")),
+                        format!("validate rendered/{}/alloy-{service}.alloy with {alloy}", env.name),
                     )
                     .args(["run", "--rm", "-v", &mount, "-e", "ALLOY_CONFIG=set", "-e", "GOMEMLIMIT=300MiB"])
-                    .arg(image("alloy_image"))
+                    .arg(&alloy)
                     .args(["validate".to_string(), format!("/cfg/alloy-{service}.alloy")]),
                 );
             }
@@ -176,6 +181,15 @@ pub fn verify_in_images(project: &Project) -> anyhow::Result<Option<String>> {
     }
     eprintln!("    {checked} configs accepted by the pinned Loki and Alloy images");
     Ok(None)
+}
+
+/// The Docker Hub image an ECR pull-through cache or mirror serves as `image`
+/// (`<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/grafana/loki:3.7.6` → `grafana/loki:3.7.6`).
+fn docker_hub_original(image: &str) -> Option<String> {
+    let (host, path) = image.split_once('/')?;
+    let ecr = host.contains(".dkr.ecr.") && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"));
+    let start = path.find("grafana/")?;
+    (ecr && (start == 0 || path[..start].ends_with('/'))).then(|| path[start..].to_string())
 }
 
 /// Whether the engine (at `docker_host`, else DOCKER_HOST's) has `image` or can pull it; the
@@ -211,6 +225,22 @@ fn image_at_hand(
 mod tests {
     // On the suite's real engine: an image it has runs; one it cannot have (no such registry) is
     // named with the engine's reason, so the stage says NOT RUN instead of failing every config.
+    #[test]
+    fn an_ecr_image_falls_back_to_the_docker_hub_image_it_caches() {
+        let original = |image: &str| super::docker_hub_original(image);
+        assert_eq!(
+            original("123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/grafana/loki:3.7.6").as_deref(),
+            Some("grafana/loki:3.7.6")
+        );
+        assert_eq!(
+            original("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/grafana/alloy:v1.21.2").as_deref(),
+            Some("grafana/alloy:v1.21.2")
+        );
+        assert_eq!(original("grafana/loki:3.7.6"), None, "already Docker Hub's");
+        assert_eq!(original("registry.example/docker-hub/grafana/loki:3.7.6"), None, "not ECR");
+        assert_eq!(original("123456789012.dkr.ecr.eu-west-1.amazonaws.com/mygrafana/loki:3.7.6"), None);
+    }
+
     #[test]
     fn an_image_the_engine_cannot_have_is_named_with_the_reason() {
         let engine = docker_rig::Engine::connect_or_start().unwrap_or_else(|err| panic!("{err:#}"));
