@@ -42,21 +42,22 @@ fn pushes(world: &World) -> usize {
     world.stack.state().requests.iter().filter(|r| *r == "POST /loki/api/v1/push").count()
 }
 
-// Two windows lost lines 2-3 h ago while the live stream went on (its newest is minutes old, so
-// Loki would refuse them in it as too far behind): parity fails, the dry run shows what would go,
+// Two windows 2 h apart lost lines 2-4 h ago while the live stream went on (its newest is minutes
+// old, so Loki would refuse them in it as too far behind; newest first, the older window would be
+// refused in any stream): parity fails, the dry run shows what would go,
 // --execute pushes exactly the missing lines to a stream of their own, parity passes and says how
 // many lines each window got from backfill, and a second run pushes nothing.
 #[test]
 fn backfill_repairs_a_gap_so_parity_passes_and_a_second_run_pushes_nothing() {
     let world = world();
     let closed = last_closed();
-    let (early, late, recent) = (closed - 3 * HOUR + 60, closed - 2 * HOUR + 60, closed - WINDOW + 60);
+    let (early, late, recent) = (closed - 4 * HOUR + 60, closed - 2 * HOUR + 60, closed - WINDOW + 60);
     cloudwatch(&world, "worker", early, &["a", "b", "c"]);
     loki(&world, "worker", early, &["a"]);
     cloudwatch(&world, "worker", late, &["d", "e"]);
     cloudwatch(&world, "worker", recent, &["live"]);
     loki(&world, "worker", recent, &["live"]);
-    world.xtask(&["verify", "parity", "--since", "4h"]).assert_code(1);
+    world.xtask(&["verify", "parity", "--since", "5h"]).assert_code(1);
 
     let entries = world.stack.state().entries.len();
     let run = world.xtask(&["backfill"]);
@@ -102,7 +103,7 @@ fn backfill_repairs_a_gap_so_parity_passes_and_a_second_run_pushes_nothing() {
             .collect();
     assert_eq!(backfilled(&world), want);
 
-    let run = world.xtask(&["verify", "parity", "--since", "4h"]);
+    let run = world.xtask(&["verify", "parity", "--since", "5h"]);
     run.assert_code(0);
     assert!(run.stdout.starts_with("parity (env dev): PASS\n"), "{}", run.stdout);
     assert!(run.stdout.matches("  (2 backfilled)").count() == 2, "{}", run.stdout);
@@ -110,7 +111,7 @@ fn backfill_repairs_a_gap_so_parity_passes_and_a_second_run_pushes_nothing() {
 
     // Again, from the passing record and from a count of its own: nothing is missing any more.
     let before = pushes(&world);
-    for args in [&["backfill", "--execute"][..], &["backfill", "--execute", "--since", "4h"]] {
+    for args in [&["backfill", "--execute"][..], &["backfill", "--execute", "--since", "5h"]] {
         let run = world.xtask(args);
         run.assert_code(0);
         assert!(run.stdout.contains("nothing to push"), "{args:?}: {}", run.stdout);
