@@ -33,10 +33,9 @@ use yaml_rust2::YamlLoader;
 
 use crate::live::Live;
 use crate::project::{usage, Project};
-use crate::session::require_plugin;
 use crate::verify::parity::{self, Read, Span, WINDOW};
 use crate::verify::properties::{migrated_services, ALLOY_CONTAINER};
-use crate::verify::{Checks, DEPLOY_LOKI};
+use crate::verify::Checks;
 
 /// The label that marks a backfilled stream; its value is the run's start (UTC).
 pub const LABEL: &str = "backfill";
@@ -256,20 +255,11 @@ impl BackfillArgs {
         let rules = Rules::read(crate::cost::rendered_file(&files, &env, "loki-config.yaml")?, config)?;
         let made_up = settings::placeholder_ids(&env.settings);
         if self.execute && !made_up.is_empty() {
-            bail!(refuse(format!(
-                "{} in envs/{}.toml are still the example's placeholders; set your own ids there",
-                made_up.join(", "),
-                env.name
-            )));
+            bail!(refuse(crate::phase::placeholders_why(&env, &made_up)));
         }
         let live = Live::connect(project, env)?;
         let checks = Checks::new(&live)?;
-        live.output_str("loki_service_name", DEPLOY_LOKI)?;
-        let mut groups = Vec::new();
-        for name in &services {
-            groups.push((*name, checks.service_outputs(name)?.log_group));
-        }
-        require_plugin()?;
+        let groups = parity::log_groups(&checks, &services)?;
         let mut read = Read::default();
         let (source, short) = short_windows(&checks, &groups, span, now, &mut read)?;
         eprintln!("  windows to repair: {source}");

@@ -151,12 +151,7 @@ pub fn verify(
     let services = migrated_services(&env, service.as_deref())?;
     let live = Live::connect(project, env)?;
     let checks = Checks::new(&live)?;
-    live.output_str("loki_service_name", DEPLOY_LOKI)?;
-    let mut groups = Vec::new();
-    for name in &services {
-        groups.push((*name, checks.service_outputs(name)?.log_group));
-    }
-    require_plugin()?;
+    let groups = log_groups(&checks, &services)?;
     let span = Span::ending(now_s(), since);
     let mut results = Vec::new();
     let mut read = Read::default();
@@ -185,6 +180,17 @@ pub fn verify(
         bail!("parity failed: Loki has fewer lines than CloudWatch: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Each service's log group, once Loki's service and the session plugin are known to be there.
+pub(crate) fn log_groups(checks: &Checks, services: &[&'static str]) -> anyhow::Result<Vec<(&'static str, String)>> {
+    checks.live.output_str("loki_service_name", DEPLOY_LOKI)?;
+    let mut groups = Vec::new();
+    for name in services {
+        groups.push((*name, checks.service_outputs(name)?.log_group));
+    }
+    require_plugin()?;
+    Ok(groups)
 }
 
 pub(crate) fn now_s() -> u64 {

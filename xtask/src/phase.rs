@@ -654,7 +654,7 @@ pub fn execute(
 
 /// Prints whether the env's rendered files are current; with `write`, brings them up to date.
 /// Why `--execute` cannot run with the example's made-up ids.
-fn placeholders_why(env: &Environment, made_up: &[&str]) -> String {
+pub(crate) fn placeholders_why(env: &Environment, made_up: &[&str]) -> String {
     format!(
         "{} in envs/{}.toml are still the example's placeholders; set your own ids there",
         made_up.join(", "),
