@@ -476,12 +476,13 @@ fn push_batch(loki: &Loki, stream: &Stream, pushed: &mut Pushed) -> anyhow::Resu
 fn too_old_fix(rules: &Rules, env: &Environment, windows: &[Window], now: u64) -> String {
     let Some(h) = rules.max_age_h else { return String::new() };
     let oldest_line = windows.iter().flat_map(|w| &w.too_old).map(|l| l.ts_ms / 1000).min().unwrap_or(now);
+    // An hour more than the oldest line's age: the render and deploy take time.
     let needed_h = (now - oldest_line).div_ceil(3600) + 1;
     format!(
-        "Loki refuses entries older than {h}h ('greater_than_max_sample_age': limits_config.reject_old_samples_max_age in {}{}), the oldest missing line is {}h old; to accept them set limits_config.reject_old_samples_max_age: {needed_h}h in templates/loki-config.yaml.tera, run `cargo xtask render` and `cargo xtask deploy loki --env {} --execute`, then backfill again while CloudWatch still holds them",
+        "Loki refuses entries older than {h}h ('greater_than_max_sample_age': limits_config.reject_old_samples_max_age in {}{}), the oldest missing line is more than {}h old; to accept them set limits_config.reject_old_samples_max_age: {needed_h}h in templates/loki-config.yaml.tera, run `cargo xtask render` and `cargo xtask deploy loki --env {} --execute`, then backfill again while CloudWatch still holds them",
         rules.config,
         if rules.max_age_set { "" } else { ", not set: Loki's default" },
-        (now - oldest_line).div_ceil(3600),
+        (now - oldest_line) / 3600,
         env.name
     )
 }
