@@ -46,6 +46,9 @@ pub enum Command {
     CleanupAdot(CleanupArgs),
     /// Run a checkpoint against a deployed environment and print a pass/fail table
     Verify(VerifyArgs),
+    /// Push the lines Loki lacks (parity's short windows) from CloudWatch, with their timestamps and
+    /// labels, to a stream marked backfill; a dry run unless --execute
+    Backfill(crate::backfill::BackfillArgs),
     /// Read a service's logs from Loki in the terminal
     Logs(LogsArgs),
     /// Print the config parameters a rollback may need as a -var-file for a plain `terraform plan`

@@ -208,13 +208,7 @@ impl Inputs {
         let s = &env.settings;
         // The render in memory is what `cargo xtask render` writes, so a stale rendered/ can't skew it.
         let files = render::render_env(root, env)?;
-        let find = |name: &str| {
-            files
-                .iter()
-                .find(|f| f.path.file_name().is_some_and(|n| n == name))
-                .map(|f| f.contents.as_str())
-                .ok_or_else(|| format_err!("the render of {} has no {name}", env.name))
-        };
+        let find = |name: &str| rendered_file(&files, env, name);
         let config_name = format!("rendered/{}/loki-config.yaml", env.name);
         let loki = loki_inputs(find("loki-config.yaml")?, s.loki.cpu, s.loki.memory, s.loki.count)
             .with_context(|| format!("reading {config_name}"))?;
@@ -247,14 +241,6 @@ pub fn loki_inputs(yaml: &str, cpu: u32, memory: u32, count: u32) -> anyhow::Res
     let doc = docs.first().ok_or_else(|| format_err!("empty file"))?;
     let ingester = &doc["ingester"];
     let compactor = &doc["compactor"];
-    let hours = |value: &Yaml, key: &str, default: &str| -> anyhow::Result<f64> {
-        let text = match value {
-            Yaml::BadValue => default.to_string(),
-            Yaml::String(s) => s.clone(),
-            other => bail!("{key}: expected a duration such as 2h, found {other:?}"),
-        };
-        duration_hours(&text).ok_or_else(|| format_err!("{key}: `{text}` is not a duration such as 30m or 2h"))
-    };
     let retention_hours = hours(&doc["limits_config"]["retention_period"], "limits_config.retention_period", "0s")?;
     if retention_hours == 0.0 {
         bail!("limits_config.retention_period is 0 (keep forever): storage cost has no bound; set loki.retention_days");
@@ -273,6 +259,29 @@ pub fn loki_inputs(yaml: &str, cpu: u32, memory: u32, count: u32) -> anyhow::Res
         compaction_interval_hours: hours(&compactor["compaction_interval"], "compactor.compaction_interval", "10m")?,
         storage_class: doc["common"]["storage"]["s3"]["storage_class"].as_str().unwrap_or("STANDARD").to_string(),
     })
+}
+
+/// One file of an env's render (in memory, as `cargo xtask render` would write it).
+pub(crate) fn rendered_file<'a>(
+    files: &'a [render::RenderedFile],
+    env: &Environment,
+    name: &str,
+) -> anyhow::Result<&'a str> {
+    files
+        .iter()
+        .find(|f| f.path.file_name().is_some_and(|n| n == name))
+        .map(|f| f.contents.as_str())
+        .ok_or_else(|| format_err!("the render of {} has no {name}", env.name))
+}
+
+/// A duration setting of Loki's config in hours: `default` (Loki's) where the file sets none.
+pub(crate) fn hours(value: &Yaml, key: &str, default: &str) -> anyhow::Result<f64> {
+    let text = match value {
+        Yaml::BadValue => default.to_string(),
+        Yaml::String(s) => s.clone(),
+        other => bail!("{key}: expected a duration such as 2h, found {other:?}"),
+    };
+    duration_hours(&text).ok_or_else(|| format_err!("{key}: `{text}` is not a duration such as 30m or 2h"))
 }
 
 /// A Loki/Prometheus duration (`1h30m`, `168h`, `7d`, `500ms`) in hours.

@@ -1,6 +1,7 @@
 //! `cargo xtask`: parses, finds the repository, dispatches. Behaviour is in one module per command.
 
 mod api;
+mod backfill;
 mod bench;
 mod build_grafana;
 mod capacity;
@@ -77,6 +78,7 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         Command::Requirements(args) => args.run(&project),
         Command::Cost(args) => args.run(&project),
         Command::Verify(args) => args.run(&project),
+        Command::Backfill(args) => args.run(&project),
         Command::Logs(args) => args.run(&project),
         Command::InUse(args) => args.run(&project),
         Command::Tools => project.python_tools().map(|tools| {

@@ -60,8 +60,27 @@ impl Span {
         Span { from: to - windows * WINDOW, to, now }
     }
 
+    /// The closed windows covering `[from, to)` (seconds since the epoch), up to the last one
+    /// closed at `now`; an error names what is wrong with the bounds.
+    pub fn between(from: u64, to: u64, now: u64) -> Result<Span, String> {
+        let closed = Span::ending(now, Duration::from_secs(WINDOW)).to;
+        if from >= to {
+            return Err(format!("--from {} is not before --to {}", hhmm(from), hhmm(to)));
+        }
+        let (start, end) = (from / WINDOW * WINDOW, to.div_ceil(WINDOW) * WINDOW);
+        if start >= closed {
+            return Err(format!(
+                "--from {} leaves no closed window: the last one ended {} UTC (windows close {} minutes after their end)",
+                hhmm(from),
+                hhmm(closed),
+                LAG / 60
+            ));
+        }
+        Ok(Span { from: start, to: end.min(closed), now })
+    }
+
     /// The end of each window, oldest first.
-    fn ends(&self) -> impl Iterator<Item = u64> {
+    pub(crate) fn ends(&self) -> impl Iterator<Item = u64> {
         (self.from + WINDOW..=self.to).step_by(WINDOW as usize)
     }
 }
@@ -74,7 +93,7 @@ pub fn window_of_ms(ts_ms: u64) -> u64 {
 }
 
 /// One container's counts per window end: (CloudWatch, Loki).
-type Counts = BTreeMap<u64, (u64, u64)>;
+pub(crate) type Counts = BTreeMap<u64, (u64, u64)>;
 /// Lines and how many more times one side holds them.
 type Samples = Vec<(String, u64)>;
 
@@ -82,6 +101,8 @@ struct ContainerResult {
     service: &'static str,
     container: String,
     counts: Counts,
+    /// Per window end, the lines of the counted ones that `cargo xtask backfill` pushed.
+    backfilled: BTreeMap<u64, u64>,
     missing: Samples,
     duplicates: Samples,
     /// The windows the samples come from.
@@ -130,12 +151,7 @@ pub fn verify(
     let services = migrated_services(&env, service.as_deref())?;
     let live = Live::connect(project, env)?;
     let checks = Checks::new(&live)?;
-    live.output_str("loki_service_name", DEPLOY_LOKI)?;
-    let mut groups = Vec::new();
-    for name in &services {
-        groups.push((*name, checks.service_outputs(name)?.log_group));
-    }
-    require_plugin()?;
+    let groups = log_groups(&checks, &services)?;
     let span = Span::ending(now_s(), since);
     let mut results = Vec::new();
     let mut read = Read::default();
@@ -166,15 +182,26 @@ pub fn verify(
     Ok(())
 }
 
-fn now_s() -> u64 {
+/// Each service's log group, once Loki's service and the session plugin are known to be there.
+pub(crate) fn log_groups(checks: &Checks, services: &[&'static str]) -> anyhow::Result<Vec<(&'static str, String)>> {
+    checks.live.output_str("loki_service_name", DEPLOY_LOKI)?;
+    let mut groups = Vec::new();
+    for name in services {
+        groups.push((*name, checks.service_outputs(name)?.log_group));
+    }
+    require_plugin()?;
+    Ok(groups)
+}
+
+pub(crate) fn now_s() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// What the CloudWatch reads took.
 #[derive(Debug, Default)]
-struct Read {
-    bytes: u64,
-    requests: u64,
+pub(crate) struct Read {
+    pub bytes: u64,
+    pub requests: u64,
 }
 
 /// Counts one service's containers on both sides, and for the worst windows the lines by content.
@@ -185,30 +212,23 @@ fn compare(
     span: Span,
     read: &mut Read,
 ) -> anyhow::Result<Vec<ContainerResult>> {
-    let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
-    let purpose = format!("count {service}'s lines in CloudWatch ({group}, streams ecs/*)");
-    // Counted page by page: a day of a busy service does not fit in memory.
-    filter_events(checks.live, &purpose, group, "ecs/", span.from, span.to, read, &mut |event| {
-        let container = event.stream.split('/').nth(1).unwrap_or_default();
-        // The sidecar's own lines stay in CloudWatch by design (Alloy drops its own container).
-        if !container.is_empty() && container != ALLOY_CONTAINER {
-            counts.entry(container.to_string()).or_default().entry(window_of_ms(event.ts_ms)).or_default().0 += 1;
-        }
-    })?;
-    let loki = checks.loki()?;
+    let counts = count(checks, service, group, span, read)?;
+    let mut backfilled: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
     let selector = logql::selector(&[("service_name", service), ("cluster", &checks.cluster)]);
-    let query = format!("sum by (container) (count_over_time({selector}[{WINDOW}s]))");
-    eprintln!("  → count {service}'s lines in Loki: {query}");
-    for series in loki.metric_range(&query, span.from + WINDOW, span.to, WINDOW)? {
+    let mark = format!("{}=~\".+\"}}", crate::backfill::LABEL);
+    let query = format!("sum by (container) (count_over_time({}, {mark}[{WINDOW}s]))", selector.trim_end_matches('}'));
+    eprintln!("  → count {service}'s backfilled lines in Loki: {query}");
+    for series in checks.loki()?.metric_range(&query, span.from + WINDOW, span.to, WINDOW)? {
         let container = series.labels.get("container").cloned().unwrap_or_default();
         for (end, value) in series.samples {
-            counts.entry(container.clone()).or_default().entry(end).or_default().1 += value as u64;
+            *backfilled.entry(container.clone()).or_default().entry(end).or_default() += value as u64;
         }
     }
     let mut results = Vec::new();
     for (container, counts) in counts {
         let mut result = ContainerResult {
             service,
+            backfilled: backfilled.remove(&container).unwrap_or_default(),
             container,
             counts,
             missing: vec![],
@@ -234,6 +254,39 @@ fn compare(
     Ok(results)
 }
 
+/// One service's lines per container and window on both sides: CloudWatch's (streams
+/// `ecs/<container>/…`, the sidecar's own left out) and Loki's (every stream of the service,
+/// backfilled ones included).
+pub(crate) fn count(
+    checks: &Checks,
+    service: &'static str,
+    group: &str,
+    span: Span,
+    read: &mut Read,
+) -> anyhow::Result<BTreeMap<String, Counts>> {
+    let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
+    let purpose = format!("count {service}'s lines in CloudWatch ({group}, streams ecs/*)");
+    // Counted page by page: a day of a busy service does not fit in memory.
+    filter_events(checks.live, &purpose, group, "ecs/", span.from, span.to, read, &mut |event| {
+        let container = event.stream.split('/').nth(1).unwrap_or_default();
+        // The sidecar's own lines stay in CloudWatch by design (Alloy drops its own container).
+        if !container.is_empty() && container != ALLOY_CONTAINER {
+            counts.entry(container.to_string()).or_default().entry(window_of_ms(event.ts_ms)).or_default().0 += 1;
+        }
+    })?;
+    let loki = checks.loki()?;
+    let selector = logql::selector(&[("service_name", service), ("cluster", &checks.cluster)]);
+    let query = format!("sum by (container) (count_over_time({selector}[{WINDOW}s]))");
+    eprintln!("  → count {service}'s lines in Loki: {query}");
+    for series in loki.metric_range(&query, span.from + WINDOW, span.to, WINDOW)? {
+        let container = series.labels.get("container").cloned().unwrap_or_default();
+        for (end, value) in series.samples {
+            counts.entry(container.clone()).or_default().entry(end).or_default().1 += value as u64;
+        }
+    }
+    Ok(counts)
+}
+
 /// Lines of one window that CloudWatch has more often than Loki, and the reverse (up to
 /// [`SAMPLES`] each), with how many more.
 fn by_content(
@@ -253,7 +306,7 @@ fn by_content(
     let selector =
         logql::selector(&[("service_name", service), ("cluster", &checks.cluster), ("container", container)]);
     for line in loki_lines(checks.loki()?, &selector, start, end)? {
-        seen.entry(trim_line(&line).to_string()).or_default().1 += 1;
+        seen.entry(trim_line(&line.line).to_string()).or_default().1 += 1;
     }
     let pick = |more: fn(u64, u64) -> u64| -> Samples {
         seen.iter()
@@ -266,12 +319,17 @@ fn by_content(
 }
 
 /// The line as both sides store it, without the newline the application wrote.
-fn trim_line(line: &str) -> &str {
+pub(crate) fn trim_line(line: &str) -> &str {
     line.trim_end_matches(['\n', '\r'])
 }
 
 /// Every line of a selector in the window `(start, end]`, paged forward.
-fn loki_lines(loki: &probes::loki::Loki, selector: &str, start: u64, end: u64) -> anyhow::Result<Vec<String>> {
+pub(crate) fn loki_lines(
+    loki: &probes::loki::Loki,
+    selector: &str,
+    start: u64,
+    end: u64,
+) -> anyhow::Result<Vec<probes::loki::LogLine>> {
     let ns = |s: u64| u128::from(s) * 1_000_000_000;
     // query_range returns [start, end): one nanosecond on, both ends, is (start, end].
     let (mut from, to) = (ns(start) + 1, ns(end) + 1);
@@ -281,7 +339,7 @@ fn loki_lines(loki: &probes::loki::Loki, selector: &str, start: u64, end: u64) -
         let full = page.len() == LOKI_PAGE as usize;
         let last = page.iter().map(|l| l.ts_ns).max();
         // A full page may stop inside a nanosecond: keep what precedes it and read that one again.
-        lines.extend(page.into_iter().filter(|l| !full || Some(l.ts_ns) != last).map(|l| l.line));
+        lines.extend(page.into_iter().filter(|l| !full || Some(l.ts_ns) != last));
         match last {
             Some(last) if full && last > from => from = last,
             Some(_) if full => bail!("Loki holds more than {LOKI_PAGE} lines of {selector} in one nanosecond"),
@@ -290,16 +348,16 @@ fn loki_lines(loki: &probes::loki::Loki, selector: &str, start: u64, end: u64) -
     }
 }
 
-struct Event<'a> {
-    stream: &'a str,
-    ts_ms: u64,
-    message: &'a str,
+pub(crate) struct Event<'a> {
+    pub stream: &'a str,
+    pub ts_ms: u64,
+    pub message: &'a str,
 }
 
 /// FilterLogEvents over `[from, to)` (seconds), every page, each event to `each`; counts
 /// requests and bytes.
 #[allow(clippy::too_many_arguments)]
-fn filter_events(
+pub(crate) fn filter_events(
     live: &Live,
     purpose: &str,
     group: &str,
@@ -338,7 +396,7 @@ fn filter_events(
 }
 
 /// What the reads cost, and what Logs Insights would have cost for the same bytes.
-fn cost_of(project: &Project, env: &Environment, read: &Read) -> Value {
+pub(crate) fn cost_of(project: &Project, env: &Environment, read: &Read) -> Value {
     let gb = read.bytes as f64 / 1e9;
     let region = &env.settings.aws.region;
     let insights = crate::cost::Prices::load(&project.root)
@@ -354,7 +412,7 @@ fn cost_of(project: &Project, env: &Environment, read: &Read) -> Value {
     })
 }
 
-fn describe_cost(cost: &Value) -> String {
+pub(crate) fn describe_cost(cost: &Value) -> String {
     let base = format!(
         "cost: {} FilterLogEvents request(s), {} bytes read, $0 (FilterLogEvents has no per-GB charge)",
         cost["filter_log_events_requests"], cost["bytes_read"]
@@ -369,7 +427,7 @@ fn describe_cost(cost: &Value) -> String {
     }
 }
 
-fn hhmm(s: u64) -> String {
+pub(crate) fn hhmm(s: u64) -> String {
     crate::logs::rfc3339_millis(u128::from(s) * 1_000_000_000)[..16].replace('T', " ")
 }
 
@@ -415,8 +473,12 @@ fn table(
                 } else {
                     ""
                 };
+                let backfilled = match r.backfilled.get(&end) {
+                    Some(n) if *n > 0 => format!("  ({n} backfilled)"),
+                    _ => String::new(),
+                };
                 out.push_str(&format!(
-                    "  {service:<18} {:<24} {:<22} {cw:>10} {loki:>10} {:>+10}{mark}\n",
+                    "  {service:<18} {:<24} {:<22} {cw:>10} {loki:>10} {:>+10}{mark}{backfilled}\n",
                     r.container,
                     format!("{}–{}", hhmm(end - WINDOW), &hhmm(end)[11..]),
                     loki as i64 - cw as i64
@@ -487,7 +549,8 @@ fn to_json(
                         .ends()
                         .map(|end| {
                             let (cw, loki) = r.counts.get(&end).copied().unwrap_or_default();
-                            json!({"start": end - WINDOW, "end": end, "cloudwatch": cw, "loki": loki, "difference": loki as i64 - cw as i64})
+                            let backfilled = r.backfilled.get(&end).copied().unwrap_or_default();
+                            json!({"start": end - WINDOW, "end": end, "cloudwatch": cw, "loki": loki, "difference": loki as i64 - cw as i64, "backfilled": backfilled})
                         })
                         .collect();
                     json!({"container": r.container, "windows": windows, "missing_lines": r.missing_lines(),
@@ -511,7 +574,7 @@ pub fn record_path(env: &Environment) -> PathBuf {
     env.path.with_file_name(format!("{}.parity.json", env.name))
 }
 
-fn read_record(path: &std::path::Path) -> anyhow::Result<Value> {
+pub(crate) fn read_record(path: &std::path::Path) -> anyhow::Result<Value> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).with_context(|| {
             format!("{} is not JSON; delete it and run `cargo xtask verify parity` again", path.display())
@@ -523,7 +586,7 @@ fn read_record(path: &std::path::Path) -> anyhow::Result<Value> {
 
 /// What a record proves things about: a record copied from another env, account, region,
 /// cluster or state proves nothing here.
-fn binding(env: &Environment) -> Value {
+pub(crate) fn binding(env: &Environment) -> Value {
     let s = &env.settings;
     json!({
         "env": env.name, "account": s.aws.account_id, "region": s.aws.region,
@@ -550,10 +613,21 @@ fn record(
         let missing: u64 = mine.iter().map(|r| r.missing_lines()).sum();
         let cloudwatch: u64 = mine.iter().flat_map(|r| r.counts.values()).map(|c| c.0).sum();
         let loki: u64 = mine.iter().flat_map(|r| r.counts.values()).map(|c| c.1).sum();
+        // The windows `cargo xtask backfill` repairs when given no span of its own.
+        let short: Vec<Value> = mine
+            .iter()
+            .flat_map(|r| {
+                r.counts.iter().filter(|(_, (cw, loki))| loki < cw).map(
+                    |(end, (cw, loki))| json!({"container": r.container, "end": end, "cloudwatch": cw, "loki": loki}),
+                )
+            })
+            .collect();
         all["services"][*service] = json!({
             "passed": missing == 0, "from": span.from, "to": span.to, "checked_at": span.now,
             "cloudwatch_lines": cloudwatch, "loki_lines": loki, "missing_lines": missing,
             "extra_lines": mine.iter().map(|r| r.extra_lines()).sum::<u64>(),
+            "backfilled_lines": mine.iter().flat_map(|r| r.backfilled.values()).sum::<u64>(),
+            "short_windows": short,
             "log_group": log_group,
         });
     }

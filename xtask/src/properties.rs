@@ -98,7 +98,7 @@ pub fn verify(project: &Project, env: &str, service: Option<String>, json: bool)
 }
 
 /// The services the properties apply to: on Alloy and enabled, in migration order.
-pub(super) fn migrated_services(env: &Environment, only: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
+pub(crate) fn migrated_services(env: &Environment, only: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
     let on_alloy: Vec<&'static str> = env
         .settings
         .services

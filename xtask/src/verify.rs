@@ -47,7 +47,7 @@ const RECENT: Duration = Duration::from_secs(15 * 60);
 /// After a flush, how long checkpoint 2 waits for Loki's first objects in S3.
 const S3_WAIT: Duration = Duration::from_secs(120);
 
-const DEPLOY_LOKI: &str = "cargo xtask deploy loki --execute";
+pub(crate) const DEPLOY_LOKI: &str = "cargo xtask deploy loki --execute";
 const DEPLOY_GRAFANA: &str = "cargo xtask deploy grafana --execute";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,22 +186,22 @@ fn print_verdict(report: &Report, json: bool) -> anyhow::Result<()> {
 }
 
 /// One service as Terraform created it.
-struct ServiceOutputs {
+pub(crate) struct ServiceOutputs {
     ecs_service: String,
-    log_group: String,
+    pub(crate) log_group: String,
 }
 
 /// What checks share within one run: the tunnels (opened on first use).
-struct Checks<'l, 'p> {
-    live: &'l Live<'p>,
-    cluster: String,
+pub(crate) struct Checks<'l, 'p> {
+    pub(crate) live: &'l Live<'p>,
+    pub(crate) cluster: String,
     http: Http,
     loki: OnceCell<Result<(Tunnel, Loki), String>>,
     grafana: OnceCell<Result<(Tunnel, Grafana), String>>,
 }
 
 impl<'l, 'p> Checks<'l, 'p> {
-    fn new(live: &'l Live<'p>) -> anyhow::Result<Checks<'l, 'p>> {
+    pub(crate) fn new(live: &'l Live<'p>) -> anyhow::Result<Checks<'l, 'p>> {
         Ok(Checks {
             live,
             cluster: live.env.settings.platform.ecs_cluster_name.clone(),
@@ -575,7 +575,7 @@ impl<'l, 'p> Checks<'l, 'p> {
     }
 
     /// `temporal_services[<name>]`: its ECS service and log group.
-    fn service_outputs(&self, name: &str) -> anyhow::Result<ServiceOutputs> {
+    pub(crate) fn service_outputs(&self, name: &str) -> anyhow::Result<ServiceOutputs> {
         let entry = &self.live.outputs()?["temporal_services"][name];
         let field = |key: &str| entry[key].as_str().filter(|s| !s.is_empty()).map(str::to_string);
         let missing = || {
@@ -590,7 +590,7 @@ impl<'l, 'p> Checks<'l, 'p> {
         })
     }
 
-    fn loki(&self) -> anyhow::Result<&Loki> {
+    pub(crate) fn loki(&self) -> anyhow::Result<&Loki> {
         let opened = self.loki.get_or_init(|| {
             let service = self.live.output_str("loki_service_name", DEPLOY_LOKI).map_err(|e| format!("{e:#}"))?;
             let tunnel = Tunnel::open(self.live, &Endpoint { what: "Loki", service: &service, port: LOKI_PORT })

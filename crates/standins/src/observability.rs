@@ -30,7 +30,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde_json::{json, Value};
@@ -101,6 +101,14 @@ pub struct StackState {
     /// Task id → the `availabilityZone` DescribeTasks reports (moto gives none); a task not named
     /// here is in the region's `a` zone.
     pub task_zones: BTreeMap<String, String>,
+    /// `ingester.max_chunk_age` (the rendered 2h): within a stream, an entry older than the
+    /// stream's newest minus half of it is refused as too far behind.
+    pub max_chunk_age: Duration,
+    /// `limits_config.reject_old_samples_max_age` (Loki's default 168h, which the rendered config
+    /// keeps): older entries are refused; None is `reject_old_samples: false`.
+    pub reject_old_samples_max_age: Option<Duration>,
+    /// The next pushes answered 429 as the rate limiter does, whatever their size.
+    pub rate_limit_next_pushes: u32,
 }
 
 /// The header the ECS proxy adds to what it forwards to moto.
@@ -143,6 +151,9 @@ impl Default for StackState {
             resident_memory_bytes: 400 << 20,
             task_zones: BTreeMap::new(),
             delete_requests: Vec::new(),
+            max_chunk_age: Duration::from_secs(2 * 3600),
+            reject_old_samples_max_age: Some(Duration::from_secs(168 * 3600)),
+            rate_limit_next_pushes: 0,
         }
     }
 }
@@ -524,16 +535,41 @@ fn push(state: &mut StackState, req: &Request) -> Answer {
             })
             .collect()
     };
-    // Loki's rate limiter counts the lines' bytes per tenant, and refuses the whole push past it.
+    // Loki 3.7's order: the distributor drops entries older than reject_old_samples_max_age (the
+    // rest go on), the tenant's rate limiter refuses the whole push, then each stream's ingester
+    // drops entries too far behind its newest. Either kind of drop answers 400 for what was
+    // dropped, after storing the rest.
+    let now = now_ns();
+    let mut too_old = Vec::new();
+    let mut streams = streams;
+    if let Some(max_age) = state.reject_old_samples_max_age {
+        let oldest = now.saturating_sub(max_age.as_nanos());
+        for (labels, entries) in &mut streams {
+            entries.retain(|(ts_ns, _, _)| {
+                let keep = *ts_ns >= oldest;
+                if !keep {
+                    too_old.push(format!(
+                        "entry for stream '{}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                        go_labels(labels),
+                        rfc3339(*ts_ns),
+                        rfc3339(oldest)
+                    ));
+                }
+                keep
+            });
+        }
+    }
     let (lines, bytes) = streams
         .iter()
         .flat_map(|(_, entries)| entries.iter())
         .fold((0u64, 0u64), |(n, b), (_, line, _)| (n + 1, b + line.len() as u64));
-    let second = (now_ns() / 1_000_000_000) as u64;
+    let second = (now / 1_000_000_000) as u64;
     if state.ingested_this_second.0 != second {
         state.ingested_this_second = (second, 0);
     }
-    if state.ingested_this_second.1 + bytes > state.ingestion_limit_bytes_per_s {
+    let forced = state.rate_limit_next_pushes > 0 && lines > 0;
+    state.rate_limit_next_pushes -= u32::from(forced);
+    if forced || state.ingested_this_second.1 + bytes > state.ingestion_limit_bytes_per_s {
         return Answer::text(
             429,
             &format!(
@@ -543,12 +579,82 @@ fn push(state: &mut StackState, req: &Request) -> Answer {
         );
     }
     state.ingested_this_second.1 += bytes;
+    let mut behind = None;
     for (labels, entries) in streams {
+        let total = entries.len();
+        let mut newest = state.entries.iter().filter(|e| e.labels == labels).map(|e| e.ts_ns).max();
+        let mut ignored = Vec::new();
         for (ts_ns, line, metadata) in entries {
+            let cutoff = newest.map(|n| n.saturating_sub(state.max_chunk_age.as_nanos() / 2));
+            if cutoff.is_some_and(|cutoff| cutoff > ts_ns) {
+                ignored.push((ts_ns, cutoff.unwrap_or_default()));
+                continue;
+            }
+            newest = newest.max(Some(ts_ns));
             state.entries.push(Entry { labels: labels.clone(), ts_ns, line, metadata });
         }
+        if !ignored.is_empty() && behind.is_none() {
+            // The ingester names at most max_returned_stream_errors (10) entries.
+            let mut text = String::new();
+            for (ts_ns, cutoff) in ignored.iter().take(10) {
+                text.push_str(&format!(
+                    "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}',\n",
+                    go_time(*ts_ns),
+                    rfc3339(*ts_ns),
+                    rfc3339(*cutoff)
+                ));
+            }
+            text.push_str(&format!(
+                "user 'fake', total ignored: {} out of {total} for stream: {}",
+                ignored.len(),
+                go_labels(&labels)
+            ));
+            behind = Some(text);
+        }
+    }
+    if let Some(text) = behind {
+        return Answer::text(400, &format!("{text}\n"));
+    }
+    if !too_old.is_empty() {
+        return Answer::text(400, &format!("{}\n", grouped(&too_old)));
     }
     Answer::text(204, "")
+}
+
+/// Errors as Loki's `GroupedErrors` joins them: one of each message, counted when repeated.
+fn grouped(errors: &[String]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for error in errors {
+        *counts.entry(error).or_default() += 1;
+    }
+    let unique = counts.len();
+    let parts: Vec<String> = counts
+        .into_iter()
+        .map(|(error, n)| if unique > 1 || n > 1 { format!("{n} errors like: {error}") } else { error.to_string() })
+        .collect();
+    parts.join("; ")
+}
+
+/// Labels as Go's `labels.Labels.String()` writes them: sorted, `{a="b", c="d"}`.
+fn go_labels(labels: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// Go's `time.RFC3339` of a UTC time: whole seconds, `Z`.
+fn rfc3339(ts_ns: u128) -> String {
+    let s = (ts_ns / 1_000_000_000) as u64;
+    let (y, m, d) = probes::time::civil_from_days((s / 86_400) as i64);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s % 86_400 / 3600, s % 3600 / 60, s % 60)
+}
+
+/// Go's `time.Time.String()` of a UTC time: `2006-01-02 15:04:05.999999999 +0000 UTC`.
+fn go_time(ts_ns: u128) -> String {
+    let date = rfc3339(ts_ns).replace('T', " ").replace('Z', "");
+    let nanos = format!("{:09}", ts_ns % 1_000_000_000);
+    let fraction = nanos.trim_end_matches('0');
+    let fraction = if fraction.is_empty() { String::new() } else { format!(".{fraction}") };
+    format!("{date}{fraction} +0000 UTC")
 }
 
 /// `POST /loki/api/v1/delete?query=<selector>&start=<s>&end=<s>`: the compactor would delete
@@ -1084,6 +1190,63 @@ mod tests {
         let mut bad = protobuf_push(&[]);
         bad.raw = b"not snappy".to_vec();
         assert_eq!(push(&mut state, &bad).status, 400);
+    }
+
+    // Loki 3.7.6's rules and texts: pkg/distributor/validator.go (greater_than_max_sample_age),
+    // pkg/ingester/stream.go with pkg/chunkenc/interface.go (too far behind: max_chunk_age / 2).
+    #[test]
+    fn entries_too_old_or_too_far_behind_their_stream_are_refused_as_loki_does() {
+        let hour: u128 = 3600 * 1_000_000_000;
+        let now = now_ns() / 1_000_000_000 * 1_000_000_000;
+        let stream = |labels: &str, ts: &[u128]| probes::push::Stream {
+            labels: labels.into(),
+            entries: ts
+                .iter()
+                .map(|t| probes::push::Entry { ts_ns: *t, line: format!("at {t}"), metadata: vec![] })
+                .collect(),
+        };
+        let live = r#"{service_name="worker", cluster="c"}"#;
+        let mut state = StackState::default();
+        assert_eq!(push(&mut state, &protobuf_push(&[stream(live, &[now])])).status, 204);
+        // Within the hour behind the newest: kept; 1 h 0.5 s behind: ignored, the rest stored.
+        let far = now - hour - 500_000_000;
+        let answer = push(&mut state, &protobuf_push(&[stream(live, &[now - hour + 1, far])]));
+        assert_eq!(answer.status, 400);
+        assert_eq!(
+            answer.body,
+            format!(
+                "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}',\n\
+                 user 'fake', total ignored: 1 out of 2 for stream: {{cluster=\"c\", service_name=\"worker\"}}\n",
+                go_time(far),
+                rfc3339(far),
+                rfc3339(now - hour)
+            )
+        );
+        assert!(go_time(far).ends_with(".5 +0000 UTC"), "{}", go_time(far));
+        assert_eq!(state.entries.len(), 2);
+        // A stream of its own has no newest yet: oldest first, nothing is behind.
+        let own = r#"{service_name="worker", cluster="c", backfill="x"}"#;
+        assert_eq!(push(&mut state, &protobuf_push(&[stream(own, &[now - 5 * hour, now - 3 * hour])])).status, 204);
+        // Older than reject_old_samples_max_age (168h): refused at the distributor, the rest kept.
+        let old = now - 169 * hour;
+        let answer = push(&mut state, &protobuf_push(&[stream(own, &[old, old, now - 2 * hour])]));
+        assert_eq!(answer.status, 400);
+        let one = format!(
+            "entry for stream '{{backfill=\"x\", cluster=\"c\", service_name=\"worker\"}}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+            rfc3339(old),
+            rfc3339(now_ns() - 168 * hour)
+        );
+        assert!(answer.body == format!("2 errors like: {one}\n"), "{}\nwanted 2 errors like: {one}", answer.body);
+        assert_eq!(state.entries.len(), 5);
+        state.reject_old_samples_max_age = None;
+        assert_eq!(push(&mut state, &protobuf_push(&[stream(r#"{a="b"}"#, &[old])])).status, 204);
+        // A rate-limited push stores nothing.
+        state.rate_limit_next_pushes = 1;
+        let answer = push(&mut state, &protobuf_push(&[stream(own, &[now])]));
+        assert_eq!(answer.status, 429);
+        assert!(answer.body.starts_with("Ingestion rate limit exceeded for user fake"), "{}", answer.body);
+        assert_eq!(state.entries.len(), 6);
+        assert_eq!(push(&mut state, &protobuf_push(&[stream(own, &[now])])).status, 204);
     }
 
     #[test]

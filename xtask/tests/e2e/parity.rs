@@ -10,19 +10,19 @@ use serde_json::{json, Value};
 use standins::http::{Answer, HttpServer, Request};
 use standins::observability::Entry;
 
-const WINDOW: u64 = 300;
+pub const WINDOW: u64 = 300;
 
-fn now_s() -> u64 {
+pub fn now_s() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// The end of the last window the command counts (it leaves out the 3 minutes before now).
-fn last_closed() -> u64 {
+pub fn last_closed() -> u64 {
     (now_s() - 180) / WINDOW * WINDOW
 }
 
 /// Lines in the service's main-container stream in CloudWatch, at `ts_s` (one ms apart).
-fn cloudwatch(world: &World, service: &str, ts_s: u64, lines: &[&str]) {
+pub fn cloudwatch(world: &World, service: &str, ts_s: u64, lines: &[&str]) {
     let (group, stream) = (world.log_group(service), format!("ecs/{}/0123456789abcdef", container(service)));
     let _ =
         world.api.json(&probes::aws::LOGS, "CreateLogStream", &json!({"logGroupName": group, "logStreamName": stream}));
@@ -32,7 +32,7 @@ fn cloudwatch(world: &World, service: &str, ts_s: u64, lines: &[&str]) {
 }
 
 /// The same lines in "Loki", labelled as the service's Alloy sidecar labels them.
-fn loki(world: &World, service: &str, ts_s: u64, lines: &[&str]) {
+pub fn loki(world: &World, service: &str, ts_s: u64, lines: &[&str]) {
     let labels: BTreeMap<String, String> =
         [("service_name", service.to_string()), ("cluster", world.cluster.clone()), ("container", container(service))]
             .into_iter()
@@ -45,7 +45,7 @@ fn loki(world: &World, service: &str, ts_s: u64, lines: &[&str]) {
     }
 }
 
-fn record(world: &World) -> Value {
+pub fn record(world: &World) -> Value {
     let path = world.env.repo().join("envs/dev.parity.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("the parity record")).expect("JSON")
 }
@@ -169,7 +169,7 @@ fn parity_counts_windows_shows_missing_and_duplicate_lines_and_gates_the_cleanup
     assert_eq!(worker["windows"].as_array().unwrap().len(), 12);
     assert_eq!(
         worker["windows"][11],
-        json!({"start": closed - WINDOW, "end": closed, "cloudwatch": 4, "loki": 3, "difference": -1})
+        json!({"start": closed - WINDOW, "end": closed, "cloudwatch": 4, "loki": 3, "difference": -1, "backfilled": 0})
     );
     assert_eq!(worker["missing_samples"], json!([{"line": "lost one", "count": 1}, {"line": "lost two", "count": 1}]));
     assert_eq!(report["open"]["counted"], false);
@@ -188,12 +188,12 @@ fn parity_counts_windows_shows_missing_and_duplicate_lines_and_gates_the_cleanup
 }
 
 /// `HH:MM` of a window end as the table prints it.
-fn hhmm(s: u64) -> String {
+pub fn hhmm(s: u64) -> String {
     full(s)[11..].to_string()
 }
 
 /// `YYYY-MM-DD HH:MM` (UTC).
-fn full(s: u64) -> String {
+pub fn full(s: u64) -> String {
     let days = (s / 86_400) as i64;
     let (y, m, d) = civil(days);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", s % 86_400 / 3600, s % 3600 / 60)
@@ -202,7 +202,7 @@ fn full(s: u64) -> String {
 /// A CloudWatch Logs endpoint in front of moto that answers the first `throttle` FilterLogEvents
 /// calls with ThrottlingException, as CloudWatch does past the account's rate quota.
 /// Counts every FilterLogEvents call, refused or answered.
-fn throttling_proxy(upstream: String, throttle: u32) -> (HttpServer, Arc<AtomicU32>) {
+pub fn throttling_proxy(upstream: String, throttle: u32) -> (HttpServer, Arc<AtomicU32>) {
     let calls = Arc::new(AtomicU32::new(0));
     let counter = Arc::clone(&calls);
     let server = fault_proxy(upstream, move |req: &Request| {
