@@ -5,6 +5,8 @@
 //! failure or Ctrl-C continues: the env file still holds the old value, Terraform finds what is
 //! already applied, and the checkpoint runs again.
 
+pub mod task_definitions;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -883,7 +885,7 @@ mod tests {
 
     #[test]
     fn a_change_applies_to_settings_and_describes_itself() {
-        let settings = settings::parse(include_str!("../../envs/example.toml")).unwrap();
+        let settings = settings::parse(include_str!("../../../envs/example.toml")).unwrap();
         let change = Change::Collector { service: "worker", collector: Collector::Alloy };
         assert_eq!(change.describe(), "services.worker.collector = \"alloy\"");
         let after = change.applied_to(&settings);
@@ -897,7 +899,7 @@ mod tests {
     // req: 8.1
     #[test]
     fn disabling_adot_moves_disabled_services_to_alloy_in_the_same_edit() {
-        let mut settings = settings::parse(include_str!("../../envs/example.toml")).unwrap();
+        let mut settings = settings::parse(include_str!("../../../envs/example.toml")).unwrap();
         for service in ["history", "matching", "frontend", "worker"] {
             set_collector(&mut settings, service, Collector::Alloy);
         }
@@ -929,7 +931,7 @@ mod tests {
         let env = Environment {
             name: "dev".into(),
             path: "envs/dev.toml".into(),
-            settings: settings::parse(include_str!("../../envs/example.toml")).unwrap(),
+            settings: settings::parse(include_str!("../../../envs/example.toml")).unwrap(),
         };
         let err =
             terraform_failure("terraform plan", "", "Error acquiring the state lock\n  ID:        1234-abcd\n", &env);

@@ -1,6 +1,11 @@
 //! A deployed environment: its settings, the AWS API with the AWS CLI's credentials for its
 //! account, and Terraform initialised against its state backend.
 
+pub mod api;
+pub mod ecs;
+pub mod session;
+pub mod tunnel;
+
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;

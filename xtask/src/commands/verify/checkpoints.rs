@@ -29,12 +29,7 @@ use crate::report::Report;
 use crate::session::require_plugin;
 use crate::tunnel::{Endpoint, Tunnel};
 
-// The properties P1-P5 (`verify properties`) share this module's tunnels, AMP access and checks.
-#[path = "properties.rs"]
-pub(crate) mod properties;
-// `verify parity` too: CloudWatch against Loki over closed windows, and the gate on its record.
-#[path = "parity.rs"]
-pub(crate) mod parity;
+use super::{parity, properties};
 
 pub const LOKI_PORT: u16 = 3100;
 pub const GRAFANA_PORT: u16 = 3000;
@@ -43,12 +38,12 @@ pub const LOKI_DATASOURCE_UID: &str = "loki";
 /// The stream checkpoint 2 pushes its probe line to (never a real service's name).
 pub const PROBE_SERVICE: &str = "xtask-verify";
 /// How far back "recent" logs, metrics and sidecar errors are looked for.
-const RECENT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const RECENT: Duration = Duration::from_secs(15 * 60);
 /// After a flush, how long checkpoint 2 waits for Loki's first objects in S3.
-const S3_WAIT: Duration = Duration::from_secs(120);
+pub(crate) const S3_WAIT: Duration = Duration::from_secs(120);
 
 pub(crate) const DEPLOY_LOKI: &str = "cargo xtask deploy loki --execute";
-const DEPLOY_GRAFANA: &str = "cargo xtask deploy grafana --execute";
+pub(crate) const DEPLOY_GRAFANA: &str = "cargo xtask deploy grafana --execute";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checkpoint {
@@ -63,7 +58,7 @@ pub enum Checkpoint {
 }
 
 impl Checkpoint {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Checkpoint::Two => "2".into(),
             Checkpoint::Five { service: Some(s) } => format!("5 ({s})"),
@@ -139,7 +134,7 @@ pub(crate) fn show_labels(labels: &std::collections::BTreeMap<String, String>) -
 }
 
 /// What the env file says must have run before a checkpoint can: no credentials needed.
-fn not_yet(env: &Environment, which: &Checkpoint) -> Result<(), String> {
+pub(crate) fn not_yet(env: &Environment, which: &Checkpoint) -> Result<(), String> {
     phase::loki_deployed(env)?;
     let name = &env.name;
     match which {
@@ -172,7 +167,7 @@ fn not_yet(env: &Environment, which: &Checkpoint) -> Result<(), String> {
 }
 
 /// Prints the report (table, or JSON on stdout); fails naming the failed checks (exit 1).
-fn print_verdict(report: &Report, json: bool) -> anyhow::Result<()> {
+pub(crate) fn print_verdict(report: &Report, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
@@ -187,7 +182,7 @@ fn print_verdict(report: &Report, json: bool) -> anyhow::Result<()> {
 
 /// One service as Terraform created it.
 pub(crate) struct ServiceOutputs {
-    ecs_service: String,
+    pub(crate) ecs_service: String,
     pub(crate) log_group: String,
 }
 
@@ -211,7 +206,7 @@ impl<'l, 'p> Checks<'l, 'p> {
         })
     }
 
-    fn preconditions(&self, which: &Checkpoint) -> anyhow::Result<()> {
+    pub(crate) fn preconditions(&self, which: &Checkpoint) -> anyhow::Result<()> {
         self.live.output_str("loki_service_name", DEPLOY_LOKI)?;
         match which {
             Checkpoint::Two => drop(self.live.output_str("loki_bucket_name", DEPLOY_LOKI)?),
@@ -228,7 +223,7 @@ impl<'l, 'p> Checks<'l, 'p> {
         require_plugin()
     }
 
-    fn run(&self, which: &Checkpoint) -> anyhow::Result<Report> {
+    pub(crate) fn run(&self, which: &Checkpoint) -> anyhow::Result<Report> {
         self.preconditions(which)?;
         let mut report = Report::new(which.label());
         match which {
@@ -246,7 +241,7 @@ impl<'l, 'p> Checks<'l, 'p> {
 
     // ---- checkpoint 2 -------------------------------------------------------------------------
 
-    fn two(&self, report: &mut Report) -> anyhow::Result<()> {
+    pub(crate) fn two(&self, report: &mut Report) -> anyhow::Result<()> {
         let service = self.live.output_str("loki_service_name", DEPLOY_LOKI)?;
         let bucket = self.live.output_str("loki_bucket_name", DEPLOY_LOKI)?;
         report.check("loki service stable", self.service_stable(&service));
@@ -267,7 +262,7 @@ impl<'l, 'p> Checks<'l, 'p> {
     /// tasks over AZs only as far as it can place them (capacity, a task replaced during an AZ's
     /// outage): two replicas in one AZ can hold two of a stream's three copies, and losing that AZ
     /// loses the write quorum (issue 31.5).
-    fn replica_zones(&self, service: &str) -> anyhow::Result<String> {
+    pub(crate) fn replica_zones(&self, service: &str) -> anyhow::Result<String> {
         let ids = self.task_ids(service, "RUNNING")?;
         if ids.is_empty() {
             bail!("{service} has no running task to place");
@@ -299,7 +294,7 @@ impl<'l, 'p> Checks<'l, 'p> {
     }
 
     /// Pushes a uniquely marked line and reads it back (ingesters serve it before any flush).
-    fn probe_line(&self) -> anyhow::Result<String> {
+    pub(crate) fn probe_line(&self) -> anyhow::Result<String> {
         let loki = self.loki()?;
         let marker = format!("xtask verify probe {}", probes::loki::now_ns());
         loki.push(&[("service_name", PROBE_SERVICE), ("cluster", &self.cluster)], &marker)?;
@@ -317,7 +312,7 @@ impl<'l, 'p> Checks<'l, 'p> {
     }
 
     /// Objects under `index/` or `fake/`, polled for a while after a flush.
-    fn s3_writes(&self, bucket: &str, flushed: bool) -> anyhow::Result<String> {
+    pub(crate) fn s3_writes(&self, bucket: &str, flushed: bool) -> anyhow::Result<String> {
         let started = Instant::now();
         loop {
             let counts = self.s3_count(bucket, "index/").and_then(|index| Ok((index, self.s3_count(bucket, "fake/")?)));
@@ -337,7 +332,7 @@ impl<'l, 'p> Checks<'l, 'p> {
         }
     }
 
-    fn s3_count(&self, bucket: &str, prefix: &str) -> anyhow::Result<usize> {
+    pub(crate) fn s3_count(&self, bucket: &str, prefix: &str) -> anyhow::Result<usize> {
         let keys = self.live.api.s3_keys(
             format!("look for Loki's objects under s3://{bucket}/{prefix}"),
             bucket,
@@ -351,7 +346,7 @@ impl<'l, 'p> Checks<'l, 'p> {
 
     /// The services checkpoint 5 covers: the one asked for (whatever the env file says: a
     /// migration checks before it records), else every enabled service on Alloy.
-    fn five_services(&self, only: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
+    pub(crate) fn five_services(&self, only: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
         let services = &self.live.env.settings.services;
         let names: Vec<&'static str> = match only {
             Some(name) => vec![settings::check_service_name(name).map_err(usage)?],
@@ -371,7 +366,7 @@ impl<'l, 'p> Checks<'l, 'p> {
         Ok(names)
     }
 
-    fn five(&self, report: &mut Report, service: &str) -> anyhow::Result<()> {
+    pub(crate) fn five(&self, report: &mut Report, service: &str) -> anyhow::Result<()> {
         let outputs = self.service_outputs(service)?;
         report.check(format!("{service}: service stable"), self.service_stable(&outputs.ecs_service));
         // One query serves two checks; its error (a String) is repeated in both.
@@ -385,12 +380,12 @@ impl<'l, 'p> Checks<'l, 'p> {
         Ok(())
     }
 
-    fn recent_lines(&self, service: &str) -> anyhow::Result<Vec<probes::loki::LogLine>> {
+    pub(crate) fn recent_lines(&self, service: &str) -> anyhow::Result<Vec<probes::loki::LogLine>> {
         self.loki()?.query_range(&logql::selector(&[("service_name", service)]), RECENT, 100)
     }
 
     /// Every stream carries service_name, this cluster and a container name (req 3.8, P2).
-    fn labels_ok(&self, service: &str, lines: &[probes::loki::LogLine]) -> anyhow::Result<String> {
+    pub(crate) fn labels_ok(&self, service: &str, lines: &[probes::loki::LogLine]) -> anyhow::Result<String> {
         if lines.is_empty() {
             bail!("no lines to check");
         }
@@ -415,7 +410,7 @@ impl<'l, 'p> Checks<'l, 'p> {
     /// `up{job, cluster, task_id=~<running tasks>}`: a current task's sidecar scrapes and writes.
     /// Restricted to the running tasks because ADOT wrote `up` for the job too: after a
     /// migration only the new tasks prove that Alloy's remote write works.
-    fn amp_up(&self, service: &str, ecs_service: &str) -> anyhow::Result<String> {
+    pub(crate) fn amp_up(&self, service: &str, ecs_service: &str) -> anyhow::Result<String> {
         let ids = self.task_ids(ecs_service, "RUNNING")?;
         if ids.is_empty() {
             bail!("ECS service {ecs_service} has no running task");
@@ -438,7 +433,7 @@ impl<'l, 'p> Checks<'l, 'p> {
         Ok(format!("{up} target(s) up in AMP for job {service} ({} running task(s))", ids.len()))
     }
 
-    fn sidecar_quiet(&self, service: &str, log_group: &str) -> anyhow::Result<String> {
+    pub(crate) fn sidecar_quiet(&self, service: &str, log_group: &str) -> anyhow::Result<String> {
         let start_ms =
             (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().saturating_sub(RECENT)).as_millis();
         let found = self.live.api.json_all(
@@ -465,7 +460,7 @@ impl<'l, 'p> Checks<'l, 'p> {
 
     // ---- checkpoint 7 -------------------------------------------------------------------------
 
-    fn seven(&self, report: &mut Report) -> anyhow::Result<()> {
+    pub(crate) fn seven(&self, report: &mut Report) -> anyhow::Result<()> {
         let service = self.live.output_str("grafana_service_name", DEPLOY_GRAFANA)?;
         report.check("grafana service stable", self.service_stable(&service));
         report.check(
@@ -495,7 +490,7 @@ impl<'l, 'p> Checks<'l, 'p> {
 
     // ---- checkpoint 9 -------------------------------------------------------------------------
 
-    fn nine(&self, report: &mut Report) -> anyhow::Result<()> {
+    pub(crate) fn nine(&self, report: &mut Report) -> anyhow::Result<()> {
         for (service, settings) in self.live.env.settings.services.iter().filter(|(_, s)| s.enabled) {
             let check = if settings.collector == Collector::Alloy {
                 self.recent_lines(service).and_then(|lines| describe_lines(service, &lines))
@@ -537,7 +532,7 @@ impl<'l, 'p> Checks<'l, 'p> {
     // ---- shared -------------------------------------------------------------------------------
 
     /// The ids of the service's tasks with this desired status (RUNNING, STOPPED).
-    fn task_ids(&self, ecs_service: &str, desired_status: &str) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn task_ids(&self, ecs_service: &str, desired_status: &str) -> anyhow::Result<Vec<String>> {
         let listed = self.live.api.json_all(
             format!("list the {} tasks of {ecs_service}", desired_status.to_lowercase()),
             &ECS,
@@ -553,7 +548,7 @@ impl<'l, 'p> Checks<'l, 'p> {
             .collect())
     }
 
-    fn service_stable(&self, service: &str) -> anyhow::Result<String> {
+    pub(crate) fn service_stable(&self, service: &str) -> anyhow::Result<String> {
         let answer = self.live.api.json(
             format!("read the state of ECS service {service}"),
             &ECS,
@@ -601,7 +596,7 @@ impl<'l, 'p> Checks<'l, 'p> {
         opened.as_ref().map(|(_, loki)| loki).map_err(|e| format_err!("could not reach Loki: {e}"))
     }
 
-    fn grafana(&self) -> anyhow::Result<&Grafana> {
+    pub(crate) fn grafana(&self) -> anyhow::Result<&Grafana> {
         let opened = self.grafana.get_or_init(|| {
             let open = || -> anyhow::Result<(Tunnel, Grafana)> {
                 let service = self.live.output_str("grafana_service_name", DEPLOY_GRAFANA)?;
@@ -626,13 +621,13 @@ impl<'l, 'p> Checks<'l, 'p> {
         opened.as_ref().map(|(_, grafana)| grafana).map_err(|e| format_err!("could not reach Grafana: {e}"))
     }
 
-    fn amp_query(&self, promql: &str) -> anyhow::Result<Vec<probes::amp::Sample>> {
+    pub(crate) fn amp_query(&self, promql: &str) -> anyhow::Result<Vec<probes::amp::Sample>> {
         let (amp, credentials) = self.amp()?;
         amp.query(promql, &credentials)
     }
 
     /// The env's AMP workspace and the credentials to sign for it.
-    fn amp(&self) -> anyhow::Result<(Amp, Credentials)> {
+    pub(crate) fn amp(&self) -> anyhow::Result<(Amp, Credentials)> {
         let credentials = self.live.api.credentials()?;
         let s = &self.live.env.settings;
         let override_base = std::env::var("XTASK_AMP_ENDPOINT").ok().filter(|v| !v.is_empty());
@@ -641,7 +636,7 @@ impl<'l, 'p> Checks<'l, 'p> {
     }
 }
 
-fn describe_lines(service: &str, lines: &[probes::loki::LogLine]) -> anyhow::Result<String> {
+pub(crate) fn describe_lines(service: &str, lines: &[probes::loki::LogLine]) -> anyhow::Result<String> {
     if lines.is_empty() {
         bail!(
             "no line with service_name={service:?} in the last {}m: its Alloy sidecar ships nothing (read its logs in CloudWatch, stream prefix ecs/alloy/)",
