@@ -1,4 +1,4 @@
-//! `cargo xtask`: parses, finds the repository, dispatches. Behaviour is in one module per command.
+//! `cargo xtask`: parses, finds the repository, dispatches. Behaviour is in `commands/`, one file per command.
 
 mod checks;
 mod cli;
@@ -6,14 +6,6 @@ mod commands;
 mod live;
 mod phase;
 mod project;
-
-// The paths from before the move, for this commit only: the next one uses the new paths.
-use checks::suite as check;
-use checks::{configs, outage_budget, report, stages};
-use commands::verify::capacity;
-use commands::{backfill, build_grafana, cost, logs, render, requirements, test, verify};
-use live::{api, ecs, session, tunnel};
-use phase::task_definitions;
 
 use std::process::ExitCode;
 
@@ -62,8 +54,6 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         Command::Backfill(args) => args.run(&project),
         Command::Logs(args) => args.run(&project),
         Command::InUse(args) => args.run(&project),
-        Command::Tools => project.python_tools().map(|tools| {
-            println!("Python tools ready in {}", tools.venv().display());
-        }),
+        Command::Tools(args) => args.run(&project),
     }
 }

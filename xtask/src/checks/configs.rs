@@ -1,7 +1,7 @@
 //! The project's own config checks over what `render` produced and the Grafana image's files.
 
 use std::fmt::Display;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use configcheck::loki::Expected;
@@ -53,7 +53,7 @@ pub fn check_configs(project: &Project) -> anyhow::Result<()> {
         report(project, &grafana, configcheck::grafana::check_grafana_dir(&grafana), &mut problems);
     }
     // Every ECS service waits for the policies of its task roles (read from the Terraform source).
-    for dir in crate::check::terraform_dirs(project)? {
+    for dir in terraform_dirs(project)? {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&dir)?.flatten() {
             let path = entry.path();
@@ -219,6 +219,29 @@ fn image_at_hand(
     let why =
         pull.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("docker pull failed").trim().to_string();
     Ok(Err(why))
+}
+
+/// The root module and every module below `infra/modules/`.
+pub fn terraform_dirs(project: &Project) -> anyhow::Result<Vec<PathBuf>> {
+    let infra = project.root.join("infra");
+    let mut dirs = Vec::new();
+    if has_tf_files(&infra) {
+        dirs.push(infra.clone());
+    }
+    let modules = infra.join("modules");
+    if modules.is_dir() {
+        let mut found: Vec<PathBuf> =
+            std::fs::read_dir(&modules)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| has_tf_files(p)).collect();
+        found.sort();
+        dirs.extend(found);
+    }
+    Ok(dirs)
+}
+
+fn has_tf_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x == "tf")))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

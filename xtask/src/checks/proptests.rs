@@ -273,12 +273,12 @@ proptest! {
         };
         let findings = configcheck::loki::check_loki_config_for(yaml, &expected);
         prop_assert!(findings.is_empty(), "{findings:?}");
-        let loki = crate::cost::loki_inputs(yaml, s.loki.cpu, s.loki.memory, s.loki.count)
+        let loki = crate::commands::cost::loki_inputs(yaml, s.loki.cpu, s.loki.memory, s.loki.count)
             .map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
         prop_assert_eq!(loki.retention_hours, f64::from(retention) * 24.0);
 
-        let tf_retention = crate::cost::terraform::assignment(file(&files, "terraform.tfvars"), "loki_retention_days").expect("tfvars sets it");
-        let margin = crate::cost::terraform::lifecycle_margin_days(&repo_root()).map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
+        let tf_retention = crate::commands::cost::terraform::assignment(file(&files, "terraform.tfvars"), "loki_retention_days").expect("tfvars sets it");
+        let margin = crate::commands::cost::terraform::lifecycle_margin_days(&repo_root()).map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
         prop_assert!(margin >= 2, "req 2.3: expiration must be at least retention + 2 days, is + {margin}");
         let lifecycle_hours = (tf_retention + f64::from(margin)) * 24.0;
         prop_assert!(

@@ -1,21 +1,13 @@
-//! `cargo xtask check`: everything that can be proven offline, without AWS credentials.
+//! The offline stages `cargo xtask check` runs, and `cargo xtask test` beside the Rust tests:
+//! the setup (Docker engine, Python tools, Terraform), then every check in order.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use tools::terraform::Terraform;
 
-use crate::cli::CheckArgs;
+use crate::checks::stages::Stages;
 use crate::project::Project;
-use crate::stages::Stages;
-
-impl CheckArgs {
-    pub fn run(self, project: &Project) -> anyhow::Result<()> {
-        let mut stages = Stages::default();
-        add_stages(project, &mut stages);
-        stages.finish("check")
-    }
-}
 
 /// What the checks run with, set up before them: the Python tools and Terraform (setting it up
 /// may build the offline provider with cargo, so it comes before `cargo test` starts beside).
@@ -36,7 +28,7 @@ pub fn add_stages(project: &Project, stages: &mut Stages) {
 
 /// `build`, a cargo build started beside, is joined before Terraform's setup, whose offline
 /// provider build would only wait for cargo's lock.
-pub fn setup(project: &Project, stages: &mut Stages, build: Option<crate::stages::Beside>) -> Setup {
+pub fn setup(project: &Project, stages: &mut Stages, build: Option<crate::checks::stages::Beside>) -> Setup {
     let mut setup = Setup { tools: None, terraform: None, rust_tests_built: true, _docker: None };
     // One engine for the whole run: the Rust tests and the checks reach it through DOCKER_HOST.
     stages.run("Docker engine (DOCKER_HOST, or a dockerd of our own)", || {
@@ -67,16 +59,19 @@ pub fn setup(project: &Project, stages: &mut Stages, build: Option<crate::stages
 pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
     // checkov reads infra/ and nothing the other checks write: it runs beside them.
     let checkov = setup.tools.as_ref().map(|tools| stages.start_beside("checkov", &checkov(project, tools)));
-    stages.run("rendered files up to date", || crate::render::check_rendered(project));
-    stages.run("config checks (Loki, Alloy, Grafana, ECS start order)", || crate::configs::check_configs(project));
-    stages.run_if_possible("configs in the pinned images (Docker)", || crate::configs::verify_in_images(project));
-    stages.run("requirements", || crate::requirements::check(project));
+    stages.run("rendered files up to date", || crate::commands::render::check_rendered(project));
+    stages.run("config checks (Loki, Alloy, Grafana, ECS start order)", || {
+        crate::checks::configs::check_configs(project)
+    });
+    stages
+        .run_if_possible("configs in the pinned images (Docker)", || crate::checks::configs::verify_in_images(project));
+    stages.run("requirements", || crate::commands::requirements::check(project));
     if let Some(terraform) = &setup.terraform {
         stages.run("terraform fmt", || fmt(project, terraform));
         // Validate and test read the same folders at the same time: their modules come first.
         let mut dirs = Vec::new();
         if stages.run("terraform modules", || {
-            dirs = terraform_dirs(project)?;
+            dirs = crate::checks::configs::terraform_dirs(project)?;
             dirs.iter().try_for_each(|dir| terraform.prepare(dir))
         }) {
             let tests: Vec<_> = dirs
@@ -89,10 +84,9 @@ pub fn add_checks(project: &Project, stages: &mut Stages, setup: &Setup) {
                 .collect();
             // Planning every env and phase (one terraform process) overlaps the stages below.
             std::thread::scope(|scope| {
-                let containers = setup
-                    .tools
-                    .as_ref()
-                    .map(|tools| scope.spawn(|| crate::task_definitions::check(project, terraform, tools.venv())));
+                let containers = setup.tools.as_ref().map(|tools| {
+                    scope.spawn(|| crate::phase::task_definitions::check(project, terraform, tools.venv()))
+                });
                 stages.run("terraform validate", || validate(project, terraform, &dirs));
                 for (dir, beside) in tests {
                     stages.join_checked(beside, |output| report_tests(project, dir, output));
@@ -146,29 +140,6 @@ fn fmt(project: &Project, terraform: &Terraform) -> anyhow::Result<()> {
             .map_err(|err| err.context("run `terraform fmt -recursive` to fix the formatting"))?;
     }
     Ok(())
-}
-
-/// The root module and every module below `infra/modules/`.
-pub fn terraform_dirs(project: &Project) -> anyhow::Result<Vec<PathBuf>> {
-    let infra = project.root.join("infra");
-    let mut dirs = Vec::new();
-    if has_tf_files(&infra) {
-        dirs.push(infra.clone());
-    }
-    let modules = infra.join("modules");
-    if modules.is_dir() {
-        let mut found: Vec<PathBuf> =
-            std::fs::read_dir(&modules)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| has_tf_files(p)).collect();
-        found.sort();
-        dirs.extend(found);
-    }
-    Ok(dirs)
-}
-
-fn has_tf_files(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x == "tf")))
-        .unwrap_or(false)
 }
 
 fn validate(project: &Project, terraform: &Terraform, dirs: &[PathBuf]) -> anyhow::Result<()> {

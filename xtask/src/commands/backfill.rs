@@ -31,14 +31,12 @@ use serde_json::{json, Value};
 use settings::Environment;
 use yaml_rust2::YamlLoader;
 
+use crate::commands::verify::checkpoints::Checks;
+use crate::commands::verify::parity::{self, Read, Span, BACKFILL_LABEL as LABEL, WINDOW};
+use crate::commands::verify::properties::{migrated_services, ALLOY_CONTAINER};
 use crate::live::Live;
 use crate::project::{usage, Project};
-use crate::verify::parity::{self, Read, Span, WINDOW};
-use crate::verify::properties::{migrated_services, ALLOY_CONTAINER};
-use crate::verify::Checks;
 
-/// The label that marks a backfilled stream; its value is the run's start (UTC).
-pub const LABEL: &str = "backfill";
 /// One push holds at most this much, as `loki.write`'s default batch_size.
 const BATCH_BYTES: usize = 1 << 20;
 /// Lines this close to the oldest age Loki accepts are counted too old: they would cross it
@@ -102,12 +100,16 @@ impl Rules {
         let context = || format!("reading {config}");
         // Loki 3.7's defaults: max_chunk_age 2h, reject_old_samples true, max age 168h.
         Ok(Rules {
-            max_chunk_age_h: crate::cost::hours(&doc["ingester"]["max_chunk_age"], "ingester.max_chunk_age", "2h")
-                .with_context(context)?,
+            max_chunk_age_h: crate::commands::cost::hours(
+                &doc["ingester"]["max_chunk_age"],
+                "ingester.max_chunk_age",
+                "2h",
+            )
+            .with_context(context)?,
             max_age_h: match limits["reject_old_samples"].as_bool() {
                 Some(false) => None,
                 _ => Some(
-                    crate::cost::hours(max_age, "limits_config.reject_old_samples_max_age", "168h")
+                    crate::commands::cost::hours(max_age, "limits_config.reject_old_samples_max_age", "168h")
                         .with_context(context)?,
                 ),
             },
@@ -242,20 +244,18 @@ impl BackfillArgs {
         };
         let env = Environment::load(&project.root, &self.env).map_err(usage)?;
         let refuse = |why: String| usage(format!("backfill cannot run yet: {why}"));
-        crate::phase::loki_deployed(&env).map_err(refuse)?;
-        if !env.settings.migration.cloudwatch_parallel_run {
-            bail!(refuse(format!(
-                "`{}` has migration.cloudwatch_parallel_run = false: backfill repairs what parity finds while CloudWatch still gets every line, and parity can no longer confirm it",
-                env.name
-            )));
-        }
+        crate::phase::order::parallel_run_on(
+            &env,
+            "backfill repairs what parity finds while CloudWatch still gets every line, and parity can no longer confirm it",
+        )
+        .map_err(refuse)?;
         let services = migrated_services(&env, self.service.as_deref())?;
         let files = render::render_env(&project.root, &env)?;
         let config = format!("rendered/{}/loki-config.yaml", env.name);
-        let rules = Rules::read(crate::cost::rendered_file(&files, &env, "loki-config.yaml")?, config)?;
+        let rules = Rules::read(crate::commands::cost::rendered_file(&files, &env, "loki-config.yaml")?, config)?;
         let made_up = settings::placeholder_ids(&env.settings);
         if self.execute && !made_up.is_empty() {
-            bail!(refuse(crate::phase::placeholders_why(&env, &made_up)));
+            bail!(refuse(crate::phase::order::placeholders_why(&env, &made_up)));
         }
         let live = Live::connect(project, env)?;
         let checks = Checks::new(&live)?;
@@ -270,7 +270,7 @@ impl BackfillArgs {
             let (too_old, push) = lines.into_iter().partition(|l| oldest.is_some_and(|o| l.ts_ms / 1000 < o));
             windows.push(Window { service, container, end, cloudwatch, loki, push, too_old });
         }
-        let run_id = crate::logs::rfc3339_millis(u128::from(now) * 1_000_000_000)[..19].to_string() + "Z";
+        let run_id = crate::commands::logs::rfc3339_millis(u128::from(now) * 1_000_000_000)[..19].to_string() + "Z";
         let pushed = if self.execute && windows.iter().any(|w| !w.push.is_empty()) {
             let rate = f64::from(live.env.settings.loki.ingestion_mb_per_s) * 1e6 / 2.0;
             Some(push_all(checks.loki()?, &checks.cluster, &run_id, &windows, rate))

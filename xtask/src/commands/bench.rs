@@ -4,8 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::BenchArgs;
+use clap::Args;
+
 use crate::project::Project;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Only the micro-benchmarks, not the whole suite
+    #[arg(long)]
+    pub quick: bool,
+}
 
 /// Runs of the requirement scan; the median is the figure.
 const SCAN_RUNS: usize = 21;
@@ -18,7 +26,7 @@ impl BenchArgs {
             return Ok(());
         }
         let started = Instant::now();
-        let stages = crate::test::suite(project);
+        let stages = crate::commands::test::suite(project);
         let result = stages.finish("suite");
         eprintln!("\n{scan}\nsuite wall time: {:.1}s", started.elapsed().as_secs_f64());
         result
@@ -30,7 +38,7 @@ fn scan_times(project: &Project) -> anyhow::Result<String> {
     let mut found = 0;
     for _ in 0..SCAN_RUNS {
         let started = Instant::now();
-        found = crate::requirements::scan(&project.root)?.tests.len();
+        found = crate::commands::requirements::scan(&project.root)?.tests.len();
         times.push(started.elapsed());
     }
     times.sort();

@@ -9,13 +9,23 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use settings::Environment;
 use tools::aws::Aws;
 use tools::shell::{self, cmd, Shell};
 use tools::Cmd;
 
-use crate::cli::BuildGrafanaArgs;
+use crate::commands::Target;
 use crate::project::{usage, Project};
+
+#[derive(Debug, Args)]
+pub struct BuildGrafanaArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Build even with uncommitted changes in grafana/ (the tag then ends in `-dirty`)
+    #[arg(long)]
+    pub allow_dirty: bool,
+}
 
 /// ECS tasks run on Graviton (req 1.2, 3.9).
 const PLATFORM: &str = "linux/arm64";
@@ -40,7 +50,7 @@ impl BuildGrafanaArgs {
         let docker = find_docker(&sh)?;
         let aws = Aws::find(&env.settings.aws.region)?;
         check_aws_version(&aws)?;
-        let api = crate::api::Api::connect(&aws)?;
+        let api = crate::live::api::Api::connect(&aws)?;
         check_account(&api, &env)?;
         let repository =
             repository_uri(&api, &env.settings.aws.region, &format!("{}-grafana", env.settings.project.name))?;
@@ -181,7 +191,7 @@ fn check_aws_version(aws: &Aws) -> anyhow::Result<()> {
 }
 
 /// Pushing to another account's registry is never what was meant.
-fn check_account(api: &crate::api::Api, env: &Environment) -> anyhow::Result<()> {
+fn check_account(api: &crate::live::api::Api, env: &Environment) -> anyhow::Result<()> {
     let identity = api.identity()?;
     let wanted = &env.settings.aws.account_id;
     if &identity.account != wanted {
@@ -195,7 +205,7 @@ fn check_account(api: &crate::api::Api, env: &Environment) -> anyhow::Result<()>
     Ok(())
 }
 
-fn repository_uri(api: &crate::api::Api, region: &str, name: &str) -> anyhow::Result<String> {
+fn repository_uri(api: &crate::live::api::Api, region: &str, name: &str) -> anyhow::Result<String> {
     let asked = api.json(
         "find the Grafana ECR repository",
         &probes::aws::ECR,

@@ -5,14 +5,27 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use clap::Args;
 use settings::{Collector, Environment};
 
-use crate::cli::CleanupArgs;
+use crate::checks::report::Report;
+use crate::commands::verify::{
+    checkpoints::{run_checkpoint, Checkpoint},
+    parity,
+};
+use crate::commands::Target;
 use crate::live::Live;
 use crate::phase::{self, Change, Outcome, PhaseSpec, Scope};
 use crate::project::{usage, Project};
-use crate::report::Report;
-use crate::verify::{parity, run_checkpoint, Checkpoint};
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Also delete the ADOT Terraform and template from the repository (only when no env uses ADOT)
+    #[arg(long)]
+    pub prune_code: bool,
+}
 
 /// Files that exist only for ADOT; `--prune-code` deletes them.
 const ADOT_FILES: &[&str] = &["infra/adot-sidecar.tf", "templates/adot-sidecar-config.yaml.tera"];
@@ -67,7 +80,7 @@ fn spec(project: &Project, env: &Environment) -> PhaseSpec {
             parity.as_ref().unwrap_or_else(|why| why)
         ),
         timeout: Duration::from_secs(0),
-        not_yet: phase::out_of_order(env).or_else(|| phase::services_migrated(env).err()).or_else(|| parity.err()),
+        not_yet: phase::order::out_of_order(env).or_else(|| phase::order::services_migrated(env).err()).or_else(|| parity.err()),
     }
 }
 

@@ -17,12 +17,28 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, format_err, Context};
+use clap::Args;
 use serde::{Deserialize, Serialize};
 use settings::Environment;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::cli::CostArgs;
 use crate::project::{usage, Project};
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Environment name: envs/<ENV>.toml (its rendered/<ENV>/ must be up to date)
+    #[arg(long, short, default_value = "example")]
+    pub env: String,
+    /// Log volume the services write, in GB per month (what CloudWatch would ingest)
+    #[arg(long, default_value_t = 50.0, allow_negative_numbers = true)]
+    pub gb_per_month: f64,
+    /// GB of logs scanned by queries per month (Logs Insights on CloudWatch, chunk GETs on Loki)
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub queries_gb: f64,
+    /// Print the breakdown as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub const PRICES_FILE: &str = "data/prices.toml";
 

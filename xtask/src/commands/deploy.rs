@@ -3,13 +3,35 @@
 use std::time::Duration;
 
 use anyhow::bail;
+use clap::Args;
 use settings::Environment;
 
-use crate::cli::{DeployArgs, DeployTarget};
+use crate::commands::verify::checkpoints::{run_checkpoint, Checkpoint};
+use crate::commands::Target;
 use crate::live::Live;
 use crate::phase::{self, Change, Outcome, PhaseSpec, Scope};
 use crate::project::{usage, Project};
-use crate::verify::{run_checkpoint, Checkpoint};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeployTarget {
+    /// The fleet as the env file describes it (Temporal services with their current collectors,
+    /// Grafana's repository and secret): the state the migration starts from
+    Baseline,
+    /// Loki: bucket, roles, security group, task, service (plan phase 1, then checkpoint 2)
+    Loki,
+    /// Grafana: image already pushed with build-grafana, service (then checkpoint 7)
+    Grafana,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    pub what: DeployTarget,
+    #[command(flatten)]
+    pub target: Target,
+    /// Longest wait for the ECS service to become stable, in seconds (1-86400)
+    #[arg(long, default_value_t = 900, allow_negative_numbers = true, value_parser = clap::builder::RangedI64ValueParser::<u64>::new().range(1..=86_400))]
+    pub timeout: u64,
+}
 
 impl DeployArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
@@ -76,7 +98,7 @@ fn deploy_baseline(project: &Project, env: Environment, execute: bool, timeout: 
     }
     phase::render_status(project, &env, true)?;
     let live = Live::connect(project, env)?;
-    phase::execute(&live, &spec, &|_| Ok(crate::report::Report::new("baseline")), &|| Ok(()))?;
+    phase::execute(&live, &spec, &|_| Ok(crate::checks::report::Report::new("baseline")), &|| Ok(()))?;
     println!(
         "The fleet matches {}. Next: `cargo xtask deploy loki --env {}`",
         project.rel(&live.env.path).display(),
@@ -87,8 +109,8 @@ fn deploy_baseline(project: &Project, env: Environment, execute: bool, timeout: 
 
 /// The image `build-grafana` pushes for this commit, in the env's repository.
 fn grafana_tag(project: &Project) -> anyhow::Result<String> {
-    let version = crate::build_grafana::grafana_version(project, &project.root.join("grafana"))?;
-    let commit = crate::build_grafana::commit(&project.root, false)?;
+    let version = crate::commands::build_grafana::grafana_version(project, &project.root.join("grafana"))?;
+    let commit = crate::commands::build_grafana::commit(&project.root, false)?;
     Ok(format!("{version}-{commit}"))
 }
 
@@ -101,7 +123,7 @@ fn grafana_spec(env: &Environment, image: String, timeout: Duration) -> PhaseSpe
         checkpoint_name: "checkpoint 7 (Loki datasource by uid, a LogQL query through Grafana returns lines)".into(),
         timeout,
         // Grafana's datasource is Loki: without it checkpoint 7 cannot pass.
-        not_yet: phase::loki_deployed(env).err(),
+        not_yet: phase::order::loki_deployed(env).err(),
     }
 }
 
@@ -146,7 +168,7 @@ fn deploy_grafana(project: &Project, env: Environment, execute: bool, timeout: D
     let spec = grafana_spec(&live.env, image.clone(), timeout);
     match phase::execute(&live, &spec, &|live| run_checkpoint(live, Checkpoint::Seven), &|| Ok(()))? {
         Outcome::Recorded => {
-            let next = match phase::enabled_on_adot(&live.env).is_empty() {
+            let next = match phase::order::enabled_on_adot(&live.env).is_empty() {
                 true => format!("`cargo xtask cleanup-adot --env {}`", live.env.name),
                 false => format!("`cargo xtask migrate-sidecars --env {}`", live.env.name),
             };

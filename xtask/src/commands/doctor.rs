@@ -1,11 +1,18 @@
 //! `cargo xtask doctor`: is this machine ready to check and to deploy? Says what to fix.
 
 use anyhow::bail;
+use clap::Args;
 use settings::Environment;
 use tools::{aws::Aws, Cmd};
 
-use crate::cli::DoctorArgs;
 use crate::project::Project;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Environment whose file and account to check
+    #[arg(long, short)]
+    pub env: Option<String>,
+}
 
 struct Finding {
     what: &'static str,
@@ -126,7 +133,7 @@ fn credentials(aws: Option<&Aws>, env: Option<&str>, project: &Project) -> Findi
     let Some(aws) = aws else {
         return Finding { what: "aws credentials", ok: false, detail: "no aws CLI to ask".into() };
     };
-    match crate::api::Api::connect(aws).and_then(|api| api.identity()) {
+    match crate::live::api::Api::connect(aws).and_then(|api| api.identity()) {
         Err(err) => Finding { what: "aws credentials", ok: false, detail: format!("{err:#}") },
         Ok(identity) => {
             let expected =

@@ -3,18 +3,28 @@
 //! `terraform plan` takes. With it, Terraform deletes only the older configs nothing reads;
 //! without it, it keeps every config (infra/config-parameters.tf). Reads AWS, changes nothing.
 
+use clap::Args;
 use settings::Environment;
 
-use crate::cli::InUseArgs;
 use crate::live::Live;
 use crate::project::{usage, Project};
+
+#[derive(Debug, Args)]
+pub struct InUseArgs {
+    /// Environment name: envs/<ENV>.toml
+    #[arg(long, short, default_value = "example")]
+    pub env: String,
+    /// Print the names as a JSON array instead of a tfvars line
+    #[arg(long)]
+    pub json: bool,
+}
 
 impl InUseArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
         let env = Environment::load(&project.root, &self.env).map_err(usage)?;
         let made_up = settings::placeholder_ids(&env.settings);
         if !made_up.is_empty() {
-            return Err(usage(crate::phase::placeholders_why(&env, &made_up)));
+            return Err(usage(crate::phase::order::placeholders_why(&env, &made_up)));
         }
         let live = Live::connect(project, env)?;
         let in_use = crate::phase::config_parameters_in_use(&live)?;

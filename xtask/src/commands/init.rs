@@ -3,10 +3,31 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use settings::Environment;
 
-use crate::cli::InitArgs;
 use crate::project::{usage, Project};
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Name of the new environment (envs/<ENV>.toml)
+    pub env: String,
+    /// AWS region (asked when missing and a terminal is attached)
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS account id, 12 digits
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// Prefix of every resource name
+    #[arg(long)]
+    pub project_name: Option<String>,
+    /// S3 bucket holding the Terraform state
+    #[arg(long)]
+    pub state_bucket: Option<String>,
+    /// Only write the env file; don't run `terraform init` against the backend
+    #[arg(long)]
+    pub no_backend: bool,
+}
 
 impl InitArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {

@@ -2,17 +2,38 @@
 //! oldest first, as `timestamp container line`.
 
 use anyhow::bail;
+use clap::Args;
 use probes::logql;
 use probes::loki::{LogLine, Loki};
 use probes::Http;
 use settings::{Collector, Environment};
 
-use crate::cli::LogsArgs;
+use crate::commands::verify::checkpoints::LOKI_PORT;
+use crate::live::session::require_plugin;
+use crate::live::tunnel::{Endpoint, Tunnel};
 use crate::live::Live;
 use crate::project::{usage, Project};
-use crate::session::require_plugin;
-use crate::tunnel::{Endpoint, Tunnel};
-use crate::verify::LOKI_PORT;
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// history, matching, frontend, worker or benchmark-worker (Loki's own logs stay in CloudWatch)
+    pub service: String,
+    /// Environment name: envs/<ENV>.toml
+    #[arg(long, short, default_value = "example")]
+    pub env: String,
+    /// How far back, e.g. 10m, 2h, 1d
+    #[arg(long, default_value = "10m")]
+    pub since: String,
+    /// Only lines at this level or a given word (matched case-insensitively), e.g. error
+    #[arg(long)]
+    pub level: Option<String>,
+    /// A full LogQL log query instead of the service's stream
+    #[arg(long, conflicts_with = "level")]
+    pub query: Option<String>,
+    /// Most lines to print (1-5000, Loki's per-query maximum)
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
+    pub limit: i64,
+}
 
 /// Loki's default `max_entries_limit_per_query`.
 const MAX_LIMIT: u32 = 5000;
@@ -38,7 +59,7 @@ impl LogsArgs {
             }
         };
         let env = Environment::load(&project.root, &self.env).map_err(usage)?;
-        crate::phase::loki_deployed(&env).map_err(|why| usage(format!("no logs to read yet: {why}")))?;
+        crate::phase::order::loki_deployed(&env).map_err(|why| usage(format!("no logs to read yet: {why}")))?;
         require_plugin()?;
         let live = Live::connect(project, env)?;
         let loki_service = live.output_str("loki_service_name", "cargo xtask deploy loki --execute")?;

@@ -4,20 +4,36 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use clap::Args;
 use settings::{check_service_name, Collector, Environment};
 
-use crate::cli::MigrateArgs;
+use crate::commands::verify::checkpoints::{run_checkpoint, Checkpoint};
+use crate::commands::Target;
 use crate::live::Live;
 use crate::phase::{self, Change, Outcome, PhaseSpec, Scope};
 use crate::project::{usage, Project};
-use crate::verify::{run_checkpoint, Checkpoint};
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Migrate only this service (history, matching, frontend, worker, benchmark-worker)
+    #[arg(long, conflicts_with = "all")]
+    pub service: Option<String>,
+    /// Migrate every remaining service, one after another (worker first)
+    #[arg(long)]
+    pub all: bool,
+    /// Longest wait for each ECS service to become stable, in seconds (1-86400)
+    #[arg(long, default_value_t = 900, allow_negative_numbers = true, value_parser = clap::builder::RangedI64ValueParser::<u64>::new().range(1..=86_400))]
+    pub timeout: u64,
+}
 
 impl MigrateArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
         // Offline first: the arguments, the env file, the phase order; credentials last.
         let asked = self.service.as_deref().map(check_service_name).transpose().map_err(usage)?;
         let env = Environment::load(&project.root, &self.target.env).map_err(usage)?;
-        let not_yet = phase::loki_deployed(&env).err();
+        let not_yet = phase::order::loki_deployed(&env).err();
         let journal = Journal::new(project, &env);
         let in_flight = journal.read()?;
         let Some(services) = self.services(&env, asked, in_flight.as_deref()) else {
@@ -27,7 +43,7 @@ impl MigrateArgs {
             println!(
                 "Every enabled service in `{}` already runs Alloy. Next: {}",
                 env.name,
-                phase::next_after_migration(&env)
+                phase::order::next_after_migration(&env)
             );
             return Ok(());
         }
@@ -63,7 +79,7 @@ impl MigrateArgs {
         asked: Option<&'static str>,
         in_flight: Option<&str>,
     ) -> Option<Vec<&'static str>> {
-        let remaining = phase::enabled_on_adot(env);
+        let remaining = phase::order::enabled_on_adot(env);
         let mut chosen: Vec<&'static str> = match (asked, self.all) {
             (Some(name), _) => {
                 let service = env.settings.services.get(name).expect("known name");
@@ -102,7 +118,7 @@ impl MigrateArgs {
 /// What to run next once the asked service needs no move.
 fn next_step(env: &Environment, remaining: &[&str]) -> String {
     if remaining.is_empty() {
-        return phase::next_after_migration(env);
+        return phase::order::next_after_migration(env);
     }
     format!("`cargo xtask migrate-sidecars --env {} --all` (still on ADOT: {})", env.name, remaining.join(", "))
 }
@@ -124,7 +140,7 @@ fn spec(service: &'static str, timeout: Duration) -> PhaseSpec {
 /// Moves one service; on a failed check puts it back on ADOT and stops.
 fn migrate_one(live: &Live, journal: &Journal, service: &'static str, timeout: Duration) -> anyhow::Result<()> {
     let spec = spec(service, timeout);
-    crate::verify::properties::snapshot_series(live, service)
+    crate::commands::verify::properties::snapshot_series(live, service)
         .unwrap_or_else(|err| eprintln!("  warning: no metrics snapshot of {service} for P3: {err:#}"));
     let checkpoint = |live: &Live| run_checkpoint(live, Checkpoint::Five { service: Some(service.to_string()) });
     let outcome = phase::execute(live, &spec, &checkpoint, &|| journal.start(service))?;
@@ -145,7 +161,7 @@ fn migrate_one(live: &Live, journal: &Journal, service: &'static str, timeout: D
             phase::apply(live, &plan)?;
             if let Some(output) = &rollback.ecs_service_output {
                 let name = live.output_str(output, &rollback.title)?;
-                crate::ecs::wait_stable(&live.api, &live.env.settings.platform.ecs_cluster_name, &name, timeout)?;
+                crate::live::ecs::wait_stable(&live.api, &live.env.settings.platform.ecs_cluster_name, &name, timeout)?;
             }
             journal.finish()?;
             bail!(

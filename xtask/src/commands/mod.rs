@@ -4,6 +4,7 @@
 pub mod backfill;
 pub mod bench;
 pub mod build_grafana;
+pub mod check;
 pub mod cleanup_adot;
 pub mod cost;
 pub mod deploy;
@@ -16,4 +17,18 @@ pub mod render;
 pub mod requirements;
 pub mod schema;
 pub mod test;
+pub mod tools;
 pub mod verify;
+
+use clap::Args;
+
+/// Where a command acts: the environment, and whether to act or only show.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Environment name: envs/<ENV>.toml
+    #[arg(long, short, default_value = "example")]
+    pub env: String,
+    /// Act. Without it the command is a dry run that changes nothing and shows what would run
+    #[arg(long)]
+    pub execute: bool,
+}

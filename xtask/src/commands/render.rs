@@ -1,9 +1,19 @@
 //! `cargo xtask render [--check]`
 
 use anyhow::bail;
+use clap::Args;
 
-use crate::cli::RenderArgs;
 use crate::project::{usage, Project};
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Don't write: fail (exit 1) when a rendered file is stale, missing or left over
+    #[arg(long)]
+    pub check: bool,
+    /// Environment name: envs/<ENV>.toml must load (every env is rendered: they share templates)
+    #[arg(long, short)]
+    pub env: Option<String>,
+}
 
 impl RenderArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {

@@ -32,10 +32,17 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, format_err, Context};
+use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::RequirementsArgs;
 use crate::project::Project;
+
+#[derive(Debug, Args)]
+pub struct RequirementsArgs {
+    /// Print the report as JSON on stdout (still exits 1 on gaps)
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// The requirements file at the repository root.
 pub const REQUIREMENTS_FILE: &str = "requirements.toml";

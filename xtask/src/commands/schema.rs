@@ -1,12 +1,28 @@
 //! `cargo xtask schema import <file>`: replace the committed hashicorp/aws schema.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, format_err, Context};
+use clap::{Args, Subcommand};
 
-use crate::cli::{SchemaArgs, SchemaCommand};
 use crate::project::{usage, Project};
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    #[command(subcommand)]
+    pub command: SchemaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Replace the committed schema with the output of `terraform providers schema -json`
+    /// (plain or gzipped JSON); a broken or foreign file is rejected and nothing changes
+    Import {
+        /// The JSON file (`terraform providers schema -json > aws.json` in an initialised root)
+        file: PathBuf,
+    },
+}
 
 const PROVIDER_KEY: &str = "registry.terraform.io/hashicorp/aws";
 /// Resources this project uses: a schema without them is not the AWS provider's.

@@ -1,8 +1,12 @@
 //! `cargo xtask test`: the whole suite — the Rust tests, and beside them every offline check.
 
-use crate::cli::TestArgs;
+use clap::Args;
+
+use crate::checks::stages::Stages;
 use crate::project::Project;
-use crate::stages::Stages;
+
+#[derive(Debug, Args)]
+pub struct TestArgs {}
 
 impl TestArgs {
     pub fn run(self, project: &Project) -> anyhow::Result<()> {
@@ -23,7 +27,7 @@ pub fn suite(project: &Project) -> Stages {
         )
     });
     // The Rust tests drive Terraform and moto too: the tools are installed first.
-    let setup = crate::check::setup(project, &mut stages, build);
+    let setup = crate::checks::suite::setup(project, &mut stages, build);
     // A failed build said why already: running the tests would only say it again.
     let beside = setup.rust_tests_built.then(|| {
         let rust_tests = cargo_test("run the Rust tests of every workspace member but the Docker log rig").args([
@@ -43,10 +47,10 @@ pub fn suite(project: &Project) -> Stages {
             stages.start_beside("cargo test --workspace --exclude docker-rig", &rust_tests),
             stages.start_beside("cargo test -p docker-rig (the Docker log rig)", &rig),
         ];
-        crate::stages::lower_priority(10);
+        crate::checks::stages::lower_priority(10);
         beside
     });
-    crate::check::add_checks(project, &mut stages, &setup);
+    crate::checks::suite::add_checks(project, &mut stages, &setup);
     for beside in beside.into_iter().flatten() {
         stages.join(beside);
     }

@@ -6,7 +6,7 @@ use anyhow::bail;
 use probes::aws::ECS;
 use serde_json::{json, Value};
 
-use crate::api::Api;
+use crate::live::api::Api;
 
 /// Seconds between polls; `XTASK_POLL_SECONDS` (fractions too, e.g. 0.2) shortens it (tests,
 /// impatient operators); anything but a number from 0.05 to 600 leaves the default 10.

@@ -1,3 +1,6 @@
+//! The live environment: signed AWS calls with the operator's credentials (`api`), SSM sessions
+//! and tunnels, ECS waits, and `Live`, a deployed env. May use `project` only; nothing offline uses it.
+//!
 //! A deployed environment: its settings, the AWS API with the AWS CLI's credentials for its
 //! account, and Terraform initialised against its state backend.
 
@@ -16,7 +19,7 @@ use settings::Environment;
 use tools::aws::{Aws, Identity};
 use tools::terraform::{EngineChoice, ProviderChoice, Terraform};
 
-use crate::api::Api;
+use crate::live::api::Api;
 use crate::project::{usage, Project};
 
 pub struct Live<'p> {

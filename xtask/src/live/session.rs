@@ -30,7 +30,7 @@ use probes::aws::{ECS, SSM};
 use serde_json::{json, Map, Value};
 use tools::{Cmd, Output};
 
-use crate::api::Api;
+use crate::live::api::Api;
 use crate::project::usage;
 
 const PLUGIN: &str = "session-manager-plugin";

@@ -1,7 +1,7 @@
 //! An SSM port-forwarding session from a local port to a task's private IP, so Loki and Grafana
 //! in private subnets answer on `127.0.0.1`. The session runs through one of the cluster's
 //! container instances (the task's own host when it can), or ECS Exec into the task; it is opened
-//! with SSM StartSession and carried by `session-manager-plugin` (see [`crate::session`]), and it
+//! with SSM StartSession and carried by `session-manager-plugin` (see [`crate::live::session`]), and it
 //! is always closed: on drop, on an error, and on Ctrl-C/SIGTERM/SIGHUP.
 
 use std::io::Read;
@@ -18,9 +18,9 @@ use probes::aws::ECS;
 use serde_json::json;
 use serde_json::Value;
 
-use crate::api::Api;
+use crate::live::api::Api;
+use crate::live::session::{require_plugin, Session};
 use crate::live::Live;
-use crate::session::{require_plugin, Session};
 
 /// What to reach: the task of an ECS service, on a port of its private IP.
 pub struct Endpoint<'a> {

@@ -1,3 +1,6 @@
+//! What a phase is: its change, scope, plan check, plan, apply and record (here), its order
+//! (`order`), its task definitions. May use `live`, `checks::report`, the parity and capacity gates.
+//!
 //! What every phase shares. A phase is one settings change (enable Loki, move a service to Alloy,
 //! a new Grafana image, ADOT off) carried through Terraform: show exactly what will run; with
 //! `--execute` plan, refuse a plan that reaches outside the phase, apply, wait for ECS, run the
@@ -5,6 +8,7 @@
 //! failure or Ctrl-C continues: the env file still holds the old value, Terraform finds what is
 //! already applied, and the checkpoint runs again.
 
+pub mod order;
 pub mod task_definitions;
 
 use std::path::PathBuf;
@@ -16,9 +20,9 @@ use settings::{Collector, Environment, Settings, TomlValue};
 use tools::terraform::Terraform;
 use tools::Cmd;
 
+use crate::checks::report::Report;
 use crate::live::{backend_args, terraform_for_env, Live};
 use crate::project::{usage, Project};
-use crate::report::Report;
 
 /// A settings change a phase applies first and records only after its checkpoint passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,92 +133,6 @@ fn set_collector(settings: &mut Settings, service: &str, collector: Collector) {
         _ => &mut services.benchmark_worker,
     };
     service.collector = collector;
-}
-
-// ---- phase order: what the env file says has run -------------------------------------------------
-
-/// Loki is deployed (phase 1), or which command deploys it.
-pub fn loki_deployed(env: &Environment) -> Result<(), String> {
-    if env.settings.loki.enabled {
-        return Ok(());
-    }
-    Err(format!(
-        "Loki is not deployed in `{}` (loki.enabled = false); run `cargo xtask deploy loki --env {} --execute` first",
-        env.name, env.name
-    ))
-}
-
-/// What the env file says that no phase order gives (a hand edit): services on Alloy, or a
-/// Grafana image, while Loki is not deployed. Every phase refuses it before anything runs.
-pub fn out_of_order(env: &Environment) -> Option<String> {
-    let s = &env.settings;
-    if s.loki.enabled {
-        return None;
-    }
-    let on_alloy: Vec<&str> =
-        s.services.iter().filter(|(_, v)| v.collector == Collector::Alloy).map(|(n, _)| n).collect();
-    let mut found = Vec::new();
-    if !on_alloy.is_empty() {
-        found.push(format!("{} use(s) the alloy collector", on_alloy.join(", ")));
-    }
-    if s.versions.contains_key("grafana_image") {
-        found.push("versions.grafana_image is set".to_string());
-    }
-    (!found.is_empty()).then(|| {
-        format!(
-            "{} in envs/{}.toml while loki.enabled = false: Alloy and Grafana come after Loki; set collector = \"adot\" and remove grafana_image, then run `cargo xtask deploy loki --env {} --execute` first",
-            found.join(" and "),
-            env.name,
-            env.name
-        )
-    })
-}
-
-/// Grafana is deployed (phase 3), or which commands deploy it.
-pub fn grafana_deployed(env: &Environment) -> Result<(), String> {
-    loki_deployed(env)?;
-    if env.settings.versions.contains_key("grafana_image") {
-        return Ok(());
-    }
-    Err(format!(
-        "Grafana is not deployed in `{}` (versions.grafana_image is unset); run `cargo xtask build-grafana --env {} --execute` and `cargo xtask deploy grafana --env {} --execute` first",
-        env.name, env.name, env.name
-    ))
-}
-
-/// Enabled services still on ADOT, in migration order. A disabled service has no task, so it
-/// carries no sidecar and never counts.
-pub fn enabled_on_adot(env: &Environment) -> Vec<&'static str> {
-    env.settings.services.iter().filter(|(_, s)| s.enabled && s.collector == Collector::Adot).map(|(n, _)| n).collect()
-}
-
-/// Every enabled service runs Alloy (phase 2), or which command moves the rest.
-pub fn services_migrated(env: &Environment) -> Result<(), String> {
-    loki_deployed(env)?;
-    let on_adot = enabled_on_adot(env);
-    if on_adot.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "{} still {} ADOT in `{}`; move {} first: `cargo xtask migrate-sidecars --env {} --all --execute`",
-        on_adot.join(", "),
-        if on_adot.len() == 1 { "uses" } else { "use" },
-        env.name,
-        if on_adot.len() == 1 { "it" } else { "them" },
-        env.name
-    ))
-}
-
-/// The next command of the migration, for "Next:" lines (after phase 2).
-pub fn next_after_migration(env: &Environment) -> String {
-    let name = &env.name;
-    match grafana_deployed(env) {
-        Err(_) => format!(
-            "`cargo xtask build-grafana --env {name} --execute`, `cargo xtask deploy grafana --env {name} --execute`, then `cargo xtask cleanup-adot --env {name}`"
-        ),
-        Ok(()) if env.settings.adot.enabled => format!("`cargo xtask cleanup-adot --env {name}`"),
-        Ok(()) => format!("nothing: the migration is done; `cargo xtask verify 9 --env {name}` checks it end to end"),
-    }
 }
 
 /// Which resources a phase's plan may touch; anything else stops the phase before it applies.
@@ -395,10 +313,10 @@ pub fn in_use_tfvars(in_use: &[String]) -> String {
 }
 
 /// The config parameters a rollback of the deployed services may need (see
-/// [`crate::ecs::config_parameters_in_use`]): what a plan passes so Terraform keeps them.
+/// [`crate::live::ecs::config_parameters_in_use`]): what a plan passes so Terraform keeps them.
 pub fn config_parameters_in_use(live: &Live) -> anyhow::Result<Vec<String>> {
     let settings = &live.env.settings;
-    crate::ecs::config_parameters_in_use(
+    crate::live::ecs::config_parameters_in_use(
         &live.api,
         &settings.platform.ecs_cluster_name,
         &deployed_services(live)?,
@@ -465,12 +383,14 @@ pub fn plan(live: &Live, change: &Change, scope: &Scope) -> anyhow::Result<Plan>
     let json: Value = serde_json::from_str(&shown).context("`terraform show -json` did not print JSON")?;
     let changes = changes_in(&json);
     check_plan(change, scope, &changes)?;
-    if crate::verify::parity::turns_off_parallel_run(&json) {
+    if crate::commands::verify::parity::turns_off_parallel_run(&json) {
         // Whether Loki carries the rate, shown before CloudWatch goes: informative, not a gate.
-        eprintln!("  {}", crate::capacity::latest(&live.env));
+        eprintln!("  {}", crate::commands::verify::capacity::latest(&live.env));
         let outputs = live.outputs()?;
-        crate::verify::parity::gate(live.project, &live.env)
-            .and_then(|_| crate::verify::parity::counted_the_live_log_groups(&live.env, &outputs["temporal_services"]))
+        crate::commands::verify::parity::gate(live.project, &live.env)
+            .and_then(|_| {
+                crate::commands::verify::parity::counted_the_live_log_groups(&live.env, &outputs["temporal_services"])
+            })
             .map_err(|why| {
                 usage(format!("refusing: this plan turns cloudwatch_parallel_run off, and {why}; nothing was applied"))
             })?;
@@ -593,7 +513,7 @@ pub fn dry_run_with(
         terraform.cmd("").args(backend_args(env)).dir(project.root.join("infra")).display(),
         format!(
             "list the Alloy and Loki config parameters that the services' live deployments and each family's {} newest revisions read (ECS DescribeServices, ListTaskDefinitions, DescribeTaskDefinition) and still exist (SSM GetParameters): Terraform keeps them, so a rollback starts with its own config",
-            crate::ecs::ROLLBACK_REVISIONS
+            crate::live::ecs::ROLLBACK_REVISIONS
         ),
         format!("write {} with {} and those parameters", project.rel(&var_file).display(), spec.change.describe()),
         plan_cmd(&terraform, project, &var_file, &plan_file).display(),
@@ -635,10 +555,10 @@ pub fn dry_run_with(
             );
             return Ok(());
         }
-        return not_yet(spec, &placeholders_why(env, &made_up));
+        return not_yet(spec, &order::placeholders_why(env, &made_up));
     }
     let identity = tools::aws::Aws::find(&env.settings.aws.region)
-        .and_then(|aws| crate::api::Api::connect(&aws))
+        .and_then(|aws| crate::live::api::Api::connect(&aws))
         .and_then(|api| api.identity());
     match identity {
         Err(err) => println!(
@@ -680,12 +600,12 @@ pub fn execute(
     let cluster = &live.env.settings.platform.ecs_cluster_name;
     if let Some(output) = &spec.ecs_service_output {
         let service = live.output_str(output, &spec.title)?;
-        crate::ecs::wait_stable(&live.api, cluster, &service, spec.timeout)?;
+        crate::live::ecs::wait_stable(&live.api, cluster, &service, spec.timeout)?;
     }
     if plan.creates_loki_service() {
         let clients = loki_clients(&*live.outputs()?);
         for service in &clients {
-            crate::ecs::force_new_deployment(
+            crate::live::ecs::force_new_deployment(
                 &live.api,
                 cluster,
                 service,
@@ -693,7 +613,7 @@ pub fn execute(
             )?;
         }
         for service in &clients {
-            crate::ecs::wait_stable(&live.api, cluster, service, spec.timeout)?;
+            crate::live::ecs::wait_stable(&live.api, cluster, service, spec.timeout)?;
         }
     }
     let report = checkpoint(live)?;
@@ -705,25 +625,15 @@ pub fn execute(
     Ok(Outcome::Recorded)
 }
 
-/// Prints whether the env's rendered files are current; with `write`, brings them up to date.
-/// Why `--execute` cannot run with the example's made-up ids.
-pub fn placeholders_why(env: &Environment, made_up: &[&str]) -> String {
-    format!(
-        "{} in envs/{}.toml are still the example's placeholders; set your own ids there",
-        made_up.join(", "),
-        env.name
-    )
-}
-
 /// Every phase starts here, before any AWS call: the env file's phase order, then its files;
 /// with `write` (an `--execute`), ids no account has stop it too.
 pub fn render_status(project: &Project, env: &Environment, write: bool) -> anyhow::Result<()> {
-    if let Some(why) = out_of_order(env) {
+    if let Some(why) = order::out_of_order(env) {
         return Err(usage(why));
     }
     let made_up = settings::placeholder_ids(&env.settings);
     if write && !made_up.is_empty() {
-        return Err(usage(placeholders_why(env, &made_up)));
+        return Err(usage(order::placeholders_why(env, &made_up)));
     }
     let files = render::render_all(&project.root).map_err(usage)?;
     let prefix = PathBuf::from("rendered").join(&env.name);

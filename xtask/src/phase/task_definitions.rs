@@ -1,7 +1,7 @@
 //! Every ECS container definition Terraform plans, for each env and each phase's settings,
 //! against the `ContainerDefinition` shape of ECS's botocore model (what RegisterTaskDefinition
 //! takes): member names, types, enums, bounds and required members; and each env's Loki outage
-//! budget against the README's table ([`crate::outage_budget`]). One `terraform test -verbose`
+//! budget against the README's table ([`crate::checks::outage_budget`]). One `terraform test -verbose`
 //! plans them all offline (mock provider); its JSON output carries each run's plan.
 
 use std::path::Path;
@@ -42,7 +42,7 @@ const MOCKS: &str = r#"mock_provider "aws" {
 /// every problem (Terraform's own errors first).
 pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::Result<String> {
     let models = Models::in_venv(venv)?;
-    let grafana_version = crate::build_grafana::grafana_version(project, &project.root.join("grafana"))?;
+    let grafana_version = crate::commands::build_grafana::grafana_version(project, &project.root.join("grafana"))?;
     let mut runs = Vec::new();
     // The run of each env as its file is, whose plan the README's outage table states.
     let mut baselines = Vec::new();
@@ -88,18 +88,18 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
                 if let Some(settings) = planned_settings.get(run) {
                     disagreements.extend(model_problems(run, settings, &message["test_plan"]));
                 }
-                if let Some(buffer) = crate::outage_budget::planned_buffer(
+                if let Some(buffer) = crate::checks::outage_budget::planned_buffer(
                     run,
                     planned_settings.get(run).map(|s| f64::from(s.loki.ingestion_mb_per_s)),
                     &message["test_plan"],
                 )? {
-                    if !buffers.iter().any(|b: &crate::outage_budget::PlannedBuffer| b.same_shape(&buffer)) {
+                    if !buffers.iter().any(|b: &crate::checks::outage_budget::PlannedBuffer| b.same_shape(&buffer)) {
                         buffers.push(buffer);
                     }
                 }
                 if let Some((_, env)) = baselines.iter().find(|(name, _)| name == run) {
                     let budget = &message["test_plan"]["output_changes"]["loki_outage_budget"]["after"];
-                    outage_rows.push((env.clone(), crate::outage_budget::row(env, budget)?));
+                    outage_rows.push((env.clone(), crate::checks::outage_budget::row(env, budget)?));
                 }
             }
             Some("diagnostic") if message["diagnostic"]["severity"] == "error" => {
@@ -129,7 +129,7 @@ pub fn check(project: &Project, terraform: &Terraform, venv: &Path) -> anyhow::R
     }
     let readme_path = project.root.join("README.md");
     let readme = std::fs::read_to_string(&readme_path).with_context(|| format!("reading {}", readme_path.display()))?;
-    let stale = crate::outage_budget::readme_problems(&readme, &outage_rows);
+    let stale = crate::checks::outage_budget::readme_problems(&readme, &outage_rows);
     if !stale.is_empty() {
         bail!("the README's Loki outage budget is not what the plans say:\n  {}", stale.join("\n  "));
     }

@@ -62,7 +62,7 @@ pub fn read_sizes(root: &Path, tfvars: &str) -> anyhow::Result<Sizes> {
     Ok(Sizes { alloy, adot, desired_counts })
 }
 
-/// Used by the lifecycle property test (`crate::proptests`).
+/// Used by the lifecycle property test (`crate::checks::proptests`).
 #[cfg(test)]
 /// N in the chunk expiration rule's `days = var.loki_retention_days + N` (infra/loki-s3.tf): the
 /// days the lifecycle rule waits beyond retention (req 2.3).

@@ -17,10 +17,10 @@ use probes::push::{Entry, Stream};
 use serde_json::{json, Value};
 use settings::Environment;
 
+use crate::commands::verify::checkpoints::LOKI_PORT;
+use crate::live::tunnel::{Endpoint, Tunnel};
 use crate::live::Live;
 use crate::project::{usage, Project};
-use crate::tunnel::{Endpoint, Tunnel};
-use crate::verify::LOKI_PORT;
 
 /// The synthetic stream's `service_name` (and `container`): no real service has it.
 pub const SERVICE: &str = "xtask-capacity";
@@ -270,7 +270,7 @@ pub fn verify(
 ) -> anyhow::Result<()> {
     // Offline first: the env file, the phase order, the arguments; credentials last.
     let env = Environment::load(&project.root, env_name).map_err(usage)?;
-    crate::phase::loki_deployed(&env).map_err(|why| usage(format!("verify capacity cannot run yet: {why}")))?;
+    crate::phase::order::loki_deployed(&env).map_err(|why| usage(format!("verify capacity cannot run yet: {why}")))?;
     let plan = Plan::new(&env, rate, seconds).map_err(usage)?;
     if !execute {
         println!("verify capacity (dry run) would:\n{}", plan.describe());
@@ -286,7 +286,7 @@ pub fn verify(
     drop(tunnel);
     let measured = measured?;
     let problems = measured.problems(&plan);
-    let ended = crate::logs::rfc3339_millis(probes::loki::now_ns());
+    let ended = crate::commands::logs::rfc3339_millis(probes::loki::now_ns());
     let record = json!({
         "env": plan.env,
         "ended": ended,

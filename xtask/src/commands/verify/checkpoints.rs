@@ -20,16 +20,13 @@ use probes::Http;
 use serde_json::json;
 use settings::{Collector, Environment};
 
-use crate::cli::{CheckpointArg, VerifyArgs};
-use crate::ecs::{poll_interval, polled, rollout, Rollout};
+use crate::checks::report::Report;
+use crate::live::ecs::{poll_interval, polled, rollout, Rollout};
+use crate::live::session::require_plugin;
+use crate::live::tunnel::{Endpoint, Tunnel};
 use crate::live::Live;
 use crate::phase;
-use crate::project::{usage, Project};
-use crate::report::Report;
-use crate::session::require_plugin;
-use crate::tunnel::{Endpoint, Tunnel};
-
-use super::{parity, properties};
+use crate::project::usage;
 
 pub const LOKI_PORT: u16 = 3100;
 pub const GRAFANA_PORT: u16 = 3000;
@@ -77,56 +74,6 @@ pub fn run_checkpoint(live: &Live, which: Checkpoint) -> anyhow::Result<Report> 
     ctx.run(&which)
 }
 
-impl VerifyArgs {
-    pub fn run(self, project: &Project) -> anyhow::Result<()> {
-        // Offline first: the arguments, the env file, the phase order; credentials last.
-        if let Some(name) = &self.service {
-            settings::check_service_name(name).map_err(usage)?;
-        }
-        if self.since.is_some() && self.checkpoint != CheckpointArg::Parity {
-            bail!(usage("--since applies to parity only"));
-        }
-        if (self.rate.is_some() || self.seconds.is_some() || self.execute) && self.checkpoint != CheckpointArg::Capacity
-        {
-            bail!(usage("--rate, --seconds and --execute apply to capacity only"));
-        }
-        let which: Vec<Checkpoint> = match (self.checkpoint, self.service) {
-            (CheckpointArg::Properties, service) => return properties::verify(project, &self.env, service, self.json),
-            (CheckpointArg::Parity, service) => {
-                return parity::verify(project, &self.env, service, self.since, self.json)
-            }
-            (CheckpointArg::Capacity, None) => {
-                return crate::capacity::verify(project, &self.env, self.rate, self.seconds, self.execute, self.json)
-            }
-            (CheckpointArg::Five, service) => vec![Checkpoint::Five { service }],
-            (_, Some(_)) => bail!(usage("--service applies to checkpoint 5, properties and parity only")),
-            (CheckpointArg::Two, None) => vec![Checkpoint::Two],
-            (CheckpointArg::Seven, None) => vec![Checkpoint::Seven],
-            (CheckpointArg::Nine, None) => vec![Checkpoint::Nine],
-            (CheckpointArg::All, None) => {
-                vec![Checkpoint::Two, Checkpoint::Five { service: None }, Checkpoint::Seven, Checkpoint::Nine]
-            }
-        };
-        let env = Environment::load(&project.root, &self.env).map_err(usage)?;
-        for checkpoint in &which {
-            not_yet(&env, checkpoint)
-                .map_err(|why| usage(format!("checkpoint {} cannot run yet: {why}", checkpoint.label())))?;
-        }
-        let live = Live::connect(project, env)?;
-        let ctx = Checks::new(&live)?;
-        // Every precondition first, so `all` fails before any check runs rather than half-way.
-        for checkpoint in &which {
-            ctx.preconditions(checkpoint)?;
-        }
-        let mut report = Report::new(if which.len() == 1 { which[0].label() } else { "all".to_string() });
-        for checkpoint in &which {
-            report.merge(ctx.run(checkpoint)?);
-        }
-        drop(ctx); // closes the tunnels before the verdict is printed
-        print_verdict(&report, self.json)
-    }
-}
-
 /// A stream's labels as Loki writes them: `{container="x", service_name="y"}`.
 pub(crate) fn show_labels(labels: &std::collections::BTreeMap<String, String>) -> String {
     let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -135,11 +82,11 @@ pub(crate) fn show_labels(labels: &std::collections::BTreeMap<String, String>) -
 
 /// What the env file says must have run before a checkpoint can: no credentials needed.
 pub(crate) fn not_yet(env: &Environment, which: &Checkpoint) -> Result<(), String> {
-    phase::loki_deployed(env)?;
+    phase::order::loki_deployed(env)?;
     let name = &env.name;
     match which {
         Checkpoint::Two | Checkpoint::Nine => Ok(()),
-        Checkpoint::Seven => phase::grafana_deployed(env),
+        Checkpoint::Seven => phase::order::grafana_deployed(env),
         Checkpoint::Five { service: Some(service) } => {
             let settings = env.settings.services.get(service).expect("checked name");
             if !settings.enabled {

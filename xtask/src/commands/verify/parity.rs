@@ -27,11 +27,11 @@ use probes::logql;
 use serde_json::{json, Value};
 use settings::{Collector, Environment};
 
+use super::checkpoints::{Checks, DEPLOY_LOKI};
 use super::properties::{migrated_services, ALLOY_CONTAINER};
-use super::{Checks, DEPLOY_LOKI};
+use crate::live::session::require_plugin;
 use crate::live::Live;
 use crate::project::{usage, Project};
-use crate::session::require_plugin;
 
 /// Bucket width, seconds (Loki's `count_over_time` range and the query's step).
 pub const WINDOW: u64 = 300;
@@ -41,6 +41,9 @@ pub const LAG: u64 = 180;
 const SAMPLES: usize = 10;
 /// The gate accepts a run whose last window ended at most this long ago.
 const FRESH: u64 = 2 * 3600;
+/// The label `cargo xtask backfill` marks its streams with (value: the run's start, UTC);
+/// parity counts those streams with the rest and says how many lines each window got from them.
+pub const BACKFILL_LABEL: &str = "backfill";
 /// Loki's default `max_entries_limit_per_query`.
 const LOKI_PAGE: u32 = 5000;
 
@@ -141,13 +144,11 @@ pub fn verify(
         None => Duration::from_secs(u64::from(env.settings.migration.parity_hours) * 3600),
     };
     let refuse = |why: String| usage(format!("parity cannot be checked yet: {why}"));
-    crate::phase::loki_deployed(&env).map_err(refuse)?;
-    if !env.settings.migration.cloudwatch_parallel_run {
-        bail!(refuse(format!(
-            "`{}` has migration.cloudwatch_parallel_run = false: CloudWatch no longer gets the services' lines, so there is nothing to compare",
-            env.name
-        )));
-    }
+    crate::phase::order::parallel_run_on(
+        &env,
+        "CloudWatch no longer gets the services' lines, so there is nothing to compare",
+    )
+    .map_err(refuse)?;
     let services = migrated_services(&env, service.as_deref())?;
     let live = Live::connect(project, env)?;
     let checks = Checks::new(&live)?;
@@ -215,7 +216,7 @@ fn compare(
     let counts = count(checks, service, group, span, read)?;
     let mut backfilled: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
     let selector = logql::selector(&[("service_name", service), ("cluster", &checks.cluster)]);
-    let mark = format!("{}=~\".+\"}}", crate::backfill::LABEL);
+    let mark = format!("{}=~\".+\"}}", BACKFILL_LABEL);
     let query = format!("sum by (container) (count_over_time({}, {mark}[{WINDOW}s]))", selector.trim_end_matches('}'));
     eprintln!("  → count {service}'s backfilled lines in Loki: {query}");
     for series in checks.loki()?.metric_range(&query, span.from + WINDOW, span.to, WINDOW)? {
@@ -399,7 +400,7 @@ pub(crate) fn filter_events(
 pub(crate) fn cost_of(project: &Project, env: &Environment, read: &Read) -> Value {
     let gb = read.bytes as f64 / 1e9;
     let region = &env.settings.aws.region;
-    let insights = crate::cost::Prices::load(&project.root)
+    let insights = crate::commands::cost::Prices::load(&project.root)
         .and_then(|p| Ok(p.region(region)?.cloudwatch_insights_per_gb_scanned.usd))
         .ok();
     json!({
@@ -428,7 +429,7 @@ pub(crate) fn describe_cost(cost: &Value) -> String {
 }
 
 pub(crate) fn hhmm(s: u64) -> String {
-    crate::logs::rfc3339_millis(u128::from(s) * 1_000_000_000)[..16].replace('T', " ")
+    crate::commands::logs::rfc3339_millis(u128::from(s) * 1_000_000_000)[..16].replace('T', " ")
 }
 
 fn table(
@@ -501,26 +502,20 @@ fn table(
         ));
     }
     for r in results {
-        if let (Some(end), false) = (r.missing_window, r.missing.is_empty()) {
+        let samples = [
+            ("missing from Loki", "", r.missing_window, &r.missing),
+            ("duplicates in Loki (nothing lost)", "more ", r.duplicate_window, &r.duplicates),
+        ];
+        for (what, more, window, lines) in samples {
+            let Some(end) = window.filter(|_| !lines.is_empty()) else { continue };
             out.push_str(&format!(
-                "  missing from Loki, {}/{}, window ending {} (by content):\n",
+                "  {what}, {}/{}, window ending {} (by content):\n",
                 r.service,
                 r.container,
                 hhmm(end)
             ));
-            for (line, n) in &r.missing {
-                out.push_str(&format!("    {n}× {}\n", line.chars().take(200).collect::<String>()));
-            }
-        }
-        if let (Some(end), false) = (r.duplicate_window, r.duplicates.is_empty()) {
-            out.push_str(&format!(
-                "  duplicates in Loki (nothing lost), {}/{}, window ending {} (by content):\n",
-                r.service,
-                r.container,
-                hhmm(end)
-            ));
-            for (line, n) in &r.duplicates {
-                out.push_str(&format!("    {n}× more {}\n", line.chars().take(200).collect::<String>()));
+            for (line, n) in lines {
+                out.push_str(&format!("    {n}× {more}{}\n", line.chars().take(200).collect::<String>()));
             }
         }
     }

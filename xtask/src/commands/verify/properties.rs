@@ -36,12 +36,12 @@ use probes::logql;
 use serde_json::{json, Value};
 use settings::{Collector, Environment};
 
-use super::{print_verdict, Checks};
-use crate::ecs::poll_interval;
+use super::checkpoints::{print_verdict, Checks};
+use crate::checks::report::Report;
+use crate::live::ecs::poll_interval;
+use crate::live::session::{require_plugin, Session};
 use crate::live::Live;
 use crate::project::{usage, Project};
-use crate::report::Report;
-use crate::session::{require_plugin, Session};
 
 /// The sidecar's container name in every service's task definition (infra/alloy-sidecar.tf).
 pub const ALLOY_CONTAINER: &str = "alloy";
@@ -68,11 +68,12 @@ const P3_NO_SNAPSHOT: &str = "no snapshot: it is taken by migrate-sidecars befor
 /// Runs the property checks and prints the report; exit 1 when one fails, 2 when they cannot run.
 pub fn verify(project: &Project, env: &str, service: Option<String>, json: bool) -> anyhow::Result<()> {
     let env = Environment::load(&project.root, env).map_err(usage)?;
-    crate::phase::loki_deployed(&env).map_err(|why| usage(format!("the properties cannot be checked yet: {why}")))?;
+    crate::phase::order::loki_deployed(&env)
+        .map_err(|why| usage(format!("the properties cannot be checked yet: {why}")))?;
     let services = migrated_services(&env, service.as_deref())?;
     let live = Live::connect(project, env)?;
     let checks = Checks::new(&live)?;
-    live.output_str("loki_service_name", super::DEPLOY_LOKI)?;
+    live.output_str("loki_service_name", super::checkpoints::DEPLOY_LOKI)?;
     for name in &services {
         checks.service_outputs(name)?;
     }
@@ -296,18 +297,18 @@ impl Checks<'_, '_> {
                 bail!(
                     "an entry has container={container:?}, not a container of {ecs_service} ({}); its labels: {}",
                     join(&containers),
-                    super::show_labels(&line.labels)
+                    super::checkpoints::show_labels(&line.labels)
                 );
             }
             match line.labels.get("task_id") {
                 None => bail!(
                     "an entry of {container} has no task_id (neither label nor structured metadata); its labels: {}",
-                    super::show_labels(&line.labels)
+                    super::checkpoints::show_labels(&line.labels)
                 ),
                 Some(id) if !tasks.contains(id) => {
                     bail!(
                         "an entry of {container} has task_id={id:?}, not a task of {ecs_service}; its labels: {}",
-                        super::show_labels(&line.labels)
+                        super::checkpoints::show_labels(&line.labels)
                     )
                 }
                 Some(_) => {}
@@ -315,7 +316,8 @@ impl Checks<'_, '_> {
         }
         // Structured metadata comes back with the stream labels of a query; the label API lists
         // only indexed (stream) labels.
-        let stream_labels = self.loki()?.labels(&logql::selector(&[("service_name", service)]), super::RECENT)?;
+        let stream_labels =
+            self.loki()?.labels(&logql::selector(&[("service_name", service)]), super::checkpoints::RECENT)?;
         let as_label = stream_labels.iter().any(|l| l == "task_id");
         let wanted = self.live.env.settings.alloy.task_id_label;
         if as_label != wanted {
@@ -403,8 +405,10 @@ impl Checks<'_, '_> {
             .next()
             .with_context(|| format!("ECS service {ecs_service} has no running task"))?;
         let described = self.describe_task(&task)?;
-        let definition =
-            crate::ecs::task_definition(&self.live.api, described["taskDefinitionArn"].as_str().unwrap_or_default())?;
+        let definition = crate::live::ecs::task_definition(
+            &self.live.api,
+            described["taskDefinitionArn"].as_str().unwrap_or_default(),
+        )?;
         let sidecar = container(&definition, ALLOY_CONTAINER)
             .with_context(|| format!("task {task} has no {ALLOY_CONTAINER} container"))?;
         // Stopping an essential sidecar would stop the task: refuse, that is the failure itself.
@@ -526,7 +530,7 @@ impl Checks<'_, '_> {
         let arn = answer["services"][0]["taskDefinition"]
             .as_str()
             .with_context(|| format!("ECS service {ecs_service} does not exist in cluster {}", self.cluster))?;
-        crate::ecs::task_definition(&self.live.api, arn)
+        crate::live::ecs::task_definition(&self.live.api, arn)
     }
 }
 
