@@ -6,13 +6,22 @@
 
 locals {
   # <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>[:tag][@digest] => the repository's
-  # ARN; the Temporal service module reads its own images the same way.
-  loki_ecr_repository_arns = distinct([
-    for image in [var.loki_init_image, var.loki_image, var.alloy_image] :
-    format("arn:%s:ecr:%s:%s:repository/%s", local.partition, regex(local.ecr_image_pattern, image)[1], regex(local.ecr_image_pattern, image)[0], regex(local.ecr_image_pattern, image)[2])
-    if can(regex(local.ecr_image_pattern, image))
-  ])
+  # ARN, for each image a task of this stack pulls from an ECR (the Temporal service module and
+  # Loki's execution role read it).
   ecr_image_pattern = "^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([^:@]+)"
+  ecr_repository_arns = {
+    for image in distinct(concat(
+      [var.loki_init_image, var.loki_image, var.alloy_image, var.temporal_image, var.benchmark_worker_image],
+      # >>> adot: `cargo xtask cleanup-adot --prune-code` deletes through the closing marker
+      [var.adot_image],
+      # <<< adot
+    )) :
+    image => format("arn:%s:ecr:%s:%s:repository/%s", local.partition, regex(local.ecr_image_pattern, image)[1], regex(local.ecr_image_pattern, image)[0], regex(local.ecr_image_pattern, image)[2])
+    if can(regex(local.ecr_image_pattern, image))
+  }
+  loki_ecr_repository_arns = distinct([
+    for image in [var.loki_init_image, var.loki_image, var.alloy_image] : local.ecr_repository_arns[image] if contains(keys(local.ecr_repository_arns), image)
+  ])
 }
 
 # A pull-through cache creates an image's repository and imports the image on its first pull, with

@@ -29,6 +29,8 @@ locals {
     awslogs_max_buffered_events = local.awslogs_max_buffered_events
     # One trust policy for every task role (iam.tf): only this account's ECS tasks.
     task_assume_role_policy = local.ecs_tasks_assume_role_policy
+    # A pull-through cache's first pull creates the repository (images.tf).
+    ecr_repository_arns = local.ecr_repository_arns
   }
 
   temporal_frontend_address = "temporal-frontend:7233"

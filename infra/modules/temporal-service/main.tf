@@ -99,11 +99,9 @@ locals {
   ])
   # Repositories of the task's images in this account's ECR: a pull-through cache creates them
   # and imports the image on the first pull, with the execution role (../../images.tf).
-  ecr_image_pattern = "^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([^:@]+)"
   ecr_repository_arns = distinct([
-    for image in [var.image, var.sidecar.container.image] :
-    format("arn:%s:ecr:%s:%s:repository/%s", data.aws_partition.current.partition, regex(local.ecr_image_pattern, image)[1], regex(local.ecr_image_pattern, image)[0], regex(local.ecr_image_pattern, image)[2])
-    if can(regex(local.ecr_image_pattern, image))
+    for image in [var.image, var.sidecar.container.image] : var.platform.ecr_repository_arns[image]
+    if contains(keys(var.platform.ecr_repository_arns), image)
   ])
 
   ssm_parameter_arns = concat([for arn in local.secret_resource_arns : arn if can(regex(":ssm:", arn))], var.sidecar.parameter_arns)

@@ -138,8 +138,9 @@ variable "platform" {
     docker_log_file_mb            = number
     docker_log_files              = number
     awslogs_max_buffered_events   = number
+    ecr_repository_arns           = map(string)
   })
-  description = "Settings shared by every Temporal-side service: cluster, network, AMP workspace, CloudWatch retention, whether container logs keep going to CloudWatch while a sidecar also ships them to Loki, the trust policy of the tasks' roles, and the size (MB) and count of the main container's json-file log files (after the parallel run), where lines wait while Loki is away."
+  description = "Settings shared by every Temporal-side service: cluster, network, AMP workspace, CloudWatch retention, whether container logs keep going to CloudWatch while a sidecar also ships them to Loki, the trust policy of the tasks' roles, and the size (MB) and count of the main container's json-file log files (after the parallel run), where lines wait while Loki is away, and the ECR repository ARN of each image pulled from an ECR (image => ARN)."
   nullable    = false
 
   validation {
