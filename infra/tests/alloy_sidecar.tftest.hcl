@@ -307,7 +307,7 @@ run "bad_service_name_and_alloy_image_fail" {
       worker             = "alloy"
       "benchmark-worker" = "alloy"
     }
-    alloy_image = "grafana/alloy:latest"
+    alloy_image = "grafana/alloy:latest" # unpinned on purpose: must be refused
   }
 
   expect_failures = [var.service_collectors, var.alloy_image]

@@ -116,7 +116,7 @@ run "req_4_4_an_unpinned_image_is_rejected" {
   command = plan
 
   variables {
-    grafana_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:latest"
+    grafana_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dev-grafana:latest" # unpinned on purpose: must be refused
   }
 
   expect_failures = [var.grafana_image]

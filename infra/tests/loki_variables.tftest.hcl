@@ -67,9 +67,9 @@ run "bad_input_second_values_are_rejected" {
   command = plan
 
   variables {
-    loki_retention_days = 10             # 5.5: not a CloudWatch retention value
-    loki_image          = "grafana/loki" # untagged
-    alloy_image         = "grafana/alloy:latest"
+    loki_retention_days = 10                     # 5.5: not a CloudWatch retention value
+    loki_image          = "grafana/loki"         # untagged
+    alloy_image         = "grafana/alloy:latest" # unpinned on purpose: must be refused
   }
 
   expect_failures = [var.loki_retention_days, var.loki_image, var.alloy_image]
@@ -153,6 +153,7 @@ run "ha_replicas_over_fewer_azs_than_replicas_are_rejected" {
 
 # Issue 31.5: the quorum rule counts AZs, not subnets. Three subnets, two of them in one AZ, leave
 # a replica sharing an AZ; three AZs pass.
+# req: 7.2
 run "ha_replicas_over_three_subnets_in_two_azs_are_rejected" {
   command = plan
 
@@ -194,6 +195,7 @@ run "ha_replicas_over_three_azs_are_accepted" {
 
 # Issue 31.4: Docker Hub rate-limits anonymous pulls, and a task whose image cannot be pulled never
 # starts (for Alloy, every Temporal task). Pinned images outside this account's ECR are refused.
+# req: 3.11
 run "images_outside_ecr_are_refused" {
   command = plan
 

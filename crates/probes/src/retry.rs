@@ -279,23 +279,19 @@ impl Retry {
     }
 }
 
+/// The month names of an HTTP date.
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
 /// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Dec 2026 16:13:59 GMT`), the form
 /// AWS's `Date` headers take.
 pub fn http_date(text: &str) -> Option<u64> {
     let parts: Vec<&str> = text.split_whitespace().collect();
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
-    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let month = MONTHS.iter().position(|m| m == month)? as u32 + 1;
+    let (day, year): (u32, i64) = (day.parse().ok()?, year.parse().ok()?);
     let hms: Vec<u64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     let [h, m, s] = hms.as_slice() else { return None };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    let days = u64::try_from(crate::time::days_from_civil(year, month, day)).ok()?;
     Some(days * 86_400 + h * 3600 + m * 60 + s)
 }
 
@@ -391,17 +387,8 @@ mod tests {
 
     /// An IMF-fixdate of `s` (the inverse of [`http_date`], for the tests).
     fn format_http_date(s: u64) -> String {
-        let days = (s / 86_400) as i64;
-        let (z, secs) = (days + 719_468, s % 86_400);
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let (year, month, day) = crate::time::civil_from_days((s / 86_400) as i64);
+        let secs = s % 86_400;
         let text = format!(
             "Mon, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
             MONTHS[month as usize - 1],

@@ -378,6 +378,7 @@ fn an_image_terraform_requires_must_be_set() {
 
 // Issue 31.4: Docker Hub rate-limits anonymous pulls, and an Alloy sidecar that cannot be pulled
 // stops every Temporal task.
+// req: 3.11
 #[test]
 fn loki_alloy_and_grafana_images_outside_ecr_are_refused_with_the_reason_and_the_fix() {
     let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/";

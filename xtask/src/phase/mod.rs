@@ -324,27 +324,27 @@ pub fn config_parameters_in_use(live: &Live) -> anyhow::Result<Vec<String>> {
     )
 }
 
-/// The running ECS services that reach Loki through Service Connect, by the Terraform outputs:
-/// the Temporal services whose sidecar pushes to it, and Grafana.
-fn loki_clients(outputs: &Value) -> Vec<String> {
-    let temporal = outputs["temporal_services"].as_object().into_iter().flat_map(|services| services.values());
-    temporal
-        .filter(|s| s["loki_client"] == true)
+/// The ECS service names in the Terraform outputs: the Temporal services `temporal` keeps, and
+/// the one named by the output `also` (a service not deployed has none).
+fn ecs_services(outputs: &Value, temporal: impl Fn(&Value) -> bool, also: &str) -> Vec<String> {
+    let services = outputs["temporal_services"].as_object().into_iter().flat_map(|services| services.values());
+    services
+        .filter(|s| temporal(s))
         .map(|s| &s["service_name"])
-        .chain([&outputs["grafana_service_name"]])
+        .chain([&outputs[also]])
         .filter_map(|name| name.as_str().filter(|n| !n.is_empty()).map(str::to_string))
         .collect()
 }
 
+/// The running ECS services that reach Loki through Service Connect, by the Terraform outputs:
+/// the Temporal services whose sidecar pushes to it, and Grafana.
+fn loki_clients(outputs: &Value) -> Vec<String> {
+    ecs_services(outputs, |s| s["loki_client"] == true, "grafana_service_name")
+}
+
 /// The ECS services this stack runs now, by the Terraform outputs (none before the first apply).
 fn deployed_services(live: &Live) -> anyhow::Result<Vec<String>> {
-    let outputs = live.outputs()?;
-    let temporal = outputs["temporal_services"].as_object().into_iter().flat_map(|services| services.values());
-    Ok(temporal
-        .map(|s| &s["service_name"])
-        .chain([&outputs["loki_service_name"]])
-        .filter_map(|name| name.as_str().filter(|n| !n.is_empty()).map(str::to_string))
-        .collect())
+    Ok(ecs_services(&*live.outputs()?, |_| true, "loki_service_name"))
 }
 
 fn plan_cmd(terraform: &Terraform, project: &Project, var_file: &std::path::Path, plan_file: &std::path::Path) -> Cmd {

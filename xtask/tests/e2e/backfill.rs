@@ -47,6 +47,7 @@ fn pushes(world: &World) -> usize {
 // refused in any stream): parity fails, the dry run shows what would go,
 // --execute pushes exactly the missing lines to a stream of their own, parity passes and says how
 // many lines each window got from backfill, and a second run pushes nothing.
+// req: 8.1, 8.3
 #[test]
 fn backfill_repairs_a_gap_so_parity_passes_and_a_second_run_pushes_nothing() {
     let world = world();

@@ -337,6 +337,7 @@ fn checkpoints_that_cannot_run_yet_exit_2_with_the_fix() {
 // Issue 31.5: Terraform requires an AZ per Loki replica, but ECS places tasks where it can (an
 // AZ without capacity, a task replaced during an outage). Checkpoint 2 names two replicas in one
 // AZ as a warning: Loki works, its write quorum does not survive that AZ.
+// req: 7.2
 #[test]
 fn checkpoint_2_warns_when_ecs_placed_two_loki_replicas_in_one_az() {
     let world = World::deployed(&[], healthy_stack(&example_cluster(), &[]));
